@@ -1,0 +1,155 @@
+"""Model bundles: a folder holding ``bundle.json`` — parameters, settings, provenance.
+
+No pickle or dill: every model is plain JSON parameters (and, in later versions, LightGBM's text
+format beside it). Loading checks the format name and version and fails with a
+:class:`~clv.errors.BundleError` on a foreign, damaged or newer bundle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from clv.btyd import PurchaseModel
+from clv.errors import BundleError
+from clv.spend import SpendModel
+
+FORMAT = "clv-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "bundle.json"
+_PACKAGES = ("clv", "lifetimes", "numpy", "scipy", "pandas", "duckdb", "pyarrow")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a bundle's numbers depend on."""
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A trained clv model: purchase model, optional spend model, and how they were made.
+
+    Parameters
+    ----------
+    purchase : PurchaseModel
+        The chosen BTYD model, fitted on the whole log.
+    spend : SpendModel or None
+        Gamma-Gamma, when the log has amounts.
+    config : dict
+        The settings of the training run.
+    fingerprint : dict
+        Row count, customers, date range and SHA-256 of the cleaned log.
+    cleaning : dict
+        The cleaning report.
+    selection : dict
+        The holdout comparison that chose the purchase model.
+    notices : list of str
+        Warnings raised while training (e.g. frequency–spend correlation).
+    """
+
+    purchase: PurchaseModel
+    spend: SpendModel | None
+    config: dict[str, Any]
+    fingerprint: dict[str, Any]
+    cleaning: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=package_versions)
+    created: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+
+    @property
+    def time_unit(self) -> str:
+        """The unit of recency, T and t in the purchase model."""
+        return self.purchase.time_unit
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest written to ``bundle.json``."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created": self.created,
+            "time_unit": self.time_unit,
+            "purchase_model": self.purchase.to_dict(),
+            "spend_model": self.spend.to_dict() if self.spend else None,
+            "config": self.config,
+            "data_fingerprint": self.fingerprint,
+            "cleaning_report": self.cleaning,
+            "model_selection": self.selection,
+            "notices": list(self.notices),
+            "package_versions": self.versions,
+        }
+
+
+def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
+    """Write ``bundle`` to ``directory/bundle.json`` atomically; return the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(bundle.to_dict(), handle, indent=2, allow_nan=True)
+            handle.write("\n")
+        os.replace(tmp, directory / MANIFEST)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return directory
+
+
+def load_bundle(directory: str | Path) -> Bundle:
+    """Read a bundle written by :func:`save_bundle`.
+
+    Raises
+    ------
+    BundleError
+        If the folder or manifest is missing, the JSON is damaged, the format is not a clv
+        bundle, or its version is not one this clv reads.
+    """
+    directory = Path(directory)
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise BundleError(
+            f"{directory} is not a clv model bundle (no {MANIFEST}). Train one with `clv train`."
+        )
+    try:
+        data = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{manifest} is damaged (not valid JSON: {exc}). Retrain the model.") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f"{manifest} is not a clv bundle (format {data.get('format') if isinstance(data, dict) else None!r}).")
+    found = data.get("format_version")
+    if found != FORMAT_VERSION:
+        raise BundleError(
+            f"{manifest} has bundle format version {found!r}; this clv reads version "
+            f"{FORMAT_VERSION}. Retrain the model with this clv (or use the clv that made it)."
+        )
+    try:
+        purchase = PurchaseModel.from_dict(data["purchase_model"])
+        spend = SpendModel.from_dict(data["spend_model"]) if data["spend_model"] else None
+        return Bundle(
+            purchase=purchase,
+            spend=spend,
+            config=data["config"],
+            fingerprint=data["data_fingerprint"],
+            cleaning=data.get("cleaning_report", {}),
+            selection=data.get("model_selection", {}),
+            notices=list(data.get("notices", [])),
+            versions=data.get("package_versions", {}),
+            created=data.get("created", ""),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{manifest} is damaged: {type(exc).__name__}: {exc}. Retrain the model.") from None

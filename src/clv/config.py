@@ -1,0 +1,202 @@
+"""Typed settings, read from YAML (``configs/default.yaml``) and overridden from the CLI.
+
+Every CLI option has a key here, so any run can be written down as a config file and repeated:
+``clv train --config configs/my_run.yaml``. Options given on the command line win over the file,
+and the file wins over the defaults below. Unknown keys are an error (a typo must not be
+ignored silently).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from clv.errors import DataValidationError
+
+TimeUnit = Literal["day", "week", "month"]
+PurchaseModelKind = Literal["bgnbd", "mbgnbd", "pareto"]
+
+#: Length of each time unit in days. A month is a twelfth of a Julian year (365.25 / 12 days),
+#: never a hidden 30-day month.
+DAYS_PER_UNIT: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12.0}
+
+#: Names of the transaction logs that ship inside ``lifetimes`` (see :mod:`clv.data`).
+EMBEDDED_DATASETS = ("cdnow", "cdnow-sample")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the transaction log is and how to read and clean it."""
+
+    transactions: str = Field(
+        "cdnow",
+        description="CSV or Parquet log, or an embedded data set: 'cdnow' (23,570 customers) "
+        "or 'cdnow-sample' (2,357 customers).",
+    )
+    customer_col: str = "customer_id"
+    date_col: str = "date"
+    amount_col: str | None = Field(
+        "amount", description="Column with the purchase amount; null fits purchase models only."
+    )
+    date_format: str | None = Field(
+        None, description="strftime format of the date column (e.g. %Y%m%d); null to infer."
+    )
+    timezone: str = Field(
+        "UTC",
+        description="Zone in which calendar days are counted: timezone-aware timestamps are "
+        "converted to it; naive timestamps are taken to be in it already.",
+    )
+    negative_amounts: Literal["exclude", "error"] = Field(
+        "exclude",
+        description="Rows with a negative amount are returns, not purchases: 'exclude' keeps them "
+        "out of the purchase log and reports how many (and their total); 'error' stops.",
+    )
+    zero_amounts: Literal["keep", "exclude"] = Field(
+        "keep",
+        description="Rows with amount 0 are purchase occasions ('keep', reported) or not "
+        "('exclude', reported). Gamma-Gamma only ever sees customers with positive mean spend.",
+    )
+
+
+class FeaturesConfig(_Section):
+    """How RFM is built."""
+
+    time_unit: TimeUnit = Field(
+        "week", description="Unit of recency, T, holdout and horizons (day, week, month)."
+    )
+
+
+class TrainConfig(_Section):
+    """Model selection on a calibration/holdout split, then a refit on the whole log."""
+
+    candidates: list[PurchaseModelKind] = Field(
+        default_factory=lambda: ["bgnbd", "mbgnbd", "pareto"],
+        description="Purchase models to compare on the holdout.",
+    )
+    holdout: float = Field(
+        26.0, gt=0, description="Length of the holdout at the end of the log, in the time unit."
+    )
+    calibration_end: dt.date | None = Field(
+        None, description="Last day of the calibration period; overrides 'holdout'."
+    )
+    penalizer: float = Field(0.0, ge=0, description="L2 penalizer for the first fit attempt.")
+    retry_penalizer: float = Field(
+        0.001, gt=0, description="Penalizer of the retry when the first fit does not converge."
+    )
+    seed: int = Field(42, description="Seed of the random start of the Pareto/NBD optimizer.")
+    model_dir: Path = Field(Path("models/cdnow"), description="Where the bundle is written.")
+
+
+class ScoreConfig(_Section):
+    """Forward-looking scores for a customer list."""
+
+    model: str = Field("models/cdnow", description="Bundle directory to score with.")
+    horizon: float = Field(52.0, gt=0, description="Horizon, in the scoring time unit.")
+    time_unit: TimeUnit | None = Field(
+        None, description="Unit of horizon and discount rate; null means the bundle's unit."
+    )
+    discount_rate: float = Field(
+        0.0, ge=0, description="Discount rate per time unit (e.g. 0.0019 per week ≈ 10 %/year)."
+    )
+    margin: float = Field(1.0, gt=0, description="Profit margin applied to expected spend.")
+    as_of: dt.date | None = Field(
+        None, description="Score as of this day (default: the log's last day); later rows ignored."
+    )
+    customers: str | None = Field(None, description="CSV/Parquet list of customer ids to score.")
+    out: Path = Field(Path("scores/cdnow.csv"), description="Output file (.csv or .parquet).")
+
+
+class Config(_Section):
+    """All settings of a clv run."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+
+    @field_validator("train")
+    @classmethod
+    def _some_candidate(cls, value: TrainConfig) -> TrainConfig:
+        if not value.candidates:
+            raise ValueError("train.candidates must name at least one purchase model")
+        return value
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """Return a copy with dotted keys (``"data.customer_col"``) replaced; ``None`` is skipped.
+
+        Parameters
+        ----------
+        overrides : dict
+            Dotted keys to values, typically the options given on the command line.
+
+        Returns
+        -------
+        Config
+            A validated copy.
+
+        Raises
+        ------
+        DataValidationError
+            If a key is unknown or a value is invalid.
+        """
+        tree = self.model_dump()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section, _, name = key.partition(".")
+            if section not in tree or name not in tree[section]:
+                raise DataValidationError(f"Unknown config key {key!r}.")
+            tree[section][name] = value
+        return _validate(tree, source="command-line options")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as plain JSON-compatible values."""
+        return self.model_dump(mode="json")
+
+
+def _validate(tree: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise DataValidationError(f"Invalid settings in {source}: {problems}.") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read settings from a YAML file, or return the defaults when ``path`` is None.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A YAML file with any of the sections ``data``, ``features``, ``train``, ``score``.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    DataValidationError
+        If the file is missing, is not a YAML mapping, or holds unknown keys or invalid values.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"Config file {path} does not exist.")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DataValidationError(f"Config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise DataValidationError(f"Config file {path} must hold a mapping of sections.")
+    return _validate(tree, source=str(path))

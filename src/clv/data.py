@@ -1,0 +1,399 @@
+"""Read a transaction log, check it, and clean it into one row per customer and purchase day.
+
+The cleaning rules, in order, each counted in a :class:`CleaningReport` (no row is dropped
+without being counted there):
+
+1. rows dated after ``as_of`` are ignored (scoring or training "as of" a day);
+2. negative amounts are returns, not purchases: excluded (default) or an error
+   (``data.negative_amounts``);
+3. zero amounts are kept as purchase occasions (default) or excluded (``data.zero_amounts``);
+4. **same-day purchases of a customer are merged into one transaction, amounts summed** —
+   the convention of the BTYD papers and of CDNOW as they use it. This is the one place where
+   it is applied.
+
+Timestamps: timezone-aware values are converted to ``data.timezone`` (default UTC) and calendar
+days are counted there; naive values are taken to be in that zone already. Customer ids are read
+as text, so ``00042`` stays ``00042``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv.config import EMBEDDED_DATASETS, DataConfig
+from clv.errors import DataValidationError
+from clv.tables import read_table
+
+#: Column names used inside clv, whatever the user's log calls them.
+CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
+
+
+@dataclass(frozen=True)
+class CleaningReport:
+    """What cleaning did to the log: counts of rows per rule, and the result.
+
+    ``rows_read = rows_used + negative_amount_rows (when excluded) + zero_amount_rows (when
+    excluded) + rows_after_as_of`` and ``transactions = rows_used - same_day_merged``.
+    """
+
+    rows_read: int
+    rows_after_as_of: int
+    negative_amount_rows: int
+    negative_amount_total: float
+    negative_amount_policy: str
+    zero_amount_rows: int
+    zero_amount_policy: str
+    rows_used: int
+    same_day_merged: int
+    transactions: int
+    customers: int
+    first_date: str
+    last_date: str
+    timezone: str
+    has_amounts: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as a JSON-compatible dict."""
+        return asdict(self)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """Return (rule, what happened) pairs for printing."""
+        out = [("rows read", f"{self.rows_read:,}")]
+        if self.rows_after_as_of:
+            out.append(("rows after the as-of day (ignored)", f"{self.rows_after_as_of:,}"))
+        if self.has_amounts:
+            neg = f"{self.negative_amount_rows:,}"
+            if self.negative_amount_rows:
+                neg += f" (total {self.negative_amount_total:,.2f})"
+            out.append((f"negative amounts / returns ({self.negative_amount_policy})", neg))
+            out.append((f"zero amounts ({self.zero_amount_policy})", f"{self.zero_amount_rows:,}"))
+        out += [
+            ("rows used", f"{self.rows_used:,}"),
+            ("same-day rows merged", f"{self.same_day_merged:,}"),
+            ("transactions (customer-days)", f"{self.transactions:,}"),
+            ("customers", f"{self.customers:,}"),
+            ("date range", f"{self.first_date} .. {self.last_date} ({self.timezone})"),
+        ]
+        return out
+
+
+@dataclass(frozen=True)
+class TransactionLog:
+    """A cleaned log: one row per customer and purchase day, with the report of how it was made.
+
+    ``frame`` has columns ``customer_id`` (str), ``date`` (datetime64, midnight) and, when the log
+    has amounts, ``amount`` (float64: the day's total), sorted by customer and date.
+    """
+
+    frame: pd.DataFrame
+    report: CleaningReport
+
+    @property
+    def has_amounts(self) -> bool:
+        """Whether the log carries purchase amounts."""
+        return AMOUNT in self.frame.columns
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Return row count, customers, date range and a SHA-256 of the cleaned log."""
+        hashed = pd.util.hash_pandas_object(self.frame, index=False).to_numpy()
+        return {
+            "transactions": int(len(self.frame)),
+            "customers": self.report.customers,
+            "first_date": self.report.first_date,
+            "last_date": self.report.last_date,
+            "sha256": hashlib.sha256(hashed.tobytes()).hexdigest(),
+        }
+
+
+def _embedded_path(name: str) -> Path:
+    file = {"cdnow": "CDNOW_master.txt", "cdnow-sample": "CDNOW_sample.txt"}[name]
+    spec = find_spec("lifetimes")  # locates the package without importing it (slow, noisy)
+    if spec is None or spec.origin is None:
+        raise DataValidationError("The embedded CDNOW data ship with lifetimes, which is not installed.")
+    return Path(spec.origin).parent / "datasets" / file
+
+
+def read_embedded(name: str) -> pd.DataFrame:
+    """Read one of the raw CDNOW logs that ship inside ``lifetimes``.
+
+    Parameters
+    ----------
+    name : {"cdnow", "cdnow-sample"}
+        ``cdnow``: the full log (23,570 customers, 1997-01-01 .. 1998-06-30);
+        ``cdnow-sample``: the 2,357-customer sample used in the BTYD papers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``customer_id`` (str), ``date`` (str, YYYYMMDD), ``amount`` (float).
+    """
+    if name not in EMBEDDED_DATASETS:
+        raise DataValidationError(f"Unknown embedded data set {name!r}; use one of {EMBEDDED_DATASETS}.")
+    path = _embedded_path(name)
+    if name == "cdnow":
+        raw = pd.read_csv(path, sep=r"\s+", dtype={"customer_id": "str", "date": "str"})
+        return raw.rename(columns={"dollar_value": AMOUNT})[[CUSTOMER, DATE, AMOUNT]]
+    raw = pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=None,
+        names=[CUSTOMER, "customer_index", DATE, "number_of_cds", AMOUNT],
+        dtype={CUSTOMER: "str", DATE: "str"},
+    )
+    return raw[[CUSTOMER, DATE, AMOUNT]]
+
+
+def read_transactions(source: str | Path, config: DataConfig) -> tuple[pd.DataFrame, DataConfig]:
+    """Read a raw log from a file or an embedded data set.
+
+    Returns the raw frame and the column settings that apply to it: an embedded data set has its
+    own column names and date format, whatever the config says; and a log without the default
+    amount column (``amount``) is read without amounts (purchase models only), while an amount
+    column named explicitly must exist.
+    """
+    if str(source) in EMBEDDED_DATASETS:
+        embedded = config.model_copy(
+            update={
+                "customer_col": CUSTOMER,
+                "date_col": DATE,
+                "amount_col": AMOUNT if config.amount_col is not None else None,
+                "date_format": "%Y%m%d",
+            }
+        )
+        return read_embedded(str(source)), embedded
+    frame = read_table(source, string_columns=(config.customer_col, config.date_col))
+    default_amount = DataConfig.model_fields["amount_col"].default
+    if config.amount_col == default_amount and default_amount not in frame.columns:
+        # The default amount column is optional: without it, purchase models only.
+        config = config.model_copy(update={"amount_col": None})
+    return frame, config
+
+
+def _example(values: pd.Series, mask: np.ndarray) -> str:
+    position = int(np.flatnonzero(mask)[0])
+    return f"row {position + 1} ({values.iloc[position]!r})"
+
+
+def _require_columns(frame: pd.DataFrame, config: DataConfig) -> None:
+    needed = {"customer": config.customer_col, "date": config.date_col}
+    if config.amount_col is not None:
+        needed["amount"] = config.amount_col
+    missing = [f"{col!r} ({role})" for role, col in needed.items() if col not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"Missing column(s) {', '.join(missing)}; the log has {list(frame.columns)}. "
+            "Map your columns with --customer-col / --date-col / --amount-col."
+        )
+
+
+def _customer_ids(values: pd.Series, column: str) -> pd.Series:
+    if pd.api.types.is_float_dtype(values):
+        finite = values.dropna()
+        if (finite == np.round(finite)).all():
+            values = values.astype("Int64")
+    ids = values.astype("str").where(values.notna())
+    ids = ids.str.strip()
+    missing = (ids.isna() | (ids == "")).to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(missing.sum()):,} row(s) have no customer id, e.g. "
+            f"{_example(values, missing)}. Fill or remove them before training."
+        )
+    return ids.astype("str")
+
+
+def _dates(values: pd.Series, column: str, fmt: str | None, zone: str) -> pd.Series:
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(missing.sum()):,} row(s) have no date, e.g. "
+            f"{_example(values, missing)}. Every purchase needs a date."
+        )
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("str").str.strip()
+        try:
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # mixed UTC offsets: parse as instants
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            hint = f"expected format {fmt!r}" if fmt else "set --date-format (e.g. %Y-%m-%d)"
+            raise DataValidationError(
+                f"Column {column!r}: {int(bad.sum()):,} row(s) have a date that cannot be parsed, "
+                f"e.g. {_example(values, bad)}; {hint}."
+            )
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        try:
+            parsed = parsed.dt.tz_convert(zone).dt.tz_localize(None)
+        except Exception as exc:  # an unknown zone name
+            raise DataValidationError(f"Unknown timezone {zone!r}: {exc}") from None
+    return parsed.astype("datetime64[ns]").dt.normalize()
+
+
+def _amounts(values: pd.Series, column: str) -> pd.Series:
+    numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(missing.sum()):,} row(s) have no amount, e.g. "
+            f"{_example(values, missing)}. Fill them, or train without amounts "
+            "(amount_col: null) to fit purchase models only."
+        )
+    bad = (numeric.isna() | ~np.isfinite(numeric)).to_numpy()
+    if bad.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(bad.sum()):,} row(s) have a non-numeric amount, e.g. "
+            f"{_example(values, bad)}. Amounts must be plain numbers (no currency signs)."
+        )
+    return numeric
+
+
+def clean_transactions(
+    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None = None
+) -> TransactionLog:
+    """Validate a raw log and clean it into one row per customer and purchase day.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        The log with the user's column names.
+    config : DataConfig
+        Column names, date format, timezone and the policies for negative and zero amounts.
+    as_of : pandas.Timestamp, optional
+        Rows dated after this day are ignored (and counted).
+
+    Returns
+    -------
+    TransactionLog
+
+    Raises
+    ------
+    DataValidationError
+        On an empty log, missing columns, missing ids, missing or unparsable dates, missing or
+        non-numeric amounts, negative amounts under the 'error' policy, or nothing left to use.
+    """
+    if len(raw) == 0:
+        raise DataValidationError("The transaction log is empty: there is nothing to train or score on.")
+    _require_columns(raw, config)
+    frame = pd.DataFrame(
+        {
+            CUSTOMER: _customer_ids(raw[config.customer_col], config.customer_col),
+            DATE: _dates(raw[config.date_col], config.date_col, config.date_format, config.timezone),
+        }
+    )
+    has_amounts = config.amount_col is not None
+    if has_amounts:
+        frame[AMOUNT] = _amounts(raw[config.amount_col], config.amount_col).to_numpy()
+    rows_read = len(frame)
+
+    keep = np.ones(rows_read, dtype=bool)
+    after = np.zeros(rows_read, dtype=bool)
+    if as_of is not None:
+        after = (frame[DATE] > pd.Timestamp(as_of).normalize()).to_numpy()
+        keep &= ~after
+    negative = zero = np.zeros(rows_read, dtype=bool)
+    negative_total = 0.0
+    if has_amounts:
+        amounts = frame[AMOUNT].to_numpy()
+        negative = (amounts < 0) & keep
+        zero = (amounts == 0) & keep
+        negative_total = float(amounts[negative].sum())
+        if negative.any() and config.negative_amounts == "error":
+            raise DataValidationError(
+                f"Column {config.amount_col!r}: {int(negative.sum()):,} row(s) have a negative "
+                f"amount, e.g. {_example(raw[config.amount_col], negative)}. Remove returns "
+                "upstream or set data.negative_amounts: exclude."
+            )
+        keep &= ~negative
+        if config.zero_amounts == "exclude":
+            keep &= ~zero
+    used = frame.loc[keep]
+    if used.empty:
+        raise DataValidationError(
+            f"No purchase is left after cleaning ({rows_read:,} rows read, "
+            f"{int(after.sum()):,} after the as-of day, {int(negative.sum()):,} negative). "
+            "Check --as-of and the amount policies."
+        )
+    daily = _merge_same_day(used)
+    report = CleaningReport(
+        rows_read=rows_read,
+        rows_after_as_of=int(after.sum()),
+        negative_amount_rows=int(negative.sum()),
+        negative_amount_total=negative_total,
+        negative_amount_policy=config.negative_amounts,
+        zero_amount_rows=int(zero.sum()),
+        zero_amount_policy=config.zero_amounts,
+        rows_used=int(len(used)),
+        same_day_merged=int(len(used) - len(daily)),
+        transactions=int(len(daily)),
+        customers=int(daily[CUSTOMER].nunique()),
+        first_date=str(daily[DATE].min().date()),
+        last_date=str(daily[DATE].max().date()),
+        timezone=config.timezone,
+        has_amounts=has_amounts,
+    )
+    return TransactionLog(frame=daily, report=report)
+
+
+def _merge_same_day(frame: pd.DataFrame) -> pd.DataFrame:
+    """Merge a customer's purchases on the same day into one transaction (amounts summed)."""
+    import duckdb
+
+    amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if AMOUNT in frame.columns else ""
+    with duckdb.connect() as con:
+        con.register("tx", frame)
+        daily = con.sql(
+            f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx GROUP BY {CUSTOMER}, {DATE} "
+            f"ORDER BY {CUSTOMER}, {DATE}"
+        ).df()
+    daily[CUSTOMER] = daily[CUSTOMER].astype("str")
+    daily[DATE] = daily[DATE].astype("datetime64[ns]")
+    return daily
+
+
+def load_transactions(
+    source: str | Path, config: DataConfig, as_of: pd.Timestamp | None = None
+) -> TransactionLog:
+    """Read and clean a log in one call (see :func:`read_transactions`, :func:`clean_transactions`)."""
+    raw, effective = read_transactions(source, config)
+    return clean_transactions(raw, effective, as_of=as_of)
+
+
+def read_customer_list(path: str | Path, customer_col: str) -> pd.DataFrame:
+    """Read a list of customers to score; extra columns are kept as attributes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With the id column renamed to ``customer_id`` (str).
+
+    Raises
+    ------
+    DataValidationError
+        If the id column is missing, an id is missing, or an id is listed twice.
+    """
+    frame = read_table(path, string_columns=(customer_col,))
+    if customer_col not in frame.columns:
+        raise DataValidationError(
+            f"Customer list {path}: missing column {customer_col!r}; it has {list(frame.columns)}. "
+            "Set --customer-col."
+        )
+    ids = _customer_ids(frame[customer_col], customer_col)
+    duplicated = ids.duplicated().to_numpy()
+    if duplicated.any():
+        raise DataValidationError(
+            f"Customer list {path}: {int(duplicated.sum()):,} id(s) in {customer_col!r} are "
+            f"listed more than once, e.g. {_example(ids, duplicated)}. List each customer once."
+        )
+    out = frame.drop(columns=[customer_col])
+    out.insert(0, CUSTOMER, ids.to_numpy())
+    return out

@@ -1,0 +1,214 @@
+"""Batch scoring: forward-looking value per customer from a model bundle.
+
+One code path for the CLI, notebooks and the MLflow model::
+
+    from clv.predict import load_model, score_rfm, score_transactions
+    bundle = load_model("models/cdnow")
+    scores = score_transactions(bundle, log, horizon=52, discount_rate=0.0019)
+
+Output columns (value columns only when the bundle has a spend model):
+
+``customer_id, has_history, frequency, recency, T, monetary_value, p_alive,
+expected_purchases, p_no_purchase, expected_avg_value, clv``
+
+- ``expected_purchases``: expected transactions within the horizon;
+- ``p_no_purchase``: probability of no transaction within the horizon;
+- ``expected_avg_value``: Gamma-Gamma expected spend per transaction;
+- ``clv``: margin × discounted expected spend over the horizon (:mod:`clv.value`).
+
+The horizon and the discount rate are in the scoring time unit (the bundle's by default).
+Customers listed without any transaction get the population-level prediction of a customer who
+has just made a first purchase (``frequency = recency = T = 0``) and ``has_history = False``.
+Work is vectorized over customers and done in chunks, reporting progress after each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clv.bundle import Bundle, load_bundle
+from clv.config import DAYS_PER_UNIT
+from clv.data import CUSTOMER, TransactionLog
+from clv.errors import DataValidationError
+from clv.features import build_rfm
+from clv.value import discounted_clv
+
+#: Customers scored per chunk (one progress step each).
+CHUNK_SIZE = 100_000
+
+Progress = Callable[[int, int], None]
+
+
+def load_model(uri: str | Path) -> Bundle:
+    """Load a model bundle from a directory (see :func:`clv.bundle.load_bundle`)."""
+    return load_bundle(uri)
+
+
+def _check_rfm(rfm: pd.DataFrame, needs_value: bool) -> None:
+    needed = [CUSTOMER, "frequency", "recency", "T"] + (["monetary_value"] if needs_value else [])
+    missing = [c for c in needed if c not in rfm.columns]
+    if missing:
+        raise DataValidationError(
+            f"The RFM table lacks column(s) {missing}; it has {list(rfm.columns)}. "
+            "Build it with clv.features.build_rfm or score a transaction log instead."
+        )
+    checks = {
+        "frequency is negative or not whole": (rfm["frequency"] < 0)
+        | (rfm["frequency"] != np.round(rfm["frequency"])),
+        "recency is negative or above T": (rfm["recency"] < 0) | (rfm["recency"] > rfm["T"]),
+        "recency is not 0 while frequency is 0": (rfm["frequency"] == 0) & (rfm["recency"] != 0),
+        "a value is missing": rfm[needed[1:]].isna().any(axis=1),
+    }
+    for rule, mask in checks.items():
+        bad = mask.to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataValidationError(
+                f"RFM table: {int(bad.sum()):,} row(s) where {rule}, e.g. customer "
+                f"{rfm[CUSTOMER].iloc[row]!r}. Rebuild it with clv.features.build_rfm."
+            )
+
+
+def score_rfm(
+    bundle: Bundle,
+    rfm: pd.DataFrame,
+    horizon: float,
+    time_unit: str | None = None,
+    discount_rate: float = 0.0,
+    margin: float = 1.0,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Score customers given their RFM (in the bundle's time unit).
+
+    Parameters
+    ----------
+    bundle : Bundle
+        A trained model.
+    rfm : pandas.DataFrame
+        ``customer_id, frequency, recency, T`` (+ ``monetary_value`` when the bundle has a spend
+        model), optionally ``has_history``; recency and T in ``bundle.time_unit``.
+    horizon : float
+        Forecast horizon in ``time_unit``; may be fractional.
+    time_unit : {"day", "week", "month"}, optional
+        Unit of ``horizon`` and ``discount_rate``; the bundle's when omitted.
+    discount_rate : float
+        Discount rate per ``time_unit``.
+    margin : float
+        Share of spend that is profit.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each chunk of customers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input row, in input order, with the columns listed in the module docstring.
+    """
+    if horizon <= 0:
+        raise DataValidationError(f"horizon must be positive, got {horizon}.")
+    if discount_rate < 0 or margin <= 0:
+        raise DataValidationError("discount_rate must be ≥ 0 and margin > 0.")
+    unit = time_unit or bundle.time_unit
+    if unit not in DAYS_PER_UNIT:
+        raise DataValidationError(f"time unit must be one of {list(DAYS_PER_UNIT)}, got {unit!r}.")
+    has_value = bundle.spend is not None
+    _check_rfm(rfm, has_value)
+    step = DAYS_PER_UNIT[unit] / DAYS_PER_UNIT[bundle.time_unit]
+    t = horizon * step
+    out = pd.DataFrame({CUSTOMER: rfm[CUSTOMER].astype("str").to_numpy()})
+    out["has_history"] = (
+        rfm["has_history"].to_numpy(dtype=bool) if "has_history" in rfm else np.ones(len(rfm), bool)
+    )
+    cols = ["frequency", "recency", "T"] + (["monetary_value"] if has_value else [])
+    for col in cols:
+        out[col] = rfm[col].to_numpy(dtype=float)
+    out["frequency"] = out["frequency"].astype("int64")
+    results: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("p_alive", "expected_purchases", "p_no_purchase", "expected_avg_value", "clv")
+    }
+    model, total = bundle.purchase, len(out)
+    for start in range(0, max(total, 1), CHUNK_SIZE):
+        part = out.iloc[start : start + CHUNK_SIZE]
+        x, t_x, T = (part[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+        results["p_alive"].append(model.p_alive(x, t_x, T))
+        results["expected_purchases"].append(model.expected_purchases(t, x, t_x, T))
+        results["p_no_purchase"].append(model.p_no_purchase(t, x, t_x, T))
+        if has_value:
+            value = bundle.spend.expected_average_value(x, part["monetary_value"].to_numpy())
+            results["expected_avg_value"].append(value)
+            results["clv"].append(
+                discounted_clv(
+                    lambda s, x=x, t_x=t_x, T=T: model.expected_purchases(s, x, t_x, T),
+                    value,
+                    horizon,
+                    step_length=step,
+                    discount_rate=discount_rate,
+                    margin=margin,
+                )
+            )
+        if progress is not None:
+            progress(min(start + CHUNK_SIZE, total), total)
+    for name, parts in results.items():
+        if parts:
+            out[name] = np.concatenate(parts) if total else np.array([], dtype=float)
+    return out
+
+
+def rfm_for_customers(
+    log: TransactionLog,
+    time_unit: str,
+    as_of: pd.Timestamp | None = None,
+    customers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Build the RFM to score, as of a day, for all customers or a given list.
+
+    ``as_of`` defaults to the log's last day (rows after it should already be excluded when the
+    log was cleaned). With ``customers``, the output follows the list's order: listed ids without
+    transactions get ``frequency = recency = T = 0`` and ``has_history = False``; ids in the log
+    but not in the list are left out.
+    """
+    end = pd.Timestamp(as_of or log.frame["date"].max()).normalize()
+    rfm = build_rfm(log.frame, end, time_unit)
+    rfm.insert(1, "has_history", True)
+    if customers is None:
+        return rfm
+    listed = customers[[CUSTOMER]].merge(rfm, on=CUSTOMER, how="left")
+    new = listed["frequency"].isna()
+    listed["has_history"] = ~new
+    fill = {"frequency": 0, "recency": 0.0, "T": 0.0}
+    if "monetary_value" in listed:
+        fill["monetary_value"] = 0.0
+    listed = listed.fillna(fill)
+    listed["frequency"] = listed["frequency"].astype("int64")
+    listed["has_history"] = listed["has_history"].astype(bool)
+    return listed
+
+
+def score_transactions(
+    bundle: Bundle,
+    log: TransactionLog,
+    horizon: float,
+    as_of: pd.Timestamp | None = None,
+    customers: pd.DataFrame | None = None,
+    time_unit: str | None = None,
+    discount_rate: float = 0.0,
+    margin: float = 1.0,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Score a cleaned transaction log (see :func:`rfm_for_customers` and :func:`score_rfm`)."""
+    if bundle.spend is not None and not log.has_amounts:
+        bundle = replace(bundle, spend=None)  # value columns need amounts
+    rfm = rfm_for_customers(log, bundle.time_unit, as_of=as_of, customers=customers)
+    return score_rfm(
+        bundle,
+        rfm,
+        horizon,
+        time_unit=time_unit,
+        discount_rate=discount_rate,
+        margin=margin,
+        progress=progress,
+    )

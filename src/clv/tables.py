@@ -1,0 +1,93 @@
+"""Reading and writing tables (CSV or Parquet), chosen by the file's suffix.
+
+Writes are atomic: the table goes to a temporary file in the destination folder, which is then
+renamed over the destination, so an interrupted run never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from clv.errors import DataValidationError
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise DataValidationError(
+        f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .parquet."
+    )
+
+
+def read_table(path: str | Path, string_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet file.
+
+    Parameters
+    ----------
+    path : str or Path
+        File ending in ``.csv`` or ``.parquet``.
+    string_columns : tuple of str
+        Columns to read as text (identifiers keep leading zeros; dates are parsed later).
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    DataValidationError
+        If the file does not exist, has another suffix, or cannot be parsed.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if not path.is_file():
+        raise DataValidationError(f"{path} does not exist.")
+    try:
+        if kind == "csv":
+            header = pd.read_csv(path, nrows=0).columns
+            dtype = {c: "str" for c in string_columns if c in header}
+            return pd.read_csv(path, dtype=dtype)
+        return pd.read_parquet(path)
+    except (ValueError, OSError) as exc:
+        raise DataValidationError(f"{path} could not be read as {kind}: {exc}") from None
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` to ``path`` atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table; its index is not written.
+    path : str or Path
+        Destination ending in ``.csv`` or ``.parquet``; parent folders are created.
+
+    Returns
+    -------
+    Path
+        The destination.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if kind == "csv":
+            frame.to_csv(tmp_name, index=False)
+        else:
+            frame.to_parquet(tmp_name, index=False)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
