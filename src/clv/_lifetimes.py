@@ -7,6 +7,8 @@ likelihood evaluation (it silences FutureWarning). Both happen here inside
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +22,12 @@ T_co = TypeVar("T_co")
 
 @contextmanager
 def guarded() -> Iterator[None]:
-    """Run lifetimes code without letting it change the process' warning filters."""
-    with warnings.catch_warnings():
+    """Run lifetimes code without letting it change warning filters or print.
+
+    lifetimes prints scipy's optimizer result when a fit fails; that text is swallowed here
+    (the failure itself is raised and reported by :func:`fit_with_retry`).
+    """
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
 

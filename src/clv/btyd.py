@@ -39,10 +39,7 @@ def display_name(kind: str) -> str:
 def rfm_patterns(rfm: pd.DataFrame) -> pd.DataFrame:
     """Collapse customers into unique ``(frequency, recency, T)`` rows with a ``weight`` count."""
     return (
-        rfm.groupby(["frequency", "recency", "T"], sort=True)
-        .size()
-        .rename("weight")
-        .reset_index()
+        rfm.groupby(["frequency", "recency", "T"], sort=True).size().rename("weight").reset_index()
     )
 
 
@@ -125,7 +122,9 @@ class PurchaseModel:
             return np.ones(x.shape, dtype=float)
         if self.kind == "pareto":
             with guarded():
-                out = self._fitter.conditional_probability_of_n_purchases_up_to_time(0, t, x, t_x, T_)
+                out = self._fitter.conditional_probability_of_n_purchases_up_to_time(
+                    0, t, x, t_x, T_
+                )
             return np.clip(np.asarray(out, dtype=float), 0.0, 1.0)
         r, alpha = self.params["r"], self.params["alpha"]
         alive = self.p_alive(x, t_x, T_)
@@ -183,8 +182,11 @@ def _fit_once(kind: str, patterns: pd.DataFrame, penalizer: float, seed: int) ->
         if kind == "pareto":
             start = np.random.default_rng(seed).normal(1.0, 0.05, size=len(names))
             fitter.fit(
-                *args, weights=patterns["weight"].to_numpy(), initial_params=start,
-                tol=1e-8, maxiter=10_000,
+                *args,
+                weights=patterns["weight"].to_numpy(),
+                initial_params=start,
+                tol=1e-8,
+                maxiter=10_000,
             )
         else:
             fitter.fit(*args, weights=patterns["weight"].to_numpy())
@@ -231,6 +233,12 @@ def fit_purchase_model(
         raise ValueError(f"unknown purchase model {kind!r}; choose from {sorted(KINDS)}")
     if len(rfm) == 0:
         raise ModelFitError(f"Cannot fit {display_name(kind)}: there are no customers.")
+    if not (rfm["frequency"] > 0).any():
+        raise ModelFitError(
+            f"Cannot fit {display_name(kind)} on {describe_pattern(rfm)}: with no repeat "
+            "purchase at all, the purchase rate cannot be estimated (the fit degenerates to "
+            "r → 0). Use a longer calibration period or check that customer ids are consistent."
+        )
     patterns = rfm_patterns(rfm)
     fitter, coef = fit_with_retry(
         lambda coef: _fit_once(kind, patterns, coef, seed),

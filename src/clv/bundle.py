@@ -128,9 +128,12 @@ def load_bundle(directory: str | Path) -> Bundle:
     try:
         data = json.loads(manifest.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{manifest} is damaged (not valid JSON: {exc}). Retrain the model.") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BundleError(f"{manifest} is not a clv bundle (format {data.get('format') if isinstance(data, dict) else None!r}).")
+        raise BundleError(
+            f"{manifest} is damaged (not valid JSON: {exc}). Retrain the model."
+        ) from None
+    found_format = data.get("format") if isinstance(data, dict) else None
+    if found_format != FORMAT:
+        raise BundleError(f"{manifest} is not a clv bundle (format {found_format!r}).")
     found = data.get("format_version")
     if found != FORMAT_VERSION:
         raise BundleError(
@@ -152,4 +155,6 @@ def load_bundle(directory: str | Path) -> Bundle:
             created=data.get("created", ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{manifest} is damaged: {type(exc).__name__}: {exc}. Retrain the model.") from None
+        raise BundleError(
+            f"{manifest} is damaged: {type(exc).__name__}: {exc}. Retrain the model."
+        ) from None

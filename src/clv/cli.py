@@ -40,12 +40,15 @@ err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML settings [default: configs/default.yaml if present]."),
+    typer.Option(
+        "--config", "-c", help="YAML settings [default: configs/default.yaml if present]."
+    ),
 ]
 TransactionsOpt = Annotated[
     str | None,
     typer.Option(
-        "--transactions", "-t",
+        "--transactions",
+        "-t",
         help="Transaction log (.csv/.parquet), or the embedded 'cdnow' / 'cdnow-sample'.",
     ),
 ]
@@ -61,10 +64,18 @@ DateFormatOpt = Annotated[str | None, typer.Option(help="strftime format of date
 TimezoneOpt = Annotated[str | None, typer.Option(help="Zone in which days are counted [UTC].")]
 
 
-def _settings(config_path: Path | None, overrides: dict[str, Any]) -> Config:
+def _settings(
+    config_path: Path | None, overrides: dict[str, Any], no_amounts: bool = False
+) -> Config:
+    """Defaults ← config file ← command line; ``--no-amounts`` clears the amount column."""
     if config_path is None and DEFAULT_CONFIG.is_file():
         config_path = DEFAULT_CONFIG
-    return load_config(config_path).with_overrides(overrides)
+    config = load_config(config_path).with_overrides(overrides)
+    if no_amounts:
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"amount_col": None})}
+        )
+    return config
 
 
 def _data_overrides(
@@ -72,11 +83,10 @@ def _data_overrides(
     customer_col: str | None,
     date_col: str | None,
     amount_col: str | None,
-    no_amounts: bool,
     date_format: str | None,
     timezone: str | None,
 ) -> dict[str, Any]:
-    overrides = {
+    return {
         "data.transactions": transactions,
         "data.customer_col": customer_col,
         "data.date_col": date_col,
@@ -84,20 +94,6 @@ def _data_overrides(
         "data.date_format": date_format,
         "data.timezone": timezone,
     }
-    if no_amounts:
-        overrides["data.amount_col"] = None
-        return {**overrides, "__no_amounts__": True}
-    return overrides
-
-
-def _apply(config_path: Path | None, overrides: dict[str, Any]) -> Config:
-    no_amounts = overrides.pop("__no_amounts__", False)
-    config = _settings(config_path, overrides)
-    if no_amounts:
-        config = config.model_copy(
-            update={"data": config.data.model_copy(update={"amount_col": None})}
-        )
-    return config
 
 
 def _fail(exc: ClvError) -> typer.Exit:
@@ -166,7 +162,8 @@ def train(
     timezone: TimezoneOpt = None,
     time_unit: Annotated[str | None, typer.Option(help="day, week or month [week].")] = None,
     holdout: Annotated[
-        float | None, typer.Option(help="Holdout length at the end of the log, in the time unit [26].")
+        float | None,
+        typer.Option(help="Holdout length at the end of the log, in the time unit [26]."),
     ] = None,
     calibration_end: Annotated[
         dt.datetime | None,
@@ -176,7 +173,9 @@ def train(
         Path | None, typer.Option(help="Folder the bundle is written to [models/cdnow].")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the Pareto/NBD start [42].")] = None,
-    penalizer: Annotated[float | None, typer.Option(help="L2 penalizer of the first fit [0].")] = None,
+    penalizer: Annotated[
+        float | None, typer.Option(help="L2 penalizer of the first fit [0].")
+    ] = None,
 ) -> None:
     """Train purchase and spend models on a log and write a model bundle.
 
@@ -184,7 +183,7 @@ def train(
     holdout MAE is refitted, with Gamma-Gamma, on the whole log.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, no_amounts, date_format, timezone
+        transactions, customer_col, date_col, amount_col, date_format, timezone
     )
     overrides |= {
         "features.time_unit": time_unit,
@@ -196,7 +195,7 @@ def train(
     }
     started = time.perf_counter()
     try:
-        settings = _apply(config, overrides)
+        settings = _settings(config, overrides, no_amounts)
         from clv.training import train as run_training
 
         with warnings.catch_warnings(record=True) as caught:
@@ -217,9 +216,15 @@ def _print_scores(scores: pd.DataFrame, horizon: float, unit: str, out: Path) ->
     n = len(scores)
     rows = [
         ["customers scored", f"{n:,}"],
-        ["  with history / new", f"{int(scores['has_history'].sum()):,} / {int((~scores['has_history']).sum()):,}"],
+        [
+            "  with history / new",
+            f"{int(scores['has_history'].sum()):,} / {int((~scores['has_history']).sum()):,}",
+        ],
         ["mean P(alive)", f"{scores['p_alive'].mean():.3f}"],
-        [f"expected purchases in {horizon:g} {unit}s", f"{scores['expected_purchases'].sum():,.0f}"],
+        [
+            f"expected purchases in {horizon:g} {unit}s",
+            f"{scores['expected_purchases'].sum():,.0f}",
+        ],
         ["mean P(no purchase)", f"{scores['p_no_purchase'].mean():.3f}"],
     ]
     if "clv" in scores:
@@ -262,7 +267,9 @@ class _ProgressBar:
 @app.command()
 def score(
     config: ConfigOpt = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Bundle folder [models/cdnow].")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Bundle folder [models/cdnow].")
+    ] = None,
     transactions: TransactionsOpt = None,
     customers: Annotated[
         str | None, typer.Option(help="CSV/Parquet list of ids to score (others are left out).")
@@ -271,13 +278,19 @@ def score(
         dt.datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="Score as of this day [last day of the log]."),
     ] = None,
-    horizon: Annotated[float | None, typer.Option(help="Horizon in the time unit; may be fractional [52].")] = None,
+    horizon: Annotated[
+        float | None, typer.Option(help="Horizon in the time unit; may be fractional [52].")
+    ] = None,
     time_unit: Annotated[
         str | None, typer.Option(help="Unit of horizon and discount rate [the bundle's].")
     ] = None,
-    discount_rate: Annotated[float | None, typer.Option(help="Discount rate per time unit [0].")] = None,
+    discount_rate: Annotated[
+        float | None, typer.Option(help="Discount rate per time unit [0].")
+    ] = None,
     margin: Annotated[float | None, typer.Option(help="Profit margin on spend [1].")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output .csv or .parquet.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output .csv or .parquet.")
+    ] = None,
     customer_col: CustomerColOpt = None,
     date_col: DateColOpt = None,
     amount_col: AmountColOpt = None,
@@ -291,7 +304,7 @@ def score(
     over the horizon. The output file is written atomically.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, no_amounts, date_format, timezone
+        transactions, customer_col, date_col, amount_col, date_format, timezone
     )
     overrides |= {
         "score.model": model,
@@ -306,19 +319,30 @@ def score(
     started = time.perf_counter()
     bar = _ProgressBar()
     try:
-        settings = _apply(config, overrides)
+        settings = _settings(config, overrides, no_amounts)
         s = settings.score
+        import pandas as pd
+
         from clv.data import load_transactions, read_customer_list
         from clv.predict import load_model, score_transactions
         from clv.tables import write_table
 
         bundle = load_model(s.model)
-        as_of_day = s.as_of and __import__("pandas").Timestamp(s.as_of)
+        as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
         log = load_transactions(settings.data.transactions, settings.data, as_of=as_of_day)
-        listed = read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
+        listed = (
+            read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
+        )
         scores = score_transactions(
-            bundle, log, s.horizon, as_of=as_of_day, customers=listed, time_unit=s.time_unit,
-            discount_rate=s.discount_rate, margin=s.margin, progress=bar,
+            bundle,
+            log,
+            s.horizon,
+            as_of=as_of_day,
+            customers=listed,
+            time_unit=s.time_unit,
+            discount_rate=s.discount_rate,
+            margin=s.margin,
+            progress=bar,
         )
         path = write_table(scores, s.out)
     except ClvError as exc:
@@ -330,9 +354,15 @@ def score(
     _print_scores(scores, s.horizon, unit, path)
     notices = []
     if bundle.spend is None or not log.has_amounts:
-        notices.append("No amounts in the model or the log: value columns (expected_avg_value, clv) are absent.")
+        notices.append(
+            "No amounts in the model or the log: value columns "
+            "(expected_avg_value, clv) are absent."
+        )
     _print_notices([], notices)
-    console.print(f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)", highlight=False)
+    console.print(
+        f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -104,7 +104,7 @@ class TransactionLog:
         """Return row count, customers, date range and a SHA-256 of the cleaned log."""
         hashed = pd.util.hash_pandas_object(self.frame, index=False).to_numpy()
         return {
-            "transactions": int(len(self.frame)),
+            "transactions": len(self.frame),
             "customers": self.report.customers,
             "first_date": self.report.first_date,
             "last_date": self.report.last_date,
@@ -116,7 +116,9 @@ def _embedded_path(name: str) -> Path:
     file = {"cdnow": "CDNOW_master.txt", "cdnow-sample": "CDNOW_sample.txt"}[name]
     spec = find_spec("lifetimes")  # locates the package without importing it (slow, noisy)
     if spec is None or spec.origin is None:
-        raise DataValidationError("The embedded CDNOW data ship with lifetimes, which is not installed.")
+        raise DataValidationError(
+            "The embedded CDNOW data ship with lifetimes, which is not installed."
+        )
     return Path(spec.origin).parent / "datasets" / file
 
 
@@ -135,7 +137,9 @@ def read_embedded(name: str) -> pd.DataFrame:
         Columns ``customer_id`` (str), ``date`` (str, YYYYMMDD), ``amount`` (float).
     """
     if name not in EMBEDDED_DATASETS:
-        raise DataValidationError(f"Unknown embedded data set {name!r}; use one of {EMBEDDED_DATASETS}.")
+        raise DataValidationError(
+            f"Unknown embedded data set {name!r}; use one of {EMBEDDED_DATASETS}."
+        )
     path = _embedded_path(name)
     if name == "cdnow":
         raw = pd.read_csv(path, sep=r"\s+", dtype={"customer_id": "str", "date": "str"})
@@ -220,10 +224,7 @@ def _dates(values: pd.Series, column: str, fmt: str | None, zone: str) -> pd.Ser
         parsed = values
     else:
         text = values.astype("str").str.strip()
-        try:
-            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
-        except (ValueError, TypeError):  # mixed UTC offsets: parse as instants
-            parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+        parsed = _parse_dates(text, fmt)
         bad = parsed.isna().to_numpy()
         if bad.any():
             hint = f"expected format {fmt!r}" if fmt else "set --date-format (e.g. %Y-%m-%d)"
@@ -237,6 +238,22 @@ def _dates(values: pd.Series, column: str, fmt: str | None, zone: str) -> pd.Ser
         except Exception as exc:  # an unknown zone name
             raise DataValidationError(f"Unknown timezone {zone!r}: {exc}") from None
     return parsed.astype("datetime64[ns]").dt.normalize()
+
+
+def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
+    """Parse with ``fmt``, else with the format inferred from the first value, else value by value.
+
+    Values that carry different UTC offsets are parsed as instants (UTC) to be converted later.
+    """
+    formats = [fmt] if fmt else [None, "mixed"]
+    for attempt in formats:
+        try:
+            parsed = pd.to_datetime(text, format=attempt, errors="coerce")
+        except (ValueError, TypeError):  # mixed UTC offsets
+            parsed = pd.to_datetime(text, format=attempt, errors="coerce", utc=True)
+        if not parsed.isna().any():
+            break
+    return parsed
 
 
 def _amounts(values: pd.Series, column: str) -> pd.Series:
@@ -282,12 +299,16 @@ def clean_transactions(
         non-numeric amounts, negative amounts under the 'error' policy, or nothing left to use.
     """
     if len(raw) == 0:
-        raise DataValidationError("The transaction log is empty: there is nothing to train or score on.")
+        raise DataValidationError(
+            "The transaction log is empty: there is nothing to train or score on."
+        )
     _require_columns(raw, config)
     frame = pd.DataFrame(
         {
             CUSTOMER: _customer_ids(raw[config.customer_col], config.customer_col),
-            DATE: _dates(raw[config.date_col], config.date_col, config.date_format, config.timezone),
+            DATE: _dates(
+                raw[config.date_col], config.date_col, config.date_format, config.timezone
+            ),
         }
     )
     has_amounts = config.amount_col is not None
@@ -332,9 +353,9 @@ def clean_transactions(
         negative_amount_policy=config.negative_amounts,
         zero_amount_rows=int(zero.sum()),
         zero_amount_policy=config.zero_amounts,
-        rows_used=int(len(used)),
+        rows_used=len(used),
         same_day_merged=int(len(used) - len(daily)),
-        transactions=int(len(daily)),
+        transactions=len(daily),
         customers=int(daily[CUSTOMER].nunique()),
         first_date=str(daily[DATE].min().date()),
         last_date=str(daily[DATE].max().date()),
@@ -363,7 +384,10 @@ def _merge_same_day(frame: pd.DataFrame) -> pd.DataFrame:
 def load_transactions(
     source: str | Path, config: DataConfig, as_of: pd.Timestamp | None = None
 ) -> TransactionLog:
-    """Read and clean a log in one call (see :func:`read_transactions`, :func:`clean_transactions`)."""
+    """Read and clean a log in one call.
+
+    See :func:`read_transactions` and :func:`clean_transactions` for parameters and errors.
+    """
     raw, effective = read_transactions(source, config)
     return clean_transactions(raw, effective, as_of=as_of)
 

@@ -124,9 +124,14 @@ def build_calibration_holdout(
     cal_end = pd.Timestamp(calibration_end).normalize()
     obs_end = pd.Timestamp(observation_end).normalize()
     if obs_end <= cal_end:
-        raise ValueError(f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}")
+        raise ValueError(
+            f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
+        )
     has_amounts = AMOUNT in transactions.columns
     revenue = f", SUM({AMOUNT})::DOUBLE AS revenue_holdout" if has_amounts else ""
+    revenue_col = (
+        "COALESCE(hold.revenue_holdout, 0)::DOUBLE AS revenue_holdout," if has_amounts else ""
+    )
     sql = f"""
         WITH cal AS ({_rfm_sql(has_amounts)}),
         hold AS (
@@ -135,7 +140,7 @@ def build_calibration_holdout(
         )
         SELECT cal.*,
                COALESCE(hold.frequency_holdout, 0)::BIGINT AS frequency_holdout,
-               {"COALESCE(hold.revenue_holdout, 0)::DOUBLE AS revenue_holdout," if has_amounts else ""}
+               {revenue_col}
                date_diff('day', $end, $obs_end) / $unit AS duration_holdout
         FROM cal LEFT JOIN hold USING ({CUSTOMER})
     """

@@ -128,7 +128,8 @@ def score_rfm(
         out[col] = rfm[col].to_numpy(dtype=float)
     out["frequency"] = out["frequency"].astype("int64")
     results: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("p_alive", "expected_purchases", "p_no_purchase", "expected_avg_value", "clv")
+        k: []
+        for k in ("p_alive", "expected_purchases", "p_no_purchase", "expected_avg_value", "clv")
     }
     model, total = bundle.purchase, len(out)
     for start in range(0, max(total, 1), CHUNK_SIZE):

@@ -69,7 +69,7 @@ def choose_split(log: TransactionLog, config: Config) -> Split:
     if config.train.calibration_end is not None:
         cal_end = pd.Timestamp(config.train.calibration_end)
     else:
-        days = int(round(config.train.holdout * DAYS_PER_UNIT[unit]))
+        days = round(config.train.holdout * DAYS_PER_UNIT[unit])
         cal_end = end - pd.Timedelta(days=days)
     span = (end - first).days / DAYS_PER_UNIT[unit]
     if not first <= cal_end < end:
@@ -95,7 +95,9 @@ def compare_purchase_models(
             kind, calibration, unit, settings.penalizer, settings.retry_penalizer, settings.seed
         )
         models[kind] = model
-        scores.append(purchase_score(model.name, model.expected_purchases(duration, x, t_x, T), actual))
+        scores.append(
+            purchase_score(model.name, model.expected_purchases(duration, x, t_x, T), actual)
+        )
     scores.append(purchase_score("naive rate", naive_rate(x, T, duration), actual))
     return models, scores
 
@@ -116,9 +118,13 @@ def train(config: Config) -> TrainResult:
     log = load_transactions(config.data.transactions, config.data)
     unit = config.features.time_unit
     split = choose_split(log, config)
-    calibration = build_calibration_holdout(log.frame, split.calibration_end, split.observation_end, unit)
+    calibration = build_calibration_holdout(
+        log.frame, split.calibration_end, split.observation_end, unit
+    )
     models, scores = compare_purchase_models(calibration, config)
-    chosen = min(models, key=lambda kind: next(s.mae for s in scores if s.model == display_name(kind)))
+    chosen = min(
+        models, key=lambda kind: next(s.mae for s in scores if s.model == display_name(kind))
+    )
 
     full = build_rfm(log.frame, split.observation_end, unit)
     settings = config.train

@@ -1,0 +1,80 @@
+"""Bundles are plain JSON, round-trip exactly, and refuse foreign or damaged content."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clv.btyd import fit_purchase_model
+from clv.bundle import FORMAT_VERSION, MANIFEST, Bundle, load_bundle, save_bundle
+from clv.errors import BundleError
+from clv.spend import fit_spend_model
+
+
+@pytest.fixture(scope="module")
+def bundle(sample_split, sample_log) -> Bundle:
+    return Bundle(
+        purchase=fit_purchase_model("pareto", sample_split, "week"),
+        spend=fit_spend_model(sample_split),
+        config={"note": "test"},
+        fingerprint=sample_log.fingerprint(),
+        cleaning=sample_log.report.to_dict(),
+    )
+
+
+def test_round_trip_is_exact_and_json_only(bundle, tmp_path):
+    path = save_bundle(bundle, tmp_path / "b")
+    assert [p.name for p in path.iterdir()] == [MANIFEST]
+    loaded = load_bundle(path)
+    assert loaded.to_dict() == bundle.to_dict()
+    manifest = json.loads((path / MANIFEST).read_text())
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["data_fingerprint"]["transactions"] == 6696
+    assert len(manifest["data_fingerprint"]["sha256"]) == 64
+    assert {"lifetimes", "pandas", "numpy"} <= set(manifest["package_versions"])
+
+
+def test_fingerprint_changes_with_the_data(sample_log):
+    from clv.data import TransactionLog
+
+    changed = sample_log.frame.copy()
+    changed.loc[0, "amount"] += 0.01
+    assert (
+        TransactionLog(changed, sample_log.report).fingerprint()["sha256"]
+        != sample_log.fingerprint()["sha256"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        ("{not json", "damaged"),
+        ('{"format": "mlflow"}', "not a clv bundle"),
+        (
+            '{"format": "clv-bundle", "format_version": 99}',
+            "format version 99; this clv reads version 1",
+        ),
+        (
+            '{"format": "clv-bundle", "format_version": 1, "purchase_model": {"kind": "bgnbd"}}',
+            "damaged",
+        ),
+    ],
+)
+def test_foreign_or_damaged_bundles_fail_clearly(tmp_path, content, pattern):
+    (tmp_path / MANIFEST).write_text(content)
+    with pytest.raises(BundleError, match=pattern):
+        load_bundle(tmp_path)
+
+
+def test_negative_parameters_are_damage(bundle, tmp_path):
+    data = bundle.to_dict()
+    data["purchase_model"]["params"]["r"] = -1.0
+    (tmp_path / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="positive and finite"):
+        load_bundle(tmp_path)
+
+
+def test_a_folder_without_a_bundle_says_how_to_make_one(tmp_path):
+    with pytest.raises(BundleError, match="clv train"):
+        load_bundle(tmp_path / "missing")

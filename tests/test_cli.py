@@ -1,0 +1,213 @@
+"""The clv command end to end (real files, real fits) through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from clv.cli import app
+from clv.config import Config, load_config
+from clv.tables import write_table
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def run(*args: str):
+    result = runner.invoke(app, list(args))
+    return result
+
+
+@pytest.fixture(scope="module")
+def sample_bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "cdnow-sample"
+    result = run(
+        "train", "-t", "cdnow-sample", "--calibration-end", "1997-09-30", "--model-dir", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_prints_the_holdout_table_and_the_bundle_path(sample_bundle):
+    manifest = json.loads((sample_bundle / "bundle.json").read_text())
+    selection = manifest["model_selection"]
+    assert selection["calibration_end"] == "1997-09-30"
+    assert selection["holdout_length"] == pytest.approx(39.0)
+    scores = {s["model"]: s for s in selection["scores"]}
+    assert scores["naive rate"]["actual_total"] == 1882
+    chosen = min(
+        (s for s in selection["scores"] if s["model"] != "naive rate"), key=lambda s: s["mae"]
+    )
+    names = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto": "Pareto/NBD"}
+    assert names[selection["chosen"]] == chosen["model"]
+    assert chosen["mae"] < scores["naive rate"]["mae"]  # the BTYD model beats the naive rate
+    assert manifest["config"]["data"]["transactions"] == "cdnow-sample"
+
+
+def test_score_writes_parquet_with_the_documented_columns(sample_bundle, tmp_path):
+    out = tmp_path / "scores.parquet"
+    result = run(
+        "score",
+        "-m",
+        str(sample_bundle),
+        "-t",
+        "cdnow-sample",
+        "--horizon",
+        "26.5",
+        "--discount-rate",
+        "0.002",
+        "--margin",
+        "0.3",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert "customers scored" in result.output and "2,357" in result.output
+    scores = pd.read_parquet(out)
+    for col in [
+        "customer_id",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "p_alive",
+        "expected_purchases",
+        "p_no_purchase",
+        "expected_avg_value",
+        "clv",
+    ]:
+        assert col in scores
+    assert len(scores) == 2357
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]  # no temp file left
+
+
+def test_score_a_customer_list_as_of_a_day(sample_bundle, tmp_path):
+    ids = tmp_path / "ids.csv"
+    pd.DataFrame({"customer_id": ["00004", "99999"]}).to_csv(ids, index=False)
+    out = tmp_path / "s.csv"
+    result = run(
+        "score",
+        "-m",
+        str(sample_bundle),
+        "-t",
+        "cdnow-sample",
+        "--customers",
+        str(ids),
+        "--as-of",
+        "1997-06-30",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out, dtype={"customer_id": str})
+    assert scores["customer_id"].tolist() == ["00004", "99999"]
+    assert scores["has_history"].tolist() == [True, False]
+    assert "rows after the as-of day" in result.output
+
+
+def test_bad_input_exits_1_with_the_column_named_and_writes_nothing(sample_bundle, tmp_path):
+    log = tmp_path / "log.csv"
+    pd.DataFrame({"cust": ["a", "b"], "when": ["2020-01-01", "soon"], "amount": [1, 2]}).to_csv(
+        log, index=False
+    )
+    out = tmp_path / "s.csv"
+    result = run(
+        "score",
+        "-m",
+        str(sample_bundle),
+        "-t",
+        str(log),
+        "--customer-col",
+        "cust",
+        "--date-col",
+        "when",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 1
+    assert "'when': 1 row(s) have a date that cannot be parsed" in result.output
+    assert not out.exists()
+
+
+def test_a_log_without_amounts_trains_purchase_models_only(tmp_path, sample_log):
+    log = tmp_path / "log.csv"
+    sample_log.frame.drop(columns="amount").to_csv(log, index=False)
+    result = run("train", "-t", str(log), "--model-dir", str(tmp_path / "m"), "--holdout", "39")
+    assert result.exit_code == 0, result.output
+    assert "no amount column" in result.output
+    manifest = json.loads((tmp_path / "m" / "bundle.json").read_text())
+    assert manifest["spend_model"] is None
+
+
+def test_config_file_settings_and_command_line_precedence(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"transactions": "cdnow-sample"},
+                "train": {
+                    "calibration_end": "1997-09-30",
+                    "candidates": ["bgnbd"],
+                    "model_dir": str(tmp_path / "from-file"),
+                },
+            }
+        )
+    )
+    result = run("train", "--config", str(cfg), "--model-dir", str(tmp_path / "from-cli"))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "from-cli" / "bundle.json").read_text())
+    assert manifest["purchase_model"]["kind"] == "bgnbd"
+    assert not (tmp_path / "from-file").exists()
+
+
+def test_unknown_config_keys_are_errors(tmp_path):
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("train:\n  holdut: 10\n")
+    result = run("train", "--config", str(cfg))
+    assert result.exit_code == 1 and "train.holdut" in result.output
+
+
+def test_default_yaml_is_the_built_in_default():
+    assert load_config(REPO / "configs" / "default.yaml") == Config()
+
+
+def test_interrupted_write_leaves_no_file(tmp_path):
+    frame = pd.DataFrame({"a": [1, "x"]})  # mixed objects: pyarrow refuses mid-write
+    with pytest.raises(Exception):  # noqa: B017 - pyarrow's own error type
+        write_table(frame, tmp_path / "out.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys, clv.cli; print(sorted(m for m in ('pandas', 'duckdb', 'lifetimes', 'scipy', "
+        "'mlflow', 'lightgbm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_main_job_on_full_cdnow(tmp_path):
+    """The README's main job: CDNOW (23,570 customers), 26-week holdout, then scoring."""
+    bundle = tmp_path / "cdnow"
+    result = run("train", "--model-dir", str(bundle))
+    assert result.exit_code == 0, result.output
+    selection = json.loads((bundle / "bundle.json").read_text())["model_selection"]
+    assert selection["customers"] == 23570
+    scores = {s["model"]: s for s in selection["scores"]}
+    naive = scores.pop("naive rate")
+    assert naive["actual_total"] == 12320
+    for s in scores.values():  # every BTYD model beats the naive rate on a real cutoff
+        assert s["mae"] < naive["mae"] - 0.05
+        assert abs(s["aggregate_error_pct"]) < 10 < abs(naive["aggregate_error_pct"])
+    out = tmp_path / "scores.csv"
+    result = run("score", "-m", str(bundle), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 23570

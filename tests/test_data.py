@@ -1,0 +1,192 @@
+"""Data contracts: reading, validation messages, the cleaning rules and their report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clv.config import DataConfig
+from clv.data import clean_transactions, read_customer_list, read_transactions
+from clv.errors import DataValidationError
+
+CFG = DataConfig()
+
+
+def log(**columns) -> pd.DataFrame:
+    base = {
+        "customer_id": ["a", "a", "b"],
+        "date": ["2020-01-01", "2020-01-05", "2020-01-03"],
+        "amount": [10.0, 20.0, 5.0],
+    }
+    return pd.DataFrame({**base, **columns})
+
+
+def test_embedded_cdnow_is_the_full_log():
+    raw, effective = read_transactions("cdnow", CFG)
+    cleaned = clean_transactions(raw, effective)
+    assert cleaned.report.customers == 23570
+    assert cleaned.report.first_date == "1997-01-01"
+    assert cleaned.report.last_date == "1998-06-30"
+    assert cleaned.frame["customer_id"].iloc[0] == "00001"  # ids are text, zeros kept
+
+
+@pytest.mark.parametrize(
+    ("frame", "pattern"),
+    [
+        (log().iloc[:0], "empty"),
+        (log().drop(columns="date"), r"Missing column\(s\) 'date' \(date\).*--date-col"),
+        (
+            log(customer_id=["a", None, "b"]),
+            r"'customer_id': 1 row\(s\) have no customer id, e\.g\. row 2",
+        ),
+        (log(customer_id=["a", " ", "b"]), r"'customer_id': 1 row\(s\) have no customer id"),
+        (log(date=["2020-01-01", None, None]), r"'date': 2 row\(s\) have no date, e\.g\. row 2"),
+        (
+            log(date=["2020-01-01", "yesterday", "2020-01-03"]),
+            r"'date': 1 row\(s\) have a date that cannot be parsed, e\.g\. row 2 \('yesterday'\)",
+        ),
+        (
+            log(amount=["10", "$20", "x"]),
+            r"'amount': 2 row\(s\) have a non-numeric amount, e\.g\. row 2 \('\$20'\)",
+        ),
+        (log(amount=[1.0, np.nan, 2.0]), r"'amount': 1 row\(s\) have no amount"),
+    ],
+)
+def test_bad_input_names_column_count_and_example(frame, pattern):
+    with pytest.raises(DataValidationError, match=pattern):
+        clean_transactions(frame, CFG)
+
+
+def test_negative_amounts_are_excluded_and_reported():
+    frame = log(amount=[10.0, -4.0, 5.0])
+    cleaned = clean_transactions(frame, CFG)
+    report = cleaned.report
+    assert (report.negative_amount_rows, report.negative_amount_total) == (1, -4.0)
+    assert report.rows_used == 2 and report.transactions == 2
+    with pytest.raises(
+        DataValidationError, match=r"1 row\(s\) have a negative amount, e\.g\. row 2"
+    ):
+        clean_transactions(frame, CFG.model_copy(update={"negative_amounts": "error"}))
+
+
+def test_zero_amounts_kept_or_excluded_and_counted_either_way():
+    frame = log(amount=[10.0, 0.0, 5.0])
+    kept = clean_transactions(frame, CFG).report
+    dropped = clean_transactions(frame, CFG.model_copy(update={"zero_amounts": "exclude"})).report
+    assert (kept.zero_amount_rows, kept.rows_used) == (1, 3)
+    assert (dropped.zero_amount_rows, dropped.rows_used) == (1, 2)
+
+
+def test_same_day_purchases_merge_with_amounts_summed():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "date": ["2020-01-01 09:00", "2020-01-01 18:30", "2020-01-02"],
+            "amount": [1.5, 2.5, 3.0],
+        }
+    )
+    cleaned = clean_transactions(frame, CFG)
+    assert cleaned.report.same_day_merged == 1
+    assert cleaned.frame["amount"].tolist() == [4.0, 3.0]
+
+
+def test_timezone_aware_timestamps_count_days_in_the_configured_zone():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a"],
+            "amount": [1.0, 1.0],
+            "date": ["2020-01-01T23:30:00-05:00", "2020-01-02T08:00:00+01:00"],
+        }
+    )
+    utc = clean_transactions(frame, CFG).frame["date"].dt.strftime("%Y-%m-%d").tolist()
+    ny = clean_transactions(frame, CFG.model_copy(update={"timezone": "America/New_York"}))
+    assert utc == ["2020-01-02"]  # 04:30 and 07:00 UTC: one day, merged
+    assert ny.frame["date"].dt.strftime("%Y-%m-%d").tolist() == ["2020-01-01", "2020-01-02"]
+
+
+def test_rows_after_as_of_are_ignored_and_counted():
+    cleaned = clean_transactions(log(), CFG, as_of=pd.Timestamp("2020-01-03"))
+    assert cleaned.report.rows_after_as_of == 1
+    assert cleaned.report.last_date == "2020-01-03"
+
+
+def test_default_amount_column_is_optional_but_a_named_one_is_not(tmp_path):
+    path = tmp_path / "log.csv"
+    log().drop(columns="amount").to_csv(path, index=False)
+    raw, effective = read_transactions(path, CFG)
+    assert effective.amount_col is None
+    assert not clean_transactions(raw, effective).has_amounts
+    with pytest.raises(DataValidationError, match=r"Missing column\(s\) 'revenue' \(amount\)"):
+        raw, effective = read_transactions(path, CFG.model_copy(update={"amount_col": "revenue"}))
+        clean_transactions(raw, effective)
+
+
+def test_yyyymmdd_integers_in_parquet_are_dates_not_nanoseconds(tmp_path):
+    path = tmp_path / "log.parquet"
+    pd.DataFrame({"cust": [7, 7], "day": [20200101, 20200108], "value": [1.0, 2.0]}).to_parquet(
+        path
+    )
+    config = DataConfig(
+        customer_col="cust", date_col="day", amount_col="value", date_format="%Y%m%d"
+    )
+    raw, effective = read_transactions(path, config)
+    cleaned = clean_transactions(raw, effective)
+    assert cleaned.frame["customer_id"].tolist() == ["7", "7"]
+    assert cleaned.report.first_date == "2020-01-01"
+
+
+def test_customer_list_rejects_duplicates_and_keeps_attributes(tmp_path):
+    path = tmp_path / "list.csv"
+    pd.DataFrame({"id": ["001", "002"], "channel": [1, 0]}).to_csv(path, index=False)
+    listed = read_customer_list(path, "id")
+    assert listed.columns.tolist() == ["customer_id", "channel"]
+    assert listed["customer_id"].tolist() == ["001", "002"]
+    pd.DataFrame({"id": ["1", "2", "1"]}).to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match=r"1 id\(s\) in 'id' are listed more than once"):
+        read_customer_list(path, "id")
+
+
+rows = st.lists(
+    st.tuples(
+        st.sampled_from("abcde"),
+        st.integers(0, 20),
+        st.integers(0, 23),
+        st.sampled_from([-5.0, 0.0, 1.0, 2.5, 10.0]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=rows, zero=st.sampled_from(["keep", "exclude"]), as_of_day=st.integers(0, 25))
+def test_cleaning_accounts_for_every_row_and_every_unit_of_spend(data, zero, as_of_day):
+    frame = pd.DataFrame(
+        {
+            "customer_id": [d[0] for d in data],
+            "date": [
+                pd.Timestamp("2021-03-01") + pd.Timedelta(days=d[1], hours=d[2]) for d in data
+            ],
+            "amount": [d[3] for d in data],
+        }
+    )
+    as_of = pd.Timestamp("2021-03-01") + pd.Timedelta(days=as_of_day)
+    config = CFG.model_copy(update={"zero_amounts": zero})
+    try:
+        cleaned = clean_transactions(frame, config, as_of=as_of)
+    except DataValidationError as exc:
+        assert "No purchase is left" in str(exc)
+        return
+    r = cleaned.report
+    zero_dropped = r.zero_amount_rows if zero == "exclude" else 0
+    assert r.rows_read == r.rows_used + r.negative_amount_rows + zero_dropped + r.rows_after_as_of
+    assert r.transactions == r.rows_used - r.same_day_merged == len(cleaned.frame)
+    kept = frame[
+        (frame["date"] < as_of + pd.Timedelta(days=1))
+        & (frame["amount"] > 0 if zero == "exclude" else frame["amount"] >= 0)
+    ]
+    assert cleaned.frame["amount"].sum() == pytest.approx(kept["amount"].sum())
+    assert not cleaned.frame.duplicated(["customer_id", "date"]).any()
