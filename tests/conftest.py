@@ -12,7 +12,7 @@ from clv.config import DataConfig
 from clv.data import TransactionLog, load_transactions
 from clv.features import build_calibration_holdout
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 APPAREL = Path(__file__).resolve().parents[2] / "shared" / "data" / "apparel"
 CDNOW_CUTOFF = pd.Timestamp("1997-09-30")
@@ -29,6 +29,13 @@ def sample_log() -> TransactionLog:
 def sample_split(sample_log: TransactionLog) -> pd.DataFrame:
     """Calibration to 1997-09-30 (39 weeks), holdout to 1998-06-30 — the papers' split."""
     return build_calibration_holdout(sample_log.frame, CDNOW_CUTOFF, CDNOW_END, "week")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _mlflow_store(tmp_path_factory) -> None:
+    """Tests never write to ./mlflow.db: every run goes to a throw-away sqlite store."""
+    store = tmp_path_factory.mktemp("mlflow")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,9 @@ def bundle(sample_split, sample_log) -> Bundle:
 
 def test_round_trip_is_exact_and_json_only(bundle, tmp_path):
     path = save_bundle(bundle, tmp_path / "b")
-    assert [p.name for p in path.iterdir()] == [MANIFEST]
+    assert sorted(p.name for p in path.iterdir()) == [MANIFEST, "scorecard.json"]
+    for file in path.iterdir():
+        json.loads(file.read_text())  # all JSON: nothing pickled
     loaded = load_bundle(path)
     assert loaded.to_dict() == bundle.to_dict()
     manifest = json.loads((path / MANIFEST).read_text())

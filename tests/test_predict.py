@@ -26,6 +26,7 @@ COLUMNS = [
     "p_no_purchase",
     "expected_avg_value",
     "clv",
+    "value_segment",
 ]
 
 
@@ -93,7 +94,7 @@ def test_chunked_scoring_equals_one_pass_and_reports_progress(bundle, sample_log
 
 
 def test_rfm_frames_score_through_the_same_path(bundle, sample_log):
-    rfm = predict.rfm_for_customers(sample_log, "week")
+    rfm = predict.customer_features(bundle, sample_log)
     from_rfm = predict.score_rfm(bundle, rfm, horizon=13)
     from_log = predict.score_transactions(bundle, sample_log, horizon=13)
     pd.testing.assert_frame_equal(from_rfm, from_log)
@@ -104,6 +105,13 @@ def test_a_log_without_amounts_gets_no_value_columns(bundle, sample_log):
     scores = predict.score_transactions(bundle, log, horizon=13)
     assert "clv" not in scores and "monetary_value" not in scores
     assert "p_no_purchase" in scores
+
+
+def test_value_segments_follow_the_configured_tiers(bundle, sample_log):
+    scores = predict.score_transactions(bundle, sample_log, horizon=52, segments={"gold": 0.05, "silver": 0.15}, segment_rest="bronze")
+    counts = scores["value_segment"].value_counts()
+    assert counts["gold"] == 118 and counts["silver"] == 354 and counts["bronze"] == 2357 - 472
+    assert scores.loc[scores["value_segment"] == "gold", "clv"].min() >= scores.loc[scores["value_segment"] == "silver", "clv"].max()
 
 
 def test_an_impossible_rfm_row_is_named(bundle):

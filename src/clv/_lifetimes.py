@@ -29,6 +29,7 @@ def guarded() -> Iterator[None]:
     """
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # autograd's log(0) while line-searching
         yield
 
 

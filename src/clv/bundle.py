@@ -1,7 +1,11 @@
-"""Model bundles: a folder holding ``bundle.json`` — parameters, settings, provenance.
+"""Model bundles: a folder holding the models, the settings and the provenance of a training run.
 
-No pickle or dill: every model is plain JSON parameters (and, in later versions, LightGBM's text
-format beside it). Loading checks the format name and version and fails with a
+- ``bundle.json``: format and version, the purchase, spend and churn models' parameters (JSON),
+  the config, the data fingerprint, the cleaning report, the model selection and the scorecard;
+- ``churn_model.txt``: the churn classifier's LightGBM booster in LightGBM's own text format;
+- ``scorecard.json``: the holdout scorecard alone (what DVC and people read).
+
+No pickle or dill. Loading checks the format name and version and fails with a
 :class:`~clv.errors.BundleError` on a foreign, damaged or newer bundle.
 """
 
@@ -9,21 +13,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from clv.btyd import PurchaseModel
+from clv.churn import ChurnModel
 from clv.errors import BundleError
 from clv.spend import SpendModel
+from clv.tables import write_json, write_text
 
 FORMAT = "clv-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "bundle.json"
-_PACKAGES = ("clv", "lifetimes", "numpy", "scipy", "pandas", "duckdb", "pyarrow")
+BOOSTER = "churn_model.txt"
+SCORECARD = "scorecard.json"
+_PACKAGES = (
+    "clv",
+    "lifetimes",
+    "numpy",
+    "scipy",
+    "pandas",
+    "duckdb",
+    "pyarrow",
+    "lightgbm",
+    "scikit-learn",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -57,6 +73,10 @@ class Bundle:
         The holdout comparison that chose the purchase model.
     notices : list of str
         Warnings raised while training (e.g. frequency–spend correlation).
+    churn : ChurnModel or None
+        The churn score shipped for scoring.
+    scorecard : dict
+        The holdout scorecard (:mod:`clv.evaluation`).
     """
 
     purchase: PurchaseModel
@@ -66,6 +86,8 @@ class Bundle:
     cleaning: dict[str, Any] = field(default_factory=dict)
     selection: dict[str, Any] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    churn: ChurnModel | None = None
+    scorecard: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=package_versions)
     created: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -85,28 +107,31 @@ class Bundle:
             "time_unit": self.time_unit,
             "purchase_model": self.purchase.to_dict(),
             "spend_model": self.spend.to_dict() if self.spend else None,
+            "churn_model": self.churn.to_dict() if self.churn else None,
             "config": self.config,
             "data_fingerprint": self.fingerprint,
             "cleaning_report": self.cleaning,
             "model_selection": self.selection,
             "notices": list(self.notices),
+            "scorecard": self.scorecard,
             "package_versions": self.versions,
         }
 
 
 def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
-    """Write ``bundle`` to ``directory/bundle.json`` atomically; return the directory."""
+    """Write ``bundle`` to ``directory`` (each file atomically, the manifest last).
+
+    A stale churn booster from an earlier bundle in the same folder is removed.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(bundle.to_dict(), handle, indent=2, allow_nan=True)
-            handle.write("\n")
-        os.replace(tmp, directory / MANIFEST)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    booster = bundle.churn.booster_text if bundle.churn else None
+    if booster is not None:
+        write_text(booster, directory / BOOSTER)
+    else:
+        (directory / BOOSTER).unlink(missing_ok=True)
+    write_json(bundle.scorecard, directory / SCORECARD)
+    write_json(bundle.to_dict(), directory / MANIFEST)
     return directory
 
 
@@ -143,6 +168,11 @@ def load_bundle(directory: str | Path) -> Bundle:
     try:
         purchase = PurchaseModel.from_dict(data["purchase_model"])
         spend = SpendModel.from_dict(data["spend_model"]) if data["spend_model"] else None
+        churn = None
+        if data.get("churn_model"):
+            booster_path = directory / BOOSTER
+            booster = booster_path.read_text() if booster_path.is_file() else None
+            churn = ChurnModel.from_dict(data["churn_model"], booster)
         return Bundle(
             purchase=purchase,
             spend=spend,
@@ -151,6 +181,8 @@ def load_bundle(directory: str | Path) -> Bundle:
             cleaning=data.get("cleaning_report", {}),
             selection=data.get("model_selection", {}),
             notices=list(data.get("notices", [])),
+            churn=churn,
+            scorecard=data.get("scorecard", {}),
             versions=data.get("package_versions", {}),
             created=data.get("created", ""),
         )

@@ -9,6 +9,7 @@ options given on the command line override the file.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -119,35 +120,130 @@ def _print_cleaning(rows: list[tuple[str, str]]) -> None:
     console.print(_table("Cleaning report", ["rule", "rows"], [list(r) for r in rows]))
 
 
-def _print_training(result: TrainResult) -> None:
-    split = result.split
-    unit = result.bundle.time_unit
-    chosen = result.bundle.selection["chosen"]
+def _fmt(value: float, pct: bool = False) -> str:
+    if value is None or value != value:  # NaN
+        return "–"
+    return f"{value:+.2f} %" if pct else f"{value:.4f}"
+
+
+def _print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
+    from clv.evaluation import label
+
+    protocol = card["protocol"]
+    where = (
+        f"calibration to {protocol['calibration_end']}, holdout {protocol['holdout_length']:g} "
+        f"{protocol['time_unit']}s to {protocol['observation_end']} "
+        f"({protocol['customers']:,} customers)"
+    )
+    mark = lambda key: label(key) + (" ✓" if key == chosen else "")  # noqa: E731
     rows = [
         [
-            s.model + (" ✓" if s.model == result.calibration_models[chosen].name else ""),
-            f"{s.mae:.4f}",
-            f"{s.rmse:.4f}",
-            f"{s.aggregate_error_pct:+.2f} %",
-            f"{s.predicted_total:,.0f}",
-            f"{s.actual_total:,.0f}",
+            mark(k),
+            _fmt(m["mae"]),
+            _fmt(m["rmse"]),
+            _fmt(m["spearman"]),
+            _fmt(m["aggregate_error_pct"], pct=True),
+            f"{m['predicted_total']:,.0f}",
+            f"{m['actual_total']:,.0f}",
         ]
-        for s in result.scores
+        for k, m in card["purchases"].items()
     ]
-    title = (
-        f"Holdout purchases: calibration to {split.calibration_end.date()}, holdout "
-        f"{split.duration:g} {unit}s to {split.observation_end.date()} "
-        f"({result.bundle.selection['customers']:,} customers)"
-    )
     console.print(
-        _table(title, ["model", "MAE", "RMSE", "aggregate error", "predicted", "actual"], rows)
+        _table(
+            f"Purchases — {where}",
+            ["model", "MAE", "RMSE", "Spearman", "aggregate error", "predicted", "actual"],
+            rows,
+        )
     )
-    purchase, spend = result.bundle.purchase, result.bundle.spend
+    if "value" in card:
+        rows = [
+            [
+                label(k),
+                _fmt(m["spearman"]),
+                _fmt(m["normalized_gini"]),
+                _fmt(m["top_decile_capture"]),
+                f"{m['mae']:.2f}",
+            ]
+            for k, m in card["value"].items()
+        ]
+        console.print(
+            _table(
+                "Value (holdout revenue)",
+                ["model", "Spearman", "norm. Gini", "top-decile capture", "MAE"],
+                rows,
+            )
+        )
+    if card.get("churn"):
+        cp = card["churn_protocol"]
+        ev = cp["evaluation_window"]
+        rows = [
+            [
+                label(k) + (" (baseline)" if k == cp["baseline"] else ""),
+                _fmt(m["roc_auc"]),
+                _fmt(m["pr_auc"]),
+                _fmt(m["brier"]),
+                _fmt(m["ece"]),
+            ]
+            for k, m in card["churn"].items()
+        ]
+        title = (
+            f"Churn: no purchase in {cp['horizon']:g} {protocol['time_unit']}s after "
+            f"{ev['feature_cutoff']} (churn rate {ev['churn_rate']:.1%})"
+        )
+        console.print(_table(title, ["score", "ROC AUC", "PR AUC", "Brier", "ECE"], rows))
+        console.print(
+            f"Churn score decision (training window only): {cp['decision']}", highlight=False
+        )
+    if card.get("churn_note"):
+        console.print(f"Churn: {card['churn_note']}", highlight=False)
+
+
+def _print_training(result: TrainResult) -> None:
+    bundle = result.bundle
+    _print_scorecard(bundle.scorecard, bundle.selection["chosen"])
+    purchase, spend = bundle.purchase, bundle.spend
     params = ", ".join(f"{k} {v:.4g}" for k, v in purchase.params.items())
     console.print(f"Chosen: [bold]{purchase.name}[/] refitted on the whole log: {params}")
     if spend is not None:
         gg = ", ".join(f"{k} {v:.4g}" for k, v in spend.params.items())
         console.print(f"Gamma-Gamma on {spend.n_customers:,} repeat buyers: {gg}")
+    if bundle.churn is not None:
+        churn, window = bundle.churn, bundle.churn.window
+        console.print(
+            f"Churn model shipped: {churn.choice} for a {churn.horizon:g}-{churn.time_unit} "
+            f"horizon, trained on features to {window['feature_cutoff']}, labels to "
+            f"{window['label_end']}",
+            highlight=False,
+        )
+    if result.run_id:
+        reg = result.registry
+        verdict = f"{reg['alias']} ({reg['metric']} {reg['value']:.4f}" + (
+            f" vs champion v{reg['champion_version']} {reg['champion_value']:.4f})"
+            if reg["champion_version"]
+            else ", first champion)"
+        )
+        console.print(
+            f"MLflow run {result.run_id}; registered {reg['registered_model']} "
+            f"v{reg['version']} as {verdict}",
+            highlight=False,
+        )
+
+
+ChurnHorizonOpt = Annotated[
+    float | None, typer.Option(help="Churn horizon H in the time unit [the holdout length].")
+]
+AttributesOpt = Annotated[
+    str | None,
+    typer.Option("--customers", help="Customer table whose extra columns feed the churn model."),
+]
+HoldoutOpt = Annotated[
+    float | None, typer.Option(help="Holdout length at the end of the log, in the time unit [26].")
+]
+CalibrationEndOpt = Annotated[
+    dt.datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="Last calibration day; overrides --holdout."),
+]
+TimeUnitOpt = Annotated[str | None, typer.Option(help="day, week or month [week].")]
 
 
 @app.command()
@@ -160,59 +256,143 @@ def train(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
-    time_unit: Annotated[str | None, typer.Option(help="day, week or month [week].")] = None,
-    holdout: Annotated[
-        float | None,
-        typer.Option(help="Holdout length at the end of the log, in the time unit [26]."),
-    ] = None,
-    calibration_end: Annotated[
-        dt.datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Last calibration day; overrides --holdout."),
-    ] = None,
+    time_unit: TimeUnitOpt = None,
+    holdout: HoldoutOpt = None,
+    calibration_end: CalibrationEndOpt = None,
+    churn_horizon: ChurnHorizonOpt = None,
+    customers: AttributesOpt = None,
     model_dir: Annotated[
         Path | None, typer.Option(help="Folder the bundle is written to [models/cdnow].")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the Pareto/NBD start [42].")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the Pareto/NBD start and LightGBM [42].")
+    ] = None,
     penalizer: Annotated[
         float | None, typer.Option(help="L2 penalizer of the first fit [0].")
     ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI [$MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+    ] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment [clv].")] = None,
+    registered_model: Annotated[str | None, typer.Option(help="Registry name [clv-cdnow].")] = None,
+    mlflow: Annotated[
+        bool | None, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow [on].")
+    ] = None,
 ) -> None:
-    """Train purchase and spend models on a log and write a model bundle.
+    """Train, evaluate, log to MLflow and write a model bundle.
 
-    BG/NBD, MBG/NBD and Pareto/NBD are fitted on a calibration period; the one with the lowest
-    holdout MAE is refitted, with Gamma-Gamma, on the whole log.
+    BG/NBD, MBG/NBD and Pareto/NBD, Gamma-Gamma and a LightGBM churn classifier are fitted on a
+    calibration period and scored on the holdout; the best purchase model is refitted, with
+    Gamma-Gamma, on the whole log, and the churn model is retrained on the latest window.
     """
     overrides = _data_overrides(
         transactions, customer_col, date_col, amount_col, date_format, timezone
     )
+    overrides |= _split_overrides(time_unit, holdout, calibration_end, churn_horizon, customers)
     overrides |= {
-        "features.time_unit": time_unit,
-        "train.holdout": holdout,
-        "train.calibration_end": calibration_end.date() if calibration_end else None,
         "train.model_dir": model_dir,
         "train.seed": seed,
         "train.penalizer": penalizer,
+        "mlflow.tracking_uri": tracking_uri,
+        "mlflow.experiment": experiment,
+        "mlflow.registered_model": registered_model,
+        "mlflow.enabled": mlflow,
     }
     started = time.perf_counter()
     try:
         settings = _settings(config, overrides, no_amounts)
         from clv.training import train as run_training
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the report
+        with warnings.catch_warnings():  # training collects its own notices
+            warnings.simplefilter("ignore")
             result = run_training(settings)
     except ClvError as exc:
         raise _fail(exc) from None
-    _print_cleaning(result.report.rows())
+    _print_cleaning(result.log.report.rows())
     _print_training(result)
-    _print_notices([w for w in caught if issubclass(w.category, UserWarning)], result.notices)
+    _print_notices([], result.notices)
     console.print(
         f"Model bundle: [bold]{result.path}[/] ({time.perf_counter() - started:.1f} s)",
         highlight=False,
     )
 
 
-def _print_scores(scores: pd.DataFrame, horizon: float, unit: str, out: Path) -> None:
+def _split_overrides(
+    time_unit: str | None,
+    holdout: float | None,
+    calibration_end: dt.datetime | None,
+    churn_horizon: float | None,
+    customers: str | None,
+) -> dict[str, Any]:
+    return {
+        "features.time_unit": time_unit,
+        "train.holdout": holdout,
+        "train.calibration_end": calibration_end.date() if calibration_end else None,
+        "train.churn_horizon": churn_horizon,
+        "train.customers": customers,
+    }
+
+
+@app.command()
+def evaluate(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    customer_col: CustomerColOpt = None,
+    date_col: DateColOpt = None,
+    amount_col: AmountColOpt = None,
+    no_amounts: NoAmountsOpt = False,
+    date_format: DateFormatOpt = None,
+    timezone: TimezoneOpt = None,
+    time_unit: TimeUnitOpt = None,
+    holdout: HoldoutOpt = None,
+    calibration_end: CalibrationEndOpt = None,
+    churn_horizon: ChurnHorizonOpt = None,
+    customers: AttributesOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scorecard JSON.")] = Path(
+        "scorecard.json"
+    ),
+) -> None:
+    """Score every model and baseline on a holdout and write the scorecard (no bundle).
+
+    Purchases (MAE, RMSE, Spearman, aggregate error), value (Spearman, normalized Gini,
+    top-decile capture) and churn (ROC AUC, PR AUC, Brier, ECE); models see nothing after the
+    calibration cutoff.
+    """
+    overrides = _data_overrides(
+        transactions, customer_col, date_col, amount_col, date_format, timezone
+    )
+    overrides |= _split_overrides(time_unit, holdout, calibration_end, churn_horizon, customers)
+    try:
+        settings = _settings(config, overrides, no_amounts)
+        from clv.data import load_transactions, read_customer_list
+        from clv.evaluation import evaluate as run_evaluation
+        from clv.tables import write_json
+
+        log = load_transactions(settings.data.transactions, settings.data)
+        attributes = (
+            read_customer_list(settings.train.customers, settings.data.customer_col)
+            if settings.train.customers
+            else None
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_evaluation(log, settings, attributes)
+        path = write_json(result.scorecard, out)
+    except ClvError as exc:
+        raise _fail(exc) from None
+    _print_cleaning(log.report.rows())
+    _print_scorecard(result.scorecard, result.best_purchase_model)
+    _print_notices(
+        [w for w in caught if issubclass(w.category, UserWarning) and "/clv/" in w.filename]
+    )
+    console.print(f"Scorecard: [bold]{path}[/]", highlight=False)
+
+
+def _print_scores(
+    scores: pd.DataFrame, horizon: float, unit: str, out: Path, churn_horizon: float | None
+) -> None:
     n = len(scores)
     rows = [
         ["customers scored", f"{n:,}"],
@@ -228,15 +408,39 @@ def _print_scores(scores: pd.DataFrame, horizon: float, unit: str, out: Path) ->
         ["mean P(no purchase)", f"{scores['p_no_purchase'].mean():.3f}"],
     ]
     if "clv" in scores:
-        clv = scores["clv"].sort_values(ascending=False)
-        top = clv.iloc[: max(1, n // 10)].sum() / clv.sum() if clv.sum() > 0 else float("nan")
         rows += [
             ["mean expected spend per purchase", f"{scores['expected_avg_value'].mean():,.2f}"],
-            ["total CLV", f"{clv.sum():,.0f}"],
-            ["mean CLV", f"{clv.mean():,.2f}"],
-            ["share of CLV in the top 10 %", f"{top:.1%}"],
+            ["total CLV", f"{scores['clv'].sum():,.0f}"],
+            ["mean CLV", f"{scores['clv'].mean():,.2f}"],
         ]
+    if churn_horizon is not None:
+        rows.append(
+            [
+                f"mean churn probability ({churn_horizon:g} {unit}s)",
+                f"{scores['churn_probability'].mean():.3f}",
+            ]
+        )
     console.print(_table(f"Scores → {out}", ["", "value"], rows))
+    ranked_by = "clv" if "clv" in scores else "expected_purchases"
+    groups = scores.groupby("value_segment", sort=False)
+    total = scores[ranked_by].sum()
+    seg_rows = [
+        [
+            str(name),
+            f"{len(g):,}",
+            f"{len(g) / n:.1%}",
+            f"{g[ranked_by].sum() / total:.1%}" if total > 0 else "–",
+            f"{g['churn_probability'].mean():.3f}" if "churn_probability" in g else "–",
+        ]
+        for name, g in sorted(groups, key=lambda kv: -kv[1][ranked_by].mean())
+    ]
+    console.print(
+        _table(
+            f"Value segments (by {ranked_by})",
+            ["segment", "customers", "share", f"share of {ranked_by}", "mean churn prob."],
+            seg_rows,
+        )
+    )
 
 
 class _ProgressBar:
@@ -268,7 +472,12 @@ class _ProgressBar:
 def score(
     config: ConfigOpt = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Bundle folder [models/cdnow].")
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Bundle folder, or models:/NAME@alias, runs:/ID/model [models/cdnow].",
+        ),
     ] = None,
     transactions: TransactionsOpt = None,
     customers: Annotated[
@@ -297,11 +506,15 @@ def score(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ models.")
+    ] = None,
 ) -> None:
-    """Score customers with a model bundle and write one row per customer.
+    """Score customers with a model and write one row per customer.
 
-    Columns: P(alive), expected purchases, P(no purchase), expected spend and discounted CLV
-    over the horizon. The output file is written atomically.
+    Columns: P(alive), expected purchases, P(no purchase), expected spend and discounted CLV over
+    the horizon, churn probability over the churn model's horizon, and value segment. The output
+    file is written atomically.
     """
     overrides = _data_overrides(
         transactions, customer_col, date_col, amount_col, date_format, timezone
@@ -315,6 +528,7 @@ def score(
         "score.discount_rate": discount_rate,
         "score.margin": margin,
         "score.out": out,
+        "mlflow.tracking_uri": tracking_uri,
     }
     started = time.perf_counter()
     bar = _ProgressBar()
@@ -327,23 +541,27 @@ def score(
         from clv.predict import load_model, score_transactions
         from clv.tables import write_table
 
-        bundle = load_model(s.model)
+        bundle = load_model(s.model, settings.mlflow.tracking_uri)
         as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
         log = load_transactions(settings.data.transactions, settings.data, as_of=as_of_day)
         listed = (
             read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
         )
-        scores = score_transactions(
-            bundle,
-            log,
-            s.horizon,
-            as_of=as_of_day,
-            customers=listed,
-            time_unit=s.time_unit,
-            discount_rate=s.discount_rate,
-            margin=s.margin,
-            progress=bar,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scores = score_transactions(
+                bundle,
+                log,
+                s.horizon,
+                as_of=as_of_day,
+                customers=listed,
+                time_unit=s.time_unit,
+                discount_rate=s.discount_rate,
+                margin=s.margin,
+                progress=bar,
+                segments=s.segments,
+                segment_rest=s.segment_rest,
+            )
         path = write_table(scores, s.out)
     except ClvError as exc:
         raise _fail(exc) from None
@@ -351,8 +569,22 @@ def score(
         bar.close()
     _print_cleaning(log.report.rows())
     unit = s.time_unit or bundle.time_unit
-    _print_scores(scores, s.horizon, unit, path)
-    notices = []
+    churn_h = None
+    notices = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, UserWarning) and "/clv/" in w.filename
+    ]
+    if "churn_probability" in scores:
+        from clv.config import DAYS_PER_UNIT
+
+        churn_h = bundle.churn.horizon * DAYS_PER_UNIT[bundle.time_unit] / DAYS_PER_UNIT[unit]
+        if abs(churn_h - s.horizon) > 1e-9:
+            notices.append(
+                f"churn_probability is for the churn model's horizon of {churn_h:g} {unit}s "
+                f"(set at training with --churn-horizon), not for --horizon {s.horizon:g}."
+            )
+    _print_scores(scores, s.horizon, unit, path, churn_h)
     if bundle.spend is None or not log.has_amounts:
         notices.append(
             "No amounts in the model or the log: value columns "

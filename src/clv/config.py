@@ -90,7 +90,13 @@ class TrainConfig(_Section):
     retry_penalizer: float = Field(
         0.001, gt=0, description="Penalizer of the retry when the first fit does not converge."
     )
-    seed: int = Field(42, description="Seed of the random start of the Pareto/NBD optimizer.")
+    seed: int = Field(42, description="Seed of the Pareto/NBD start and of the churn classifier.")
+    churn_horizon: float | None = Field(
+        None, gt=0, description="Churn horizon H in the time unit; null means the holdout length."
+    )
+    customers: str | None = Field(
+        None, description="CSV/Parquet customer table whose extra columns feed the churn model."
+    )
     model_dir: Path = Field(Path("models/cdnow"), description="Where the bundle is written.")
 
 
@@ -111,6 +117,37 @@ class ScoreConfig(_Section):
     )
     customers: str | None = Field(None, description="CSV/Parquet list of customer ids to score.")
     out: Path = Field(Path("scores/cdnow.csv"), description="Output file (.csv or .parquet).")
+    segments: dict[str, float] = Field(
+        default_factory=lambda: {"top": 0.10, "high": 0.20},
+        description="Value tiers from the top by predicted CLV (expected purchases without "
+        "amounts): name → share of customers; the remainder is 'segment_rest'.",
+    )
+    segment_rest: str = "rest"
+
+    @field_validator("segments")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(share <= 0 for share in value.values()) or sum(value.values()) > 1.0 + 1e-9:
+            raise ValueError("segment shares must be positive and sum to at most 1")
+        return value
+
+
+class MlflowConfig(_Section):
+    """Experiment tracking and the model registry."""
+
+    enabled: bool = Field(True, description="Log every `clv train` as an MLflow run.")
+    tracking_uri: str | None = Field(
+        None,
+        description="Tracking URI; null means $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db "
+        "in the working directory.",
+    )
+    experiment: str = "clv"
+    registered_model: str = Field("clv-cdnow", description="Registry name of the trained models.")
+    champion_metric: str = Field(
+        "purchases.chosen.mae",
+        description="Scorecard metric that decides champion vs challenger (lower is better "
+        "unless it names an AUC, Gini, Spearman or capture).",
+    )
 
 
 class Config(_Section):
@@ -120,6 +157,7 @@ class Config(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @field_validator("train")
     @classmethod

@@ -1,71 +1,269 @@
-"""Holdout metrics for purchase forecasts, and the naive baseline they are judged against.
+"""One scorecard: how well each model and baseline forecast a holdout (DOMAIN.md §3).
 
-For a calibration cutoff and a holdout of length h, each customer's predicted purchases in the
-holdout are compared with the actual repeat transactions there (DOMAIN.md §3):
+The protocol: split the log at the calibration cutoff c (:func:`choose_split`). Everything
+fitted here sees only data up to c:
 
-- MAE and RMSE over customers;
-- aggregate % error: 100 × (Σ predicted − Σ actual) / Σ actual;
-- the naive rate baseline predicts ``x / T × h`` (0 when T = 0).
+- purchases — each candidate BTYD model's expected purchases in (c, end] against the actual
+  repeat transactions, next to the naive rate ``x / T × h``: MAE, RMSE, Spearman, aggregate % error;
+- value — expected purchases × Gamma-Gamma expected spend against actual holdout revenue, next
+  to the naive rate × the customer's mean spend: Spearman, normalized Gini, top-decile capture,
+  MAE, and a decile table for the best purchase model;
+- churn — "no purchase in (c, c + H]": the churn classifier trained on the window before c
+  (:mod:`clv.churn`), its raw LightGBM score, and each BTYD model's P(no purchase) — BG/NBD's is
+  the baseline: ROC AUC, PR AUC, Brier score, expected calibration error, reliability curve.
+  When H is longer than the holdout, labels come from the holdout that exists (the scorecard
+  says so in ``churn_note``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from clv import metrics
+from clv.btyd import PurchaseModel, display_name, fit_purchase_model
+from clv.config import DAYS_PER_UNIT, Config
+from clv.data import TransactionLog
+from clv.errors import DataValidationError
+from clv.features import build_calibration_holdout
+from clv.spend import SpendModel, fit_spend_model
+
+NAIVE = "naive"
+LABELS = {
+    NAIVE: "naive rate",
+    "churn_model": "churn model (shipped score)",
+    "lightgbm": "LightGBM (raw)",
+}
+
+
+def label(key: str) -> str:
+    """Display name of a scorecard row key (``bgnbd`` → ``BG/NBD``)."""
+    if key in LABELS:
+        return LABELS[key]
+    if key.endswith("_p_no_purchase"):
+        return f"{display_name(key.removesuffix('_p_no_purchase'))} P(no purchase)"
+    return display_name(key)
+
 
 @dataclass(frozen=True)
-class PurchaseScore:
-    """Holdout accuracy of one purchase forecast."""
+class Split:
+    """A calibration/holdout split of a log (days inclusive; duration in the time unit)."""
 
-    model: str
-    mae: float
-    rmse: float
-    aggregate_error_pct: float
-    predicted_total: float
-    actual_total: float
+    calibration_end: pd.Timestamp
+    observation_end: pd.Timestamp
+    duration: float
 
-    def to_dict(self) -> dict[str, float | str]:
-        """Return the score as a JSON-compatible dict."""
-        return asdict(self)
+
+def choose_split(log: TransactionLog, config: Config) -> Split:
+    """Return the calibration/holdout split the config asks for, checked against the log.
+
+    Raises
+    ------
+    DataValidationError
+        When the calibration period or the holdout would be empty.
+    """
+    unit = config.features.time_unit
+    first = pd.Timestamp(log.report.first_date)
+    end = pd.Timestamp(log.report.last_date)
+    if config.train.calibration_end is not None:
+        cal_end = pd.Timestamp(config.train.calibration_end)
+    else:
+        cal_end = end - pd.Timedelta(days=round(config.train.holdout * DAYS_PER_UNIT[unit]))
+    span = (end - first).days / DAYS_PER_UNIT[unit]
+    if not first <= cal_end < end:
+        raise DataValidationError(
+            f"The log spans {first.date()} .. {end.date()} ({span:.1f} {unit}s); a calibration "
+            f"period ending {cal_end.date()} leaves no calibration or no holdout. Use a shorter "
+            "--holdout or a --calibration-end inside the log."
+        )
+    return Split(cal_end, end, (end - cal_end).days / DAYS_PER_UNIT[unit])
+
+
+def churn_horizon(config: Config, split: Split) -> float:
+    """The churn horizon H in the time unit: ``train.churn_horizon``, else the holdout length."""
+    return float(config.train.churn_horizon or split.duration)
+
+
+def purchase_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, Spearman, aggregate % error and both totals."""
+    return {
+        "mae": metrics.mae(actual, predicted),
+        "rmse": metrics.rmse(actual, predicted),
+        "spearman": metrics.spearman(actual, predicted),
+        "aggregate_error_pct": metrics.aggregate_error_pct(actual, predicted),
+        "predicted_total": float(np.sum(predicted)),
+        "actual_total": float(np.sum(actual)),
+    }
+
+
+def value_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Spearman, normalized Gini, top-decile capture and MAE of holdout revenue."""
+    return {
+        "spearman": metrics.spearman(actual, predicted),
+        "normalized_gini": metrics.normalized_gini(actual, predicted),
+        "top_decile_capture": metrics.top_decile_capture(actual, predicted),
+        "mae": metrics.mae(actual, predicted),
+    }
+
+
+def churn_metrics(labels: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    """ROC AUC, PR AUC, Brier score and expected calibration error."""
+    return {
+        "roc_auc": metrics.roc_auc(labels, probability),
+        "pr_auc": metrics.pr_auc(labels, probability),
+        "brier": metrics.brier(labels, probability),
+        "ece": metrics.expected_calibration_error(labels, probability),
+    }
+
+
+@dataclass
+class Evaluation:
+    """The scorecard and what was fitted to make it (all on data up to the cutoff)."""
+
+    split: Split
+    calibration: pd.DataFrame
+    purchase_models: dict[str, PurchaseModel]
+    spend_model: SpendModel | None
+    churn_model: Any | None
+    scorecard: dict[str, Any]
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    churn_frame: pd.DataFrame | None = None
+
+    @property
+    def best_purchase_model(self) -> str:
+        """The candidate with the lowest holdout MAE of purchases."""
+        return min(self.purchase_models, key=lambda k: self.scorecard["purchases"][k]["mae"])
+
+
+def evaluate(
+    log: TransactionLog, config: Config, attributes: pd.DataFrame | None = None
+) -> Evaluation:
+    """Fit every model on the calibration period and score the holdout (module docstring).
+
+    Parameters
+    ----------
+    log : TransactionLog
+        The cleaned log.
+    config : Config
+        Split, candidates, time unit, churn horizon, seeds.
+    attributes : pandas.DataFrame, optional
+        Customer attributes for the churn classifier (``customer_id`` + columns).
+
+    Returns
+    -------
+    Evaluation
+    """
+    unit, settings = config.features.time_unit, config.train
+    split = choose_split(log, config)
+    cal = build_calibration_holdout(log.frame, split.calibration_end, split.observation_end, unit)
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    actual = cal["frequency_holdout"].to_numpy(dtype=float)
+    models = {
+        kind: fit_purchase_model(
+            kind, cal, unit, settings.penalizer, settings.retry_penalizer, settings.seed
+        )
+        for kind in settings.candidates
+    }
+    predictions = {k: m.expected_purchases(split.duration, x, t_x, T) for k, m in models.items()}
+    predictions[NAIVE] = naive_rate(x, T, split.duration)
+    card: dict[str, Any] = {
+        "protocol": {
+            "calibration_end": str(split.calibration_end.date()),
+            "observation_end": str(split.observation_end.date()),
+            "holdout_length": split.duration,
+            "time_unit": unit,
+            "customers": len(cal),
+        },
+        "purchases": {k: purchase_metrics(actual, p) for k, p in predictions.items()},
+    }
+    spend = None
+    if log.has_amounts:
+        spend = fit_spend_model(cal, settings.penalizer, settings.retry_penalizer)
+        revenue = cal["revenue_holdout"].to_numpy(dtype=float)
+        value = spend.expected_average_value(x, cal["monetary_value"].to_numpy())
+        mean_spend = _mean_spend(log, cal, split)
+        card["value"] = {
+            k: value_metrics(revenue, p * value) for k, p in predictions.items() if k != NAIVE
+        }
+        card["value"][NAIVE] = value_metrics(revenue, predictions[NAIVE] * mean_spend)
+        best = min(models, key=lambda k: card["purchases"][k]["mae"])
+        card["value_deciles"] = metrics.decile_table(revenue, predictions[best] * value).to_dict(
+            "records"
+        )
+    churn_model, churn_frame = _evaluate_churn(log, config, split, cal, models, card, attributes)
+    return Evaluation(split, cal, models, spend, churn_model, card, predictions, churn_frame)
 
 
 def naive_rate(frequency: np.ndarray, T: np.ndarray, horizon: float) -> np.ndarray:
-    """Naive forecast: the customer's past repeat rate ``x / T`` times the horizon.
+    """Naive forecast: the customer's past repeat rate ``x / T`` times the horizon (0 when T = 0).
 
     >>> naive_rate(np.array([2, 0, 1]), np.array([4.0, 3.0, 0.0]), 2.0).tolist()
     [1.0, 0.0, 0.0]
     """
     frequency = np.asarray(frequency, dtype=float)
     T = np.asarray(T, dtype=float)
-    rate = np.divide(frequency, T, out=np.zeros_like(frequency), where=T > 0)
-    return rate * horizon
+    return np.divide(frequency, T, out=np.zeros_like(frequency), where=T > 0) * horizon
 
 
-def purchase_score(model: str, predicted: np.ndarray, actual: np.ndarray) -> PurchaseScore:
-    """Score predicted against actual holdout purchases.
+def _mean_spend(log: TransactionLog, cal: pd.DataFrame, split: Split) -> np.ndarray:
+    """Each customer's mean spend over all calibration transactions (first one included)."""
+    tx = log.frame[log.frame["date"] <= split.calibration_end]
+    means = tx.groupby("customer_id")["amount"].mean()
+    return cal["customer_id"].map(means).to_numpy(dtype=float)
 
-    >>> s = purchase_score("m", np.array([1.0, 3.0]), np.array([2, 2]))
-    >>> (s.mae, s.rmse, s.aggregate_error_pct)
-    (1.0, 1.0, 0.0)
-    """
-    predicted = np.asarray(predicted, dtype=float)
-    actual = np.asarray(actual, dtype=float)
-    error = predicted - actual
-    actual_total = float(actual.sum())
-    aggregate = 100.0 * (predicted.sum() - actual_total) / actual_total if actual_total else np.nan
-    return PurchaseScore(
-        model=model,
-        mae=float(np.abs(error).mean()),
-        rmse=float(np.sqrt((error**2).mean())),
-        aggregate_error_pct=float(aggregate),
-        predicted_total=float(predicted.sum()),
-        actual_total=actual_total,
+
+def _evaluate_churn(
+    log: TransactionLog,
+    config: Config,
+    split: Split,
+    cal: pd.DataFrame,
+    models: dict[str, PurchaseModel],
+    card: dict[str, Any],
+    attributes: pd.DataFrame | None,
+) -> tuple[Any, pd.DataFrame | None]:
+    from clv.churn import churn_features, churn_labels, leak_free_window, train_churn_model
+
+    unit = config.features.time_unit
+    H = churn_horizon(config, split)
+    days = round(H * DAYS_PER_UNIT[unit])
+    c = split.calibration_end
+    label_end = min(c + pd.Timedelta(days=days), split.observation_end)
+    if split.duration + 1e-9 < H:
+        card["churn_note"] = (
+            f"churn horizon {H:g} {unit}s is longer than the holdout ({split.duration:g} "
+            f"{unit}s): evaluation labels cover ({c.date()}, {label_end.date()}] only"
+        )
+    start, note = leak_free_window(log.frame[log.frame["date"] <= c], c, days)
+    if note:
+        card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
+    model = train_churn_model(log.frame, start, c, unit, attributes, config.train.seed)
+    bgnbd = models.get("bgnbd") or fit_purchase_model("bgnbd", cal, unit, seed=config.train.seed)
+    model = replace(model, btyd=bgnbd)
+    frame = churn_features(log.frame, c, unit, bgnbd, H, attributes)
+    labels = churn_labels(log.frame, frame["customer_id"], c, label_end)
+    x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
+    scores = {"churn_model": model.predict_proba(frame)}
+    if model.booster_text is not None:
+        scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
+    for kind, m in {"bgnbd": bgnbd, **models}.items():  # BG/NBD's is the baseline
+        scores[f"{kind}_p_no_purchase"] = m.p_no_purchase(H, x, t_x, T)
+    card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items()}
+    card["churn_protocol"] = {
+        "horizon": H,
+        "training_window": model.window,
+        "evaluation_window": {
+            "feature_cutoff": str(c.date()),
+            "label_end": str(label_end.date()),
+            "churn_rate": float(labels.mean()),
+        },
+        "decision": model.validation.get("decision"),
+        "baseline": "bgnbd_p_no_purchase",
+    }
+    card["churn_reliability"] = metrics.reliability_curve(labels, scores["churn_model"]).to_dict(
+        "records"
     )
-
-
-def scores_table(scores: list[PurchaseScore]) -> pd.DataFrame:
-    """Return scores as a table, one row per model."""
-    return pd.DataFrame([s.to_dict() for s in scores])
+    frame = frame.assign(churned=labels, churn_probability=scores["churn_model"])
+    return model, frame

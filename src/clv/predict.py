@@ -2,19 +2,23 @@
 
 One code path for the CLI, notebooks and the MLflow model::
 
-    from clv.predict import load_model, score_rfm, score_transactions
+    from clv.predict import customer_features, load_model, score_rfm, score_transactions
     bundle = load_model("models/cdnow")
     scores = score_transactions(bundle, log, horizon=52, discount_rate=0.0019)
 
-Output columns (value columns only when the bundle has a spend model):
+Output columns (value columns only when the bundle has a spend model and the input has
+amounts; churn only when the bundle has a churn model and the input has its features):
 
 ``customer_id, has_history, frequency, recency, T, monetary_value, p_alive,
-expected_purchases, p_no_purchase, expected_avg_value, clv``
+expected_purchases, p_no_purchase, expected_avg_value, clv, churn_probability, value_segment``
 
-- ``expected_purchases``: expected transactions within the horizon;
-- ``p_no_purchase``: probability of no transaction within the horizon;
+- ``expected_purchases`` / ``p_no_purchase``: expected transactions / probability of none within
+  the horizon;
 - ``expected_avg_value``: Gamma-Gamma expected spend per transaction;
-- ``clv``: margin × discounted expected spend over the horizon (:mod:`clv.value`).
+- ``clv``: margin × discounted expected spend over the horizon (:mod:`clv.value`);
+- ``churn_probability``: calibrated probability of no purchase within the churn model's own
+  horizon H (``bundle.churn.horizon``), whatever the scoring horizon;
+- ``value_segment``: tiers by predicted CLV (by expected purchases without amounts), from the top.
 
 The horizon and the discount rate are in the scoring time unit (the bundle's by default).
 Customers listed without any transaction get the population-level prediction of a customer who
@@ -24,6 +28,7 @@ Work is vectorized over customers and done in chunks, reporting progress after e
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -40,12 +45,22 @@ from clv.value import discounted_clv
 
 #: Customers scored per chunk (one progress step each).
 CHUNK_SIZE = 100_000
+DEFAULT_SEGMENTS = {"top": 0.10, "high": 0.20}
 
 Progress = Callable[[int, int], None]
 
 
-def load_model(uri: str | Path) -> Bundle:
-    """Load a model bundle from a directory (see :func:`clv.bundle.load_bundle`)."""
+def load_model(uri: str | Path, tracking_uri: str | None = None) -> Bundle:
+    """Load a bundle from a folder, or from MLflow (``models:/NAME@alias``, ``runs:/ID/model``).
+
+    ``tracking_uri`` is where MLflow URIs are looked up (default: ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///mlflow.db`` in the working directory).
+    """
+    text = str(uri)
+    if text.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
+        from clv.tracking import download_bundle
+
+        return load_bundle(download_bundle(text, tracking_uri))
     return load_bundle(uri)
 
 
@@ -55,7 +70,7 @@ def _check_rfm(rfm: pd.DataFrame, needs_value: bool) -> None:
     if missing:
         raise DataValidationError(
             f"The RFM table lacks column(s) {missing}; it has {list(rfm.columns)}. "
-            "Build it with clv.features.build_rfm or score a transaction log instead."
+            "Build it with clv.predict.customer_features or score a transaction log instead."
         )
     checks = {
         "frequency is negative or not whole": (rfm["frequency"] < 0)
@@ -74,6 +89,65 @@ def _check_rfm(rfm: pd.DataFrame, needs_value: bool) -> None:
             )
 
 
+def value_segments(
+    ranking: np.ndarray, tiers: dict[str, float] | None = None, rest: str = "rest"
+) -> np.ndarray:
+    """Assign tiers from the top of ``ranking``: e.g. top 10 %, next 20 %, rest.
+
+    >>> value_segments(np.array([5.0, 1.0, 3.0, 9.0, 0.0]), {"top": 0.2, "high": 0.4}).tolist()
+    ['high', 'rest', 'high', 'top', 'rest']
+    """
+    tiers = DEFAULT_SEGMENTS if tiers is None else tiers
+    n = len(ranking)
+    position = np.empty(n, dtype=float)
+    position[np.argsort(-np.asarray(ranking, dtype=float), kind="stable")] = np.arange(1, n + 1)
+    out = np.full(n, rest, dtype=object)
+    for name, share in reversed(list(_cumulative(tiers).items())):  # widest tier first
+        out[position <= np.ceil(share * n - 1e-9)] = name
+    return out
+
+
+def _cumulative(tiers: dict[str, float]) -> dict[str, float]:
+    total, out = 0.0, {}
+    for name, share in tiers.items():
+        total += share
+        out[name] = total
+    return out
+
+
+def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> np.ndarray | None:
+    churn = bundle.churn
+    if churn is None:
+        return None
+    attributes = set(churn.attributes)
+    btyd_outputs = {"p_alive", "expected_purchases", "p_no_purchase"}
+    missing = [c for c in churn.features if c not in frame and c not in attributes | btyd_outputs]
+    if missing:
+        warnings.warn(
+            f"No churn_probability: the input lacks the churn features {missing[:5]}"
+            f"{'…' if len(missing) > 5 else ''}; score a transaction log, or build the frame "
+            "with clv.predict.customer_features.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    absent = [c for c in churn.attributes if c not in frame]
+    if absent:
+        warnings.warn(
+            f"Customer attributes {absent} are missing; the churn model treats them as unknown.",
+            UserWarning,
+            stacklevel=3,
+        )
+    x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    h = churn.horizon
+    features = frame.assign(
+        p_alive=churn.btyd.p_alive(x, t_x, T),
+        expected_purchases=churn.btyd.expected_purchases(h, x, t_x, T),
+        p_no_purchase=churn.btyd.p_no_purchase(h, x, t_x, T),
+    )
+    return churn.predict_proba(features)
+
+
 def score_rfm(
     bundle: Bundle,
     rfm: pd.DataFrame,
@@ -82,16 +156,19 @@ def score_rfm(
     discount_rate: float = 0.0,
     margin: float = 1.0,
     progress: Progress | None = None,
+    segments: dict[str, float] | None = None,
+    segment_rest: str = "rest",
 ) -> pd.DataFrame:
-    """Score customers given their RFM (in the bundle's time unit).
+    """Score customers given their RFM (and churn features) in the bundle's time unit.
 
     Parameters
     ----------
     bundle : Bundle
         A trained model.
     rfm : pandas.DataFrame
-        ``customer_id, frequency, recency, T`` (+ ``monetary_value`` when the bundle has a spend
-        model), optionally ``has_history``; recency and T in ``bundle.time_unit``.
+        ``customer_id, frequency, recency, T`` (+ ``monetary_value`` for value columns; +
+        the churn features of :func:`customer_features` for ``churn_probability``), optionally
+        ``has_history``; recency and T in ``bundle.time_unit``.
     horizon : float
         Forecast horizon in ``time_unit``; may be fractional.
     time_unit : {"day", "week", "month"}, optional
@@ -102,11 +179,15 @@ def score_rfm(
         Share of spend that is profit.
     progress : callable, optional
         Called as ``progress(done, total)`` after each chunk of customers.
+    segments : dict, optional
+        Value tiers, name → share of customers from the top (default top 10 %, high 20 %).
+    segment_rest : str
+        Name of the customers below the tiers.
 
     Returns
     -------
     pandas.DataFrame
-        One row per input row, in input order, with the columns listed in the module docstring.
+        One row per input row, in input order, with the columns of the module docstring.
     """
     if horizon <= 0:
         raise DataValidationError(f"horizon must be positive, got {horizon}.")
@@ -115,7 +196,7 @@ def score_rfm(
     unit = time_unit or bundle.time_unit
     if unit not in DAYS_PER_UNIT:
         raise DataValidationError(f"time unit must be one of {list(DAYS_PER_UNIT)}, got {unit!r}.")
-    has_value = bundle.spend is not None
+    has_value = bundle.spend is not None and "monetary_value" in rfm
     _check_rfm(rfm, has_value)
     step = DAYS_PER_UNIT[unit] / DAYS_PER_UNIT[bundle.time_unit]
     t = horizon * step
@@ -127,10 +208,9 @@ def score_rfm(
     for col in cols:
         out[col] = rfm[col].to_numpy(dtype=float)
     out["frequency"] = out["frequency"].astype("int64")
-    results: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in ("p_alive", "expected_purchases", "p_no_purchase", "expected_avg_value", "clv")
-    }
+    names = ["p_alive", "expected_purchases", "p_no_purchase"]
+    names += ["expected_avg_value", "clv"] if has_value else []
+    results: dict[str, list[np.ndarray]] = {k: [] for k in names}
     model, total = bundle.purchase, len(out)
     for start in range(0, max(total, 1), CHUNK_SIZE):
         part = out.iloc[start : start + CHUNK_SIZE]
@@ -154,30 +234,48 @@ def score_rfm(
         if progress is not None:
             progress(min(start + CHUNK_SIZE, total), total)
     for name, parts in results.items():
-        if parts:
-            out[name] = np.concatenate(parts) if total else np.array([], dtype=float)
+        out[name] = np.concatenate(parts)
+    churn = _churn_probability(bundle, rfm.reset_index(drop=True))
+    if churn is not None:
+        out["churn_probability"] = churn
+    ranking = out["clv"] if has_value else out["expected_purchases"]
+    out["value_segment"] = value_segments(ranking.to_numpy(), segments, segment_rest)
     return out
 
 
-def rfm_for_customers(
+def customer_features(
+    bundle: Bundle,
     log: TransactionLog,
-    time_unit: str,
     as_of: pd.Timestamp | None = None,
     customers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Build the RFM to score, as of a day, for all customers or a given list.
+    """RFM (+ churn features and attributes, when the bundle has a churn model) as of a day.
 
     ``as_of`` defaults to the log's last day (rows after it should already be excluded when the
     log was cleaned). With ``customers``, the output follows the list's order: listed ids without
     transactions get ``frequency = recency = T = 0`` and ``has_history = False``; ids in the log
-    but not in the list are left out.
+    but not in the list are left out. Extra columns of ``customers`` are attributes.
     """
     end = pd.Timestamp(as_of or log.frame["date"].max()).normalize()
-    rfm = build_rfm(log.frame, end, time_unit)
+    unit = bundle.time_unit
+    if bundle.churn is not None:
+        from clv.churn import churn_features
+
+        attributes = customers if customers is not None and customers.shape[1] > 1 else None
+        churn = bundle.churn
+        rfm = churn_features(log.frame, end, unit, churn.btyd, churn.horizon, attributes)
+        rfm = rfm.drop(columns=["p_alive", "expected_purchases", "p_no_purchase"])
+    else:
+        rfm = build_rfm(log.frame, end, unit)
     rfm.insert(1, "has_history", True)
     if customers is None:
         return rfm
-    listed = customers[[CUSTOMER]].merge(rfm, on=CUSTOMER, how="left")
+    listed = customers[[CUSTOMER]].merge(
+        rfm.drop(columns=[c for c in customers.columns if c != CUSTOMER and c in rfm]),
+        on=CUSTOMER,
+        how="left",
+    )
+    listed = listed.merge(customers, on=CUSTOMER, how="left") if customers.shape[1] > 1 else listed
     new = listed["frequency"].isna()
     listed["has_history"] = ~new
     fill = {"frequency": 0, "recency": 0.0, "T": 0.0}
@@ -199,17 +297,21 @@ def score_transactions(
     discount_rate: float = 0.0,
     margin: float = 1.0,
     progress: Progress | None = None,
+    segments: dict[str, float] | None = None,
+    segment_rest: str = "rest",
 ) -> pd.DataFrame:
-    """Score a cleaned transaction log (see :func:`rfm_for_customers` and :func:`score_rfm`)."""
+    """Score a cleaned transaction log (see :func:`customer_features` and :func:`score_rfm`)."""
     if bundle.spend is not None and not log.has_amounts:
         bundle = replace(bundle, spend=None)  # value columns need amounts
-    rfm = rfm_for_customers(log, bundle.time_unit, as_of=as_of, customers=customers)
+    frame = customer_features(bundle, log, as_of=as_of, customers=customers)
     return score_rfm(
         bundle,
-        rfm,
+        frame,
         horizon,
         time_unit=time_unit,
         discount_rate=discount_rate,
         margin=margin,
         progress=progress,
+        segments=segments,
+        segment_rest=segment_rest,
     )

@@ -1,40 +1,31 @@
-"""Training: choose a purchase model on a holdout, then refit it and Gamma-Gamma on the whole log.
+"""Training: evaluate on a holdout, choose, refit on the whole log, ship a bundle.
 
-1. Clean the log (:mod:`clv.data`).
-2. Split it at ``train.calibration_end`` — by default ``train.holdout`` time units before the
-   last day — and build calibration RFM and holdout outcomes (:mod:`clv.features`).
-3. Fit every candidate purchase model on the calibration part and score its forecast of holdout
-   purchases next to the naive rate baseline (:mod:`clv.evaluation`). The model with the lowest
-   holdout MAE is chosen.
-4. Refit the chosen model, and Gamma-Gamma when the log has amounts, on RFM over the whole log,
-   and write the bundle (:mod:`clv.bundle`).
+1. Clean the log (:mod:`clv.data`); read customer attributes when ``train.customers`` is set.
+2. Evaluate (:mod:`clv.evaluation`): split at the calibration cutoff, fit every candidate
+   purchase model, Gamma-Gamma and a churn classifier on data up to the cutoff, and score the
+   holdout against the baselines. The purchase model with the lowest holdout MAE is chosen.
+3. Refit the chosen purchase model and Gamma-Gamma on the whole log, and retrain the churn
+   classifier on the latest leak-free window (features up to ``end − H``, labels from
+   ``(end − H, end]``; :mod:`clv.churn`), with BG/NBD features from a fit on the whole log.
+4. Write the bundle (:mod:`clv.bundle`); log the run to MLflow when enabled (:mod:`clv.tracking`).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
-from clv.btyd import PurchaseModel, display_name, fit_purchase_model
+from clv.btyd import PurchaseModel, fit_purchase_model
 from clv.bundle import Bundle, save_bundle
+from clv.churn import ChurnModel, leak_free_window, train_churn_model
 from clv.config import DAYS_PER_UNIT, Config
-from clv.data import CleaningReport, TransactionLog, load_transactions
-from clv.errors import DataValidationError
-from clv.evaluation import PurchaseScore, naive_rate, purchase_score, scores_table
-from clv.features import build_calibration_holdout, build_rfm
+from clv.data import TransactionLog, load_transactions, read_customer_list
+from clv.evaluation import Evaluation, churn_horizon, evaluate
+from clv.features import build_rfm
 from clv.spend import SpendModel, fit_spend_model
-
-
-@dataclass(frozen=True)
-class Split:
-    """A calibration/holdout split of a log."""
-
-    calibration_end: pd.Timestamp
-    observation_end: pd.Timestamp
-    duration: float  # holdout length in the time unit
 
 
 @dataclass
@@ -43,124 +34,102 @@ class TrainResult:
 
     bundle: Bundle
     path: Path
-    split: Split
-    scores: list[PurchaseScore]
-    calibration_models: dict[str, PurchaseModel]
-    report: CleaningReport
+    evaluation: Evaluation
+    log: TransactionLog
     notices: list[str] = field(default_factory=list)
-
-    @property
-    def scores_frame(self) -> pd.DataFrame:
-        """The holdout comparison, one row per model and baseline."""
-        return scores_table(self.scores)
+    run_id: str | None = None
+    registry: dict[str, object] = field(default_factory=dict)
 
 
-def choose_split(log: TransactionLog, config: Config) -> Split:
-    """Return the calibration/holdout split the config asks for, checked against the log.
-
-    Raises
-    ------
-    DataValidationError
-        When the calibration period or the holdout would be empty.
-    """
+def _ship_churn(
+    log: TransactionLog,
+    config: Config,
+    H: float,
+    purchase: PurchaseModel,
+    full: pd.DataFrame,
+    attributes: pd.DataFrame | None,
+    notices: list[str],
+) -> ChurnModel:
     unit = config.features.time_unit
-    first = pd.Timestamp(log.report.first_date)
     end = pd.Timestamp(log.report.last_date)
-    if config.train.calibration_end is not None:
-        cal_end = pd.Timestamp(config.train.calibration_end)
-    else:
-        days = round(config.train.holdout * DAYS_PER_UNIT[unit])
-        cal_end = end - pd.Timedelta(days=days)
-    span = (end - first).days / DAYS_PER_UNIT[unit]
-    if not first <= cal_end < end:
-        raise DataValidationError(
-            f"The log spans {first.date()} .. {end.date()} ({span:.1f} {unit}s); a calibration "
-            f"period ending {cal_end.date()} leaves no calibration or no holdout. Use a shorter "
-            "--holdout or a --calibration-end inside the log."
-        )
-    return Split(cal_end, end, (end - cal_end).days / DAYS_PER_UNIT[unit])
-
-
-def compare_purchase_models(
-    calibration: pd.DataFrame, config: Config
-) -> tuple[dict[str, PurchaseModel], list[PurchaseScore]]:
-    """Fit each candidate on calibration RFM; score holdout purchases, naive baseline last."""
-    unit, settings = config.features.time_unit, config.train
-    duration = float(calibration["duration_holdout"].iloc[0])
-    actual = calibration["frequency_holdout"].to_numpy()
-    x, t_x, T = (calibration[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    models, scores = {}, []
-    for kind in settings.candidates:
-        model = fit_purchase_model(
-            kind, calibration, unit, settings.penalizer, settings.retry_penalizer, settings.seed
-        )
-        models[kind] = model
-        scores.append(
-            purchase_score(model.name, model.expected_purchases(duration, x, t_x, T), actual)
-        )
-    scores.append(purchase_score("naive rate", naive_rate(x, T, duration), actual))
-    return models, scores
+    cutoff, note = leak_free_window(log.frame, end, round(H * DAYS_PER_UNIT[unit]))
+    if note:
+        notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
+    model = train_churn_model(log.frame, cutoff, end, unit, attributes, config.train.seed)
+    bgnbd = (
+        purchase
+        if purchase.kind == "bgnbd"
+        else fit_purchase_model("bgnbd", full, unit, seed=config.train.seed)
+    )
+    return replace(model, btyd=bgnbd)
 
 
 def train(config: Config) -> TrainResult:
-    """Run the whole training job described in the module docstring.
+    """Run the training job described in the module docstring.
 
     Parameters
     ----------
     config : Config
-        Data source and column mapping, time unit, split, candidates and output folder.
+        Data source and mapping, time unit, split, candidates, churn horizon, output folder,
+        MLflow settings.
 
     Returns
     -------
     TrainResult
-        The bundle (already written to ``config.train.model_dir``) and the holdout comparison.
+        The bundle (already written to ``config.train.model_dir``), the evaluation, and the
+        MLflow run id and registry decision when tracking is enabled.
     """
     log = load_transactions(config.data.transactions, config.data)
-    unit = config.features.time_unit
-    split = choose_split(log, config)
-    calibration = build_calibration_holdout(
-        log.frame, split.calibration_end, split.observation_end, unit
+    attributes = (
+        read_customer_list(config.train.customers, config.data.customer_col)
+        if config.train.customers
+        else None
     )
-    models, scores = compare_purchase_models(calibration, config)
-    chosen = min(
-        models, key=lambda kind: next(s.mae for s in scores if s.model == display_name(kind))
-    )
-
-    full = build_rfm(log.frame, split.observation_end, unit)
-    settings = config.train
-    purchase = fit_purchase_model(
-        chosen, full, unit, settings.penalizer, settings.retry_penalizer, settings.seed
-    )
-    spend: SpendModel | None = None
+    unit, settings = config.features.time_unit, config.train
     notices: list[str] = []
-    if log.has_amounts:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluation = evaluate(log, config, attributes)
+        chosen = evaluation.best_purchase_model
+        full = build_rfm(log.frame, pd.Timestamp(log.report.last_date), unit)
+        purchase = fit_purchase_model(
+            chosen, full, unit, settings.penalizer, settings.retry_penalizer, settings.seed
+        )
+        spend: SpendModel | None = None
+        if log.has_amounts:
             spend = fit_spend_model(full, settings.penalizer, settings.retry_penalizer)
-        for item in caught:
+        H = churn_horizon(config, evaluation.split)
+        churn = _ship_churn(log, config, H, purchase, full, attributes, notices)
+    for item in caught:
+        if issubclass(item.category, UserWarning):
             notices.append(str(item.message))
-            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
-    else:
+    if not log.has_amounts:
         notices.append("The log has no amount column: purchase models only, no value columns.")
-
+    notices = list(dict.fromkeys(notices))
+    selection = {
+        "chosen": chosen,
+        "criterion": "holdout MAE of purchases",
+        "scores": {
+            k: evaluation.scorecard["purchases"][k] for k in evaluation.scorecard["purchases"]
+        },
+        "calibration_params": {k: m.params for k, m in evaluation.purchase_models.items()},
+        **evaluation.scorecard["protocol"],
+    }
     bundle = Bundle(
         purchase=purchase,
         spend=spend,
         config=config.to_dict(),
         fingerprint=log.fingerprint(),
         cleaning=log.report.to_dict(),
-        selection={
-            "chosen": chosen,
-            "criterion": "holdout MAE of purchases",
-            "calibration_end": str(split.calibration_end.date()),
-            "observation_end": str(split.observation_end.date()),
-            "holdout_length": split.duration,
-            "time_unit": unit,
-            "customers": len(calibration),
-            "scores": [s.to_dict() for s in scores],
-            "calibration_params": {k: m.params for k, m in models.items()},
-        },
+        selection=selection,
         notices=notices,
+        churn=churn,
+        scorecard=evaluation.scorecard,
     )
     path = save_bundle(bundle, config.train.model_dir)
-    return TrainResult(bundle, path, split, scores, models, log.report, notices)
+    result = TrainResult(bundle, path, evaluation, log, notices)
+    if config.mlflow.enabled:
+        from clv.tracking import log_training_run
+
+        result.run_id, result.registry = log_training_run(result, config)
+    return result

@@ -1,0 +1,184 @@
+"""Forecast-quality metrics of DOMAIN.md §3, as plain functions of arrays.
+
+purchases: MAE, RMSE, Spearman, aggregate % error; value: Spearman, normalized Gini, top-decile
+capture, decile table; churn: ROC AUC, PR AUC, Brier score, expected calibration error and the
+reliability curve. Each is small enough to check by hand (see the tests).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _arrays(*values) -> list[np.ndarray]:
+    return [np.asarray(v, dtype=float) for v in values]
+
+
+def mae(actual, predicted) -> float:
+    """Mean absolute error.
+
+    >>> mae([1, 2, 3], [2, 2, 1])
+    1.0
+    """
+    a, p = _arrays(actual, predicted)
+    return float(np.abs(p - a).mean())
+
+
+def rmse(actual, predicted) -> float:
+    """Root mean squared error.
+
+    >>> rmse([0, 0], [3, 4]) == (12.5) ** 0.5
+    True
+    """
+    a, p = _arrays(actual, predicted)
+    return float(np.sqrt(((p - a) ** 2).mean()))
+
+
+def aggregate_error_pct(actual, predicted) -> float:
+    """100 × (Σ predicted − Σ actual) / Σ actual; NaN when nothing happened.
+
+    >>> aggregate_error_pct([2, 2], [3, 3])
+    50.0
+    """
+    a, p = _arrays(actual, predicted)
+    total = a.sum()
+    return float(100.0 * (p.sum() - total) / total) if total else float("nan")
+
+
+def spearman(actual, predicted) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant.
+
+    >>> spearman([1, 2, 3, 4], [10, 20, 30, 40])
+    1.0
+    """
+    a, p = _arrays(actual, predicted)
+    ra, rp = pd.Series(a).rank().to_numpy(), pd.Series(p).rank().to_numpy()
+    if ra.std() == 0 or rp.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rp)[0, 1])
+
+
+def _gini(actual: np.ndarray, order: np.ndarray) -> float:
+    sorted_actual = actual[order]
+    n = len(actual)
+    cumulative = np.cumsum(sorted_actual) / sorted_actual.sum()
+    return float(cumulative.sum() / n - (n + 1) / (2 * n))
+
+
+def normalized_gini(actual, predicted) -> float:
+    """Gini of the model's cumulative-gain curve divided by that of the perfect ordering.
+
+    Customers are ordered by predicted value, highest first (ties keep input order). 1 means the
+    model orders customers as well as the actual values do; 0 is random.
+
+    >>> normalized_gini([0, 0, 1, 3], [0.1, 0.2, 0.3, 0.4])
+    1.0
+    >>> normalized_gini([0, 0, 1, 3], [0.4, 0.3, 0.2, 0.1])
+    -1.0
+    """
+    a, p = _arrays(actual, predicted)
+    if a.sum() <= 0:
+        return float("nan")
+    model = _gini(a, np.argsort(-p, kind="stable"))
+    best = _gini(a, np.argsort(-a, kind="stable"))
+    return model / best if best else float("nan")
+
+
+def top_decile_capture(actual, predicted, share: float = 0.1) -> float:
+    """Share of the actual total held by the ``share`` of customers predicted highest.
+
+    >>> top_decile_capture([5, 1, 1, 1, 1, 1, 0, 0, 0, 0], [9, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    0.5
+    """
+    a, p = _arrays(actual, predicted)
+    if a.sum() <= 0:
+        return float("nan")
+    k = max(1, int(np.ceil(share * len(a))))
+    top = np.argsort(-p, kind="stable")[:k]
+    return float(a[top].sum() / a.sum())
+
+
+def decile_table(actual, predicted, groups: int = 10) -> pd.DataFrame:
+    """Mean predicted and mean actual per decile of predicted value (decile 1 = highest)."""
+    a, p = _arrays(actual, predicted)
+    rank = pd.Series(-p).rank(method="first").to_numpy()
+    decile = np.ceil(rank * groups / len(p)).astype(int)
+    frame = pd.DataFrame({"decile": decile, "predicted": p, "actual": a})
+    out = frame.groupby("decile").agg(
+        customers=("actual", "size"),
+        mean_predicted=("predicted", "mean"),
+        mean_actual=("actual", "mean"),
+    )
+    return out.reset_index()
+
+
+def roc_auc(labels, scores) -> float:
+    """Area under the ROC curve (probability a random positive outranks a random negative).
+
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    y, s = _arrays(labels, scores)
+    if y.min() == y.max():
+        return float("nan")
+    ranks = pd.Series(s).rank().to_numpy()
+    n_pos = y.sum()
+    n_neg = len(y) - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def pr_auc(labels, scores) -> float:
+    """Average precision: Σ over score thresholds of (recall gained) × precision there.
+
+    Tied scores form one threshold, as in scikit-learn.
+
+    >>> round(pr_auc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]), 4)
+    0.8333
+    """
+    y, s = _arrays(labels, scores)
+    if y.sum() == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    y, s = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each group of tied scores
+    hits = np.cumsum(y)[last]
+    precision = hits / (last + 1)
+    recall_gain = np.diff(np.r_[0.0, hits]) / y.sum()
+    return float((recall_gain * precision).sum())
+
+
+def brier(labels, probabilities) -> float:
+    """Mean squared difference between probability and outcome.
+
+    >>> brier([1, 0], [0.8, 0.4])
+    0.1
+    """
+    y, p = _arrays(labels, probabilities)
+    return float(((p - y) ** 2).mean())
+
+
+def reliability_curve(labels, probabilities, bins: int = 10) -> pd.DataFrame:
+    """Per equal-width probability bin: customers, mean predicted probability, observed rate."""
+    y, p = _arrays(labels, probabilities)
+    index = np.clip((p * bins).astype(int), 0, bins - 1)
+    frame = pd.DataFrame({"bin": index, "predicted": p, "observed": y})
+    out = frame.groupby("bin").agg(
+        customers=("observed", "size"),
+        mean_predicted=("predicted", "mean"),
+        observed_rate=("observed", "mean"),
+    )
+    return out.reset_index()
+
+
+def expected_calibration_error(labels, probabilities, bins: int = 10) -> float:
+    """Σ over equal-width bins of (share of customers) × |mean predicted − observed rate|.
+
+    Here: 0.25 × 0.05 + 0.5 × 0.05 + 0.25 × 0.45.
+
+    >>> round(expected_calibration_error([0, 1, 1, 1], [0.05, 0.95, 0.95, 0.55]), 10)
+    0.15
+    """
+    curve = reliability_curve(labels, probabilities, bins)
+    weights = curve["customers"] / curve["customers"].sum()
+    return float((weights * (curve["mean_predicted"] - curve["observed_rate"]).abs()).sum())

@@ -1,0 +1,176 @@
+"""Diagnostic plots of a training run, as matplotlib Figures (no pyplot global state).
+
+Each function takes plain data and returns a :class:`matplotlib.figure.Figure`;
+:mod:`clv.tracking` saves them as PNG artifacts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from clv.btyd import PurchaseModel
+
+
+def _figure(width: float = 6.4, height: float = 4.4) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def calibration_vs_holdout(
+    calibration: pd.DataFrame, predicted: np.ndarray, name: str, cap: int = 7
+) -> Figure:
+    """Mean actual vs mean predicted holdout purchases by calibration frequency (capped)."""
+    frame = pd.DataFrame(
+        {
+            "frequency": np.minimum(calibration["frequency"].to_numpy(), cap),
+            "actual": calibration["frequency_holdout"].to_numpy(dtype=float),
+            "predicted": predicted,
+        }
+    )
+    means = frame.groupby("frequency")[["actual", "predicted"]].mean()
+    fig, ax = _figure()
+    ax.plot(means.index, means["actual"], "o-", label="actual")
+    ax.plot(means.index, means["predicted"], "s--", label=f"{name} predicted")
+    ax.set_xticks(means.index, [str(i) if i < cap else f"{cap}+" for i in means.index])
+    ax.set(
+        xlabel="purchases in calibration (repeat)",
+        ylabel="mean purchases in holdout",
+        title="Calibration vs holdout purchases",
+    )
+    ax.legend()
+    return fig
+
+
+def cumulative_tracking(
+    transactions: pd.DataFrame,
+    model: PurchaseModel,
+    calibration_end: pd.Timestamp,
+    days_per_unit: float,
+) -> Figure:
+    """Cumulative repeat transactions over time: actual vs the model's population forecast.
+
+    The forecast sums, over cohorts of customers by first-purchase day, the unconditional
+    expected repeat purchases E[X(t − first)] of each cohort (customers first seen by the
+    calibration end; the model is fitted on calibration data).
+    """
+    tx = transactions[["customer_id", "date"]]
+    first = tx.groupby("customer_id")["date"].min()
+    first = first[first <= calibration_end]
+    tx = tx[tx["customer_id"].isin(first.index)]
+    repeat = tx[tx["date"] > tx["customer_id"].map(first)]
+    start, end = first.min(), tx["date"].max()
+    grid = pd.date_range(start, end, freq=f"{max(1, round(days_per_unit))}D")
+    actual = np.searchsorted(np.sort(repeat["date"].to_numpy()), grid.to_numpy(), side="right")
+    cohorts = first.value_counts()
+    ages = (grid.to_numpy()[:, None] - cohorts.index.to_numpy()[None, :]) / np.timedelta64(1, "D")
+    ages = np.clip(ages / days_per_unit, 0, None)
+    fitter = model._fitter
+    expected = np.asarray(fitter.expected_number_of_purchases_up_to_time(ages.ravel()), dtype=float)
+    predicted = (expected.reshape(ages.shape) * cohorts.to_numpy()[None, :]).sum(axis=1)
+    fig, ax = _figure()
+    ax.plot(grid, actual, label="actual")
+    ax.plot(grid, predicted, "--", label=f"{model.name} forecast")
+    ax.axvline(calibration_end, color="grey", linestyle=":", label="calibration end")
+    fig.autofmt_xdate()
+    ax.set(
+        xlabel="date",
+        ylabel="cumulative repeat transactions",
+        title="Tracking: actual vs predicted",
+    )
+    ax.legend()
+    return fig
+
+
+def rfm_matrix(
+    model: PurchaseModel, quantity: str, max_frequency: int = 30, T: float | None = None
+) -> Figure:
+    """Expected purchases in the next time unit, or P(alive), over a frequency × recency grid."""
+    T = float(T if T is not None else 52.0)
+    freq = np.arange(0, max_frequency + 1)
+    rec = np.linspace(0, T, 60)
+    F, R = np.meshgrid(freq, rec, indexing="ij")
+    R = np.where(F == 0, 0.0, R)
+    args = (F.ravel().astype(float), R.ravel(), np.full(F.size, T))
+    if quantity == "p_alive":
+        values, title = model.p_alive(*args), "P(alive)"
+    else:
+        values, title = (
+            model.expected_purchases(1.0, *args),
+            f"Expected purchases in the next {model.time_unit}",
+        )
+    fig, ax = _figure()
+    image = ax.imshow(
+        values.reshape(F.shape),
+        aspect="auto",
+        origin="lower",
+        extent=(0, T, 0, max_frequency),
+        cmap="viridis",
+    )
+    fig.colorbar(image, ax=ax)
+    ax.set(
+        xlabel=f"recency ({model.time_unit}s, T = {T:.0f})",
+        ylabel="frequency",
+        title=f"{model.name}: {title}",
+    )
+    return fig
+
+
+def value_deciles(deciles: list[dict[str, float]]) -> Figure:
+    """Mean predicted vs mean actual holdout revenue per decile of predicted value."""
+    frame = pd.DataFrame(deciles)
+    fig, ax = _figure()
+    width = 0.4
+    ax.bar(frame["decile"] - width / 2, frame["mean_predicted"], width, label="predicted")
+    ax.bar(frame["decile"] + width / 2, frame["mean_actual"], width, label="actual")
+    ax.set(
+        xlabel="decile of predicted value (1 = highest)",
+        ylabel="mean holdout revenue",
+        title="Value by decile",
+    )
+    ax.set_xticks(frame["decile"])
+    ax.legend()
+    return fig
+
+
+def roc_curves(labels: np.ndarray, scores: dict[str, np.ndarray]) -> Figure:
+    """ROC curves of churn scores."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = _figure(5.6, 5.0)
+    for name, score in scores.items():
+        fpr, tpr, _ = roc_curve(labels, score)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, score):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Churn: ROC")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def reliability(curve: list[dict[str, float]]) -> Figure:
+    """Observed churn rate vs mean predicted probability per bin."""
+    frame = pd.DataFrame(curve)
+    fig, ax = _figure(5.6, 5.0)
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
+    ax.plot(frame["mean_predicted"], frame["observed_rate"], "o-", label="churn model")
+    ax.set(
+        xlabel="mean predicted probability",
+        ylabel="observed churn rate",
+        title="Churn: reliability",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    ax.legend()
+    return fig
+
+
+def feature_importance(importance: dict[str, float], top: int = 20) -> Figure:
+    """LightGBM gain importance of the churn classifier's features."""
+    items = sorted(importance.items(), key=lambda kv: kv[1])[-top:]
+    fig, ax = _figure(6.4, 0.3 * len(items) + 1.2)
+    ax.barh([k for k, _ in items], [v for _, v in items])
+    ax.set(xlabel="total gain", title="Churn classifier: feature importance")
+    return fig

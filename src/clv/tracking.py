@@ -1,0 +1,309 @@
+"""The one module that talks to MLflow: runs, plots, the pyfunc model and the registry.
+
+Tracking URI: ``mlflow.tracking_uri`` in the config (``--tracking-uri``), else
+``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working directory. Telemetry is
+turned off (``MLFLOW_DISABLE_TELEMETRY=true``) before mlflow is imported.
+
+A ``clv train`` run is one parent run: the config as params, data fingerprint and package
+versions as tags, the scorecard as metrics (``purchases.bgnbd.mae``, ``churn.churn_model.roc_auc``
+…, and ``purchases.chosen.*`` for the chosen model), plots as PNG artifacts, the scorecard JSON,
+and the bundle as a pyfunc model; one child run per candidate purchase model and one for the
+churn classifier. The model is registered under ``mlflow.registered_model`` and gets the alias
+``champion`` when its ``mlflow.champion_metric`` beats the current champion's (or there is
+none), else ``challenger``; the decision and both numbers are logged on the run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clv.errors import ClvError
+
+if TYPE_CHECKING:
+    from clv.config import Config
+    from clv.training import TrainResult
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+HIGHER_IS_BETTER = ("auc", "gini", "spearman", "capture")
+_REQUIREMENTS = (
+    "lifetimes",
+    "pandas",
+    "numpy",
+    "scipy",
+    "duckdb",
+    "pyarrow",
+    "lightgbm",
+    "scikit-learn",
+    "mlflow",
+    "pydantic",
+    "pyyaml",
+    "typer",
+    "rich",
+    "matplotlib",
+)
+
+
+def tracking_uri(config: Config) -> str:
+    """The tracking URI this run uses (see the module docstring)."""
+    uri = config.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri == DEFAULT_URI:
+        uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return uri
+
+
+def _mlflow(uri: str | None = None) -> Any:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    import mlflow
+
+    if uri:
+        mlflow.set_tracking_uri(uri)
+    return mlflow
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts into dotted keys (lists are kept as values).
+
+    >>> flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3})
+    {'a.b': 1, 'a.c.d': 2, 'e': 3}
+    """
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float]:
+    """The scorecard's numbers as MLflow metrics, with ``purchases.chosen.*`` aliases."""
+    sections = {k: scorecard[k] for k in ("purchases", "value", "churn") if k in scorecard}
+    out = {k: float(v) for k, v in flatten(sections).items() if isinstance(v, (int, float))}
+    for section in ("purchases", "value"):
+        for metric, value in scorecard.get(section, {}).get(chosen, {}).items():
+            out[f"{section}.chosen.{metric}"] = float(value)
+    return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+def _plots(result: TrainResult, directory: Path) -> list[Path]:
+    from clv import plots
+    from clv.config import DAYS_PER_UNIT
+
+    ev, bundle = result.evaluation, result.bundle
+    chosen = bundle.selection["chosen"]
+    model = ev.purchase_models[chosen]
+    figures = {
+        "calibration_vs_holdout.png": plots.calibration_vs_holdout(
+            ev.calibration, ev.predictions[chosen], model.name
+        ),
+        "frequency_recency_matrix.png": plots.rfm_matrix(
+            model, "expected", T=float(ev.calibration["T"].max())
+        ),
+        "p_alive_matrix.png": plots.rfm_matrix(
+            model, "p_alive", T=float(ev.calibration["T"].max())
+        ),
+    }
+    if "value_deciles" in ev.scorecard:
+        figures["value_deciles.png"] = plots.value_deciles(ev.scorecard["value_deciles"])
+    if ev.churn_frame is not None:
+        frame = ev.churn_frame
+        figures["churn_roc.png"] = plots.roc_curves(
+            frame["churned"].to_numpy(),
+            {
+                "churn model": frame["churn_probability"].to_numpy(),
+                "BG/NBD P(no purchase)": frame["p_no_purchase"].to_numpy(),
+            },
+        )
+        figures["churn_reliability.png"] = plots.reliability(ev.scorecard["churn_reliability"])
+    if bundle.churn is not None and bundle.churn.validation.get("feature_importance_gain"):
+        figures["churn_feature_importance.png"] = plots.feature_importance(
+            bundle.churn.validation["feature_importance_gain"]
+        )
+    figures["tracking_cumulative.png"] = plots.cumulative_tracking(
+        result.log.frame, model, ev.split.calibration_end, DAYS_PER_UNIT[model.time_unit]
+    )
+    paths = []
+    for name, fig in figures.items():
+        path = directory / name
+        fig.savefig(path)
+        paths.append(path)
+    return paths
+
+
+def _better(metric: str, new: float, old: float | None) -> bool:
+    if old is None or not np.isfinite(old):
+        return True
+    higher = any(word in metric for word in HIGHER_IS_BETTER)
+    return new > old if higher else new < old
+
+
+def _register(
+    mlflow: Any, model_uri: str, config: Config, metrics: dict[str, float]
+) -> dict[str, Any]:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    name, metric = config.mlflow.registered_model, config.mlflow.champion_metric
+    if metric not in metrics:
+        raise ClvError(
+            f"mlflow.champion_metric {metric!r} is not in this run's scorecard; "
+            f"choose one of e.g. {sorted(metrics)[:8]}."
+        )
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, name).version
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        champion = None
+    old = client.get_run(champion.run_id).data.metrics.get(metric) if champion else None
+    new = metrics[metric]
+    alias = "champion" if _better(metric, new, old) else "challenger"
+    client.set_registered_model_alias(name, alias, version)
+    return {
+        "registered_model": name,
+        "version": int(version),
+        "alias": alias,
+        "metric": metric,
+        "value": new,
+        "champion_version": int(champion.version) if champion else None,
+        "champion_value": old,
+    }
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in _REQUIREMENTS:
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            out.append(name)
+    return out
+
+
+def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str, Any]]:
+    """Log a finished training run to MLflow and register its model (module docstring).
+
+    Returns
+    -------
+    tuple
+        The parent run id and the registry decision.
+    """
+    import clv
+
+    mlflow = _mlflow(tracking_uri(config))
+    bundle, ev = result.bundle, result.evaluation
+    chosen = bundle.selection["chosen"]
+    metrics = scorecard_metrics(bundle.scorecard, chosen)
+    mlflow.set_experiment(config.mlflow.experiment)
+    with mlflow.start_run(run_name=f"train {bundle.purchase.name}") as parent:
+        run_id = parent.info.run_id
+        params = {k: str(v) for k, v in flatten(config.to_dict()).items()}
+        mlflow.log_params(params)
+        tags = {f"data.{k}": str(v) for k, v in bundle.fingerprint.items()}
+        tags |= {f"version.{k}": v for k, v in bundle.versions.items()}
+        tags |= {
+            "chosen_model": chosen,
+            "churn_choice": bundle.churn.choice if bundle.churn else "none",
+        }
+        mlflow.set_tags(tags)
+        mlflow.log_metrics(metrics)
+        for kind, model in ev.purchase_models.items():
+            with mlflow.start_run(run_name=model.name, nested=True):
+                mlflow.log_params(
+                    {f"param.{k}": v for k, v in model.params.items()} | {"kind": kind}
+                )
+                child = {m: float(v) for m, v in bundle.scorecard["purchases"][kind].items()}
+                child |= {
+                    f"value.{m}": float(v)
+                    for m, v in bundle.scorecard.get("value", {}).get(kind, {}).items()
+                }
+                child["log_likelihood"] = model.log_likelihood
+                mlflow.log_metrics({k: v for k, v in child.items() if np.isfinite(v)})
+                mlflow.set_tag("chosen", str(kind == chosen).lower())
+        if bundle.churn is not None:
+            with mlflow.start_run(run_name="churn classifier", nested=True):
+                churn = bundle.churn
+                mlflow.log_params(
+                    {
+                        "choice": churn.choice,
+                        "blend_weight": churn.blend_weight,
+                        "horizon": churn.horizon,
+                        "features": len(churn.features),
+                    }
+                )
+                mlflow.log_metrics(
+                    {f"validation.{k}": v for k, v in churn.validation.get("oof_auc", {}).items()}
+                    | {
+                        k.removeprefix("churn."): v
+                        for k, v in metrics.items()
+                        if k.startswith("churn.")
+                    }
+                )
+                mlflow.set_tag("decision", churn.validation.get("decision", ""))
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in _plots(result, Path(tmp)):
+                mlflow.log_artifact(str(path), artifact_path="plots")
+        mlflow.log_artifact(str(result.path / "scorecard.json"))
+        example = _input_example(result)
+        from mlflow.models import infer_signature
+
+        from clv.predict import score_rfm
+
+        output = score_rfm(bundle, example, horizon=float(config.score.horizon))
+        params_schema = {
+            "horizon": float(config.score.horizon),
+            "discount_rate": float(config.score.discount_rate),
+            "margin": float(config.score.margin),
+        }
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(clv.__file__).parent / "pyfunc_entry.py"),
+            artifacts={"bundle": str(result.path)},
+            code_paths=[str(Path(clv.__file__).parent)],
+            signature=infer_signature(example, output, params=params_schema),
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+        )
+        decision = _register(mlflow, info.model_uri, config, metrics)
+        mlflow.set_tags({f"registry.{k}": str(v) for k, v in decision.items()})
+    return run_id, decision
+
+
+def _input_example(result: TrainResult):
+    from clv.predict import customer_features
+
+    frame = customer_features(result.bundle, result.log).head(5).reset_index(drop=True)
+    numeric = frame.select_dtypes(
+        "number"
+    ).columns  # doubles, so that missing values fit the schema
+    return frame.astype({c: "float64" for c in numeric})
+
+
+def download_bundle(uri: str, tracking: str | None = None) -> Path:
+    """Download the bundle of an MLflow model (``models:/NAME@alias``, ``runs:/ID/model``).
+
+    ``tracking`` is the tracking URI; by default ``$MLFLOW_TRACKING_URI`` or
+    ``sqlite:///mlflow.db`` in the working directory.
+    """
+    from clv.config import Config, MlflowConfig
+
+    mlflow = _mlflow(tracking_uri(Config(mlflow=MlflowConfig(tracking_uri=tracking))))
+    from mlflow.exceptions import MlflowException
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except (MlflowException, OSError) as exc:
+        raise ClvError(f"Could not fetch model {uri}: {exc}") from None
+    candidates = [p.parent for p in local.rglob("bundle.json")]
+    if not candidates:
+        raise ClvError(f"{uri} holds no clv bundle (no bundle.json among its artifacts).")
+    return candidates[0]

@@ -1,0 +1,63 @@
+"""Scorecard metrics on hand-computed cases and against scikit-learn's definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from clv import metrics
+
+
+def test_purchase_metrics_by_hand():
+    actual, predicted = [0, 1, 4], [1.0, 1.0, 2.0]
+    assert metrics.mae(actual, predicted) == pytest.approx(1.0)
+    assert metrics.rmse(actual, predicted) == pytest.approx(np.sqrt(5 / 3))
+    assert metrics.aggregate_error_pct(actual, predicted) == pytest.approx(-20.0)
+    assert metrics.spearman(actual, predicted) == pytest.approx(
+        np.sqrt(3) / 2
+    )  # ranks 1,2,3 vs 1.5,1.5,3
+
+
+def test_gini_and_capture_by_hand():
+    actual = [10, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert metrics.top_decile_capture(actual, np.arange(10)[::-1]) == 1.0
+    assert metrics.top_decile_capture(actual, np.arange(10)) == 0.0
+    assert metrics.normalized_gini(actual, np.arange(10)[::-1]) == pytest.approx(1.0)
+    # the one buyer ranked in the middle (5th of 10): gain curve 0,0,0,0,1,...
+    middle = [0, 0, 0, 0, 10, 0, 0, 0, 0, 0]
+    gini = (6 / 10 - 11 / 20) / (1 - 11 / 20)
+    assert metrics.normalized_gini(middle, np.arange(10)[::-1]) == pytest.approx(gini)
+
+
+def test_decile_table_orders_from_the_top():
+    table = metrics.decile_table(np.arange(20), np.arange(20), groups=10)
+    assert table["decile"].tolist() == list(range(1, 11))
+    assert table["mean_actual"].tolist() == [18.5, 16.5, 14.5, 12.5, 10.5, 8.5, 6.5, 4.5, 2.5, 0.5]
+    assert (table["customers"] == 2).all()
+
+
+def test_reliability_and_ece_by_hand():
+    labels, probs = [0, 0, 1, 1], [0.1, 0.1, 0.9, 0.7]
+    curve = metrics.reliability_curve(labels, probs)
+    assert curve["bin"].tolist() == [1, 7, 9]
+    assert metrics.expected_calibration_error(labels, probs) == pytest.approx(
+        0.5 * 0.1 + 0.25 * 0.3 + 0.25 * 0.1
+    )
+
+
+cases = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)), min_size=2, max_size=80).filter(
+    lambda rows: 0 < sum(r[0] for r in rows) < len(rows)
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=cases)
+def test_churn_metrics_equal_scikit_learn(rows):
+    labels = np.array([r[0] for r in rows])
+    scores = np.array([r[1] / 20 for r in rows])
+    assert metrics.roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
+    assert metrics.brier(labels, scores) == pytest.approx(brier_score_loss(labels, scores))
+    assert metrics.pr_auc(labels, scores) == pytest.approx(average_precision_score(labels, scores))

@@ -1,0 +1,152 @@
+"""MLflow: runs, child runs, plots, the pyfunc model, the registry and a real tracking server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from clv.cli import app
+from clv.config import DataConfig
+from clv.data import load_transactions
+from clv.predict import customer_features, load_model
+
+runner = CliRunner()
+PLOTS = {
+    "calibration_vs_holdout.png", "tracking_cumulative.png", "frequency_recency_matrix.png",
+    "p_alive_matrix.png", "value_deciles.png", "churn_roc.png", "churn_reliability.png",
+    "churn_feature_importance.png",
+}
+
+
+def train(uri: str, tmp: Path, *extra: str):
+    result = runner.invoke(app, [
+        "train", "-t", "cdnow-sample", "--calibration-end", "1997-09-30", "--tracking-uri", uri,
+        "--experiment", "tests", "--registered-model", "clv-test", "--model-dir", str(tmp / "bundle"), *extra,
+    ])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    first = train(uri, tmp)
+    second = train(uri, tmp, "--model-dir", str(tmp / "worse"))  # same data: not better
+    return uri, tmp, first, second
+
+
+def test_a_run_has_config_fingerprint_scorecard_and_children(store):
+    uri, *_ = store
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["tests"], order_by=["start_time ASC"])
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert len(parents) == 2
+    parent = parents.iloc[0]
+    assert parent["params.data.transactions"] == "cdnow-sample"
+    assert parent["params.train.calibration_end"] == "1997-09-30"
+    assert len(parent["tags.data.sha256"]) == 64 and parent["tags.version.lifetimes"]
+    assert parent["metrics.purchases.naive.actual_total"] == 1882
+    assert parent["metrics.purchases.chosen.mae"] < parent["metrics.purchases.naive.mae"]
+    assert 0.5 < parent["metrics.churn.churn_model.roc_auc"] <= 1
+    children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert set(children["tags.mlflow.runName"]) == {"BG/NBD", "MBG/NBD", "Pareto/NBD", "churn classifier"}
+
+
+def test_plots_and_scorecard_are_artifacts(store):
+    uri, *_ = store
+    client = MlflowClient(uri)
+    run = mlflow.search_runs(experiment_names=["tests"], filter_string="tags.chosen_model != ''").iloc[0]
+    names = {Path(a.path).name for a in client.list_artifacts(run["run_id"], "plots")}
+    assert names == PLOTS
+    local = client.download_artifacts(run["run_id"], "scorecard.json")
+    assert json.loads(Path(local).read_text())["purchases"]["naive"]["actual_total"] == 1882
+
+
+def test_registry_champion_then_challenger(store):
+    uri, _, first, second = store
+    client = MlflowClient(uri)
+    assert int(client.get_model_version_by_alias("clv-test", "champion").version) == 1
+    assert int(client.get_model_version_by_alias("clv-test", "challenger").version) == 2
+    first_out, second_out = (" ".join(r.output.split()) for r in (first, second))
+    assert "as champion" in first_out and "first champion" in first_out
+    assert "as challenger" in second_out and "vs champion v1" in second_out
+
+
+def test_pyfunc_model_scores_a_customer_frame(store):
+    uri, *_ = store
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/clv-test@champion")
+    bundle = load_model("models:/clv-test@champion", uri)
+    frame = customer_features(bundle, load_transactions("cdnow-sample", DataConfig())).head(50)
+    out = model.predict(frame.astype({c: "float64" for c in frame.select_dtypes("number").columns}))
+    for col in ["p_alive", "expected_purchases", "p_no_purchase", "clv", "churn_probability", "value_segment"]:
+        assert col in out
+    assert len(out) == 50 and out["churn_probability"].between(0, 1).all()
+
+
+def test_score_from_the_registry(store, tmp_path):
+    uri, *_ = store
+    out = tmp_path / "s.csv"
+    result = runner.invoke(app, ["score", "-m", "models:/clv-test@champion", "--tracking-uri", uri,
+                                 "-t", "cdnow-sample", "-o", str(out), "--horizon", "39"])
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert len(scores) == 2357 and "churn_probability" in scores
+    assert "not for --horizon 52" not in result.output  # the churn horizon is the holdout, 39 weeks
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_against_a_real_tracking_server(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start within 60 s")
+        train(base, tmp_path, "--model-dir", str(tmp_path / "b"))
+        experiments = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
+        exp_id = next(e["experiment_id"] for e in experiments["experiments"] if e["name"] == "tests")
+        runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})["runs"]
+        parent = next(r for r in runs if r["info"]["run_name"].startswith("train"))
+        metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
+        assert metrics["purchases.naive.actual_total"] == 1882
+        assert len(runs) == 5  # parent + 3 purchase models + churn
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
