@@ -27,7 +27,16 @@ def run(*args: str):
 @pytest.fixture(scope="module")
 def sample_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "cdnow-sample"
-    result = run("train", "-t", "cdnow-sample", "--calibration-end", "1997-09-30", "--model-dir", str(out), "--no-mlflow")
+    result = run(
+        "train",
+        "-t",
+        "cdnow-sample",
+        "--calibration-end",
+        "1997-09-30",
+        "--model-dir",
+        str(out),
+        "--no-mlflow",
+    )
     assert result.exit_code == 0, result.output
     assert f"Model bundle: {out}" in result.output.replace("\n", "")
     return out
@@ -49,15 +58,39 @@ def test_train_writes_the_holdout_comparison_into_the_bundle(sample_bundle):
 
 def test_score_writes_parquet_with_the_documented_columns(sample_bundle, tmp_path):
     out = tmp_path / "scores.parquet"
-    result = run("score", "-m", str(sample_bundle), "-t", "cdnow-sample", "--horizon", "26.5",
-                 "--discount-rate", "0.002", "--margin", "0.3", "--out", str(out))
+    result = run(
+        "score",
+        "-m",
+        str(sample_bundle),
+        "-t",
+        "cdnow-sample",
+        "--horizon",
+        "26.5",
+        "--discount-rate",
+        "0.002",
+        "--margin",
+        "0.3",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     assert "customers scored" in result.output and "2,357" in result.output
     assert "churn_probability is for the churn model's horizon" in result.output
     scores = pd.read_parquet(out)
-    for col in ["customer_id", "frequency", "recency", "T", "monetary_value", "p_alive",
-                "expected_purchases", "p_no_purchase", "expected_avg_value", "clv",
-                "churn_probability", "value_segment"]:
+    for col in [
+        "customer_id",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "p_alive",
+        "expected_purchases",
+        "p_no_purchase",
+        "expected_avg_value",
+        "clv",
+        "churn_probability",
+        "value_segment",
+    ]:
         assert col in scores
     assert len(scores) == 2357
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]  # no temp file left
@@ -67,8 +100,19 @@ def test_score_a_customer_list_as_of_a_day(sample_bundle, tmp_path):
     ids = tmp_path / "ids.csv"
     pd.DataFrame({"customer_id": ["00004", "99999"]}).to_csv(ids, index=False)
     out = tmp_path / "s.csv"
-    result = run("score", "-m", str(sample_bundle), "-t", "cdnow-sample", "--customers", str(ids),
-                 "--as-of", "1997-06-30", "--out", str(out))
+    result = run(
+        "score",
+        "-m",
+        str(sample_bundle),
+        "-t",
+        "cdnow-sample",
+        "--customers",
+        str(ids),
+        "--as-of",
+        "1997-06-30",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out, dtype={"customer_id": str})
     assert scores["customer_id"].tolist() == ["00004", "99999"]
@@ -78,10 +122,23 @@ def test_score_a_customer_list_as_of_a_day(sample_bundle, tmp_path):
 
 def test_bad_input_exits_1_with_the_column_named_and_writes_nothing(sample_bundle, tmp_path):
     log = tmp_path / "log.csv"
-    pd.DataFrame({"cust": ["a", "b"], "when": ["2020-01-01", "soon"], "amount": [1, 2]}).to_csv(log, index=False)
+    pd.DataFrame({"cust": ["a", "b"], "when": ["2020-01-01", "soon"], "amount": [1, 2]}).to_csv(
+        log, index=False
+    )
     out = tmp_path / "s.csv"
-    result = run("score", "-m", str(sample_bundle), "-t", str(log), "--customer-col", "cust",
-                 "--date-col", "when", "--out", str(out))
+    result = run(
+        "score",
+        "-m",
+        str(sample_bundle),
+        "-t",
+        str(log),
+        "--customer-col",
+        "cust",
+        "--date-col",
+        "when",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 1
     assert "'when': 1 row(s) have a date that cannot be parsed" in result.output
     assert not out.exists()
@@ -90,7 +147,16 @@ def test_bad_input_exits_1_with_the_column_named_and_writes_nothing(sample_bundl
 def test_a_log_without_amounts_trains_purchase_models_only(tmp_path, sample_log):
     log = tmp_path / "log.csv"
     sample_log.frame.drop(columns="amount").to_csv(log, index=False)
-    result = run("train", "-t", str(log), "--model-dir", str(tmp_path / "m"), "--holdout", "39", "--no-mlflow")
+    result = run(
+        "train",
+        "-t",
+        str(log),
+        "--model-dir",
+        str(tmp_path / "m"),
+        "--holdout",
+        "39",
+        "--no-mlflow",
+    )
     assert result.exit_code == 0, result.output
     assert "no amount column" in result.output
     manifest = json.loads((tmp_path / "m" / "bundle.json").read_text())
@@ -104,10 +170,19 @@ def test_a_log_without_amounts_trains_purchase_models_only(tmp_path, sample_log)
 
 def test_config_file_settings_and_command_line_precedence(tmp_path):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(yaml.safe_dump({"data": {"transactions": "cdnow-sample"},
-                                   "train": {"calibration_end": "1997-09-30", "candidates": ["bgnbd"],
-                                             "model_dir": str(tmp_path / "from-file")},
-                                   "mlflow": {"enabled": False}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"transactions": "cdnow-sample"},
+                "train": {
+                    "calibration_end": "1997-09-30",
+                    "candidates": ["bgnbd"],
+                    "model_dir": str(tmp_path / "from-file"),
+                },
+                "mlflow": {"enabled": False},
+            }
+        )
+    )
     result = run("train", "--config", str(cfg), "--model-dir", str(tmp_path / "from-cli"))
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "from-cli" / "bundle.json").read_text())
@@ -117,13 +192,17 @@ def test_config_file_settings_and_command_line_precedence(tmp_path):
 
 def test_evaluate_writes_the_scorecard(tmp_path):
     out = tmp_path / "card.json"
-    result = run("evaluate", "-t", "cdnow-sample", "--calibration-end", "1997-09-30", "--out", str(out))
+    result = run(
+        "evaluate", "-t", "cdnow-sample", "--calibration-end", "1997-09-30", "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     card = json.loads(out.read_text())
     assert set(card["purchases"]) == {"bgnbd", "mbgnbd", "pareto", "naive"}
     assert {"spearman", "normalized_gini", "top_decile_capture"} <= set(card["value"]["bgnbd"])
     assert {"roc_auc", "pr_auc", "brier", "ece"} <= set(card["churn"]["bgnbd_p_no_purchase"])
-    assert "too short for a leak-free churn window" in card["churn_note"]  # 39 weeks before 1997-09-30
+    assert (
+        "too short for a leak-free churn window" in card["churn_note"]
+    )  # 39 weeks before 1997-09-30
     assert "ROC AUC" in result.output
 
 
@@ -146,8 +225,10 @@ def test_interrupted_write_leaves_no_file(tmp_path):
 
 
 def test_help_imports_no_heavy_library():
-    code = ("import sys, clv.cli; print(sorted(m for m in ('pandas', 'duckdb', 'lifetimes', 'scipy', "
-            "'mlflow', 'lightgbm', 'sklearn', 'matplotlib') if m in sys.modules))")
+    code = (
+        "import sys, clv.cli; print(sorted(m for m in ('pandas', 'duckdb', 'lifetimes', 'scipy', "
+        "'mlflow', 'lightgbm', 'sklearn', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

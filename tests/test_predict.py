@@ -108,10 +108,19 @@ def test_a_log_without_amounts_gets_no_value_columns(bundle, sample_log):
 
 
 def test_value_segments_follow_the_configured_tiers(bundle, sample_log):
-    scores = predict.score_transactions(bundle, sample_log, horizon=52, segments={"gold": 0.05, "silver": 0.15}, segment_rest="bronze")
+    scores = predict.score_transactions(
+        bundle,
+        sample_log,
+        horizon=52,
+        segments={"gold": 0.05, "silver": 0.15},
+        segment_rest="bronze",
+    )
     counts = scores["value_segment"].value_counts()
     assert counts["gold"] == 118 and counts["silver"] == 354 and counts["bronze"] == 2357 - 472
-    assert scores.loc[scores["value_segment"] == "gold", "clv"].min() >= scores.loc[scores["value_segment"] == "silver", "clv"].max()
+    assert (
+        scores.loc[scores["value_segment"] == "gold", "clv"].min()
+        >= scores.loc[scores["value_segment"] == "silver", "clv"].max()
+    )
 
 
 def test_an_impossible_rfm_row_is_named(bundle):

@@ -24,17 +24,37 @@ from clv.predict import customer_features, load_model
 
 runner = CliRunner()
 PLOTS = {
-    "calibration_vs_holdout.png", "tracking_cumulative.png", "frequency_recency_matrix.png",
-    "p_alive_matrix.png", "value_deciles.png", "churn_roc.png", "churn_reliability.png",
+    "calibration_vs_holdout.png",
+    "tracking_cumulative.png",
+    "frequency_recency_matrix.png",
+    "p_alive_matrix.png",
+    "value_deciles.png",
+    "churn_roc.png",
+    "churn_reliability.png",
     "churn_feature_importance.png",
 }
 
 
 def train(uri: str, tmp: Path, *extra: str):
-    result = runner.invoke(app, [
-        "train", "-t", "cdnow-sample", "--calibration-end", "1997-09-30", "--tracking-uri", uri,
-        "--experiment", "tests", "--registered-model", "clv-test", "--model-dir", str(tmp / "bundle"), *extra,
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "-t",
+            "cdnow-sample",
+            "--calibration-end",
+            "1997-09-30",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "tests",
+            "--registered-model",
+            "clv-test",
+            "--model-dir",
+            str(tmp / "bundle"),
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return result
 
@@ -62,13 +82,20 @@ def test_a_run_has_config_fingerprint_scorecard_and_children(store):
     assert parent["metrics.purchases.chosen.mae"] < parent["metrics.purchases.naive.mae"]
     assert 0.5 < parent["metrics.churn.churn_model.roc_auc"] <= 1
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
-    assert set(children["tags.mlflow.runName"]) == {"BG/NBD", "MBG/NBD", "Pareto/NBD", "churn classifier"}
+    assert set(children["tags.mlflow.runName"]) == {
+        "BG/NBD",
+        "MBG/NBD",
+        "Pareto/NBD",
+        "churn classifier",
+    }
 
 
 def test_plots_and_scorecard_are_artifacts(store):
     uri, *_ = store
     client = MlflowClient(uri)
-    run = mlflow.search_runs(experiment_names=["tests"], filter_string="tags.chosen_model != ''").iloc[0]
+    run = mlflow.search_runs(
+        experiment_names=["tests"], filter_string="tags.chosen_model != ''"
+    ).iloc[0]
     names = {Path(a.path).name for a in client.list_artifacts(run["run_id"], "plots")}
     assert names == PLOTS
     local = client.download_artifacts(run["run_id"], "scorecard.json")
@@ -92,7 +119,14 @@ def test_pyfunc_model_scores_a_customer_frame(store):
     bundle = load_model("models:/clv-test@champion", uri)
     frame = customer_features(bundle, load_transactions("cdnow-sample", DataConfig())).head(50)
     out = model.predict(frame.astype({c: "float64" for c in frame.select_dtypes("number").columns}))
-    for col in ["p_alive", "expected_purchases", "p_no_purchase", "clv", "churn_probability", "value_segment"]:
+    for col in [
+        "p_alive",
+        "expected_purchases",
+        "p_no_purchase",
+        "clv",
+        "churn_probability",
+        "value_segment",
+    ]:
         assert col in out
     assert len(out) == 50 and out["churn_probability"].between(0, 1).all()
 
@@ -100,8 +134,22 @@ def test_pyfunc_model_scores_a_customer_frame(store):
 def test_score_from_the_registry(store, tmp_path):
     uri, *_ = store
     out = tmp_path / "s.csv"
-    result = runner.invoke(app, ["score", "-m", "models:/clv-test@champion", "--tracking-uri", uri,
-                                 "-t", "cdnow-sample", "-o", str(out), "--horizon", "39"])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "-m",
+            "models:/clv-test@champion",
+            "--tracking-uri",
+            uri,
+            "-t",
+            "cdnow-sample",
+            "-o",
+            str(out),
+            "--horizon",
+            "39",
+        ],
+    )
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out)
     assert len(scores) == 2357 and "churn_probability" in scores
@@ -115,7 +163,9 @@ def _free_port() -> int:
 
 
 def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -124,10 +174,25 @@ def test_against_a_real_tracking_server(tmp_path):
     port = _free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -141,7 +206,9 @@ def test_against_a_real_tracking_server(tmp_path):
             pytest.fail("mlflow server did not start within 60 s")
         train(base, tmp_path, "--model-dir", str(tmp_path / "b"))
         experiments = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
-        exp_id = next(e["experiment_id"] for e in experiments["experiments"] if e["name"] == "tests")
+        exp_id = next(
+            e["experiment_id"] for e in experiments["experiments"] if e["name"] == "tests"
+        )
         runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})["runs"]
         parent = next(r for r in runs if r["info"]["run_name"].startswith("train"))
         metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
