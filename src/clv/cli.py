@@ -9,7 +9,7 @@ options given on the command line override the file.
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -304,7 +304,7 @@ def train(
         settings = _settings(config, overrides, no_amounts)
         from clv.training import train as run_training
 
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the report
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # INFO lines drown the report
         with warnings.catch_warnings():  # training collects its own notices
             warnings.simplefilter("ignore")
             result = run_training(settings)
