@@ -394,8 +394,7 @@ def train_churn_model(
     final = lgb.train(params, data, num_boost_round=rounds)
     platt = _fit_platt(best * oof + (1 - best) * btyd_score, labels)
     validation = {
-        "decision": f"{choice} (LightGBM weight {best:g}) by out-of-fold ROC AUC "
-        "on the training window",
+        "decision": _decision_text(choice, best, aucs, gains),
         "oof_auc": {f"lightgbm_weight_{w:g}": float(a) for w, a in aucs.items()},
         "oof_gain_over_btyd": {f"lightgbm_weight_{w:g}": g for w, g in gains.items() if w > 0},
         "rounds": rounds,
@@ -452,6 +451,18 @@ def _compare_on_validation(
         gain = aucs[w] - aucs[0.0]
         gains[w] = {"gain": gain, "se": se, "z": gain / se if se > 0 else 0.0}
     return aucs, gains
+
+
+def _decision_text(
+    choice: str, best: float, aucs: dict[float, float], gains: dict[float, dict[str, float]]
+) -> str:
+    strongest = max(gains, key=lambda w: gains[w]["z"])
+    g = gains[strongest]
+    return (
+        f"{choice} (LightGBM weight {best:g}, out-of-fold AUC {aucs[best]:.4f}); strongest "
+        f"challenger weight {strongest:g}: AUC gain {g['gain']:+.4f} over BG/NBD, z = {g['z']:.2f} "
+        f"(ships only above {MIN_Z})"
+    )
 
 
 def _simplicity(weight: float) -> int:

@@ -243,6 +243,10 @@ CalibrationEndOpt = Annotated[
     dt.datetime | None,
     typer.Option(formats=["%Y-%m-%d"], help="Last calibration day; overrides --holdout."),
 ]
+AsOfOpt = Annotated[
+    dt.datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="Use the log up to this day [its last day]."),
+]
 TimeUnitOpt = Annotated[str | None, typer.Option(help="day, week or month [week].")]
 
 
@@ -256,6 +260,7 @@ def train(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
     holdout: HoldoutOpt = None,
     calibration_end: CalibrationEndOpt = None,
@@ -289,7 +294,9 @@ def train(
     overrides = _data_overrides(
         transactions, customer_col, date_col, amount_col, date_format, timezone
     )
-    overrides |= _split_overrides(time_unit, holdout, calibration_end, churn_horizon, customers)
+    overrides |= _split_overrides(
+        as_of, time_unit, holdout, calibration_end, churn_horizon, customers
+    )
     overrides |= {
         "train.model_dir": model_dir,
         "train.seed": seed,
@@ -320,6 +327,7 @@ def train(
 
 
 def _split_overrides(
+    as_of: dt.datetime | None,
     time_unit: str | None,
     holdout: float | None,
     calibration_end: dt.datetime | None,
@@ -327,6 +335,7 @@ def _split_overrides(
     customers: str | None,
 ) -> dict[str, Any]:
     return {
+        "train.as_of": as_of.date() if as_of else None,
         "features.time_unit": time_unit,
         "train.holdout": holdout,
         "train.calibration_end": calibration_end.date() if calibration_end else None,
@@ -345,6 +354,7 @@ def evaluate(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
     holdout: HoldoutOpt = None,
     calibration_end: CalibrationEndOpt = None,
@@ -363,14 +373,19 @@ def evaluate(
     overrides = _data_overrides(
         transactions, customer_col, date_col, amount_col, date_format, timezone
     )
-    overrides |= _split_overrides(time_unit, holdout, calibration_end, churn_horizon, customers)
+    overrides |= _split_overrides(
+        as_of, time_unit, holdout, calibration_end, churn_horizon, customers
+    )
     try:
         settings = _settings(config, overrides, no_amounts)
+        import pandas as pd
+
         from clv.data import load_transactions, read_customer_list
         from clv.evaluation import evaluate as run_evaluation
         from clv.tables import write_json
 
-        log = load_transactions(settings.data.transactions, settings.data)
+        end = pd.Timestamp(settings.train.as_of) if settings.train.as_of else None
+        log = load_transactions(settings.data.transactions, settings.data, as_of=end)
         attributes = (
             read_customer_list(settings.train.customers, settings.data.customer_col)
             if settings.train.customers

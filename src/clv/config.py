@@ -91,6 +91,9 @@ class TrainConfig(_Section):
         0.001, gt=0, description="Penalizer of the retry when the first fit does not converge."
     )
     seed: int = Field(42, description="Seed of the Pareto/NBD start and of the churn classifier.")
+    as_of: dt.date | None = Field(
+        None, description="Use the log up to this day (later rows are ignored and counted)."
+    )
     churn_horizon: float | None = Field(
         None, gt=0, description="Churn horizon H in the time unit; null means the holdout length."
     )

@@ -57,6 +57,13 @@ class Split:
     duration: float
 
 
+def observation_end(log: TransactionLog, config: Config) -> pd.Timestamp:
+    """The last day observed: ``train.as_of`` when set, else the log's last purchase day."""
+    if config.train.as_of is not None:
+        return pd.Timestamp(config.train.as_of)
+    return pd.Timestamp(log.report.last_date)
+
+
 def choose_split(log: TransactionLog, config: Config) -> Split:
     """Return the calibration/holdout split the config asks for, checked against the log.
 
@@ -67,7 +74,7 @@ def choose_split(log: TransactionLog, config: Config) -> Split:
     """
     unit = config.features.time_unit
     first = pd.Timestamp(log.report.first_date)
-    end = pd.Timestamp(log.report.last_date)
+    end = observation_end(log, config)
     if config.train.calibration_end is not None:
         cal_end = pd.Timestamp(config.train.calibration_end)
     else:

@@ -23,7 +23,7 @@ from clv.bundle import Bundle, save_bundle
 from clv.churn import ChurnModel, leak_free_window, train_churn_model
 from clv.config import DAYS_PER_UNIT, Config
 from clv.data import TransactionLog, load_transactions, read_customer_list
-from clv.evaluation import Evaluation, churn_horizon, evaluate
+from clv.evaluation import Evaluation, churn_horizon, evaluate, observation_end
 from clv.features import build_rfm
 from clv.spend import SpendModel, fit_spend_model
 
@@ -51,7 +51,7 @@ def _ship_churn(
     notices: list[str],
 ) -> ChurnModel:
     unit = config.features.time_unit
-    end = pd.Timestamp(log.report.last_date)
+    end = observation_end(log, config)
     cutoff, note = leak_free_window(log.frame, end, round(H * DAYS_PER_UNIT[unit]))
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
@@ -79,7 +79,8 @@ def train(config: Config) -> TrainResult:
         The bundle (already written to ``config.train.model_dir``), the evaluation, and the
         MLflow run id and registry decision when tracking is enabled.
     """
-    log = load_transactions(config.data.transactions, config.data)
+    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
+    log = load_transactions(config.data.transactions, config.data, as_of=as_of)
     attributes = (
         read_customer_list(config.train.customers, config.data.customer_col)
         if config.train.customers
@@ -91,7 +92,7 @@ def train(config: Config) -> TrainResult:
         warnings.simplefilter("always")
         evaluation = evaluate(log, config, attributes)
         chosen = evaluation.best_purchase_model
-        full = build_rfm(log.frame, pd.Timestamp(log.report.last_date), unit)
+        full = build_rfm(log.frame, observation_end(log, config), unit)
         purchase = fit_purchase_model(
             chosen, full, unit, settings.penalizer, settings.retry_penalizer, settings.seed
         )
