@@ -95,6 +95,7 @@ def churn_features(
     btyd: PurchaseModel,
     horizon: float,
     attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Build the classifier's features for every customer with a purchase up to ``cutoff``.
 
@@ -112,6 +113,9 @@ def churn_features(
         Churn horizon H, in ``time_unit``.
     attributes : pandas.DataFrame, optional
         ``customer_id`` plus attribute columns.
+    surveys : pandas.DataFrame, optional
+        Survey answers (``customer_id``, ``date``, ``nps``): the latest answer on or before
+        ``cutoff`` gives ``nps_latest``, ``days_since_survey`` and ``nps_detractor``.
 
     Returns
     -------
@@ -133,7 +137,27 @@ def churn_features(
     frame["p_no_purchase"] = btyd.p_no_purchase(horizon, x, t_x, T)
     if attributes is not None and attributes.shape[1] > 1:
         frame = frame.merge(attributes, on=CUSTOMER, how="left", validate="one_to_one")
+    if surveys is not None:
+        frame = frame.merge(survey_features(surveys, cut), on=CUSTOMER, how="left")
     return frame
+
+
+SURVEY_FEATURES = ["nps_latest", "days_since_survey", "nps_detractor"]
+
+
+def survey_features(surveys: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Latest NPS answer on or before ``cutoff`` per customer: score, days since, detractor flag."""
+    known = surveys[(surveys["date"] <= cutoff) & surveys["nps"].notna()]
+    latest = known.sort_values("date").groupby(CUSTOMER).tail(1)
+    return pd.DataFrame(
+        {
+            CUSTOMER: latest[CUSTOMER].astype("str").to_numpy(),
+            "nps_latest": latest["nps"].to_numpy(dtype=float),
+            "days_since_survey": (cutoff - latest["date"]).dt.days.to_numpy(dtype=float),
+            "nps_detractor": (latest["nps"] <= 6).to_numpy(dtype=float),
+        },
+        columns=[CUSTOMER, *SURVEY_FEATURES],
+    )
 
 
 def leak_free_window(
@@ -307,6 +331,7 @@ def train_churn_model(
     time_unit: str,
     attributes: pd.DataFrame | None = None,
     seed: int = 42,
+    surveys: pd.DataFrame | None = None,
 ) -> ChurnModel:
     """Train a churn score on one leak-free window (features ≤ cutoff, labels in (cutoff, end]).
 
@@ -342,7 +367,7 @@ def train_churn_model(
             validation={"decision": "too few customers in the window: BG/NBD score"},
         )
     btyd = fit_purchase_model("bgnbd", rfm, time_unit, seed=seed)
-    frame = churn_features(transactions, cut, time_unit, btyd, horizon, attributes)
+    frame = churn_features(transactions, cut, time_unit, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
     window["churn_rate"] = float(labels.mean())
     if min(labels.sum(), len(labels) - labels.sum()) < 5:
@@ -403,7 +428,7 @@ def train_churn_model(
     validation["feature_importance_gain"] = importance
     attribute_columns = (
         [c for c in attributes.columns if c != CUSTOMER] if attributes is not None else []
-    )
+    ) + (SURVEY_FEATURES if surveys is not None else [])
     return ChurnModel(
         horizon,
         time_unit,

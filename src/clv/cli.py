@@ -63,6 +63,12 @@ NoAmountsOpt = Annotated[
 ]
 DateFormatOpt = Annotated[str | None, typer.Option(help="strftime format of dates, e.g. %Y%m%d.")]
 TimezoneOpt = Annotated[str | None, typer.Option(help="Zone in which days are counted [UTC].")]
+SurveysOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Survey table (customer_id, date, nps, SERVQUAL items); feeds churn and KPIs."
+    ),
+]
 
 
 def _settings(
@@ -86,8 +92,10 @@ def _data_overrides(
     amount_col: str | None,
     date_format: str | None,
     timezone: str | None,
+    surveys: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "data.surveys": surveys,
         "data.transactions": transactions,
         "data.customer_col": customer_col,
         "data.date_col": date_col,
@@ -260,6 +268,7 @@ def train(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    surveys: SurveysOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
     holdout: HoldoutOpt = None,
@@ -292,7 +301,7 @@ def train(
     Gamma-Gamma, on the whole log, and the churn model is retrained on the latest window.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone
+        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
     )
     overrides |= _split_overrides(
         as_of, time_unit, holdout, calibration_end, churn_horizon, customers
@@ -354,6 +363,7 @@ def evaluate(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    surveys: SurveysOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
     holdout: HoldoutOpt = None,
@@ -371,7 +381,7 @@ def evaluate(
     calibration cutoff.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone
+        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
     )
     overrides |= _split_overrides(
         as_of, time_unit, holdout, calibration_end, churn_horizon, customers
@@ -380,7 +390,7 @@ def evaluate(
         settings = _settings(config, overrides, no_amounts)
         import pandas as pd
 
-        from clv.data import load_transactions, read_customer_list
+        from clv.data import load_surveys, load_transactions, read_customer_list
         from clv.evaluation import evaluate as run_evaluation
         from clv.tables import write_json
 
@@ -393,7 +403,12 @@ def evaluate(
         )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = run_evaluation(log, settings, attributes)
+            result = run_evaluation(
+                log,
+                settings,
+                attributes,
+                load_surveys(settings.data.surveys, settings.data.customer_col),
+            )
         path = write_json(result.scorecard, out)
     except ClvError as exc:
         raise _fail(exc) from None
@@ -521,6 +536,7 @@ def score(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    surveys: SurveysOpt = None,
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ models.")
     ] = None,
@@ -532,7 +548,7 @@ def score(
     file is written atomically.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone
+        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
     )
     overrides |= {
         "score.model": model,
@@ -552,7 +568,7 @@ def score(
         s = settings.score
         import pandas as pd
 
-        from clv.data import load_transactions, read_customer_list
+        from clv.data import load_surveys, load_transactions, read_customer_list
         from clv.predict import load_model, score_transactions
         from clv.tables import write_table
 
@@ -576,6 +592,7 @@ def score(
                 progress=bar,
                 segments=s.segments,
                 segment_rest=s.segment_rest,
+                surveys=load_surveys(settings.data.surveys, settings.data.customer_col),
             )
         path = write_table(scores, s.out)
     except ClvError as exc:
@@ -610,6 +627,133 @@ def score(
         f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)",
         highlight=False,
     )
+
+
+@app.command()
+def kpis(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    customer_col: CustomerColOpt = None,
+    date_col: DateColOpt = None,
+    amount_col: AmountColOpt = None,
+    date_format: DateFormatOpt = None,
+    timezone: TimezoneOpt = None,
+    surveys: SurveysOpt = None,
+    costs: Annotated[
+        str | None,
+        typer.Option(help="Acquisition costs: customer_id or channel, and acquisition_cost."),
+    ] = None,
+    customers: Annotated[
+        str | None, typer.Option(help="Customer table with a channel column (per-channel costs).")
+    ] = None,
+    as_of: AsOfOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Bundle (or models:/…): CLV segments and a forecast."),
+    ] = None,
+    inactivity_days: Annotated[
+        int | None,
+        typer.Option(help="Days without a purchase after which a customer is lost [365]."),
+    ] = None,
+    expected_lifetime: Annotated[
+        float | None, typer.Option(help="Expected lifetime in years [1 / annual churn rate].")
+    ] = None,
+    forecast_months: Annotated[int | None, typer.Option(help="Months of forecast [12].")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report folder [reports/kpis].")
+    ] = None,
+    log_to_mlflow: Annotated[
+        bool, typer.Option("--log-to-mlflow", help="Log the report as artifacts of an MLflow run.")
+    ] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+) -> None:
+    """Business KPIs: churn, retention, acquisition and repeat rates, simple CLV, NPS, SERVQUAL,
+    value segments and a revenue forecast, as an offline HTML report plus JSON and CSV."""
+    overrides = _data_overrides(
+        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
+    )
+    overrides |= {
+        "train.as_of": as_of.date() if as_of else None,
+        "kpis.costs": costs,
+        "kpis.customers": customers,
+        "kpis.inactivity_days": inactivity_days,
+        "kpis.expected_lifetime_years": expected_lifetime,
+        "kpis.forecast_months": forecast_months,
+        "kpis.out": out,
+        "mlflow.tracking_uri": tracking_uri,
+    }
+    try:
+        settings = _settings(config, overrides)
+        import pandas as pd
+
+        from clv.data import load_surveys, load_transactions
+        from clv.predict import load_model
+        from clv.report import write_report
+        from clv.training import build_kpis
+
+        end = pd.Timestamp(settings.train.as_of) if settings.train.as_of else None
+        log = load_transactions(settings.data.transactions, settings.data, as_of=end)
+        bundle = load_model(model, settings.mlflow.tracking_uri) if model else None
+        report = build_kpis(
+            log, settings, bundle, load_surveys(settings.data.surveys, settings.data.customer_col)
+        )
+        paths = write_report(report, settings.kpis.out)
+        run_id = None
+        if log_to_mlflow:
+            os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+            from clv.tracking import log_kpi_report
+
+            run_id = log_kpi_report(report, settings)
+    except ClvError as exc:
+        raise _fail(exc) from None
+    _print_kpis(report.summary)
+    console.print(
+        f"Report: [bold]{paths[0]}[/] (+ {', '.join(p.name for p in paths[1:])})", highlight=False
+    )
+    if run_id:
+        console.print(f"Logged to MLflow run {run_id} (artifacts kpis/)", highlight=False)
+
+
+def _print_kpis(summary: dict[str, Any]) -> None:
+    p, c = summary["period"], summary["simple_clv"]
+    rows = [
+        ["period", f"{p['from']} .. {p['to']} ({p['months']} months)"],
+        ["lost", summary["lost_definition"]],
+        [
+            "churn rate",
+            f"{p['churn_rate']:.1%} ({p['customers_lost']:,} lost / "
+            f"{p['average_active_customers']:,.0f} avg. active)",
+        ],
+        ["retention rate", f"{p['retention_rate']:.1%}"],
+        ["new customers per month", f"{p['acquisition_rate_per_month']:,.1f}"],
+        ["repeat-purchase rate", f"{p['repeat_purchase_rate']:.1%}"],
+        ["annual revenue per customer", f"{p['annual_revenue_per_customer']:,.2f}"],
+        [
+            "expected lifetime (years)",
+            f"{c['expected_lifetime_years']:.2f} ({c['lifetime_source']})",
+        ],
+        ["simple CLV", f"{c['simple_clv']:,.2f}"],
+    ]
+    if "acquisition_cost" in c:
+        rows += [
+            ["acquisition cost (CAC)", f"{c['acquisition_cost']:,.2f}"],
+            ["CLV : CAC", f"{c['clv_to_cac']:.2f}"],
+            ["ROI per customer", f"{c['roi_per_customer']:.2f}"],
+        ]
+    if "nps" in summary:
+        n = summary["nps"]
+        rows.append(["NPS", f"{n['nps']:+.1f} ({n['responses']:,} answers)"])
+    if "servqual" in summary:
+        rows.append(["SERVQUAL weighted gap", f"{summary['servqual']['weighted_gap']:+.3f}"])
+    if "forecast" in summary:
+        f = summary["forecast"]
+        rows.append(
+            [
+                f"revenue forecast, {f['months']} months",
+                f"{f['expected_revenue']:,.0f} ({f['scope']})",
+            ]
+        )
+    console.print(_table(f"KPIs as of {summary['as_of']}", ["", "value"], rows))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,6 +58,11 @@ class DataConfig(_Section):
         description="Rows with a negative amount are returns, not purchases: 'exclude' keeps them "
         "out of the purchase log and reports how many (and their total); 'error' stops.",
     )
+    surveys: str | None = Field(
+        None,
+        description="Survey table: customer_id, date, nps (0-10) and/or SERVQUAL columns "
+        "expectation_<dimension>[_<item>] / perception_<dimension>[_<item>].",
+    )
     zero_amounts: Literal["keep", "exclude"] = Field(
         "keep",
         description="Rows with amount 0 are purchase occasions ('keep', reported) or not "
@@ -135,6 +140,50 @@ class ScoreConfig(_Section):
         return value
 
 
+SERVQUAL_DIMENSIONS = ("tangibles", "reliability", "responsiveness", "assurance", "empathy")
+
+
+class KpiConfig(_Section):
+    """Business metrics of ``clv kpis`` (DOMAIN.md §4)."""
+
+    in_train: bool = Field(True, description="Compute the KPI report inside `clv train` too.")
+    costs: str | None = Field(
+        None,
+        description="Acquisition costs: customer_id + acquisition_cost, or channel + "
+        "acquisition_cost (with a channel column in kpis.customers).",
+    )
+    customers: str | None = Field(None, description="Customer table with a channel column.")
+    inactivity_days: int = Field(
+        365, gt=0, description="A customer is lost after this many days without a purchase."
+    )
+    period_months: int = Field(12, gt=0, description="Length of the reporting period.")
+    expected_lifetime_years: float | None = Field(
+        None, gt=0, description="Customer lifetime for simple CLV; null: 1 / annual churn rate."
+    )
+    forecast_months: int = Field(12, gt=0, description="Months of revenue forecast.")
+    servqual_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "tangibles": 11.0,
+            "reliability": 32.0,
+            "responsiveness": 22.0,
+            "assurance": 19.0,
+            "empathy": 16.0,
+        },
+        description="Importance of each SERVQUAL dimension, out of 100 points.",
+    )
+    out: Path = Field(Path("reports/kpis"), description="Folder of the report.")
+
+    @field_validator("servqual_weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(SERVQUAL_DIMENSIONS)
+        if unknown:
+            raise ValueError(f"unknown SERVQUAL dimensions {sorted(unknown)}")
+        if abs(sum(value.values()) - 100.0) > 1e-6:
+            raise ValueError(f"SERVQUAL weights must sum to 100, not {sum(value.values()):g}")
+        return value
+
+
 class MlflowConfig(_Section):
     """Experiment tracking and the model registry."""
 
@@ -161,6 +210,7 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    kpis: KpiConfig = Field(default_factory=KpiConfig)
 
     @field_validator("train")
     @classmethod

@@ -19,6 +19,7 @@ as text, so ``00042`` stays ``00042``.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -27,12 +28,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.config import EMBEDDED_DATASETS, DataConfig
+from clv.config import EMBEDDED_DATASETS, SERVQUAL_DIMENSIONS, DataConfig
 from clv.errors import DataValidationError
 from clv.tables import read_table
 
 #: Column names used inside clv, whatever the user's log calls them.
 CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
+#: SERVQUAL survey items: expectation_<dimension>[_<item>], perception_<dimension>[_<item>].
+SERVQUAL_COLUMN = re.compile(
+    rf"^(expectation|perception)_({'|'.join(SERVQUAL_DIMENSIONS)})(_\w+)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -420,4 +425,47 @@ def read_customer_list(path: str | Path, customer_col: str) -> pd.DataFrame:
         )
     out = frame.drop(columns=[customer_col])
     out.insert(0, CUSTOMER, ids.to_numpy())
+    return out
+
+
+def load_surveys(path: str | Path | None, customer_col: str = CUSTOMER) -> pd.DataFrame | None:
+    """Read and check a survey table (see :func:`clv.kpis.read_surveys`); None without a path."""
+    if path is None:
+        return None
+    return read_surveys(read_table(path, string_columns=(customer_col,)), customer_col)
+
+
+def read_surveys(frame: pd.DataFrame, customer_col: str = CUSTOMER) -> pd.DataFrame:
+    """Check a survey table: ``customer_id``, ``date``, ``nps`` (0–10) and/or SERVQUAL columns."""
+    missing = [c for c in (customer_col, "date") if c not in frame]
+    if missing:
+        raise DataValidationError(
+            f"Survey table: missing column(s) {missing}; it has {list(frame.columns)}."
+        )
+    out = frame.rename(columns={customer_col: CUSTOMER}).copy()
+    out[CUSTOMER] = out[CUSTOMER].astype("str")
+    out["date"] = pd.to_datetime(out["date"], errors="coerce")
+    bad = out["date"].isna().to_numpy()
+    if bad.any():
+        raise DataValidationError(
+            f"Survey table: {int(bad.sum())} row(s) with a missing or unparsable date, e.g. row "
+            f"{int(np.flatnonzero(bad)[0]) + 1}."
+        )
+    if "nps" in out:
+        score = pd.to_numeric(out["nps"], errors="coerce")
+        answered = out["nps"].notna().to_numpy()
+        wrong = answered & ~(score.between(0, 10) & (score == np.round(score))).to_numpy()
+        if wrong.any():
+            rows = (np.flatnonzero(wrong)[:5] + 1).tolist()
+            raise DataValidationError(
+                f"Survey column 'nps': {int(wrong.sum())} answer(s) outside the whole numbers "
+                f"0–10, at row(s) {rows} (e.g. {out['nps'].iloc[rows[0] - 1]!r}). "
+                "Fix or remove them."
+            )
+        out["nps"] = score
+    if "nps" not in out and not any(SERVQUAL_COLUMN.match(c) for c in out.columns):
+        raise DataValidationError(
+            "Survey table: no 'nps' column and no SERVQUAL columns "
+            "(expectation_<dimension>, perception_<dimension>)."
+        )
     return out

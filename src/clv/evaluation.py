@@ -146,7 +146,10 @@ class Evaluation:
 
 
 def evaluate(
-    log: TransactionLog, config: Config, attributes: pd.DataFrame | None = None
+    log: TransactionLog,
+    config: Config,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
 ) -> Evaluation:
     """Fit every model on the calibration period and score the holdout (module docstring).
 
@@ -158,6 +161,9 @@ def evaluate(
         Split, candidates, time unit, churn horizon, seeds.
     attributes : pandas.DataFrame, optional
         Customer attributes for the churn classifier (``customer_id`` + columns).
+    surveys : pandas.DataFrame, optional
+        Survey answers; their features join the churn classifier
+        (:func:`clv.churn.survey_features`).
 
     Returns
     -------
@@ -200,7 +206,9 @@ def evaluate(
         card["value_deciles"] = metrics.decile_table(revenue, predictions[best] * value).to_dict(
             "records"
         )
-    churn_model, churn_frame = _evaluate_churn(log, config, split, cal, models, card, attributes)
+    churn_model, churn_frame = _evaluate_churn(
+        log, config, split, cal, models, card, attributes, surveys
+    )
     return Evaluation(split, cal, models, spend, churn_model, card, predictions, churn_frame)
 
 
@@ -230,6 +238,7 @@ def _evaluate_churn(
     models: dict[str, PurchaseModel],
     card: dict[str, Any],
     attributes: pd.DataFrame | None,
+    surveys: pd.DataFrame | None,
 ) -> tuple[Any, pd.DataFrame | None]:
     from clv.churn import churn_features, churn_labels, leak_free_window, train_churn_model
 
@@ -246,10 +255,10 @@ def _evaluate_churn(
     start, note = leak_free_window(log.frame[log.frame["date"] <= c], c, days)
     if note:
         card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
-    model = train_churn_model(log.frame, start, c, unit, attributes, config.train.seed)
+    model = train_churn_model(log.frame, start, c, unit, attributes, config.train.seed, surveys)
     bgnbd = models.get("bgnbd") or fit_purchase_model("bgnbd", cal, unit, seed=config.train.seed)
     model = replace(model, btyd=bgnbd)
-    frame = churn_features(log.frame, c, unit, bgnbd, H, attributes)
+    frame = churn_features(log.frame, c, unit, bgnbd, H, attributes, surveys)
     labels = churn_labels(log.frame, frame["customer_id"], c, label_end)
     x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
     scores = {"churn_model": model.predict_proba(frame)}

@@ -248,6 +248,7 @@ def customer_features(
     log: TransactionLog,
     as_of: pd.Timestamp | None = None,
     customers: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """RFM (+ churn features and attributes, when the bundle has a churn model) as of a day.
 
@@ -263,7 +264,7 @@ def customer_features(
 
         attributes = customers if customers is not None and customers.shape[1] > 1 else None
         churn = bundle.churn
-        rfm = churn_features(log.frame, end, unit, churn.btyd, churn.horizon, attributes)
+        rfm = churn_features(log.frame, end, unit, churn.btyd, churn.horizon, attributes, surveys)
         rfm = rfm.drop(columns=["p_alive", "expected_purchases", "p_no_purchase"])
     else:
         rfm = build_rfm(log.frame, end, unit)
@@ -299,11 +300,12 @@ def score_transactions(
     progress: Progress | None = None,
     segments: dict[str, float] | None = None,
     segment_rest: str = "rest",
+    surveys: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score a cleaned transaction log (see :func:`customer_features` and :func:`score_rfm`)."""
     if bundle.spend is not None and not log.has_amounts:
         bundle = replace(bundle, spend=None)  # value columns need amounts
-    frame = customer_features(bundle, log, as_of=as_of, customers=customers)
+    frame = customer_features(bundle, log, as_of=as_of, customers=customers, surveys=surveys)
     return score_rfm(
         bundle,
         frame,

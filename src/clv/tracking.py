@@ -253,6 +253,8 @@ def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str
             for path in _plots(result, Path(tmp)):
                 mlflow.log_artifact(str(path), artifact_path="plots")
         mlflow.log_artifact(str(result.path / "scorecard.json"))
+        if result.kpis is not None:
+            log_kpi_report(result.kpis, config, active=True)
         example = _input_example(result)
         from mlflow.models import infer_signature
 
@@ -307,3 +309,34 @@ def download_bundle(uri: str, tracking: str | None = None) -> Path:
     if not candidates:
         raise ClvError(f"{uri} holds no clv bundle (no bundle.json among its artifacts).")
     return candidates[0]
+
+
+def log_kpi_report(report: Any, config: Config, active: bool = False) -> str:
+    """Log a KPI report (HTML, JSON, CSV) as artifacts under ``kpis/``, and its headline numbers
+    as metrics; into the active run, or a new run named ``kpis``. Returns the run id."""
+    from clv.report import write_report
+
+    mlflow = _mlflow(tracking_uri(config))
+    summary = report.summary
+    numbers = {
+        f"kpi.{k}": v
+        for k, v in flatten(summary).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    }
+    numbers = {k.replace(" ", "_"): float(v) for k, v in numbers.items()}
+
+    def log() -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_report(report, tmp)
+            mlflow.log_artifacts(tmp, artifact_path="kpis")
+        mlflow.log_metrics(numbers)
+        return mlflow.active_run().info.run_id
+
+    if active:
+        return log()
+    mlflow.set_experiment(config.mlflow.experiment)
+    with mlflow.start_run(run_name="kpis"):
+        mlflow.log_params(
+            {"as_of": summary["as_of"], "lost_definition": summary["lost_definition"]}
+        )
+        return log()

@@ -22,9 +22,10 @@ from clv.btyd import PurchaseModel, fit_purchase_model
 from clv.bundle import Bundle, save_bundle
 from clv.churn import ChurnModel, leak_free_window, train_churn_model
 from clv.config import DAYS_PER_UNIT, Config
-from clv.data import TransactionLog, load_transactions, read_customer_list
+from clv.data import TransactionLog, load_surveys, load_transactions, read_customer_list
 from clv.evaluation import Evaluation, churn_horizon, evaluate, observation_end
 from clv.features import build_rfm
+from clv.kpis import KpiReport
 from clv.spend import SpendModel, fit_spend_model
 
 
@@ -39,6 +40,7 @@ class TrainResult:
     notices: list[str] = field(default_factory=list)
     run_id: str | None = None
     registry: dict[str, object] = field(default_factory=dict)
+    kpis: KpiReport | None = None
 
 
 def _ship_churn(
@@ -48,6 +50,7 @@ def _ship_churn(
     purchase: PurchaseModel,
     full: pd.DataFrame,
     attributes: pd.DataFrame | None,
+    surveys: pd.DataFrame | None,
     notices: list[str],
 ) -> ChurnModel:
     unit = config.features.time_unit
@@ -55,13 +58,30 @@ def _ship_churn(
     cutoff, note = leak_free_window(log.frame, end, round(H * DAYS_PER_UNIT[unit]))
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
-    model = train_churn_model(log.frame, cutoff, end, unit, attributes, config.train.seed)
+    model = train_churn_model(log.frame, cutoff, end, unit, attributes, config.train.seed, surveys)
     bgnbd = (
         purchase
         if purchase.kind == "bgnbd"
         else fit_purchase_model("bgnbd", full, unit, seed=config.train.seed)
     )
     return replace(model, btyd=bgnbd)
+
+
+def build_kpis(
+    log: TransactionLog, config: Config, bundle: Bundle | None, surveys: pd.DataFrame | None
+) -> KpiReport:
+    """The KPI report (:mod:`clv.kpis`) with the cost and customer tables the config names."""
+    from clv.kpis import build_report
+    from clv.tables import read_table
+
+    settings = config.kpis
+    col = config.data.customer_col
+    costs = read_table(settings.costs, string_columns=(col,)) if settings.costs else None
+    if costs is not None and col in costs:
+        costs = costs.rename(columns={col: "customer_id"})
+    customers = read_customer_list(settings.customers, col) if settings.customers else None
+    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
+    return build_report(log, config, as_of, bundle, surveys, costs, customers)
 
 
 def train(config: Config) -> TrainResult:
@@ -86,11 +106,12 @@ def train(config: Config) -> TrainResult:
         if config.train.customers
         else None
     )
+    surveys = load_surveys(config.data.surveys, config.data.customer_col)
     unit, settings = config.features.time_unit, config.train
     notices: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        evaluation = evaluate(log, config, attributes)
+        evaluation = evaluate(log, config, attributes, surveys)
         chosen = evaluation.best_purchase_model
         full = build_rfm(log.frame, observation_end(log, config), unit)
         purchase = fit_purchase_model(
@@ -100,7 +121,7 @@ def train(config: Config) -> TrainResult:
         if log.has_amounts:
             spend = fit_spend_model(full, settings.penalizer, settings.retry_penalizer)
         H = churn_horizon(config, evaluation.split)
-        churn = _ship_churn(log, config, H, purchase, full, attributes, notices)
+        churn = _ship_churn(log, config, H, purchase, full, attributes, surveys, notices)
     for item in caught:
         if issubclass(item.category, UserWarning):
             notices.append(str(item.message))
@@ -129,6 +150,8 @@ def train(config: Config) -> TrainResult:
     )
     path = save_bundle(bundle, config.train.model_dir)
     result = TrainResult(bundle, path, evaluation, log, notices)
+    if config.kpis.in_train and config.mlflow.enabled and log.has_amounts:
+        result.kpis = build_kpis(log, config, bundle, surveys)
     if config.mlflow.enabled:
         from clv.tracking import log_training_run
 

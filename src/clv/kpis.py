@@ -1,0 +1,484 @@
+"""Business metrics in the stakeholders' language (DOMAIN.md §4), from the same cleaned log.
+
+Definitions (each is stated in the report too):
+
+- **lost**: a customer is lost on the day their inactivity reaches ``inactivity_days`` (365 by
+  default): a purchase + ``inactivity_days`` with no purchase in between. A later purchase
+  *reactivates* them. **Active** on a day: acquired by then and not in a lapse.
+- per calendar month: active at the start and at the end, **new** (first purchase in the month),
+  **lost** (lost day in the month), **reactivated**, **churn rate** = lost ÷ mean(active at
+  start, at end), **retention rate** = (active at end − new) ÷ active at start (reactivated
+  customers count as retained), **repeat-purchase rate** = share
+  of the month's buyers whose purchase was not their first, revenue and revenue per active
+  customer.
+- the **period** (last ``period_months`` months, 12 by default): churn rate = customers lost in
+  the period ÷ average number of active customers over its months; retention = (active at the
+  end − new in the period) ÷ active at the start; acquisition rate = new customers per month;
+  repeat-purchase rate = share of the period's buyers who bought on two or more days in it;
+  revenue per customer = revenue ÷ average active customers (annualized).
+- **simple CLV** = annual revenue per customer × expected lifetime in years − acquisition cost
+  (1,000 × 10 − 1,000 = 9,000); expected lifetime = 1 ÷ annual churn rate unless given.
+  **CLV : CAC** = (annual revenue × lifetime) ÷ CAC; **ROI** per customer = simple CLV ÷ CAC.
+- **NPS** from 0–10 answers: promoters 9–10, passives 7–8, detractors 0–6; NPS = % promoters −
+  % detractors, per month and over the period.
+- **SERVQUAL**: gap = mean perception − mean expectation per dimension; weighted gap = Σ weight ×
+  gap ÷ 100 (weights out of 100; default tangibles 11, reliability 32, responsiveness 22,
+  assurance 19, empathy 16). Below 0: the service falls short of expectations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv.config import SERVQUAL_DIMENSIONS
+from clv.data import AMOUNT, CUSTOMER, DATE, SERVQUAL_COLUMN, TransactionLog
+from clv.errors import DataValidationError
+
+
+def simple_clv(
+    annual_revenue: float, lifetime_years: float, acquisition_cost: float = 0.0
+) -> float:
+    """Annual revenue per customer × expected lifetime in years − acquisition cost.
+
+    >>> simple_clv(1_000, 10, 1_000)
+    9000.0
+    """
+    return float(annual_revenue * lifetime_years - acquisition_cost)
+
+
+def nps(scores: Any) -> float:
+    """Net Promoter Score: % promoters (9–10) − % detractors (0–6), from −100 to 100.
+
+    >>> nps([10] * 70 + [7] * 15 + [3] * 15)
+    55.0
+    """
+    s = np.asarray(scores, dtype=float)
+    if s.size == 0:
+        return float("nan")
+    return float(100.0 * (int((s >= 9).sum()) - int((s <= 6).sum())) / s.size)
+
+
+def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int) -> pd.DataFrame:
+    """Acquisition, loss and reactivation events up to ``as_of``, one row each.
+
+    A customer is lost ``inactivity_days`` after a purchase not followed by another within that
+    window (on or before ``as_of``), and *reactivated* by the purchase that ends such a lapse.
+    Active on day t = acquired − lost + reactivated, counting events on or before t.
+    """
+    tx = log.frame.loc[log.frame[DATE] <= as_of, [CUSTOMER, DATE]].sort_values([CUSTOMER, DATE])
+    window = pd.Timedelta(days=inactivity_days)
+    following = tx.groupby(CUSTOMER)[DATE].shift(-1)
+    lapse = following.isna() | (following - tx[DATE] > window)
+    lost = (tx[DATE] + window)[lapse]
+    lost = lost[lost <= as_of]
+    previous = tx.groupby(CUSTOMER)[DATE].shift(1)
+    back = tx[DATE][previous.notna() & (tx[DATE] - previous > window)]
+    first = tx.groupby(CUSTOMER)[DATE].min()
+    return pd.concat(
+        [
+            pd.DataFrame({"event": "acquired", "date": first.to_numpy()}),
+            pd.DataFrame({"event": "lost", "date": lost.to_numpy()}),
+            pd.DataFrame({"event": "reactivated", "date": back.to_numpy()}),
+        ],
+        ignore_index=True,
+    )
+
+
+def monthly_table(
+    log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int = 365
+) -> pd.DataFrame:
+    """Per calendar month to ``as_of``: actives, new, lost, rates and revenue (module docstring)."""
+    as_of = pd.Timestamp(as_of).normalize()
+    events = lapse_events(log, as_of, inactivity_days)
+    dates = {k: np.sort(g["date"].to_numpy()) for k, g in events.groupby("event")}
+    dates = {
+        k: dates.get(k, np.array([], dtype="datetime64[ns]"))
+        for k in ("acquired", "lost", "reactivated")
+    }
+
+    def active(day: pd.Timestamp, inclusive: bool) -> int:
+        side = "right" if inclusive else "left"
+        t = np.datetime64(day)
+        return int(
+            np.searchsorted(dates["acquired"], t, side)
+            - np.searchsorted(dates["lost"], t, side)
+            + np.searchsorted(dates["reactivated"], t, side)
+        )
+
+    def within(kind: str, start: pd.Timestamp, end: pd.Timestamp) -> int:
+        d = dates[kind]
+        return int(
+            np.searchsorted(d, np.datetime64(end), "right")
+            - np.searchsorted(d, np.datetime64(start), "left")
+        )
+
+    firsts = log.frame.groupby(CUSTOMER)[DATE].min()
+    tx = log.frame[log.frame[DATE] <= as_of]
+    tx = tx.assign(first=tx[CUSTOMER].map(firsts))
+    rows = []
+    for month in pd.period_range(firsts.min(), as_of, freq="M"):
+        start = month.start_time.normalize()
+        end = min(month.end_time.normalize(), as_of)
+        active_start, active_end = active(start, inclusive=False), active(end, inclusive=True)
+        new, lost = within("acquired", start, end), within("lost", start, end)
+        in_month = tx[(tx[DATE] >= start) & (tx[DATE] <= end)]
+        buyers = in_month.groupby(CUSTOMER)
+        repeat = (buyers[DATE].min() > buyers["first"].first()) | (buyers.size() > 1)
+        average = (active_start + active_end) / 2
+        revenue = float(in_month[AMOUNT].sum()) if AMOUNT in in_month else float("nan")
+        rows.append(
+            {
+                "month": str(month),
+                "active_start": active_start,
+                "new": new,
+                "reactivated": within("reactivated", start, end),
+                "lost": lost,
+                "active_end": active_end,
+                "churn_rate": lost / average if average else float("nan"),
+                "retention_rate": (active_end - new) / active_start
+                if active_start
+                else float("nan"),
+                "buyers": int(buyers.ngroups),
+                "repeat_purchase_rate": float(repeat.mean()) if buyers.ngroups else float("nan"),
+                "revenue": revenue,
+                "revenue_per_active": revenue / average if average else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def period_summary(
+    log: TransactionLog, monthly: pd.DataFrame, as_of: pd.Timestamp, months: int = 12
+) -> dict[str, float]:
+    """Rates over the last ``months`` months of ``monthly`` (module docstring)."""
+    part = monthly.tail(months)
+    n = len(part)
+    average = float(((part["active_start"] + part["active_end"]) / 2).mean())
+    start = pd.Period(part["month"].iloc[0], "M").start_time
+    tx = log.frame[(log.frame[DATE] >= start) & (log.frame[DATE] <= pd.Timestamp(as_of))]
+    days_per_buyer = tx.groupby(CUSTOMER).size()
+    revenue = float(part["revenue"].sum())
+    return {
+        "months": n,
+        "from": str(part["month"].iloc[0]),
+        "to": str(part["month"].iloc[-1]),
+        "customers_lost": int(part["lost"].sum()),
+        "average_active_customers": average,
+        "churn_rate": float(part["lost"].sum() / average) if average else float("nan"),
+        "retention_rate": float(
+            (part["active_end"].iloc[-1] - part["new"].sum()) / part["active_start"].iloc[0]
+        )
+        if part["active_start"].iloc[0]
+        else float("nan"),
+        "new_customers": int(part["new"].sum()),
+        "acquisition_rate_per_month": float(part["new"].sum() / n),
+        "repeat_purchase_rate": float((days_per_buyer >= 2).mean())
+        if len(days_per_buyer)
+        else float("nan"),
+        "revenue": revenue,
+        "revenue_per_customer": revenue / average if average else float("nan"),
+        "annual_revenue_per_customer": revenue / average * 12 / n if average else float("nan"),
+    }
+
+
+def acquisition_costs(
+    costs: pd.DataFrame, customers: pd.DataFrame | None, acquired: pd.Index
+) -> tuple[float, pd.DataFrame | None]:
+    """Average acquisition cost (CAC), and a per-channel table when costs are per channel.
+
+    ``costs`` has ``acquisition_cost`` and either ``customer_id`` (CAC = mean over the listed
+    customers who were acquired) or ``channel`` (needs ``customers`` with ``customer_id`` and
+    ``channel``; CAC = mean over acquired customers of their channel's cost).
+    """
+    if "acquisition_cost" not in costs:
+        raise DataValidationError(
+            f"Cost table: missing column 'acquisition_cost'; it has {list(costs.columns)}."
+        )
+    bad = pd.to_numeric(costs["acquisition_cost"], errors="coerce")
+    invalid = (bad.isna() | (bad < 0)).to_numpy()
+    if invalid.any():
+        row = int(np.flatnonzero(invalid)[0])
+        raise DataValidationError(
+            f"Cost table: {int(invalid.sum())} row(s) with a missing, non-numeric or negative "
+            f"acquisition_cost, e.g. row {row + 1} ({costs['acquisition_cost'].iloc[row]!r})."
+        )
+    costs = costs.assign(acquisition_cost=bad)
+    if CUSTOMER in costs:
+        known = costs.assign(**{CUSTOMER: costs[CUSTOMER].astype("str")})
+        known = known[known[CUSTOMER].isin(acquired)]
+        if known.empty:
+            raise DataValidationError("Cost table: none of its customer ids is in the log.")
+        return float(known["acquisition_cost"].mean()), None
+    if "channel" not in costs:
+        raise DataValidationError("Cost table: needs a 'customer_id' or a 'channel' column.")
+    if customers is None or "channel" not in customers:
+        raise DataValidationError(
+            "Per-channel costs need a customer table with a 'channel' column (--customers)."
+        )
+    table = customers[customers[CUSTOMER].isin(acquired)].astype({"channel": "str"})
+    channel_costs = costs.astype({"channel": "str"}).set_index("channel")["acquisition_cost"]
+    missing = sorted(set(table["channel"]) - set(channel_costs.index))
+    if missing:
+        raise DataValidationError(f"Cost table: no acquisition_cost for channel(s) {missing}.")
+    per = table.groupby("channel").size().rename("customers").to_frame()
+    per["acquisition_cost"] = channel_costs.reindex(per.index)
+    cac = float((per["customers"] * per["acquisition_cost"]).sum() / per["customers"].sum())
+    return cac, per.reset_index()
+
+
+def nps_table(
+    surveys: pd.DataFrame, as_of: pd.Timestamp, months: int = 12
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """NPS per month of survey and over the last ``months`` months to ``as_of``."""
+    answered = surveys[surveys["nps"].notna() & (surveys["date"] <= as_of)]
+    by_month = answered.groupby(answered["date"].dt.to_period("M"))["nps"]
+    table = pd.DataFrame(
+        {
+            "responses": by_month.size(),
+            "promoters_pct": by_month.apply(lambda s: 100 * (s >= 9).mean()),
+            "passives_pct": by_month.apply(lambda s: 100 * s.between(7, 8).mean()),
+            "detractors_pct": by_month.apply(lambda s: 100 * (s <= 6).mean()),
+            "nps": by_month.apply(nps),
+        }
+    ).reset_index(names="month")
+    table["month"] = table["month"].astype("str")
+    start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
+    recent = answered[answered["date"] >= start]["nps"]
+    overall = {
+        "responses": len(recent),
+        "promoters_pct": float(100 * (recent >= 9).mean()) if len(recent) else float("nan"),
+        "passives_pct": float(100 * recent.between(7, 8).mean()) if len(recent) else float("nan"),
+        "detractors_pct": float(100 * (recent <= 6).mean()) if len(recent) else float("nan"),
+        "nps": nps(recent),
+    }
+    return table, overall
+
+
+def servqual(surveys: pd.DataFrame, weights: dict[str, float]) -> tuple[pd.DataFrame, float]:
+    """Gap (perception − expectation) per dimension and the weighted gap (module docstring)."""
+    rows = []
+    for dim in SERVQUAL_DIMENSIONS:
+        exp_cols = [
+            c
+            for c in surveys
+            if (m := SERVQUAL_COLUMN.match(c)) and m[1] == "expectation" and m[2] == dim
+        ]
+        per_cols = [
+            c
+            for c in surveys
+            if (m := SERVQUAL_COLUMN.match(c)) and m[1] == "perception" and m[2] == dim
+        ]
+        if not exp_cols or not per_cols:
+            raise DataValidationError(
+                f"SERVQUAL: dimension {dim!r} needs expectation_{dim}* and perception_{dim}* "
+                "columns."
+            )
+        expectation = surveys[exp_cols].apply(pd.to_numeric, errors="coerce").mean(axis=1).mean()
+        perception = surveys[per_cols].apply(pd.to_numeric, errors="coerce").mean(axis=1).mean()
+        rows.append(
+            {
+                "dimension": dim,
+                "weight": weights.get(dim, 0.0),
+                "expectation": expectation,
+                "perception": perception,
+                "gap": perception - expectation,
+            }
+        )
+    table = pd.DataFrame(rows)
+    return table, float((table["weight"] * table["gap"]).sum() / 100.0)
+
+
+@dataclass
+class KpiReport:
+    """Every number of the report, as tables and a JSON-ready summary."""
+
+    summary: dict[str, Any]
+    monthly: pd.DataFrame
+    segments: pd.DataFrame
+    forecast: pd.DataFrame | None = None
+    nps_monthly: pd.DataFrame | None = None
+    servqual: pd.DataFrame | None = None
+    channels: pd.DataFrame | None = None
+    definitions: dict[str, str] = field(default_factory=dict)
+
+
+def value_segments_table(
+    log: TransactionLog,
+    as_of: pd.Timestamp,
+    months: int,
+    tiers: dict[str, float],
+    rest: str,
+    predicted: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Share of customers and of revenue per value tier: by predicted CLV when given, else by
+    revenue over the period."""
+    from clv.predict import value_segments
+
+    start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
+    tx = log.frame[log.frame[DATE] <= as_of]
+    revenue = tx[tx[DATE] >= start].groupby(CUSTOMER)[AMOUNT].sum()
+    customers = tx[CUSTOMER].unique()
+    frame = pd.DataFrame({CUSTOMER: customers})
+    frame["revenue"] = frame[CUSTOMER].map(revenue).fillna(0.0)
+    ranking = frame["revenue"] if predicted is None else frame[CUSTOMER].map(predicted).fillna(0.0)
+    frame["ranking"] = ranking
+    frame["segment"] = value_segments(ranking.to_numpy(), tiers, rest)
+    total_rev, total_rank = frame["revenue"].sum(), frame["ranking"].sum()
+    out = frame.groupby("segment", sort=False).agg(
+        customers=(CUSTOMER, "size"), revenue=("revenue", "sum"), ranking=("ranking", "sum")
+    )
+    out["share_of_customers"] = out["customers"] / len(frame)
+    out["share_of_revenue"] = out["revenue"] / total_rev if total_rev else float("nan")
+    if predicted is not None:
+        out["share_of_predicted_clv"] = out["ranking"] / total_rank if total_rank else float("nan")
+    out = out.drop(columns="ranking").reset_index()
+    order = [*tiers, rest]
+    return (
+        out.set_index("segment")
+        .reindex([s for s in order if s in set(out["segment"])])
+        .reset_index()
+    )
+
+
+def revenue_forecast(
+    bundle: Any, log: TransactionLog, as_of: pd.Timestamp, months: int
+) -> pd.DataFrame:
+    """Expected revenue of the existing customers in each of the next ``months`` months.
+
+    Σ over customers of (expected transactions in the month) × (Gamma-Gamma expected spend).
+    New customers are not included.
+    """
+    from clv.config import DAYS_PER_UNIT
+    from clv.predict import customer_features
+
+    frame = customer_features(bundle, log, as_of=as_of)
+    x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    value = bundle.spend.expected_average_value(x, frame["monetary_value"].to_numpy())
+    step = DAYS_PER_UNIT["month"] / DAYS_PER_UNIT[bundle.time_unit]
+    previous = np.zeros(len(frame))
+    rows = []
+    first = pd.Timestamp(as_of).to_period("M") + 1
+    for k in range(1, months + 1):
+        current = bundle.purchase.expected_purchases(k * step, x, t_x, T)
+        purchases = current - previous
+        rows.append(
+            {
+                "month": str(first + (k - 1)),
+                "expected_transactions": float(purchases.sum()),
+                "expected_revenue": float((purchases * value).sum()),
+            }
+        )
+        previous = current
+    return pd.DataFrame(rows)
+
+
+def build_report(
+    log: TransactionLog,
+    config: Any,
+    as_of: pd.Timestamp | None = None,
+    bundle: Any | None = None,
+    surveys: pd.DataFrame | None = None,
+    costs: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+) -> KpiReport:
+    """Compute every KPI of the module docstring.
+
+    Parameters
+    ----------
+    log : TransactionLog
+        The cleaned log (needs amounts for revenue, CLV and the forecast).
+    config : Config
+        ``kpis`` settings and ``score.segments``.
+    as_of : pandas.Timestamp, optional
+        End of the reporting period (default: the log's last day).
+    bundle : Bundle, optional
+        A model bundle: segments by its 12-month CLV and the revenue forecast.
+    surveys, costs, customers : pandas.DataFrame, optional
+        Survey table (:func:`read_surveys`), acquisition costs, customer table with channels.
+
+    Returns
+    -------
+    KpiReport
+    """
+    if not log.has_amounts:
+        raise DataValidationError("The KPI report needs amounts (revenue); the log has none.")
+    settings = config.kpis
+    as_of = pd.Timestamp(as_of or log.report.last_date).normalize()
+    monthly = monthly_table(log, as_of, settings.inactivity_days)
+    period = period_summary(log, monthly, as_of, settings.period_months)
+    lifetime_given = settings.expected_lifetime_years is not None
+    annual_churn = period["churn_rate"] * 12 / period["months"]
+    lifetime = (
+        settings.expected_lifetime_years
+        if lifetime_given
+        else (1.0 / annual_churn if annual_churn > 0 else float("nan"))
+    )
+    annual = period["annual_revenue_per_customer"]
+    clv_block: dict[str, Any] = {
+        "annual_revenue_per_customer": annual,
+        "expected_lifetime_years": lifetime,
+        "lifetime_source": "given" if lifetime_given else "1 / annual churn rate",
+        "gross_value": annual * lifetime,
+    }
+    channels = None
+    if costs is not None:
+        acquired = pd.Index(log.frame.loc[log.frame[DATE] <= as_of, CUSTOMER].unique())
+        cac, channels = acquisition_costs(costs, customers, acquired)
+        clv_block |= {
+            "acquisition_cost": cac,
+            "simple_clv": simple_clv(annual, lifetime, cac),
+            "clv_to_cac": annual * lifetime / cac if cac else float("nan"),
+            "roi_per_customer": simple_clv(annual, lifetime, cac) / cac if cac else float("nan"),
+        }
+        if channels is not None:
+            channels["simple_clv"] = annual * lifetime - channels["acquisition_cost"]
+            channels["clv_to_cac"] = annual * lifetime / channels["acquisition_cost"]
+            channels["roi_per_customer"] = channels["simple_clv"] / channels["acquisition_cost"]
+    else:
+        clv_block["simple_clv"] = simple_clv(annual, lifetime, 0.0)
+        clv_block["note"] = "no cost table: simple CLV without acquisition cost"
+    predicted = None
+    forecast = None
+    if bundle is not None and bundle.spend is not None:
+        from clv.predict import score_transactions
+
+        scores = score_transactions(bundle, log, horizon=12, as_of=as_of, time_unit="month")
+        predicted = scores.set_index(CUSTOMER)["clv"]
+        forecast = revenue_forecast(bundle, log, as_of, settings.forecast_months)
+    segments = value_segments_table(
+        log,
+        as_of,
+        settings.period_months,
+        config.score.segments,
+        config.score.segment_rest,
+        predicted,
+    )
+    summary: dict[str, Any] = {
+        "as_of": str(as_of.date()),
+        "lost_definition": f"no purchase for {settings.inactivity_days} days",
+        "period": period,
+        "simple_clv": clv_block,
+        "segments_by": "model CLV over 12 months"
+        if predicted is not None
+        else "revenue in the period",
+    }
+    nps_monthly = servqual_table = None
+    if surveys is not None:
+        if "nps" in surveys:
+            nps_monthly, summary["nps"] = nps_table(surveys, as_of, settings.period_months)
+        if any(SERVQUAL_COLUMN.match(c) for c in surveys.columns):
+            servqual_table, weighted = servqual(
+                surveys[surveys["date"] <= as_of], settings.servqual_weights
+            )
+            summary["servqual"] = {"weighted_gap": weighted, "weights": settings.servqual_weights}
+    if forecast is not None:
+        summary["forecast"] = {
+            "months": settings.forecast_months,
+            "expected_revenue": float(forecast["expected_revenue"].sum()),
+            "scope": "existing customers only (no new acquisitions)",
+        }
+    return KpiReport(summary, monthly, segments, forecast, nps_monthly, servqual_table, channels)
