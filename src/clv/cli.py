@@ -9,6 +9,7 @@ options given on the command line override the file.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 import warnings
@@ -373,6 +374,9 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Scorecard JSON.")] = Path(
         "scorecard.json"
     ),
+    plots: Annotated[
+        Path | None, typer.Option(help="Folder for the diagnostic plots (PNG).")
+    ] = None,
 ) -> None:
     """Score every model and baseline on a holdout and write the scorecard (no bundle).
 
@@ -410,6 +414,10 @@ def evaluate(
                 load_surveys(settings.data.surveys, settings.data.customer_col),
             )
         path = write_json(result.scorecard, out)
+        if plots is not None:
+            from clv.plots import save_evaluation_figures
+
+            save_evaluation_figures(result, log.frame, plots)
     except ClvError as exc:
         raise _fail(exc) from None
     _print_cleaning(log.report.rows())
@@ -627,6 +635,48 @@ def score(
         f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)",
         highlight=False,
     )
+
+
+@app.command()
+def prepare(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    customer_col: CustomerColOpt = None,
+    date_col: DateColOpt = None,
+    amount_col: AmountColOpt = None,
+    no_amounts: NoAmountsOpt = False,
+    date_format: DateFormatOpt = None,
+    timezone: TimezoneOpt = None,
+    as_of: AsOfOpt = None,
+    time_unit: TimeUnitOpt = None,
+    holdout: HoldoutOpt = None,
+    calibration_end: CalibrationEndOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "data/prepared"
+    ),
+) -> None:
+    """Clean the log and write it with RFM and calibration/holdout tables as Parquet."""
+    overrides = _data_overrides(
+        transactions, customer_col, date_col, amount_col, date_format, timezone
+    )
+    overrides |= _split_overrides(as_of, time_unit, holdout, calibration_end, None, None)
+    try:
+        settings = _settings(config, overrides, no_amounts)
+        from clv.prepare import prepare as run_prepare
+
+        paths = run_prepare(settings, out)
+    except ClvError as exc:
+        raise _fail(exc) from None
+    report = json.loads(paths["report"].read_text())
+    _print_cleaning(_report_rows(report["cleaning"]))
+    for name, path in paths.items():
+        console.print(f"{name}: [bold]{path}[/]", highlight=False)
+
+
+def _report_rows(cleaning: dict[str, Any]) -> list[tuple[str, str]]:
+    from clv.data import CleaningReport
+
+    return CleaningReport(**cleaning).rows()
 
 
 @app.command()

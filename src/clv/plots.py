@@ -6,6 +6,7 @@ Each function takes plain data and returns a :class:`matplotlib.figure.Figure`;
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,3 +175,51 @@ def feature_importance(importance: dict[str, float], top: int = 20) -> Figure:
     ax.barh([k for k, _ in items], [v for _, v in items])
     ax.set(xlabel="total gain", title="Churn classifier: feature importance")
     return fig
+
+
+def save_evaluation_figures(
+    evaluation: Any, transactions: pd.DataFrame, directory: Path, churn: Any = None
+) -> list[Path]:
+    """Draw every diagnostic plot of an evaluation and save them as PNG files in ``directory``.
+
+    ``churn`` is the churn model whose feature importance is drawn (default: the evaluated one).
+    """
+    from clv.config import DAYS_PER_UNIT
+
+    ev = evaluation
+    chosen = ev.best_purchase_model
+    model = ev.purchase_models[chosen]
+    T = float(ev.calibration["T"].max())
+    figures = {
+        "calibration_vs_holdout.png": calibration_vs_holdout(
+            ev.calibration, ev.predictions[chosen], model.name
+        ),
+        "tracking_cumulative.png": cumulative_tracking(
+            transactions, model, ev.split.calibration_end, DAYS_PER_UNIT[model.time_unit]
+        ),
+        "frequency_recency_matrix.png": rfm_matrix(model, "expected", T=T),
+        "p_alive_matrix.png": rfm_matrix(model, "p_alive", T=T),
+    }
+    if "value_deciles" in ev.scorecard:
+        figures["value_deciles.png"] = value_deciles(ev.scorecard["value_deciles"])
+    if ev.churn_frame is not None:
+        frame = ev.churn_frame
+        figures["churn_roc.png"] = roc_curves(
+            frame["churned"].to_numpy(),
+            {
+                "churn model": frame["churn_probability"].to_numpy(),
+                "BG/NBD P(no purchase)": frame["p_no_purchase"].to_numpy(),
+            },
+        )
+        figures["churn_reliability.png"] = reliability(ev.scorecard["churn_reliability"])
+    churn = churn if churn is not None else ev.churn_model
+    if churn is not None and churn.validation.get("feature_importance_gain"):
+        figures["churn_feature_importance.png"] = feature_importance(
+            churn.validation["feature_importance_gain"]
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figures.items():
+        paths.append(directory / name)
+        fig.savefig(paths[-1])
+    return paths

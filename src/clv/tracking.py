@@ -92,51 +92,6 @@ def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
 
-def _plots(result: TrainResult, directory: Path) -> list[Path]:
-    from clv import plots
-    from clv.config import DAYS_PER_UNIT
-
-    ev, bundle = result.evaluation, result.bundle
-    chosen = bundle.selection["chosen"]
-    model = ev.purchase_models[chosen]
-    figures = {
-        "calibration_vs_holdout.png": plots.calibration_vs_holdout(
-            ev.calibration, ev.predictions[chosen], model.name
-        ),
-        "frequency_recency_matrix.png": plots.rfm_matrix(
-            model, "expected", T=float(ev.calibration["T"].max())
-        ),
-        "p_alive_matrix.png": plots.rfm_matrix(
-            model, "p_alive", T=float(ev.calibration["T"].max())
-        ),
-    }
-    if "value_deciles" in ev.scorecard:
-        figures["value_deciles.png"] = plots.value_deciles(ev.scorecard["value_deciles"])
-    if ev.churn_frame is not None:
-        frame = ev.churn_frame
-        figures["churn_roc.png"] = plots.roc_curves(
-            frame["churned"].to_numpy(),
-            {
-                "churn model": frame["churn_probability"].to_numpy(),
-                "BG/NBD P(no purchase)": frame["p_no_purchase"].to_numpy(),
-            },
-        )
-        figures["churn_reliability.png"] = plots.reliability(ev.scorecard["churn_reliability"])
-    if bundle.churn is not None and bundle.churn.validation.get("feature_importance_gain"):
-        figures["churn_feature_importance.png"] = plots.feature_importance(
-            bundle.churn.validation["feature_importance_gain"]
-        )
-    figures["tracking_cumulative.png"] = plots.cumulative_tracking(
-        result.log.frame, model, ev.split.calibration_end, DAYS_PER_UNIT[model.time_unit]
-    )
-    paths = []
-    for name, fig in figures.items():
-        path = directory / name
-        fig.savefig(path)
-        paths.append(path)
-    return paths
-
-
 def _better(metric: str, new: float, old: float | None) -> bool:
     if old is None or not np.isfinite(old):
         return True
@@ -250,8 +205,11 @@ def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str
                 )
                 mlflow.set_tag("decision", churn.validation.get("decision", ""))
         with tempfile.TemporaryDirectory() as tmp:
-            for path in _plots(result, Path(tmp)):
-                mlflow.log_artifact(str(path), artifact_path="plots")
+            from clv.plots import save_evaluation_figures
+
+            churn = bundle.churn  # the shipped model's importance
+            save_evaluation_figures(result.evaluation, result.log.frame, Path(tmp), churn)
+            mlflow.log_artifacts(tmp, artifact_path="plots")
         mlflow.log_artifact(str(result.path / "scorecard.json"))
         if result.kpis is not None:
             log_kpi_report(result.kpis, config, active=True)

@@ -1,0 +1,47 @@
+"""The prepare step of the pipeline: a cleaned log and its RFM tables as Parquet files.
+
+``clv prepare --out DIR`` writes, each atomically:
+
+- ``transactions.parquet``: the cleaned log (one row per customer and purchase day; the input of
+  ``clv train`` / ``clv evaluate`` / ``clv score`` in ``dvc.yaml``);
+- ``rfm.parquet``: RFM over the whole log (observation end = ``train.as_of`` or the last day);
+- ``calibration_holdout.parquet``: calibration RFM and holdout outcomes of the configured split;
+- ``cleaning_report.json``: the cleaning report and the data fingerprint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from clv.config import Config
+from clv.data import load_transactions
+from clv.evaluation import choose_split, observation_end
+from clv.features import build_calibration_holdout, build_rfm
+from clv.tables import write_json, write_table
+
+
+def prepare(config: Config, out: str | Path) -> dict[str, Path]:
+    """Clean the configured log and write it with its RFM tables to ``out``; return the paths."""
+    out = Path(out)
+    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
+    log = load_transactions(config.data.transactions, config.data, as_of=as_of)
+    unit = config.features.time_unit
+    end = observation_end(log, config)
+    split = choose_split(log, config)
+    paths = {
+        "transactions": write_table(log.frame, out / "transactions.parquet"),
+        "rfm": write_table(build_rfm(log.frame, end, unit), out / "rfm.parquet"),
+        "calibration_holdout": write_table(
+            build_calibration_holdout(
+                log.frame, split.calibration_end, split.observation_end, unit
+            ),
+            out / "calibration_holdout.parquet",
+        ),
+        "report": write_json(
+            {"cleaning": log.report.to_dict(), "fingerprint": log.fingerprint()},
+            out / "cleaning_report.json",
+        ),
+    }
+    return paths
