@@ -548,6 +548,10 @@ def score(
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ models.")
     ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="local, or spark (Parquet folder out) [local].")
+    ] = None,
+    spark_master: Annotated[str | None, typer.Option(help="Spark master URL [local[2]].")] = None,
 ) -> None:
     """Score customers with a model and write one row per customer.
 
@@ -568,6 +572,8 @@ def score(
         "score.margin": margin,
         "score.out": out,
         "mlflow.tracking_uri": tracking_uri,
+        "score.engine": engine,
+        "score.spark_master": spark_master,
     }
     started = time.perf_counter()
     bar = _ProgressBar()
@@ -586,23 +592,45 @@ def score(
         listed = (
             read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
         )
+        surveys_table = load_surveys(settings.data.surveys, settings.data.customer_col)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            scores = score_transactions(
-                bundle,
-                log,
-                s.horizon,
-                as_of=as_of_day,
-                customers=listed,
-                time_unit=s.time_unit,
-                discount_rate=s.discount_rate,
-                margin=s.margin,
-                progress=bar,
-                segments=s.segments,
-                segment_rest=s.segment_rest,
-                surveys=load_surveys(settings.data.surveys, settings.data.customer_col),
-            )
-        path = write_table(scores, s.out)
+            if s.engine == "spark":
+                from clv.spark import score_log_with_spark
+
+                path = score_log_with_spark(
+                    s.model,
+                    bundle,
+                    log,
+                    s.out,
+                    s.horizon,
+                    as_of=as_of_day,
+                    customers=listed,
+                    surveys=surveys_table,
+                    time_unit=s.time_unit,
+                    discount_rate=s.discount_rate,
+                    margin=s.margin,
+                    segments=s.segments,
+                    segment_rest=s.segment_rest,
+                    master=s.spark_master,
+                )
+                scores = pd.read_parquet(path)
+            else:
+                scores = score_transactions(
+                    bundle,
+                    log,
+                    s.horizon,
+                    as_of=as_of_day,
+                    customers=listed,
+                    time_unit=s.time_unit,
+                    discount_rate=s.discount_rate,
+                    margin=s.margin,
+                    progress=bar,
+                    segments=s.segments,
+                    segment_rest=s.segment_rest,
+                    surveys=surveys_table,
+                )
+                path = write_table(scores, s.out)
     except ClvError as exc:
         raise _fail(exc) from None
     finally:

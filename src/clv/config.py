@@ -131,6 +131,10 @@ class ScoreConfig(_Section):
         "amounts): name → share of customers; the remainder is 'segment_rest'.",
     )
     segment_rest: str = "rest"
+    engine: Literal["local", "spark"] = Field(
+        "local", description="local (pandas) or spark (mlflow.pyfunc.spark_udf; Parquet folder)."
+    )
+    spark_master: str = Field("local[2]", description="Spark master URL for engine spark.")
 
     @field_validator("segments")
     @classmethod

@@ -223,6 +223,7 @@ def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str
             "horizon": float(config.score.horizon),
             "discount_rate": float(config.score.discount_rate),
             "margin": float(config.score.margin),
+            "time_unit": config.score.time_unit or bundle.time_unit,
         }
         info = mlflow.pyfunc.log_model(
             name="model",

@@ -1,0 +1,211 @@
+"""Batch scoring on Spark with the same model: ``clv score --engine spark``.
+
+Features (RFM, churn features) are built with DuckDB by :func:`clv.predict.customer_features` —
+the same SQL as the local engine, so both engines see identical inputs; DuckDB streams a large
+log on one machine and only one row per customer reaches Spark. Spark then applies the MLflow
+pyfunc model (``mlflow.pyfunc.spark_udf``, ``env_manager="local"``) partition by partition, and
+ranks customers into value segments with a window over the whole table (ties broken by
+``customer_id``, as the local engine does). Output is a Parquet folder, written beside the
+destination and renamed into place.
+
+The session is local (``local[2]``) unless ``score.spark_master`` names a cluster; it binds to
+127.0.0.1 (``SPARK_LOCAL_IP``), has the UI off and Arrow on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+NUMERIC = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases",
+    "p_no_purchase",
+    "expected_avg_value",
+    "clv",
+    "churn_probability",
+)
+
+
+def spark_session(master: str = "local[2]") -> Any:
+    """A Spark session bound to the loopback interface, UI off, Arrow on."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(master)
+        .appName("clv-score")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+
+
+def pyfunc_model_uri(model: str, directory: Path, signature: Any) -> str:
+    """An MLflow model URI for ``model``: MLflow URIs as they are; a bundle folder is saved as a
+    pyfunc model (from code, nothing pickled; ``signature`` declares the params) under
+    ``directory``."""
+    if model.startswith(("models:/", "runs:/")):
+        return model
+    import mlflow.pyfunc
+
+    import clv
+
+    path = directory / "model"
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=str(Path(clv.__file__).parent / "pyfunc_entry.py"),
+        artifacts={"bundle": str(Path(model).resolve())},
+        code_paths=[str(Path(clv.__file__).parent)],
+        signature=signature,
+    )
+    return str(path)
+
+
+def _result_schema(columns: list[str]) -> str:
+    types = {
+        "customer_id": "string",
+        "has_history": "boolean",
+        "frequency": "long",
+        "value_segment": "string",
+    }
+    return ", ".join(f"`{c}` {types.get(c, 'double')}" for c in columns)
+
+
+def score_with_spark(
+    model: str,
+    features: pd.DataFrame,
+    output_columns: list[str],
+    out: str | Path,
+    params: dict[str, Any],
+    segments: dict[str, float],
+    segment_rest: str,
+    master: str = "local[2]",
+) -> Path:
+    """Score a feature frame on Spark and write the scores as a Parquet folder at ``out``.
+
+    Parameters
+    ----------
+    model : str
+        A bundle folder, ``models:/NAME@alias`` or ``runs:/ID/model``.
+    features : pandas.DataFrame
+        From :func:`clv.predict.customer_features` (numeric columns as float64).
+    output_columns : list of str
+        The columns the model returns (those of :func:`clv.predict.score_rfm`).
+    out : str or Path
+        Destination folder.
+    params : dict
+        ``horizon``, ``time_unit``, ``discount_rate``, ``margin`` for the model.
+    segments, segment_rest
+        Value tiers, assigned over the whole table.
+    master : str
+        Spark master URL.
+    """
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+    from pyspark.sql import Window
+    from pyspark.sql import functions as sf
+
+    out = Path(out)
+    spark = spark_session(master)
+    with tempfile.TemporaryDirectory() as tmp:
+        signature = infer_signature(features.head(5), None, params=params)
+        uri = pyfunc_model_uri(model, Path(tmp), signature)
+        model_columns = [c for c in output_columns if c != "value_segment"]
+        udf = mlflow.pyfunc.spark_udf(
+            spark,
+            uri,
+            result_type=_result_schema(model_columns),
+            env_manager="local",
+            params=params,
+        )
+        frame = spark.createDataFrame(features)
+        scored = frame.select(
+            udf(sf.struct(*[sf.col(f"`{c}`") for c in features.columns])).alias("s")
+        )
+        scored = scored.select("s.*")
+        ranking = "clv" if "clv" in model_columns else "expected_purchases"
+        order = Window.orderBy(sf.col(ranking).desc(), sf.col("customer_id").asc())
+        n = features.shape[0]
+        position = sf.row_number().over(order)
+        segment = sf.lit(segment_rest)
+        cumulative, bounds = 0.0, []
+        for name, share in segments.items():  # the same bounds as clv.predict.value_segments
+            cumulative += share
+            bounds.append((name, math.ceil(cumulative * n - 1e-9)))
+        for name, bound in reversed(bounds):
+            segment = sf.when(position <= bound, sf.lit(name)).otherwise(segment)
+        scored = scored.withColumn("value_segment", segment).select(*output_columns)
+        staging = out.parent / f".{out.name}.spark-tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        scored.write.parquet(str(staging))
+    _replace_dir(staging, out)
+    return out
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def score_log_with_spark(
+    model: str,
+    bundle: Any,
+    log: Any,
+    out: str | Path,
+    horizon: float,
+    as_of: pd.Timestamp | None = None,
+    customers: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    time_unit: str | None = None,
+    discount_rate: float = 0.0,
+    margin: float = 1.0,
+    segments: dict[str, float] | None = None,
+    segment_rest: str = "rest",
+    master: str = "local[2]",
+) -> Path:
+    """The Spark twin of :func:`clv.predict.score_transactions`: same features, same model."""
+    from clv.predict import DEFAULT_SEGMENTS, customer_features, score_rfm
+
+    features = customer_features(bundle, log, as_of=as_of, customers=customers, surveys=surveys)
+    numeric = features.select_dtypes("number").columns
+    features = features.astype({c: "float64" for c in numeric})
+    params = {
+        "horizon": float(horizon),
+        "time_unit": time_unit or bundle.time_unit,
+        "discount_rate": float(discount_rate),
+        "margin": float(margin),
+    }
+    probe = score_rfm(bundle, features.head(1), horizon, params["time_unit"], discount_rate, margin)
+    return score_with_spark(
+        model,
+        features,
+        list(probe.columns),
+        out,
+        params,
+        segments if segments is not None else DEFAULT_SEGMENTS,
+        segment_rest,
+        master,
+    )
