@@ -1,0 +1,194 @@
+"""MLflow UI smoke test: two `clv train` runs, an MLflow server on 127.0.0.1, headless Chromium.
+
+Usage: ``python scripts/ui_smoke.py [--out DIR]`` (needs Debian's ``chromium``).
+
+1. trains twice on the CDNOW sample (all candidates; BG/NBD only) into a fresh sqlite store;
+2. starts ``mlflow server`` on a free loopback port (job execution off, one worker);
+3. checks through the REST API that both runs, their scorecard metrics and plot artifacts are
+   there — what the pages show;
+4. screenshots the runs page and the compare page of the two runs into ``DIR``;
+5. stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=20000",
+    "--hide-scrollbars",
+]
+PLOTS = {"calibration_vs_holdout.png", "tracking_cumulative.png", "churn_roc.png"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _post(url: str, body: dict) -> dict:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _train(store: Path, uri: str, extra: list[str]) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "clv.cli",
+            "train",
+            "-t",
+            "cdnow-sample",
+            "--calibration-end",
+            "1997-09-30",
+            "--registered-model",
+            "clv-ui-smoke",
+            *extra,
+        ],
+        cwd=store,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def screenshot(chromium: str, url: str, path: Path) -> None:
+    """Render ``url`` in headless Chromium and save a PNG."""
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={path}", url],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def main(out: Path) -> dict:
+    """Run the smoke test; return what was checked. Raises on any failure."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise RuntimeError("headless Chromium not found: apt-get install chromium")
+    out.mkdir(parents=True, exist_ok=True)
+    store = Path(tempfile.mkdtemp(prefix="clv-ui-"))
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    _train(store, uri, ["--model-dir", str(store / "a")])
+    _train(store, uri, ["--model-dir", str(store / "b"), "--seed", "7"])
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=store,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("mlflow server did not answer /health within 60 s")
+        experiments = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 50})
+        exp = next(e for e in experiments["experiments"] if e["name"] == "clv")
+        runs = _post(
+            f"{base}/api/2.0/mlflow/runs/search",
+            {
+                "experiment_ids": [exp["experiment_id"]],
+                "filter": "tags.chosen_model != ''",
+            },
+        )["runs"]
+        if len(runs) != 2:
+            raise AssertionError(f"expected 2 training runs, found {len(runs)}")
+        ids = [r["info"]["run_id"] for r in runs]
+        for run in runs:
+            metrics = {m["key"] for m in run["data"]["metrics"]}
+            for key in (
+                "purchases.chosen.mae",
+                "churn.churn_model.roc_auc",
+                "value.chosen.normalized_gini",
+            ):
+                if key not in metrics:
+                    raise AssertionError(f"run {run['info']['run_id']} lacks metric {key}")
+            query = urllib.parse.urlencode({"run_id": run["info"]["run_id"], "path": "plots"})
+            files = {
+                Path(f["path"]).name
+                for f in _get(f"{base}/api/2.0/mlflow/artifacts/list?{query}")["files"]
+            }
+            if not files >= PLOTS:
+                raise AssertionError(f"run {run['info']['run_id']} lacks plots {PLOTS - files}")
+        runs_page = f"{base}/#/experiments/{exp['experiment_id']}/runs"
+        compare = (
+            f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(ids))}"
+            f"&experiments={urllib.parse.quote(json.dumps([exp['experiment_id']]))}"
+        )
+        screenshot(chromium, runs_page, out / "mlflow_runs.png")
+        screenshot(chromium, compare, out / "mlflow_compare.png")
+        return {
+            "experiment": exp["experiment_id"],
+            "runs": ids,
+            "runs_page": runs_page,
+            "compare": compare,
+            "screenshots": [str(out / "mlflow_runs.png"), str(out / "mlflow_compare.png")],
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("reports/ui"))
+    print(json.dumps(main(parser.parse_args().out), indent=2))
