@@ -31,6 +31,27 @@ def step_boundaries(horizon: float) -> np.ndarray:
     return whole
 
 
+def discounted_purchases(
+    cumulative_purchases: Callable[[float], np.ndarray],
+    horizon: float,
+    step_length: float = 1.0,
+    discount_rate: float = 0.0,
+) -> np.ndarray:
+    """Σ_k [E(X(t_k)) − E(X(t_{k−1}))] / (1 + d)^k: the discounted expected purchases.
+
+    CLV is this times margin times expected spend (:func:`discounted_clv`); it depends only on
+    the purchase history, so scoring computes it once per (x, t_x, T) pattern.
+    """
+    total: np.ndarray | None = None
+    previous: np.ndarray | float = 0.0
+    for k in step_boundaries(horizon):
+        current = np.asarray(cumulative_purchases(k * step_length), dtype=float)
+        term = (current - previous) / (1.0 + discount_rate) ** k
+        total = term if total is None else total + term
+        previous = current
+    return total
+
+
 def discounted_clv(
     cumulative_purchases: Callable[[float], np.ndarray],
     expected_value: np.ndarray,
@@ -61,10 +82,5 @@ def discounted_clv(
     numpy.ndarray
         CLV per customer.
     """
-    total = np.zeros_like(np.asarray(expected_value, dtype=float))
-    previous = np.zeros_like(total)
-    for k in step_boundaries(horizon):
-        current = cumulative_purchases(k * step_length)
-        total += (current - previous) / (1.0 + discount_rate) ** k
-        previous = current
-    return margin * total * expected_value
+    discounted = discounted_purchases(cumulative_purchases, horizon, step_length, discount_rate)
+    return margin * discounted * np.asarray(expected_value, dtype=float)
