@@ -24,19 +24,6 @@ from typing import Any
 
 import pandas as pd
 
-NUMERIC = (
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
-    "p_alive",
-    "expected_purchases",
-    "p_no_purchase",
-    "expected_avg_value",
-    "clv",
-    "churn_probability",
-)
-
 
 def spark_session(master: str = "local[2]") -> Any:
     """A Spark session bound to the loopback interface, UI off, Arrow on."""
