@@ -23,6 +23,35 @@ GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}  # Fader & Hardie 2013, CDNOW
 START = pd.Timestamp("2020-01-01")
 
 
+def simulate_times(
+    customers: int,
+    days: int = 546,
+    acquisition_days: int = 84,
+    bgnbd: dict[str, float] | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Purchase times (continuous, in days) of ``customers`` BG/NBD customers.
+
+    Returns the customer index and the time of every purchase (first ones included).
+    """
+    bg = bgnbd or BGNBD
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(bg["r"], 1.0 / bg["alpha"], customers) / 7.0  # per day
+    drop = rng.beta(bg["a"], bg["b"], customers)
+    first = rng.uniform(0, acquisition_days, customers)
+    owners, times = [np.arange(customers)], [first]
+    active, clock = np.arange(customers), first.copy()
+    while active.size:
+        now = clock + rng.exponential(1.0, active.size) / np.maximum(lam[active], 1e-12)
+        keep = now < days
+        active, clock = active[keep], now[keep]
+        owners.append(active)
+        times.append(clock)
+        alive = rng.random(active.size) >= drop[active]  # BG/NBD: dropout after a repeat purchase
+        active, clock = active[alive], clock[alive]
+    return np.concatenate(owners), np.concatenate(times)
+
+
 def simulate(
     customers: int,
     days: int = 546,
@@ -39,25 +68,11 @@ def simulate(
     pandas.DataFrame
         ``customer_id`` (int64), ``date`` (datetime64, day), ``amount`` (float64).
     """
-    bg, gg = bgnbd or BGNBD, gamma_gamma or GAMMA_GAMMA
-    rng = np.random.default_rng(seed)
-    lam = rng.gamma(bg["r"], 1.0 / bg["alpha"], customers) / 7.0  # per day
-    drop = rng.beta(bg["a"], bg["b"], customers)
+    gg = gamma_gamma or GAMMA_GAMMA
+    owner, time = simulate_times(customers, days, acquisition_days, bgnbd, seed)
+    rng = np.random.default_rng(seed + 1_000_003)
     nu = rng.gamma(gg["q"], 1.0 / gg["v"], customers)
-    first = rng.uniform(0, acquisition_days, customers)
-    owners, times = [np.arange(customers)], [first]
-    active = np.arange(customers)
-    clock = first.copy()
-    while active.size:
-        now = clock + rng.exponential(1.0, active.size) / np.maximum(lam[active], 1e-12)
-        keep = now < days
-        active, clock = active[keep], now[keep]
-        owners.append(active)
-        times.append(clock)
-        alive = rng.random(active.size) >= drop[active]  # BG/NBD: dropout after a repeat purchase
-        active, clock = active[alive], clock[alive]
-    owner = np.concatenate(owners)
-    day = np.floor(np.concatenate(times)).astype("int64")
+    day = np.floor(time).astype("int64")
     amount = rng.gamma(gg["p"], 1.0, owner.size) / nu[owner]
     order = np.lexsort((day, owner))
     return pd.DataFrame(
