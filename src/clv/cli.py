@@ -322,6 +322,7 @@ def train(
         from clv.training import train as run_training
 
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # INFO lines drown the report
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with warnings.catch_warnings():  # training collects its own notices
             warnings.simplefilter("ignore")
             result = run_training(settings)
