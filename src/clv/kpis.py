@@ -28,7 +28,7 @@ Definitions (each is stated in the report too):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -353,18 +353,20 @@ def revenue_forecast(
     New customers are not included.
     """
     from clv.config import DAYS_PER_UNIT
-    from clv.predict import customer_features
+    from clv.features import build_rfm
+    from clv.predict import rfm_patterns_index
 
-    frame = customer_features(bundle, log, as_of=as_of)
-    x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    value = bundle.spend.expected_average_value(x, frame["monetary_value"].to_numpy())
+    frame = build_rfm(log.frame, pd.Timestamp(as_of), bundle.time_unit)
+    patterns, inverse = rfm_patterns_index(frame)
+    x, t_x, T = patterns.T
+    value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
     step = DAYS_PER_UNIT["month"] / DAYS_PER_UNIT[bundle.time_unit]
-    previous = np.zeros(len(frame))
+    previous = np.zeros(len(patterns))
     rows = []
     first = pd.Timestamp(as_of).to_period("M") + 1
     for k in range(1, months + 1):
-        current = bundle.purchase.expected_purchases(k * step, x, t_x, T)
-        purchases = current - previous
+        current = bundle.purchase.expected_purchases(k * step, x, t_x, T)  # per pattern
+        purchases = (current - previous)[inverse]
         rows.append(
             {
                 "month": str(first + (k - 1)),
@@ -444,9 +446,11 @@ def build_report(
     predicted = None
     forecast = None
     if bundle is not None and bundle.spend is not None:
-        from clv.predict import score_transactions
+        from clv.features import build_rfm
+        from clv.predict import score_rfm
 
-        scores = score_transactions(bundle, log, horizon=12, as_of=as_of, time_unit="month")
+        rfm = build_rfm(log.frame, as_of, bundle.time_unit)  # segments need no churn features
+        scores = score_rfm(replace(bundle, churn=None), rfm, horizon=12, time_unit="month")
         predicted = scores.set_index(CUSTOMER)["clv"]
         forecast = revenue_forecast(bundle, log, as_of, settings.forecast_months)
     segments = value_segments_table(
