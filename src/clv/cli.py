@@ -393,27 +393,15 @@ def evaluate(
     )
     try:
         settings = _settings(config, overrides, no_amounts)
-        import pandas as pd
-
-        from clv.data import load_surveys, load_transactions, read_customer_list
+        from clv.data import load_run_inputs
         from clv.evaluation import evaluate as run_evaluation
         from clv.tables import write_json
 
-        end = pd.Timestamp(settings.train.as_of) if settings.train.as_of else None
-        log = load_transactions(settings.data.transactions, settings.data, as_of=end)
-        attributes = (
-            read_customer_list(settings.train.customers, settings.data.customer_col)
-            if settings.train.customers
-            else None
-        )
+        inputs = load_run_inputs(settings)
+        log = inputs.log
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = run_evaluation(
-                log,
-                settings,
-                attributes,
-                load_surveys(settings.data.surveys, settings.data.customer_col),
-            )
+            result = run_evaluation(log, settings, inputs.attributes, inputs.surveys)
         path = write_json(result.scorecard, out)
         if plots is not None:
             from clv.plots import save_evaluation_figures
@@ -763,15 +751,13 @@ def kpis(
     }
     try:
         settings = _settings(config, overrides)
-        import pandas as pd
 
-        from clv.data import load_surveys, load_transactions
+        from clv.data import load_configured_log, load_surveys
         from clv.predict import load_model
         from clv.report import write_report
         from clv.training import build_kpis
 
-        end = pd.Timestamp(settings.train.as_of) if settings.train.as_of else None
-        log = load_transactions(settings.data.transactions, settings.data, as_of=end)
+        log = load_configured_log(settings)
         bundle = load_model(model, settings.mlflow.tracking_uri) if model else None
         report = build_kpis(
             log, settings, bundle, load_surveys(settings.data.surveys, settings.data.customer_col)

@@ -24,6 +24,9 @@ PurchaseModelKind = Literal["bgnbd", "mbgnbd", "pareto"]
 #: never a hidden 30-day month.
 DAYS_PER_UNIT: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12.0}
 
+#: Value tiers from the top by predicted CLV: top 10 %, next 20 %, then the rest.
+DEFAULT_SEGMENTS: dict[str, float] = {"top": 0.10, "high": 0.20}
+
 #: Names of the transaction logs that ship inside ``lifetimes`` (see :mod:`clv.data`).
 EMBEDDED_DATASETS = ("cdnow", "cdnow-sample")
 
@@ -126,7 +129,7 @@ class ScoreConfig(_Section):
     customers: str | None = Field(None, description="CSV/Parquet list of customer ids to score.")
     out: Path = Field(Path("scores/cdnow.csv"), description="Output file (.csv or .parquet).")
     segments: dict[str, float] = Field(
-        default_factory=lambda: {"top": 0.10, "high": 0.20},
+        default_factory=lambda: dict(DEFAULT_SEGMENTS),
         description="Value tiers from the top by predicted CLV (expected purchases without "
         "amounts): name → share of customers; the remainder is 'segment_rest'.",
     )

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.config import EMBEDDED_DATASETS, SERVQUAL_DIMENSIONS, DataConfig
+from clv.config import EMBEDDED_DATASETS, SERVQUAL_DIMENSIONS, Config, DataConfig
 from clv.errors import DataValidationError
 from clv.tables import read_table
 
@@ -469,3 +469,31 @@ def read_surveys(frame: pd.DataFrame, customer_col: str = CUSTOMER) -> pd.DataFr
             "(expectation_<dimension>, perception_<dimension>)."
         )
     return out
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a training or evaluation run reads: the log (to ``train.as_of``), the customer
+    attributes of ``train.customers`` and the survey table of ``data.surveys`` (None if unset)."""
+
+    log: TransactionLog
+    attributes: pd.DataFrame | None
+    surveys: pd.DataFrame | None
+
+
+def load_configured_log(config: Config) -> TransactionLog:
+    """The cleaned log of ``data.transactions``, ignoring rows after ``train.as_of`` if set."""
+    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
+    return load_transactions(config.data.transactions, config.data, as_of=as_of)
+
+
+def load_run_inputs(config: Config) -> RunInputs:
+    """Read the log, customer attributes and surveys a run is configured with."""
+    col = config.data.customer_col
+    return RunInputs(
+        log=load_configured_log(config),
+        attributes=read_customer_list(config.train.customers, col)
+        if config.train.customers
+        else None,
+        surveys=load_surveys(config.data.surveys, col),
+    )

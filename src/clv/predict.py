@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from clv.bundle import Bundle, load_bundle
-from clv.config import DAYS_PER_UNIT
+from clv.config import DAYS_PER_UNIT, DEFAULT_SEGMENTS
 from clv.data import CUSTOMER, TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
@@ -45,7 +45,6 @@ from clv.value import discounted_purchases
 
 #: Unique (frequency, recency, T) patterns scored per chunk (one progress step each).
 CHUNK_SIZE = 100_000
-DEFAULT_SEGMENTS = {"top": 0.10, "high": 0.20}
 
 Progress = Callable[[int, int], None]
 

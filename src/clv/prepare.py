@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from clv.config import Config
-from clv.data import load_transactions
+from clv.data import load_configured_log
 from clv.evaluation import choose_split, observation_end
 from clv.features import build_calibration_holdout, build_rfm
 from clv.tables import write_json, write_table
@@ -25,8 +23,7 @@ from clv.tables import write_json, write_table
 def prepare(config: Config, out: str | Path) -> dict[str, Path]:
     """Clean the configured log and write it with its RFM tables to ``out``; return the paths."""
     out = Path(out)
-    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
-    log = load_transactions(config.data.transactions, config.data, as_of=as_of)
+    log = load_configured_log(config)
     unit = config.features.time_unit
     end = observation_end(log, config)
     split = choose_split(log, config)

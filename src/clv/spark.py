@@ -174,7 +174,8 @@ def score_log_with_spark(
     master: str = "local[2]",
 ) -> Path:
     """The Spark twin of :func:`clv.predict.score_transactions`: same features, same model."""
-    from clv.predict import DEFAULT_SEGMENTS, customer_features, score_rfm
+    from clv.config import DEFAULT_SEGMENTS
+    from clv.predict import customer_features, score_rfm
 
     features = customer_features(bundle, log, as_of=as_of, customers=customers, surveys=surveys)
     numeric = features.select_dtypes("number").columns

@@ -22,7 +22,7 @@ from clv.btyd import PurchaseModel, fit_purchase_model
 from clv.bundle import Bundle, save_bundle
 from clv.churn import ChurnModel, leak_free_window, train_churn_model
 from clv.config import DAYS_PER_UNIT, Config
-from clv.data import TransactionLog, load_surveys, load_transactions, read_customer_list
+from clv.data import TransactionLog, load_run_inputs, read_customer_list
 from clv.evaluation import Evaluation, churn_horizon, evaluate, observation_end
 from clv.features import build_rfm
 from clv.kpis import KpiReport
@@ -80,8 +80,9 @@ def build_kpis(
     if costs is not None and col in costs:
         costs = costs.rename(columns={col: "customer_id"})
     customers = read_customer_list(settings.customers, col) if settings.customers else None
-    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
-    return build_report(log, config, as_of, bundle, surveys, costs, customers)
+    return build_report(
+        log, config, observation_end(log, config), bundle, surveys, costs, customers
+    )
 
 
 def train(config: Config) -> TrainResult:
@@ -99,14 +100,8 @@ def train(config: Config) -> TrainResult:
         The bundle (already written to ``config.train.model_dir``), the evaluation, and the
         MLflow run id and registry decision when tracking is enabled.
     """
-    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
-    log = load_transactions(config.data.transactions, config.data, as_of=as_of)
-    attributes = (
-        read_customer_list(config.train.customers, config.data.customer_col)
-        if config.train.customers
-        else None
-    )
-    surveys = load_surveys(config.data.surveys, config.data.customer_col)
+    inputs = load_run_inputs(config)
+    log, attributes, surveys = inputs.log, inputs.attributes, inputs.surveys
     unit, settings = config.features.time_unit, config.train
     notices: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
