@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CHROMIUM_FLAGS = [
@@ -52,7 +54,7 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
-def _post(url: str, body: dict) -> dict:
+def post_json(url: str, body: dict) -> dict:
     data = json.dumps(body).encode()
     request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -83,6 +85,50 @@ def _train(store: Path, uri: str, extra: list[str]) -> None:
     )
 
 
+@contextmanager
+def mlflow_server(backend_uri: str, cwd: Path, *args: str) -> Iterator[str]:
+    """Run ``mlflow server`` on a free 127.0.0.1 port (job execution off, one worker) until the
+    block ends; yield its base URL once ``/health`` answers."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        *args,
+    ]
+    server = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("mlflow server did not answer /health within 60 s")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def screenshot(chromium: str, url: str, path: Path) -> None:
     """Render ``url`` in headless Chromium and save a PNG."""
     with tempfile.TemporaryDirectory() as profile:
@@ -102,90 +148,59 @@ def main(out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     store = Path(tempfile.mkdtemp(prefix="clv-ui-"))
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    _train(store, uri, ["--model-dir", str(store / "a")])
-    _train(store, uri, ["--model-dir", str(store / "b"), "--seed", "7"])
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            uri,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=store,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("mlflow server did not answer /health within 60 s")
-        experiments = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 50})
-        exp = next(e for e in experiments["experiments"] if e["name"] == "clv")
-        runs = _post(
-            f"{base}/api/2.0/mlflow/runs/search",
-            {
-                "experiment_ids": [exp["experiment_id"]],
-                "filter": "tags.chosen_model != ''",
-            },
-        )["runs"]
-        if len(runs) != 2:
-            raise AssertionError(f"expected 2 training runs, found {len(runs)}")
-        ids = [r["info"]["run_id"] for r in runs]
-        for run in runs:
-            metrics = {m["key"] for m in run["data"]["metrics"]}
-            for key in (
-                "purchases.chosen.mae",
-                "churn.churn_model.roc_auc",
-                "value.chosen.normalized_gini",
-            ):
-                if key not in metrics:
-                    raise AssertionError(f"run {run['info']['run_id']} lacks metric {key}")
-            query = urllib.parse.urlencode({"run_id": run["info"]["run_id"], "path": "plots"})
-            files = {
-                Path(f["path"]).name
-                for f in _get(f"{base}/api/2.0/mlflow/artifacts/list?{query}")["files"]
-            }
-            if not files >= PLOTS:
-                raise AssertionError(f"run {run['info']['run_id']} lacks plots {PLOTS - files}")
-        runs_page = f"{base}/#/experiments/{exp['experiment_id']}/runs"
-        compare = (
-            f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(ids))}"
-            f"&experiments={urllib.parse.quote(json.dumps([exp['experiment_id']]))}"
-        )
-        screenshot(chromium, runs_page, out / "mlflow_runs.png")
-        screenshot(chromium, compare, out / "mlflow_compare.png")
-        return {
-            "experiment": exp["experiment_id"],
-            "runs": ids,
-            "runs_page": runs_page,
-            "compare": compare,
-            "screenshots": [str(out / "mlflow_runs.png"), str(out / "mlflow_compare.png")],
-        }
+        _train(store, uri, ["--model-dir", str(store / "a")])
+        _train(store, uri, ["--model-dir", str(store / "b"), "--seed", "7"])
+        with mlflow_server(uri, store) as base:
+            return _check_and_screenshot(base, chromium, out)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(store, ignore_errors=True)
+
+
+def _check_and_screenshot(base: str, chromium: str, out: Path) -> dict:
+    """Check runs, metrics and plots through the REST API, then screenshot the two pages."""
+    experiments = post_json(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 50})
+    exp = next(e for e in experiments["experiments"] if e["name"] == "clv")
+    runs = post_json(
+        f"{base}/api/2.0/mlflow/runs/search",
+        {
+            "experiment_ids": [exp["experiment_id"]],
+            "filter": "tags.chosen_model != ''",
+        },
+    )["runs"]
+    if len(runs) != 2:
+        raise AssertionError(f"expected 2 training runs, found {len(runs)}")
+    ids = [r["info"]["run_id"] for r in runs]
+    for run in runs:
+        metrics = {m["key"] for m in run["data"]["metrics"]}
+        for key in (
+            "purchases.chosen.mae",
+            "churn.churn_model.roc_auc",
+            "value.chosen.normalized_gini",
+        ):
+            if key not in metrics:
+                raise AssertionError(f"run {run['info']['run_id']} lacks metric {key}")
+        query = urllib.parse.urlencode({"run_id": run["info"]["run_id"], "path": "plots"})
+        files = {
+            Path(f["path"]).name
+            for f in _get(f"{base}/api/2.0/mlflow/artifacts/list?{query}")["files"]
+        }
+        if not files >= PLOTS:
+            raise AssertionError(f"run {run['info']['run_id']} lacks plots {PLOTS - files}")
+    runs_page = f"{base}/#/experiments/{exp['experiment_id']}/runs"
+    compare = (
+        f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(ids))}"
+        f"&experiments={urllib.parse.quote(json.dumps([exp['experiment_id']]))}"
+    )
+    screenshot(chromium, runs_page, out / "mlflow_runs.png")
+    screenshot(chromium, compare, out / "mlflow_compare.png")
+    return {
+        "experiment": exp["experiment_id"],
+        "runs": ids,
+        "runs_page": runs_page,
+        "compare": compare,
+        "screenshots": [str(out / "mlflow_runs.png"), str(out / "mlflow_compare.png")],
+    }
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -14,7 +16,8 @@ from clv.features import build_calibration_holdout
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
-APPAREL = Path(__file__).resolve().parents[2] / "shared" / "data" / "apparel"
+REPO = Path(__file__).resolve().parents[1]
+APPAREL = REPO.parent / "shared" / "data" / "apparel"
 CDNOW_CUTOFF = pd.Timestamp("1997-09-30")
 CDNOW_END = pd.Timestamp("1998-06-30")
 
@@ -32,10 +35,19 @@ def sample_split(sample_log: TransactionLog) -> pd.DataFrame:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _mlflow_store(tmp_path_factory) -> None:
+def _mlflow_store(tmp_path_factory) -> str:
     """Tests never write to ./mlflow.db: every run goes to a throw-away sqlite store."""
     store = tmp_path_factory.mktemp("mlflow")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+    return os.environ["MLFLOW_TRACKING_URI"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_tracking_uri(_mlflow_store: str):
+    """``mlflow.set_tracking_uri`` also sets $MLFLOW_TRACKING_URI: a test that points clv at
+    another store (a server that it then stops) must not leave the next test pointing there."""
+    yield
+    os.environ["MLFLOW_TRACKING_URI"] = _mlflow_store
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +56,18 @@ def apparel_dir() -> Path:
     if not (APPAREL / "transactions.csv").is_file():
         pytest.skip(f"shared apparel data not found at {APPAREL}")
     return APPAREL
+
+
+def load_script(relative: str) -> ModuleType:
+    """Import a script of the repository that is not part of the package (benchmarks/, scripts/)."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def ui_smoke() -> ModuleType:
+    """``scripts/ui_smoke.py``: the MLflow server helper and the UI smoke test."""
+    return load_script("scripts/ui_smoke.py")

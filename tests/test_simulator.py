@@ -9,21 +9,15 @@ the scale issue.)
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from clv.btyd import PurchaseModel, fit_purchase_model
 from clv.metrics import mae
+from conftest import load_script
 
-SPEC = importlib.util.spec_from_file_location(
-    "simulate", Path(__file__).resolve().parents[1] / "benchmarks" / "simulate.py"
-)
-simulate = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(simulate)
+simulate = load_script("benchmarks/simulate.py")
 CUT, END = 273.0, 546.0  # days: calibration to the cut, holdout after it
 
 

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -156,64 +150,20 @@ def test_score_from_the_registry(store, tmp_path):
     assert "not for --horizon 52" not in result.output  # the churn horizon is the holdout, 39 weeks
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def test_against_a_real_tracking_server(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start within 60 s")
+def test_against_a_real_tracking_server(tmp_path, ui_smoke):
+    ui = ui_smoke
+    store = f"sqlite:///{tmp_path / 'server.db'}"
+    artifacts = ("--artifacts-destination", str(tmp_path / "artifacts"))
+    with ui.mlflow_server(store, tmp_path, *artifacts) as base:
         train(base, tmp_path, "--model-dir", str(tmp_path / "b"))
-        experiments = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
+        experiments = ui.post_json(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})
         exp_id = next(
             e["experiment_id"] for e in experiments["experiments"] if e["name"] == "tests"
         )
-        runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})["runs"]
+        runs = ui.post_json(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})[
+            "runs"
+        ]
         parent = next(r for r in runs if r["info"]["run_name"].startswith("train"))
         metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
         assert metrics["purchases.naive.actual_total"] == 1882
         assert len(runs) == 5  # parent + 3 purchase models + churn
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ui_smoke.py"
-
 
 @pytest.mark.browser
-def test_runs_and_compare_pages_render(tmp_path):
+def test_runs_and_compare_pages_render(tmp_path, ui_smoke):
     if shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    spec = importlib.util.spec_from_file_location("ui_smoke", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = module.main(tmp_path)  # raises if the REST API lacks a run, metric or plot
+    result = ui_smoke.main(tmp_path)  # raises if the REST API lacks a run, metric or plot
     assert len(result["runs"]) == 2
     for shot in map(Path, result["screenshots"]):
         data = shot.read_bytes()
