@@ -1,4 +1,4 @@
-"""Purchase and spend models: weighted fits, seeding, retries, and behaviour of predictions."""
+"""Purchase and spend models: fits equal lifetimes', likelihoods, retries, and predictions."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ from hypothesis import strategies as st
 from clv._lifetimes import fit_with_retry, fitters
 from clv.btyd import PurchaseModel, fit_purchase_model, rfm_patterns
 from clv.errors import ModelFitError
+from clv.likelihood import (
+    PARAMS,
+    Patterns,
+    _bg_objective,
+    _central_gradient,
+    log_likelihood,
+)
 from clv.spend import SpendCorrelationWarning, fit_spend_model
 
 
@@ -22,40 +29,94 @@ def test_patterns_keep_every_customer(sample_split):
     assert len(patterns) < len(sample_split)
 
 
+def _lifetimes_fit(kind: str, rfm: pd.DataFrame, **kwargs) -> object:
+    cls = {"bgnbd": "BetaGeoFitter", "mbgnbd": "ModifiedBetaGeoFitter", "pareto": "ParetoNBDFitter"}
+    penalizer = kwargs.pop("penalizer_coef", 0.0)
+    plain = getattr(fitters(), cls[kind])(penalizer_coef=penalizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain.fit(*(rfm[c].to_numpy() for c in ("frequency", "recency", "T")), **kwargs)
+    return plain
+
+
 @pytest.mark.parametrize("kind", ["bgnbd", "mbgnbd"])
 def test_pattern_fit_equals_unweighted_lifetimes_fit(sample_split, kind):
     ours = fit_purchase_model(kind, sample_split, "week")
-    cls = {"bgnbd": "BetaGeoFitter", "mbgnbd": "ModifiedBetaGeoFitter"}[kind]
-    plain = getattr(fitters(), cls)()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plain.fit(sample_split["frequency"], sample_split["recency"], sample_split["T"])
+    plain = _lifetimes_fit(kind, sample_split)
     for name, value in plain.params_.items():
-        assert ours.params[name] == pytest.approx(value, rel=1e-4), name
+        assert ours.params[name] == pytest.approx(value, rel=1e-6), name
+        assert ours.standard_errors[name] == pytest.approx(plain.standard_errors_[name], rel=1e-4)
 
 
-def test_pareto_pattern_fit_equals_unweighted_fit_from_the_same_start(sample_split):
-    ours = fit_purchase_model("pareto", sample_split, "week", seed=7)
-    plain = fitters().ParetoNBDFitter()
-    start = np.random.default_rng(7).normal(1.0, 0.05, size=4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plain.fit(
-            sample_split["frequency"],
-            sample_split["recency"],
-            sample_split["T"],
-            initial_params=start,
-            tol=1e-8,
-            maxiter=10_000,
-        )
+def test_pareto_fit_equals_a_tight_lifetimes_fit(sample_split):
+    ours = fit_purchase_model("pareto", sample_split, "week")
+    plain = _lifetimes_fit("pareto", sample_split, initial_params=np.ones(4), tol=1e-12)
     for name, value in plain.params_.items():
-        assert ours.params[name] == pytest.approx(value, rel=1e-3), name
+        assert ours.params[name] == pytest.approx(value, rel=1e-5), name
+    assert set(ours.standard_errors) == {"r", "alpha", "s", "beta"}
 
 
-def test_pareto_fit_is_reproducible_with_a_seed(sample_split):
-    first = fit_purchase_model("pareto", sample_split, "week", seed=3)
-    again = fit_purchase_model("pareto", sample_split, "week", seed=3)
-    assert first.params == again.params
+@pytest.mark.parametrize("kind", ["bgnbd", "mbgnbd"])
+def test_penalized_fit_follows_lifetimes_convention(sample_split, kind):
+    """The penalty applies to the time-rescaled parameters and the mean log-likelihood."""
+    ours = fit_purchase_model(kind, sample_split, "week", penalizer=0.05)
+    plain = _lifetimes_fit(kind, sample_split, penalizer_coef=0.05)
+    for name, value in plain.params_.items():
+        assert ours.params[name] == pytest.approx(value, rel=1e-5), name
+    assert ours.penalizer == 0.05
+
+
+def test_pareto_penalty_shrinks_the_rescaled_parameters(sample_split):
+    """Pareto/NBD takes the same convention (lifetimes divides its Pareto objective by the mean
+    weight instead, which makes the penalty depend on the number of rows)."""
+    scale = 1.0 / sample_split["T"].max()
+
+    def size(model: PurchaseModel) -> float:
+        p = model.params
+        return p["r"] ** 2 + (p["alpha"] * scale) ** 2 + p["s"] ** 2 + (p["beta"] * scale) ** 2
+
+    free = fit_purchase_model("pareto", sample_split, "week")
+    penalized = fit_purchase_model("pareto", sample_split, "week", penalizer=0.05)
+    assert size(penalized) < size(free)
+    assert penalized.log_likelihood < free.log_likelihood
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(0.05, 20.0), min_size=4, max_size=4),
+    st.sampled_from(["bgnbd", "mbgnbd", "pareto"]),
+)
+def test_log_likelihood_equals_lifetimes(sample_split, theta, kind):
+    patterns = rfm_patterns(sample_split)
+    data = Patterns(
+        *(patterns[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight"))
+    )
+    params = dict(zip(PARAMS[kind], theta, strict=True))
+    x, t_x, T, w = data.x, data.t_x, data.T, data.weight
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        if kind == "pareto":
+            theirs = w @ fitters().ParetoNBDFitter._conditional_log_likelihood(
+                np.array(theta), x, t_x, T
+            )
+        else:
+            fitter = {"bgnbd": "BetaGeoFitter", "mbgnbd": "ModifiedBetaGeoFitter"}[kind]
+            nll = getattr(fitters(), fitter)._negative_log_likelihood
+            theirs = -nll(np.log(theta), x, t_x, T, w, 0.0) * w.sum()
+    assert log_likelihood(kind, params, data) == pytest.approx(float(theirs), rel=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-2.0, 2.0), min_size=4, max_size=4), st.booleans())
+def test_bg_gradient_equals_finite_differences(sample_split, log_theta, modified):
+    patterns = rfm_patterns(sample_split)
+    data = Patterns(
+        *(patterns[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight"))
+    ).scaled(0.02)
+    point = np.array(log_theta)
+    _, grad = _bg_objective(point, data, 0.01, modified)
+    numeric = _central_gradient(lambda p: _bg_objective(p, data, 0.01, modified)[0], point)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
 
 
 def test_no_repeat_purchases_fail_with_a_clear_error():

@@ -366,7 +366,7 @@ def train_churn_model(
             window=window,
             validation={"decision": "too few customers in the window: BG/NBD score"},
         )
-    btyd = fit_purchase_model("bgnbd", rfm, time_unit, seed=seed)
+    btyd = fit_purchase_model("bgnbd", rfm, time_unit)
     frame = churn_features(transactions, cut, time_unit, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
     window["churn_rate"] = float(labels.mean())

@@ -98,7 +98,9 @@ class TrainConfig(_Section):
     retry_penalizer: float = Field(
         0.001, gt=0, description="Penalizer of the retry when the first fit does not converge."
     )
-    seed: int = Field(42, description="Seed of the Pareto/NBD start and of the churn classifier.")
+    seed: int = Field(
+        42, description="Seed of the churn classifier and its cross-validation folds."
+    )
     as_of: dt.date | None = Field(
         None, description="Use the log up to this day (later rows are ignored and counted)."
     )

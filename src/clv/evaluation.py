@@ -175,9 +175,7 @@ def evaluate(
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
     models = {
-        kind: fit_purchase_model(
-            kind, cal, unit, settings.penalizer, settings.retry_penalizer, settings.seed
-        )
+        kind: fit_purchase_model(kind, cal, unit, settings.penalizer, settings.retry_penalizer)
         for kind in settings.candidates
     }
     predictions = {k: m.expected_purchases(split.duration, x, t_x, T) for k, m in models.items()}
@@ -256,7 +254,7 @@ def _evaluate_churn(
     if note:
         card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
     model = train_churn_model(log.frame, start, c, unit, attributes, config.train.seed, surveys)
-    bgnbd = models.get("bgnbd") or fit_purchase_model("bgnbd", cal, unit, seed=config.train.seed)
+    bgnbd = models.get("bgnbd") or fit_purchase_model("bgnbd", cal, unit)
     model = replace(model, btyd=bgnbd)
     frame = churn_features(log.frame, c, unit, bgnbd, H, attributes, surveys)
     labels = churn_labels(log.frame, frame["customer_id"], c, label_end)

@@ -59,11 +59,7 @@ def _ship_churn(
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
     model = train_churn_model(log.frame, cutoff, end, unit, attributes, config.train.seed, surveys)
-    bgnbd = (
-        purchase
-        if purchase.kind == "bgnbd"
-        else fit_purchase_model("bgnbd", full, unit, seed=config.train.seed)
-    )
+    bgnbd = purchase if purchase.kind == "bgnbd" else fit_purchase_model("bgnbd", full, unit)
     return replace(model, btyd=bgnbd)
 
 
@@ -110,7 +106,7 @@ def train(config: Config) -> TrainResult:
         chosen = evaluation.best_purchase_model
         full = build_rfm(log.frame, observation_end(log, config), unit)
         purchase = fit_purchase_model(
-            chosen, full, unit, settings.penalizer, settings.retry_penalizer, settings.seed
+            chosen, full, unit, settings.penalizer, settings.retry_penalizer
         )
         spend: SpendModel | None = None
         if log.has_amounts:
