@@ -19,7 +19,13 @@ from clv.config import SERVQUAL_DIMENSIONS, DataConfig
 from clv.data import load_transactions
 
 HERE = Path(__file__).parent
-GAPS = {"tangibles": 0.3, "reliability": -1.1, "responsiveness": -0.6, "assurance": -0.1, "empathy": -0.4}
+GAPS = {
+    "tangibles": 0.3,
+    "reliability": -1.1,
+    "responsiveness": -0.6,
+    "assurance": -0.1,
+    "empathy": -0.4,
+}
 
 
 def main() -> None:
@@ -31,16 +37,25 @@ def main() -> None:
     dates = (picked["date"] + pd.Timedelta(days=7)).clip(upper=pd.Timestamp("1998-06-30"))
     loyalty = np.log1p(counts.reindex(picked["customer_id"]).to_numpy())
     score = np.clip(np.round(rng.normal(5.5 + 1.4 * loyalty, 2.0)), 0, 10).astype(int)
-    surveys = pd.DataFrame({"customer_id": picked["customer_id"].to_numpy(),
-                            "date": dates.dt.strftime("%Y-%m-%d").to_numpy(), "nps": score})
+    surveys = pd.DataFrame(
+        {
+            "customer_id": picked["customer_id"].to_numpy(),
+            "date": dates.dt.strftime("%Y-%m-%d").to_numpy(),
+            "nps": score,
+        }
+    )
     for dim in SERVQUAL_DIMENSIONS:
         expectation = np.clip(np.round(rng.normal(6.0, 0.7, len(surveys))), 1, 7)
-        perception = np.clip(np.round(expectation + GAPS[dim] + rng.normal(0, 0.9, len(surveys))), 1, 7)
+        perception = np.clip(
+            np.round(expectation + GAPS[dim] + rng.normal(0, 0.9, len(surveys))), 1, 7
+        )
         surveys[f"expectation_{dim}"] = expectation.astype(int)
         surveys[f"perception_{dim}"] = perception.astype(int)
     surveys.sort_values(["date", "customer_id"]).to_csv(HERE / "cdnow_surveys.csv", index=False)
     costed = rng.choice(counts.index.to_numpy(), size=2000, replace=False)
-    costs = pd.DataFrame({"customer_id": costed, "acquisition_cost": np.round(rng.gamma(4.0, 3.0, 2000), 2)})
+    costs = pd.DataFrame(
+        {"customer_id": costed, "acquisition_cost": np.round(rng.gamma(4.0, 3.0, 2000), 2)}
+    )
     costs.sort_values("customer_id").to_csv(HERE / "cdnow_costs.csv", index=False)
     pd.DataFrame({"channel": [0, 1], "acquisition_cost": [35.0, 20.0]}).to_csv(
         HERE / "apparel_channel_costs.csv", index=False
