@@ -90,3 +90,22 @@ def test_calibration_and_holdout_partition_the_log(rows, cut, unit):
 def test_log_without_amounts_has_no_monetary_column(sample_log):
     rfm = build_rfm(sample_log.frame.drop(columns="amount"), pd.Timestamp("1998-06-30"), "week")
     assert rfm.columns.tolist() == ["customer_id", "frequency", "recency", "T"]
+
+
+def test_unsorted_logs_give_the_same_tables(sample_log):
+    """Sorted logs take the integer-code path, shuffled ones the text-id SQL: same results."""
+    from clv.churn import behaviour_features
+
+    tx = sample_log.frame
+    shuffled = tx.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    cut, end = pd.Timestamp("1997-09-30"), pd.Timestamp("1998-06-30")
+    pairs = [
+        (build_rfm(tx, cut, "week"), build_rfm(shuffled, cut, "week")),
+        (
+            build_calibration_holdout(tx, cut, end, "week"),
+            build_calibration_holdout(shuffled, cut, end, "week"),
+        ),
+        (behaviour_features(tx, cut, "week"), behaviour_features(shuffled, cut, "week")),
+    ]
+    for ours, theirs in pairs:
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-12)

@@ -40,7 +40,8 @@ import pandas as pd
 from clv.btyd import PurchaseModel, fit_purchase_model
 from clv.config import DAYS_PER_UNIT
 from clv.data import AMOUNT, CUSTOMER, DATE
-from clv.features import _connect, build_rfm
+from clv.features import DAY, Compact, compact, day_number, rfm_select
+from clv.tables import query
 
 WINDOWS_DAYS = (30, 90, 180, 365)
 BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # weight of LightGBM; 0 is the BG/NBD score alone
@@ -55,12 +56,11 @@ MIN_Z = 1.645  # a challenger must beat the BG/NBD score at one-sided 5 % (DeLon
 MIN_CUSTOMERS = 50  # fewer in a training window, or fewer than 5 of a class: BTYD score only
 
 
-def _window_sql(has_amounts: bool) -> str:
+def _window_sql(has_amounts: bool, has_gaps: bool) -> str:
     counts = ",\n".join(
-        f"COUNT(*) FILTER (WHERE {DATE} > $cut - INTERVAL {d} DAY)::DOUBLE AS n_{d}d"
+        f"COUNT(*) FILTER ({DAY} > $cut - {d})::DOUBLE AS n_{d}d"
         + (
-            f", COALESCE(SUM({AMOUNT}) FILTER (WHERE {DATE} > $cut - INTERVAL {d} DAY), 0)"
-            f"::DOUBLE AS spend_{d}d"
+            f", COALESCE(SUM({AMOUNT}) FILTER ({DAY} > $cut - {d}), 0)::DOUBLE AS spend_{d}d"
             if has_amounts
             else ""
         )
@@ -68,24 +68,57 @@ def _window_sql(has_amounts: bool) -> str:
     )
     spend = (
         f", SUM({AMOUNT})::DOUBLE AS total_spend, "
-        f"(arg_max({AMOUNT}, {DATE}) / NULLIF(AVG({AMOUNT}), 0))::DOUBLE AS spend_trend"
+        f"(arg_max({AMOUNT}, {DAY}) / NULLIF(AVG({AMOUNT}), 0))::DOUBLE AS spend_trend"
         if has_amounts
         else ""
     )
+    rows = (
+        f"SELECT * FROM tx WHERE {DAY} <= $cut"
+        if has_gaps
+        else f"""SELECT *, {DAY} - LAG({DAY}) OVER w AS gap
+            FROM tx WHERE {DAY} <= $cut
+            WINDOW w AS (PARTITION BY {CUSTOMER} ORDER BY {DAY})"""
+    )
     return f"""
-        WITH d AS (
-            SELECT *, date_diff('day', LAG({DATE}) OVER w, {DATE}) AS gap
-            FROM tx WHERE {DATE} <= $cut
-            WINDOW w AS (PARTITION BY {CUSTOMER} ORDER BY {DATE})
-        )
-        SELECT {CUSTOMER},
-               date_diff('day', MAX({DATE}), $cut) / $unit AS since_last,
+        WITH d AS ({rows})
+        SELECT {rfm_select(has_amounts, "$cut")},
+               ($cut - MAX({DAY})) / $unit AS since_last,
                {counts},
                AVG(gap) / $unit AS ipt_mean,
                STDDEV_SAMP(gap) / $unit AS ipt_std
                {spend}
         FROM d GROUP BY {CUSTOMER}
     """
+
+
+def _gaps(log: Compact) -> np.ndarray | None:
+    """Days since the customer's previous purchase (NaN for the first), when the compact log is
+    sorted by customer and day — then the window function the SQL would need is a diff."""
+    if log.ids is None:
+        return None
+    codes = log.frame[CUSTOMER].to_numpy()
+    days = log.frame[DAY].to_numpy()
+    same = codes[1:] == codes[:-1]
+    step = np.diff(days)
+    if np.any(step[same] < 0):
+        return None
+    return np.r_[np.nan, np.where(same, step, np.nan)]
+
+
+def behaviour_features(
+    transactions: pd.DataFrame, cutoff: pd.Timestamp, time_unit: str
+) -> pd.DataFrame:
+    """RFM and the behavioural features of every customer with a purchase up to ``cutoff``, in
+    one DuckDB pass (no model outputs), sorted by id."""
+    log = compact(transactions)
+    gaps = _gaps(log)
+    frame = log.frame if gaps is None else log.frame.assign(gap=gaps)
+    table = query(
+        _window_sql(log.has_amounts, gaps is not None),
+        {"cut": day_number(cutoff), "unit": DAYS_PER_UNIT[time_unit]},
+        tx=frame,
+    )
+    return log.finish(table)
 
 
 def churn_features(
@@ -123,22 +156,30 @@ def churn_features(
         RFM columns and features, one row per customer, sorted by id.
     """
     cut = pd.Timestamp(cutoff).normalize()
-    rfm = build_rfm(transactions, cut, time_unit)
-    with _connect(transactions) as con:
-        extra = con.execute(
-            _window_sql(AMOUNT in transactions.columns),
-            {"cut": cut, "unit": DAYS_PER_UNIT[time_unit]},
-        ).df()
-    extra[CUSTOMER] = extra[CUSTOMER].astype("str")
-    frame = rfm.merge(extra, on=CUSTOMER, how="left", validate="one_to_one")
+    frame = behaviour_features(transactions, cut, time_unit)
+    return with_model_features(frame, cut, btyd, horizon, attributes, surveys)
+
+
+def with_model_features(
+    frame: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    btyd: PurchaseModel,
+    horizon: float,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Add BG/NBD outputs over ``horizon``, customer attributes and survey features to
+    :func:`behaviour_features` output (see :func:`churn_features`)."""
     x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    frame["p_alive"] = btyd.p_alive(x, t_x, T)
-    frame["expected_purchases"] = btyd.expected_purchases(horizon, x, t_x, T)
-    frame["p_no_purchase"] = btyd.p_no_purchase(horizon, x, t_x, T)
+    frame = frame.assign(
+        p_alive=btyd.p_alive(x, t_x, T),
+        expected_purchases=btyd.expected_purchases(horizon, x, t_x, T),
+        p_no_purchase=btyd.p_no_purchase(horizon, x, t_x, T),
+    )
     if attributes is not None and attributes.shape[1] > 1:
         frame = frame.merge(attributes, on=CUSTOMER, how="left", validate="one_to_one")
     if surveys is not None:
-        frame = frame.merge(survey_features(surveys, cut), on=CUSTOMER, how="left")
+        frame = frame.merge(survey_features(surveys, cutoff), on=CUSTOMER, how="left")
     return frame
 
 
@@ -165,14 +206,19 @@ def leak_free_window(
 ) -> tuple[pd.Timestamp, str | None]:
     """The feature cutoff of the training window that ends at ``cutoff``, and a note if shortened.
 
-    The window is ``(cutoff − H, cutoff]``. When fewer than ``MIN_CUSTOMERS`` customers have
-    bought by ``cutoff − H`` (the log is too short for H), it is shortened to the longest window
-    that has them — its feature cutoff halfway between their first purchases and ``cutoff`` at
-    the latest — and the note says so.
+    The window is ``(cutoff − H, cutoff]`` (transactions after ``cutoff`` are ignored). When
+    fewer than ``MIN_CUSTOMERS`` customers have bought by ``cutoff − H`` (the log is too short
+    for H), it is shortened to the longest window that has them — its feature cutoff halfway
+    between their first purchases and ``cutoff`` at the latest — and the note says so.
     """
     cut = pd.Timestamp(cutoff)
     start = cut - pd.Timedelta(days=horizon_days)
-    firsts = np.sort(transactions.groupby(CUSTOMER)[DATE].min().to_numpy())
+    firsts = query(
+        f"SELECT MIN({DATE}) AS first FROM tx WHERE {DATE} <= $cut GROUP BY {CUSTOMER} "
+        "ORDER BY first",
+        {"cut": cut},
+        tx=transactions,
+    )["first"].to_numpy()
     if len(firsts) >= MIN_CUSTOMERS and pd.Timestamp(firsts[MIN_CUSTOMERS - 1]) <= start:
         return start, None
     enough = pd.Timestamp(firsts[min(MIN_CUSTOMERS, len(firsts)) - 1])
@@ -190,8 +236,17 @@ def churn_labels(
     transactions: pd.DataFrame, customers: pd.Series, start: pd.Timestamp, end: pd.Timestamp
 ) -> np.ndarray:
     """1 where a customer makes no purchase in (start, end], else 0."""
-    window = transactions[(transactions[DATE] > start) & (transactions[DATE] <= end)]
-    return (~customers.isin(window[CUSTOMER].unique())).to_numpy(dtype=int)
+    found = query(
+        f"""SELECT c.position, b.{CUSTOMER} IS NULL AS churned
+            FROM c LEFT JOIN (
+                SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DATE} > $start AND {DATE} <= $end
+            ) b ON c.{CUSTOMER} = b.{CUSTOMER}
+            ORDER BY c.position""",
+        {"start": pd.Timestamp(start), "end": pd.Timestamp(end)},
+        tx=transactions,
+        c=pd.DataFrame({CUSTOMER: customers.to_numpy(), "position": np.arange(len(customers))}),
+    )
+    return found["churned"].to_numpy(dtype=int)
 
 
 def _feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -332,12 +387,18 @@ def train_churn_model(
     attributes: pd.DataFrame | None = None,
     seed: int = 42,
     surveys: pd.DataFrame | None = None,
+    max_customers: int | None = None,
 ) -> ChurnModel:
     """Train a churn score on one leak-free window (features ≤ cutoff, labels in (cutoff, end]).
 
     The returned model's ``btyd`` is the BG/NBD fitted up to ``feature_cutoff``; to score later
     customers, replace it with one fitted on data up to the scoring day
     (:func:`dataclasses.replace`).
+
+    ``max_customers`` caps the customers LightGBM is cross-validated and trained on: above it, a
+    seeded sample stratified by the label (the BG/NBD fit, and so its features, still use every
+    customer). At 200,000 customers the AUC's standard error is already ~0.001, while
+    five-fold boosting on millions of rows would dominate the run and its memory.
 
     Returns
     -------
@@ -348,7 +409,7 @@ def train_churn_model(
 
     cut, end = pd.Timestamp(feature_cutoff), pd.Timestamp(label_end)
     horizon = (end - cut).days / DAYS_PER_UNIT[time_unit]
-    rfm = build_rfm(transactions, cut, time_unit)
+    rfm = behaviour_features(transactions, cut, time_unit)
     identity = {"a": 1.0, "b": 0.0}
     window = {
         "feature_cutoff": str(cut.date()),
@@ -367,9 +428,18 @@ def train_churn_model(
             validation={"decision": "too few customers in the window: BG/NBD score"},
         )
     btyd = fit_purchase_model("bgnbd", rfm, time_unit)
-    frame = churn_features(transactions, cut, time_unit, btyd, horizon, attributes, surveys)
+    frame = with_model_features(rfm, cut, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
     window["churn_rate"] = float(labels.mean())
+    if max_customers is not None and len(frame) > max_customers:
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(
+            np.arange(len(frame)), train_size=max_customers, stratify=labels, random_state=seed
+        )
+        keep.sort()
+        frame, labels = frame.iloc[keep].reset_index(drop=True), labels[keep]
+        window["training_customers"] = len(frame)
     if min(labels.sum(), len(labels) - labels.sum()) < 5:
         return ChurnModel(
             horizon,

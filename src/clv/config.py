@@ -107,6 +107,11 @@ class TrainConfig(_Section):
     churn_horizon: float | None = Field(
         None, gt=0, description="Churn horizon H in the time unit; null means the holdout length."
     )
+    churn_max_customers: int = Field(
+        200_000,
+        ge=1_000,
+        description="LightGBM trains on at most this many customers (a stratified sample).",
+    )
     customers: str | None = Field(
         None, description="CSV/Parquet customer table whose extra columns feed the churn model."
     )

@@ -30,7 +30,7 @@ import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, SERVQUAL_DIMENSIONS, Config, DataConfig
 from clv.errors import DataValidationError
-from clv.tables import read_table
+from clv.tables import query, read_table
 
 #: Column names used inside clv, whatever the user's log calls them.
 CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
@@ -372,15 +372,12 @@ def clean_transactions(
 
 def _merge_same_day(frame: pd.DataFrame) -> pd.DataFrame:
     """Merge a customer's purchases on the same day into one transaction (amounts summed)."""
-    import duckdb
-
     amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if AMOUNT in frame.columns else ""
-    with duckdb.connect() as con:
-        con.register("tx", frame)
-        daily = con.sql(
-            f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx GROUP BY {CUSTOMER}, {DATE} "
-            f"ORDER BY {CUSTOMER}, {DATE}"
-        ).df()
+    daily = query(
+        f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx GROUP BY {CUSTOMER}, {DATE} "
+        f"ORDER BY {CUSTOMER}, {DATE}",
+        tx=frame,
+    )
     daily[CUSTOMER] = daily[CUSTOMER].astype("str")
     daily[DATE] = daily[DATE].astype("datetime64[ns]")
     return daily

@@ -30,6 +30,7 @@ from clv.data import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_calibration_holdout
 from clv.spend import SpendModel, fit_spend_model
+from clv.tables import query
 
 NAIVE = "naive"
 LABELS = {
@@ -223,9 +224,14 @@ def naive_rate(frequency: np.ndarray, T: np.ndarray, horizon: float) -> np.ndarr
 
 def _mean_spend(log: TransactionLog, cal: pd.DataFrame, split: Split) -> np.ndarray:
     """Each customer's mean spend over all calibration transactions (first one included)."""
-    tx = log.frame[log.frame["date"] <= split.calibration_end]
-    means = tx.groupby("customer_id")["amount"].mean()
-    return cal["customer_id"].map(means).to_numpy(dtype=float)
+    means = query(
+        "SELECT AVG(tx.amount) AS mean FROM cal JOIN tx USING (customer_id) "
+        "WHERE tx.date <= $end GROUP BY cal.position ORDER BY cal.position",
+        {"end": split.calibration_end},
+        tx=log.frame,
+        cal=pd.DataFrame({"customer_id": cal["customer_id"], "position": np.arange(len(cal))}),
+    )
+    return means["mean"].to_numpy(dtype=float)
 
 
 def _evaluate_churn(
@@ -250,10 +256,19 @@ def _evaluate_churn(
             f"churn horizon {H:g} {unit}s is longer than the holdout ({split.duration:g} "
             f"{unit}s): evaluation labels cover ({c.date()}, {label_end.date()}] only"
         )
-    start, note = leak_free_window(log.frame[log.frame["date"] <= c], c, days)
+    start, note = leak_free_window(log.frame, c, days)
     if note:
         card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
-    model = train_churn_model(log.frame, start, c, unit, attributes, config.train.seed, surveys)
+    model = train_churn_model(
+        log.frame,
+        start,
+        c,
+        unit,
+        attributes,
+        config.train.seed,
+        surveys,
+        config.train.churn_max_customers,
+    )
     bgnbd = models.get("bgnbd") or fit_purchase_model("bgnbd", cal, unit)
     model = replace(model, btyd=bgnbd)
     frame = churn_features(log.frame, c, unit, bgnbd, H, attributes, surveys)

@@ -11,50 +11,114 @@ The observation window ends on ``observation_end`` (a day, inclusive). In a cali
 split, calibration uses the days up to ``calibration_end`` (inclusive); the holdout counts repeat
 transactions in (calibration_end, observation_end] for the customers seen in calibration, and
 lasts ``(observation_end − calibration_end) / d``.
+
+The SQL runs on a compact view of the log (:func:`compact`): integer day numbers instead of
+timestamps and, when the log is sorted by customer (as a cleaned ``TransactionLog`` is),
+integer customer codes instead of text ids — at a million customers this is about twice as fast
+as grouping text ids by timestamps, and the ids come back by position.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 from clv.config import DAYS_PER_UNIT
 from clv.data import AMOUNT, CUSTOMER, DATE
+from clv.tables import query
 
 RFM_COLUMNS = ["customer_id", "frequency", "recency", "T", "monetary_value"]
+DAY = "day"
+_EPOCH = pd.Timestamp("1970-01-01")
 
 
-def _rfm_sql(has_amounts: bool) -> str:
+def day_number(day: pd.Timestamp) -> int:
+    """Days since 1970-01-01 of a day (the time of day is dropped)."""
+    return int((pd.Timestamp(day).normalize() - _EPOCH).days)
+
+
+@dataclass(frozen=True)
+class Compact:
+    """A log as the feature SQL reads it: ``customer_id`` (int32 codes or text), ``day`` (int32
+    days since 1970-01-01) and ``amount`` when present; ``ids`` (an Arrow array, or ``None``
+    when the codes are the text ids themselves) holds each code's text id."""
+
+    frame: pd.DataFrame
+    ids: Any
+
+    @property
+    def has_amounts(self) -> bool:
+        """Whether the log has amounts."""
+        return AMOUNT in self.frame.columns
+
+    def finish(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A per-customer result with text ids, sorted by id, without ``monetary_value`` when
+        the log has no amounts."""
+        if self.ids is not None:
+            table = table.sort_values(CUSTOMER, ignore_index=True)
+            table[CUSTOMER] = self.ids.take(table[CUSTOMER].to_numpy()).to_pandas().astype("str")
+        else:
+            table[CUSTOMER] = table[CUSTOMER].astype("str")
+            table = table.sort_values(CUSTOMER, ignore_index=True)
+        if not self.has_amounts and "monetary_value" in table:
+            table = table.drop(columns="monetary_value")
+        return table
+
+
+def _run_codes(ids: pd.Series) -> tuple[np.ndarray, Any] | None:
+    """Codes 0, 1, ... of the runs of equal ids and the id of each code, when ``ids`` is sorted
+    (else ``None``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = pa.array(ids.astype("str"))
+    if len(array) == 0:
+        return np.zeros(0, dtype=np.int32), array
+    left, right = array[:-1], array[1:]
+    if len(array) > 1 and not pc.all(pc.less_equal(left, right)).as_py():
+        return None
+    change = pc.not_equal(left, right).to_numpy(zero_copy_only=False)
+    starts = np.r_[True, change.astype(bool)]
+    codes = np.cumsum(starts, dtype=np.int32) - 1
+    return codes, array.filter(pa.array(starts))
+
+
+def compact(transactions: pd.DataFrame) -> Compact:
+    """The compact view of a cleaned log that the feature SQL runs on (module docstring)."""
+    coded = _run_codes(transactions[CUSTOMER])
+    days = (
+        transactions[DATE].to_numpy(dtype="datetime64[ns]") - _EPOCH.to_datetime64()
+    ) // np.timedelta64(1, "D")
+    columns: dict[str, Any] = {
+        CUSTOMER: coded[0] if coded is not None else transactions[CUSTOMER].astype("str"),
+        DAY: days.astype(np.int32),
+    }
+    if AMOUNT in transactions.columns:
+        columns[AMOUNT] = transactions[AMOUNT].to_numpy(dtype=float)
+    return Compact(pd.DataFrame(columns), coded[1] if coded is not None else None)
+
+
+def rfm_select(has_amounts: bool, end: str = "$end", within: str = "TRUE") -> str:
+    """The SQL select list of the RFM columns of a ``GROUP BY customer_id`` over a compact log.
+
+    Aggregates use the rows where ``within`` holds, T runs to day number ``end``; every
+    customer's first purchase must be among those rows. Shared with the churn features.
+    """
+    count = f"COUNT(*) FILTER ({within})"
     monetary = (
-        f"CASE WHEN COUNT(*) > 1 THEN (SUM({AMOUNT}) - arg_min({AMOUNT}, {DATE})) / (COUNT(*) - 1)"
-        " ELSE 0 END::DOUBLE AS monetary_value"
+        f"CASE WHEN {count} > 1 THEN (SUM({AMOUNT}) FILTER ({within}) - arg_min({AMOUNT}, {DAY}))"
+        f" / ({count} - 1) ELSE 0 END::DOUBLE AS monetary_value"
         if has_amounts
         else "NULL::DOUBLE AS monetary_value"
     )
-    return f"""
-        SELECT {CUSTOMER},
-               (COUNT(*) - 1)::BIGINT AS frequency,
-               date_diff('day', MIN({DATE}), MAX({DATE})) / $unit AS recency,
-               date_diff('day', MIN({DATE}), $end) / $unit AS T,
-               {monetary}
-        FROM tx
-        WHERE {DATE} <= $end
-        GROUP BY {CUSTOMER}
-    """
-
-
-def _connect(transactions: pd.DataFrame):
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("tx", transactions)
-    return con
-
-
-def _finish(frame: pd.DataFrame, has_amounts: bool) -> pd.DataFrame:
-    frame[CUSTOMER] = frame[CUSTOMER].astype("str")
-    if not has_amounts:
-        frame = frame.drop(columns="monetary_value")
-    return frame.sort_values(CUSTOMER, ignore_index=True)
+    return f"""{CUSTOMER},
+               ({count} - 1)::BIGINT AS frequency,
+               (MAX({DAY}) FILTER ({within}) - MIN({DAY})) / $unit AS recency,
+               ({end} - MIN({DAY})) / $unit AS T,
+               {monetary}"""
 
 
 def build_rfm(
@@ -87,13 +151,13 @@ def build_rfm(
     0           a          1      2.0  4.0            30.0
     1           b          0      0.0  3.0             0.0
     """
-    has_amounts = AMOUNT in transactions.columns
-    with _connect(transactions) as con:
-        frame = con.execute(
-            _rfm_sql(has_amounts),
-            {"unit": DAYS_PER_UNIT[time_unit], "end": pd.Timestamp(observation_end).normalize()},
-        ).df()
-    return _finish(frame, has_amounts)
+    log = compact(transactions)
+    frame = query(
+        f"SELECT {rfm_select(log.has_amounts)} FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}",
+        {"unit": DAYS_PER_UNIT[time_unit], "end": day_number(observation_end)},
+        tx=log.frame,
+    )
+    return log.finish(frame)
 
 
 def build_calibration_holdout(
@@ -127,25 +191,28 @@ def build_calibration_holdout(
         raise ValueError(
             f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
         )
-    has_amounts = AMOUNT in transactions.columns
-    revenue = f", SUM({AMOUNT})::DOUBLE AS revenue_holdout" if has_amounts else ""
-    revenue_col = (
-        "COALESCE(hold.revenue_holdout, 0)::DOUBLE AS revenue_holdout," if has_amounts else ""
+    log = compact(transactions)
+    revenue = (
+        f", COALESCE(SUM({AMOUNT}) FILTER ({DAY} > $end), 0)::DOUBLE AS revenue_holdout"
+        if log.has_amounts
+        else ""
     )
+    # one pass: calibration aggregates filter on day <= end, holdout ones on day > end
     sql = f"""
-        WITH cal AS ({_rfm_sql(has_amounts)}),
-        hold AS (
-            SELECT {CUSTOMER}, COUNT(*)::BIGINT AS frequency_holdout{revenue}
-            FROM tx WHERE {DATE} > $end AND {DATE} <= $obs_end GROUP BY {CUSTOMER}
-        )
-        SELECT cal.*,
-               COALESCE(hold.frequency_holdout, 0)::BIGINT AS frequency_holdout,
-               {revenue_col}
-               date_diff('day', $end, $obs_end) / $unit AS duration_holdout
-        FROM cal LEFT JOIN hold USING ({CUSTOMER})
+        SELECT {rfm_select(log.has_amounts, within=f"{DAY} <= $end")},
+               COUNT(*) FILTER ({DAY} > $end)::BIGINT AS frequency_holdout
+               {revenue},
+               ($obs_end - $end) / $unit AS duration_holdout
+        FROM tx WHERE {DAY} <= $obs_end
+        GROUP BY {CUSTOMER} HAVING MIN({DAY}) <= $end
     """
-    with _connect(transactions) as con:
-        frame = con.execute(
-            sql, {"unit": DAYS_PER_UNIT[time_unit], "end": cal_end, "obs_end": obs_end}
-        ).df()
-    return _finish(frame, has_amounts)
+    frame = query(
+        sql,
+        {
+            "unit": DAYS_PER_UNIT[time_unit],
+            "end": day_number(cal_end),
+            "obs_end": day_number(obs_end),
+        },
+        tx=log.frame,
+    )
+    return log.finish(frame)

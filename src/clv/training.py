@@ -58,7 +58,16 @@ def _ship_churn(
     cutoff, note = leak_free_window(log.frame, end, round(H * DAYS_PER_UNIT[unit]))
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
-    model = train_churn_model(log.frame, cutoff, end, unit, attributes, config.train.seed, surveys)
+    model = train_churn_model(
+        log.frame,
+        cutoff,
+        end,
+        unit,
+        attributes,
+        config.train.seed,
+        surveys,
+        config.train.churn_max_customers,
+    )
     bgnbd = purchase if purchase.kind == "bgnbd" else fit_purchase_model("bgnbd", full, unit)
     return replace(model, btyd=bgnbd)
 
