@@ -280,7 +280,7 @@ def train(
         Path | None, typer.Option(help="Folder the bundle is written to [models/cdnow].")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the Pareto/NBD start and LightGBM [42].")
+        int | None, typer.Option(help="Seed of the churn classifier and its folds [42].")
     ] = None,
     penalizer: Annotated[
         float | None, typer.Option(help="L2 penalizer of the first fit [0].")
