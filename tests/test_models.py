@@ -254,3 +254,21 @@ def test_pareto_p_no_purchase_matches_a_simulation():
         no_purchase.mean(), abs=0.005
     )
     assert model.p_alive([0], [0.0], [T])[0] == pytest.approx(alive.mean(), abs=0.005)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from(["bgnbd", "mbgnbd"]),
+    st.lists(st.floats(0.1, 8.0), min_size=4, max_size=4),
+    st.floats(0.5, 104.0),
+)
+def test_expected_purchases_equal_lifetimes(sample_split, kind, theta, t):
+    """clv evaluates the hypergeometric term on the (x, T) grid; lifetimes per customer."""
+    params = dict(zip(PARAMS[kind], theta, strict=True))
+    params["a"] += 1.0  # lifetimes' formula needs a > 1
+    model = PurchaseModel(kind, params, "week")
+    x, t_x, T = (sample_split[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        theirs = model._fitter.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T)
+    np.testing.assert_allclose(model.expected_purchases(t, x, t_x, T), theirs, rtol=1e-10)

@@ -199,7 +199,7 @@ def score_rfm(
     _check_rfm(rfm, has_value)
     step = DAYS_PER_UNIT[unit] / DAYS_PER_UNIT[bundle.time_unit]
     t = horizon * step
-    out = pd.DataFrame({CUSTOMER: rfm[CUSTOMER].astype("str").to_numpy()})
+    out = pd.DataFrame({CUSTOMER: rfm[CUSTOMER].astype("str").reset_index(drop=True)})
     out["has_history"] = (
         rfm["has_history"].to_numpy(dtype=bool) if "has_history" in rfm else np.ones(len(rfm), bool)
     )
