@@ -187,6 +187,9 @@ def _bg_expected_purchases(
     from scipy.special import hyp2f1
 
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    x, t_x, T = np.broadcast_arrays(x, t_x, T)
+    shape = x.shape
+    x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
     x_codes, x_values = pd.factorize(x)
     T_codes, T_values = pd.factorize(T)
     if len(x_values) * len(T_values) <= len(x):  # the grid of distinct x and T is smaller
@@ -215,7 +218,7 @@ def _bg_expected_purchases(
             denominator = 1 + (a / (b + x)) * odds
         else:
             denominator = 1 + np.where(x > 0, a / (b + x - 1) * odds, 0.0)
-    return numerator[index] / denominator
+    return (numerator[index] / denominator).reshape(shape)
 
 
 def _arrays(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
