@@ -190,3 +190,53 @@ def test_cleaning_accounts_for_every_row_and_every_unit_of_spend(data, zero, as_
     ]
     assert cleaned.frame["amount"].sum() == pytest.approx(kept["amount"].sum())
     assert not cleaned.frame.duplicated(["customer_id", "date"]).any()
+
+
+def _parquet_log(tmp_path, frame: pd.DataFrame):
+    path = tmp_path / "log.parquet"
+    frame.to_parquet(path, index=False, row_group_size=1_000)
+    return path
+
+
+@pytest.mark.parametrize("as_of", [None, pd.Timestamp("1997-06-30")])
+def test_chunked_parquet_cleaning_equals_cleaning_in_memory(tmp_path, as_of):
+    from clv.data import clean_parquet
+
+    raw, _ = read_transactions("cdnow-sample", CFG)
+    raw = raw.assign(date=pd.to_datetime(raw["date"], format="%Y%m%d"))
+    raw.loc[raw.index[::97], "amount"] = -1.0  # some returns, spread over the chunks
+    path = _parquet_log(tmp_path, raw)
+    seen: list[tuple[int, int]] = []
+    chunked = clean_parquet(
+        path, CFG, as_of, progress=lambda done, total: seen.append((done, total)), chunk_rows=1_500
+    )
+    whole = clean_transactions(raw, CFG, as_of)
+    pd.testing.assert_frame_equal(chunked.frame, whole.frame)
+    assert chunked.report == whole.report
+    assert chunked.report.negative_amount_rows > 0
+    assert len(seen) == -(-len(raw) // 1_500) and seen[-1] == (len(raw), len(raw))
+
+
+def test_chunked_parquet_errors_name_the_rows_of_the_chunk(tmp_path):
+    from clv.data import clean_parquet
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": [str(i % 50) for i in range(5_000)],
+            "date": pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(5_000) % 300, "D"),
+            "amount": 1.0,
+        }
+    )
+    frame.loc[3_210, "customer_id"] = None
+    with pytest.raises(
+        DataValidationError, match=r"1 row\(s\) have no customer id.*rows 3,001–4,000"
+    ):
+        clean_parquet(_parquet_log(tmp_path, frame), CFG, chunk_rows=1_000)
+
+
+def test_parquet_without_the_default_amount_column_reads_without_amounts(tmp_path):
+    from clv.data import load_transactions
+
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "date": pd.to_datetime(["2020-01-01"] * 2)})
+    cleaned = load_transactions(_parquet_log(tmp_path, frame), CFG)
+    assert not cleaned.has_amounts and cleaned.report.transactions == 2

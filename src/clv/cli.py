@@ -325,7 +325,11 @@ def train(
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with warnings.catch_warnings():  # training collects its own notices
             warnings.simplefilter("ignore")
-            result = run_training(settings)
+            reading = _reading_bar()
+            try:
+                result = run_training(settings, progress=reading)
+            finally:
+                reading.close()
     except ClvError as exc:
         raise _fail(exc) from None
     _print_cleaning(result.log.report.rows())
@@ -397,7 +401,11 @@ def evaluate(
         from clv.evaluation import evaluate as run_evaluation
         from clv.tables import write_json
 
-        inputs = load_run_inputs(settings)
+        reading = _reading_bar()
+        try:
+            inputs = load_run_inputs(settings, progress=reading)
+        finally:
+            reading.close()
         log = inputs.log
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -471,28 +479,34 @@ def _print_scores(
 
 
 class _ProgressBar:
-    """A rich progress bar that appears only for inputs of more than one chunk."""
+    """A transient rich progress bar that appears only when the work spans several chunks."""
 
-    def __init__(self) -> None:
+    def __init__(self, description: str, chunk: int) -> None:
+        self._description, self._chunk = description, chunk
         self._progress: Progress | None = None
         self._task: Any = None
 
     def __call__(self, done: int, total: int) -> None:
-        from clv.predict import CHUNK_SIZE
-
-        if total <= CHUNK_SIZE:
+        if total <= self._chunk:
             return
         if self._progress is None:
             from rich.progress import Progress
 
             self._progress = Progress(console=err_console, transient=True)
             self._progress.start()
-            self._task = self._progress.add_task("Scoring customers", total=total)
+            self._task = self._progress.add_task(self._description, total=total)
         self._progress.update(self._task, completed=done)
 
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+
+
+def _reading_bar() -> _ProgressBar:
+    from clv.data import PARQUET_CHUNK_ROWS
+
+    return _ProgressBar("Reading transactions", PARQUET_CHUNK_ROWS)
 
 
 @app.command()
@@ -565,7 +579,9 @@ def score(
         "score.spark_master": spark_master,
     }
     started = time.perf_counter()
-    bar = _ProgressBar()
+    from clv.predict import CHUNK_SIZE
+
+    bar, reading = _ProgressBar("Scoring customers", CHUNK_SIZE), _reading_bar()
     try:
         settings = _settings(config, overrides, no_amounts)
         s = settings.score
@@ -577,7 +593,10 @@ def score(
 
         bundle = load_model(s.model, settings.mlflow.tracking_uri)
         as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
-        log = load_transactions(settings.data.transactions, settings.data, as_of=as_of_day)
+        log = load_transactions(
+            settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
+        )
+        reading.close()
         listed = (
             read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
         )
@@ -624,6 +643,7 @@ def score(
         raise _fail(exc) from None
     finally:
         bar.close()
+        reading.close()
     _print_cleaning(log.report.rows())
     unit = s.time_unit or bundle.time_unit
     churn_h = None

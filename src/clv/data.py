@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -279,34 +280,20 @@ def _amounts(values: pd.Series, column: str) -> pd.Series:
     return numeric
 
 
-def clean_transactions(
-    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None = None
-) -> TransactionLog:
-    """Validate a raw log and clean it into one row per customer and purchase day.
+@dataclass
+class _Screened:
+    """Rows of a raw log (or of one chunk of it) that pass the cleaning rules, and the counts."""
 
-    Parameters
-    ----------
-    raw : pandas.DataFrame
-        The log with the user's column names.
-    config : DataConfig
-        Column names, date format, timezone and the policies for negative and zero amounts.
-    as_of : pandas.Timestamp, optional
-        Rows dated after this day are ignored (and counted).
+    used: pd.DataFrame
+    rows_read: int
+    after: int
+    negative: int
+    negative_total: float
+    zero: int
 
-    Returns
-    -------
-    TransactionLog
 
-    Raises
-    ------
-    DataValidationError
-        On an empty log, missing columns, missing ids, missing or unparsable dates, missing or
-        non-numeric amounts, negative amounts under the 'error' policy, or nothing left to use.
-    """
-    if len(raw) == 0:
-        raise DataValidationError(
-            "The transaction log is empty: there is nothing to train or score on."
-        )
+def _screen(raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None) -> _Screened:
+    """Check and filter raw rows: rules 1–3 of the module docstring (no merging yet)."""
     _require_columns(raw, config)
     frame = pd.DataFrame(
         {
@@ -342,41 +329,164 @@ def clean_transactions(
         keep &= ~negative
         if config.zero_amounts == "exclude":
             keep &= ~zero
-    used = frame.loc[keep]
-    if used.empty:
+    return _Screened(
+        frame.loc[keep],
+        rows_read,
+        int(after.sum()),
+        int(negative.sum()),
+        negative_total,
+        int(zero.sum()),
+    )
+
+
+def _finish(
+    used: pd.DataFrame | Path, rows_used: int, counts: _Screened, config: DataConfig
+) -> TransactionLog:
+    """Merge same-day purchases of the ``rows_used`` screened rows (a frame, or Parquet chunks
+    in a folder) and write the cleaning report with the counts."""
+    if rows_used == 0:
         raise DataValidationError(
-            f"No purchase is left after cleaning ({rows_read:,} rows read, "
-            f"{int(after.sum()):,} after the as-of day, {int(negative.sum()):,} negative). "
+            f"No purchase is left after cleaning ({counts.rows_read:,} rows read, "
+            f"{counts.after:,} after the as-of day, {counts.negative:,} negative). "
             "Check --as-of and the amount policies."
         )
-    daily = _merge_same_day(used)
+    daily = _merge_same_day(used, config.amount_col is not None)
     report = CleaningReport(
-        rows_read=rows_read,
-        rows_after_as_of=int(after.sum()),
-        negative_amount_rows=int(negative.sum()),
-        negative_amount_total=negative_total,
+        rows_read=counts.rows_read,
+        rows_after_as_of=counts.after,
+        negative_amount_rows=counts.negative,
+        negative_amount_total=counts.negative_total,
         negative_amount_policy=config.negative_amounts,
-        zero_amount_rows=int(zero.sum()),
+        zero_amount_rows=counts.zero,
         zero_amount_policy=config.zero_amounts,
-        rows_used=len(used),
-        same_day_merged=int(len(used) - len(daily)),
+        rows_used=rows_used,
+        same_day_merged=int(rows_used - len(daily)),
         transactions=len(daily),
         customers=int(daily[CUSTOMER].nunique()),
         first_date=str(daily[DATE].min().date()),
         last_date=str(daily[DATE].max().date()),
         timezone=config.timezone,
-        has_amounts=has_amounts,
+        has_amounts=config.amount_col is not None,
     )
     return TransactionLog(frame=daily, report=report)
 
 
-def _merge_same_day(frame: pd.DataFrame) -> pd.DataFrame:
-    """Merge a customer's purchases on the same day into one transaction (amounts summed)."""
-    amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if AMOUNT in frame.columns else ""
+def clean_transactions(
+    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None = None
+) -> TransactionLog:
+    """Validate a raw log and clean it into one row per customer and purchase day.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        The log with the user's column names.
+    config : DataConfig
+        Column names, date format, timezone and the policies for negative and zero amounts.
+    as_of : pandas.Timestamp, optional
+        Rows dated after this day are ignored (and counted).
+
+    Returns
+    -------
+    TransactionLog
+
+    Raises
+    ------
+    DataValidationError
+        On an empty log, missing columns, missing ids, missing or unparsable dates, missing or
+        non-numeric amounts, negative amounts under the 'error' policy, or nothing left to use.
+    """
+    if len(raw) == 0:
+        raise DataValidationError(
+            "The transaction log is empty: there is nothing to train or score on."
+        )
+    screened = _screen(raw, config, as_of)
+    return _finish(screened.used, len(screened.used), screened, config)
+
+
+#: Rows per chunk when a Parquet log is read in pieces (about 0.3 GB of raw rows in memory).
+PARQUET_CHUNK_ROWS = 5_000_000
+
+
+def clean_parquet(
+    path: str | Path,
+    config: DataConfig,
+    as_of: pd.Timestamp | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_rows: int = PARQUET_CHUNK_ROWS,
+) -> TransactionLog:
+    """Clean a Parquet log chunk by chunk: the same rules as :func:`clean_transactions`, but
+    only the mapped columns of ``chunk_rows`` rows are in memory at a time.
+
+    Screened chunks go to a temporary Parquet folder; DuckDB merges same-day purchases and sorts
+    the result from there (spilling to disk under its memory limit, see
+    :func:`clv.tables.duckdb_settings`). ``progress(rows_done, rows_total)`` is called after
+    each chunk. A validation error names the rows of the chunk where it was found (later chunks
+    are not checked).
+    """
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"{path} does not exist.")
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, ValueError) as exc:
+        raise DataValidationError(f"{path} could not be read as parquet: {exc}") from None
+    names = source.schema_arrow.names
+    default_amount = DataConfig.model_fields["amount_col"].default
+    if config.amount_col == default_amount and default_amount not in names:
+        config = config.model_copy(update={"amount_col": None})
+    wanted = [config.customer_col, config.date_col, config.amount_col]
+    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
+    _require_columns(pd.DataFrame(columns=columns), config)
+    total = source.metadata.num_rows
+    if total == 0:
+        raise DataValidationError(
+            "The transaction log is empty: there is nothing to train or score on."
+        )
+    if total <= chunk_rows:  # one chunk: clean it in memory
+        raw = source.read(columns=columns).to_pandas()
+        return clean_transactions(raw, config, as_of)
+    counts = _Screened(pd.DataFrame(), 0, 0, 0, 0.0, 0)
+    used_rows = 0
+    with tempfile.TemporaryDirectory(prefix="clv-clean-") as folder:
+        for number, batch in enumerate(source.iter_batches(chunk_rows, columns=columns)):
+            start = counts.rows_read
+            try:
+                part = _screen(batch.to_pandas(), config, as_of)
+            except DataValidationError as exc:
+                raise DataValidationError(
+                    f"{exc} (in rows {start + 1:,}–{start + batch.num_rows:,} of {path.name}; "
+                    "row numbers in the message count from the start of those rows)"
+                ) from None
+            part.used.to_parquet(Path(folder) / f"{number:06d}.parquet", index=False)
+            used_rows += len(part.used)
+            counts = _Screened(
+                counts.used,
+                counts.rows_read + part.rows_read,
+                counts.after + part.after,
+                counts.negative + part.negative,
+                counts.negative_total + part.negative_total,
+                counts.zero + part.zero,
+            )
+            del part
+            if progress is not None:
+                progress(counts.rows_read, total)
+        return _finish(Path(folder), used_rows, counts, config)
+
+
+def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> pd.DataFrame:
+    """Merge a customer's purchases on the same day into one transaction (amounts summed).
+
+    ``used`` is a frame or a folder of Parquet chunks; the result is sorted by customer, date.
+    """
+    amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if has_amounts else ""
     daily = query(
         f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx GROUP BY {CUSTOMER}, {DATE} "
         f"ORDER BY {CUSTOMER}, {DATE}",
-        tx=frame,
+        tx=used if isinstance(used, pd.DataFrame) else used / "*.parquet",
     )
     daily[CUSTOMER] = daily[CUSTOMER].astype("str")
     daily[DATE] = daily[DATE].astype("datetime64[ns]")
@@ -384,12 +494,18 @@ def _merge_same_day(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_transactions(
-    source: str | Path, config: DataConfig, as_of: pd.Timestamp | None = None
+    source: str | Path,
+    config: DataConfig,
+    as_of: pd.Timestamp | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TransactionLog:
-    """Read and clean a log in one call.
+    """Read and clean a log in one call: Parquet files chunk by chunk (:func:`clean_parquet`),
+    CSV files and embedded data sets whole.
 
     See :func:`read_transactions` and :func:`clean_transactions` for parameters and errors.
     """
+    if str(source) not in EMBEDDED_DATASETS and Path(source).suffix.lower() in (".parquet", ".pq"):
+        return clean_parquet(source, config, as_of, progress)
     raw, effective = read_transactions(source, config)
     return clean_transactions(raw, effective, as_of=as_of)
 
@@ -478,17 +594,22 @@ class RunInputs:
     surveys: pd.DataFrame | None
 
 
-def load_configured_log(config: Config) -> TransactionLog:
+def load_configured_log(
+    config: Config, progress: Callable[[int, int], None] | None = None
+) -> TransactionLog:
     """The cleaned log of ``data.transactions``, ignoring rows after ``train.as_of`` if set."""
     as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
-    return load_transactions(config.data.transactions, config.data, as_of=as_of)
+    return load_transactions(config.data.transactions, config.data, as_of=as_of, progress=progress)
 
 
-def load_run_inputs(config: Config) -> RunInputs:
-    """Read the log, customer attributes and surveys a run is configured with."""
+def load_run_inputs(
+    config: Config, progress: Callable[[int, int], None] | None = None
+) -> RunInputs:
+    """Read the log (reporting ``progress`` of a chunked read), customer attributes and surveys
+    a run is configured with."""
     col = config.data.customer_col
     return RunInputs(
-        log=load_configured_log(config),
+        log=load_configured_log(config, progress),
         attributes=read_customer_list(config.train.customers, col)
         if config.train.customers
         else None,

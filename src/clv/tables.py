@@ -37,8 +37,10 @@ def duckdb_settings() -> dict[str, str]:
     }
 
 
-def query(sql: str, params: dict[str, Any] | None = None, **tables: pd.DataFrame) -> pd.DataFrame:
-    """Run DuckDB SQL over pandas frames registered under the given names.
+def query(
+    sql: str, params: dict[str, Any] | None = None, **tables: pd.DataFrame | Path
+) -> pd.DataFrame:
+    """Run DuckDB SQL over pandas frames (or Parquet files: a path or glob) under the given names.
 
     The result comes through Arrow, which at a million rows of string ids takes about two thirds
     of the time of DuckDB's own ``.df()``. Memory: :func:`duckdb_settings`.
@@ -46,8 +48,11 @@ def query(sql: str, params: dict[str, Any] | None = None, **tables: pd.DataFrame
     import duckdb
 
     with duckdb.connect(config=duckdb_settings()) as con:
-        for name, frame in tables.items():
-            con.register(name, frame)
+        for name, table in tables.items():
+            if isinstance(table, pd.DataFrame):
+                con.register(name, table)
+            else:
+                con.register(name, con.read_parquet(str(table)))
         return con.sql(sql, params=params).to_arrow_table().to_pandas()
 
 

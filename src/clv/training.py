@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def build_kpis(
     )
 
 
-def train(config: Config) -> TrainResult:
+def train(config: Config, progress: Callable[[int, int], None] | None = None) -> TrainResult:
     """Run the training job described in the module docstring.
 
     Parameters
@@ -98,6 +99,8 @@ def train(config: Config) -> TrainResult:
     config : Config
         Data source and mapping, time unit, split, candidates, churn horizon, output folder,
         MLflow settings.
+    progress : callable, optional
+        ``progress(rows_done, rows_total)`` while a large Parquet log is read in chunks.
 
     Returns
     -------
@@ -105,7 +108,7 @@ def train(config: Config) -> TrainResult:
         The bundle (already written to ``config.train.model_dir``), the evaluation, and the
         MLflow run id and registry decision when tracking is enabled.
     """
-    inputs = load_run_inputs(config)
+    inputs = load_run_inputs(config, progress)
     log, attributes, surveys = inputs.log, inputs.attributes, inputs.surveys
     unit, settings = config.features.time_unit, config.train
     notices: list[str] = []
