@@ -87,21 +87,30 @@ def simulate(
 def write_parquet(
     path: Path, customers: int, chunk: int = 1_000_000, seed: int = 0, **kwargs
 ) -> int:
-    """Write a simulated log in chunks of customers; return the number of transactions."""
+    """Write a simulated log in chunks of customers; return the number of transactions.
+
+    The file appears only when complete (written next to it, then renamed).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    writer, rows = None, 0
-    try:
-        for i, start in enumerate(range(0, customers, chunk)):
-            frame = simulate(min(chunk, customers - start), seed=seed + i, first_id=start, **kwargs)
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            writer = writer or pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-            rows += len(frame)
-    finally:
-        if writer is not None:
-            writer.close()
+    from clv.tables import atomic_path
+
+    rows = 0
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for i, start in enumerate(range(0, customers, chunk)):
+                frame = simulate(
+                    min(chunk, customers - start), seed=seed + i, first_id=start, **kwargs
+                )
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                rows += len(frame)
+        finally:
+            if writer is not None:
+                writer.close()
     return rows
 
 
@@ -110,5 +119,12 @@ if __name__ == "__main__":
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--bgnbd",
+        default=",".join(str(v) for v in BGNBD.values()),
+        help="r,alpha,a,b per week (default CDNOW's; 1.2,3,0.5,10 gives ~18 purchases each)",
+    )
     args = parser.parse_args()
-    print(f"{write_parquet(args.out, args.customers, seed=args.seed):,} transactions")
+    params = dict(zip(BGNBD, (float(v) for v in args.bgnbd.split(",")), strict=True))
+    count = write_parquet(args.out, args.customers, seed=args.seed, bgnbd=params)
+    print(f"{count:,} transactions")

@@ -31,10 +31,12 @@ import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, SERVQUAL_DIMENSIONS, Config, DataConfig
 from clv.errors import DataValidationError
-from clv.tables import query, read_table
+from clv.tables import query, query_to_parquet, read_table
 
 #: Column names used inside clv, whatever the user's log calls them.
 CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
+#: Rows hashed at a time by :meth:`TransactionLog.fingerprint`.
+FINGERPRINT_CHUNK_ROWS = 5_000_000
 #: SERVQUAL survey items: expectation_<dimension>[_<item>], perception_<dimension>[_<item>].
 SERVQUAL_COLUMN = re.compile(
     rf"^(expectation|perception)_({'|'.join(SERVQUAL_DIMENSIONS)})(_\w+)?$"
@@ -108,14 +110,30 @@ class TransactionLog:
 
     def fingerprint(self) -> dict[str, Any]:
         """Return row count, customers, date range and a SHA-256 of the cleaned log."""
-        hashed = pd.util.hash_pandas_object(self.frame, index=False).to_numpy()
+        digest = hashlib.sha256()
+        for start in range(0, len(self.frame), FINGERPRINT_CHUNK_ROWS):  # bounded memory
+            part = self.frame.iloc[start : start + FINGERPRINT_CHUNK_ROWS]
+            digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
         return {
             "transactions": len(self.frame),
             "customers": self.report.customers,
             "first_date": self.report.first_date,
             "last_date": self.report.last_date,
-            "sha256": hashlib.sha256(hashed.tobytes()).hexdigest(),
+            "sha256": digest.hexdigest(),
         }
+
+    def first_customers(self, n: int) -> TransactionLog:
+        """The log of the first ``n`` customers by id (the frame is sorted by customer), e.g. for
+        an input example; the report is the full log's."""
+        ids = self.frame[CUSTOMER]
+        rows = 1_000
+        while True:  # grow the head until it holds n + 1 customers, or is the whole log
+            head = ids.iloc[:rows]
+            distinct = head.drop_duplicates()
+            if len(distinct) > n or rows >= len(ids):
+                end = int(distinct.index[n]) if len(distinct) > n else len(ids)
+                return TransactionLog(self.frame.iloc[:end].copy(), self.report)
+            rows *= 10
 
 
 def _embedded_path(name: str) -> Path:
@@ -483,11 +501,17 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> pd.DataFram
     ``used`` is a frame or a folder of Parquet chunks; the result is sorted by customer, date.
     """
     amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if has_amounts else ""
-    daily = query(
+    sql = (
         f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx GROUP BY {CUSTOMER}, {DATE} "
-        f"ORDER BY {CUSTOMER}, {DATE}",
-        tx=used if isinstance(used, pd.DataFrame) else used / "*.parquet",
+        f"ORDER BY {CUSTOMER}, {DATE}"
     )
+    if isinstance(used, pd.DataFrame):
+        daily = query(sql, tx=used)
+    else:  # chunks on disk: DuckDB writes the merged log before pandas reads it
+        import pyarrow.parquet as pq
+
+        merged = query_to_parquet(sql, used / "merged.parquet", tx=used / "[0-9]*.parquet")
+        daily = pq.read_table(merged).to_pandas()
     daily[CUSTOMER] = daily[CUSTOMER].astype("str")
     daily[DATE] = daily[DATE].astype("datetime64[ns]")
     return daily

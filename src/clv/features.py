@@ -101,6 +101,22 @@ def compact(transactions: pd.DataFrame) -> Compact:
     return Compact(pd.DataFrame(columns), coded[1] if coded is not None else None)
 
 
+def sorted_arrays(log: Compact) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Customer codes, day numbers and amounts (None without) of a compact log, sorted by
+    customer and day (already so when the log came sorted, as a cleaned one does)."""
+    frame = log.frame
+    days = frame[DAY].to_numpy()
+    amounts = frame[AMOUNT].to_numpy() if log.has_amounts else None
+    if log.ids is not None:
+        codes = frame[CUSTOMER].to_numpy()
+        if len(codes) < 2 or not np.any((np.diff(days) < 0) & (codes[1:] == codes[:-1])):
+            return codes, days, amounts
+    else:
+        codes = pd.factorize(frame[CUSTOMER], sort=True)[0].astype(np.int32)
+    order = np.lexsort((days, codes))
+    return codes[order], days[order], None if amounts is None else amounts[order]
+
+
 def rfm_select(has_amounts: bool, end: str = "$end", within: str = "TRUE") -> str:
     """The SQL select list of the RFM columns of a ``GROUP BY customer_id`` over a compact log.
 

@@ -37,6 +37,8 @@ import pandas as pd
 from clv.config import SERVQUAL_DIMENSIONS
 from clv.data import AMOUNT, CUSTOMER, DATE, SERVQUAL_COLUMN, TransactionLog
 from clv.errors import DataValidationError
+from clv.features import DAY, compact, day_number, sorted_arrays
+from clv.tables import query
 
 
 def simple_clv(
@@ -67,25 +69,48 @@ def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int)
 
     A customer is lost ``inactivity_days`` after a purchase not followed by another within that
     window (on or before ``as_of``), and *reactivated* by the purchase that ends such a lapse.
-    Active on day t = acquired − lost + reactivated, counting events on or before t.
+    Active on day t = acquired − lost + reactivated, counting events on or before t. Computed
+    with array differences on the customer-sorted compact log (no copy of the log in pandas).
     """
-    tx = log.frame.loc[log.frame[DATE] <= as_of, [CUSTOMER, DATE]].sort_values([CUSTOMER, DATE])
-    window = pd.Timedelta(days=inactivity_days)
-    following = tx.groupby(CUSTOMER)[DATE].shift(-1)
-    lapse = following.isna() | (following - tx[DATE] > window)
-    lost = (tx[DATE] + window)[lapse]
-    lost = lost[lost <= as_of]
-    previous = tx.groupby(CUSTOMER)[DATE].shift(1)
-    back = tx[DATE][previous.notna() & (tx[DATE] - previous > window)]
-    first = tx.groupby(CUSTOMER)[DATE].min()
+    codes, days, _ = sorted_arrays(compact(log.frame))
+    end = day_number(as_of)
+    keep = days <= end
+    codes, days = codes[keep], days[keep]
+    if len(days) == 0:
+        return pd.DataFrame({"event": pd.Series(dtype="str"), "date": pd.Series(dtype="M8[ns]")})
+    same = codes[1:] == codes[:-1]
+    step = np.diff(days)
+    first = np.r_[True, ~same]
+    lapse = np.r_[~same | (step > inactivity_days), True]
+    lost = days[lapse] + inactivity_days
+    back = days[1:][same & (step > inactivity_days)]
+    events = {"acquired": days[first], "lost": lost[lost <= end], "reactivated": back}
     return pd.concat(
-        [
-            pd.DataFrame({"event": "acquired", "date": first.to_numpy()}),
-            pd.DataFrame({"event": "lost", "date": lost.to_numpy()}),
-            pd.DataFrame({"event": "reactivated", "date": back.to_numpy()}),
-        ],
+        [pd.DataFrame({"event": k, "date": _dates(v)}) for k, v in events.items()],
         ignore_index=True,
     )
+
+
+def _dates(days: np.ndarray) -> np.ndarray:
+    """Day numbers as datetime64[ns]."""
+    return (days.astype("int64") * 86_400_000_000_000).astype("datetime64[ns]")
+
+
+def _month_sql(has_amounts: bool) -> str:
+    revenue = f"SUM({AMOUNT})" if has_amounts else "NULL::DOUBLE"
+    month = f"date_trunc('month', DATE '1970-01-01' + {DAY})"
+    return f"""
+        WITH f AS (SELECT {CUSTOMER}, MIN({DAY}) AS first FROM tx GROUP BY {CUSTOMER}),
+        m AS (
+            SELECT {CUSTOMER}, {month} AS month, MIN({DAY}) AS day0, COUNT(*) AS n,
+                   {revenue} AS revenue
+            FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}, month
+        )
+        SELECT strftime(month, '%Y-%m') AS month, COUNT(*) AS buyers,
+               AVG(CASE WHEN m.day0 > f.first OR m.n > 1 THEN 1.0 ELSE 0.0 END) AS repeat_rate,
+               SUM(revenue)::DOUBLE AS revenue
+        FROM m JOIN f USING ({CUSTOMER}) GROUP BY month
+    """
 
 
 def monthly_table(
@@ -116,23 +141,26 @@ def monthly_table(
             - np.searchsorted(d, np.datetime64(start), "left")
         )
 
-    firsts = log.frame.groupby(CUSTOMER)[DATE].min()
-    tx = log.frame[log.frame[DATE] <= as_of]
-    tx = tx.assign(first=tx[CUSTOMER].map(firsts))
+    view = compact(log.frame)
+    months = query(_month_sql(view.has_amounts), {"end": day_number(as_of)}, tx=view.frame)
+    months = months.set_index("month")
     rows = []
-    for month in pd.period_range(firsts.min(), as_of, freq="M"):
+    for month in pd.period_range(log.frame[DATE].min(), as_of, freq="M"):
         start = month.start_time.normalize()
         end = min(month.end_time.normalize(), as_of)
         active_start, active_end = active(start, inclusive=False), active(end, inclusive=True)
         new, lost = within("acquired", start, end), within("lost", start, end)
-        in_month = tx[(tx[DATE] >= start) & (tx[DATE] <= end)]
-        buyers = in_month.groupby(CUSTOMER)
-        repeat = (buyers[DATE].min() > buyers["first"].first()) | (buyers.size() > 1)
+        key = str(month)
+        buyers = int(months.at[key, "buyers"]) if key in months.index else 0
+        revenue = (
+            (float(months.at[key, "revenue"]) if key in months.index else 0.0)
+            if view.has_amounts
+            else float("nan")
+        )
         average = (active_start + active_end) / 2
-        revenue = float(in_month[AMOUNT].sum()) if AMOUNT in in_month else float("nan")
         rows.append(
             {
-                "month": str(month),
+                "month": key,
                 "active_start": active_start,
                 "new": new,
                 "reactivated": within("reactivated", start, end),
@@ -142,8 +170,10 @@ def monthly_table(
                 "retention_rate": (active_end - new) / active_start
                 if active_start
                 else float("nan"),
-                "buyers": int(buyers.ngroups),
-                "repeat_purchase_rate": float(repeat.mean()) if buyers.ngroups else float("nan"),
+                "buyers": buyers,
+                "repeat_purchase_rate": float(months.at[key, "repeat_rate"])
+                if buyers
+                else float("nan"),
                 "revenue": revenue,
                 "revenue_per_active": revenue / average if average else float("nan"),
             }
@@ -159,8 +189,14 @@ def period_summary(
     n = len(part)
     average = float(((part["active_start"] + part["active_end"]) / 2).mean())
     start = pd.Period(part["month"].iloc[0], "M").start_time
-    tx = log.frame[(log.frame[DATE] >= start) & (log.frame[DATE] <= pd.Timestamp(as_of))]
-    days_per_buyer = tx.groupby(CUSTOMER).size()
+    view = compact(log.frame)
+    buyers = query(
+        f"""SELECT COUNT(*) AS buyers, COUNT(*) FILTER (n >= 2) AS repeat_buyers
+            FROM (SELECT COUNT(*) AS n FROM tx WHERE {DAY} BETWEEN $start AND $end
+                  GROUP BY {CUSTOMER})""",
+        {"start": day_number(start), "end": day_number(as_of)},
+        tx=view.frame,
+    ).iloc[0]
     revenue = float(part["revenue"].sum())
     return {
         "months": n,
@@ -176,8 +212,8 @@ def period_summary(
         else float("nan"),
         "new_customers": int(part["new"].sum()),
         "acquisition_rate_per_month": float(part["new"].sum() / n),
-        "repeat_purchase_rate": float((days_per_buyer >= 2).mean())
-        if len(days_per_buyer)
+        "repeat_purchase_rate": float(buyers["repeat_buyers"] / buyers["buyers"])
+        if buyers["buyers"]
         else float("nan"),
         "revenue": revenue,
         "revenue_per_customer": revenue / average if average else float("nan"),
@@ -319,11 +355,16 @@ def value_segments_table(
     from clv.predict import value_segments
 
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
-    tx = log.frame[log.frame[DATE] <= as_of]
-    revenue = tx[tx[DATE] >= start].groupby(CUSTOMER)[AMOUNT].sum()
-    customers = tx[CUSTOMER].unique()
-    frame = pd.DataFrame({CUSTOMER: customers})
-    frame["revenue"] = frame[CUSTOMER].map(revenue).fillna(0.0)
+    view = compact(log.frame)
+    frame = view.finish(
+        query(
+            f"""SELECT {CUSTOMER},
+                       COALESCE(SUM({AMOUNT}) FILTER ({DAY} >= $start), 0)::DOUBLE AS revenue
+                FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}""",
+            {"start": day_number(start), "end": day_number(as_of)},
+            tx=view.frame,
+        )
+    )
     ranking = frame["revenue"] if predicted is None else frame[CUSTOMER].map(predicted).fillna(0.0)
     frame["ranking"] = ranking
     frame["segment"] = value_segments(ranking.to_numpy(), tiers, rest)
@@ -428,7 +469,16 @@ def build_report(
     }
     channels = None
     if costs is not None:
-        acquired = pd.Index(log.frame.loc[log.frame[DATE] <= as_of, CUSTOMER].unique())
+        view = compact(log.frame)
+        acquired = pd.Index(
+            view.finish(
+                query(
+                    f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} <= $end",
+                    {"end": day_number(as_of)},
+                    tx=view.frame,
+                )
+            )[CUSTOMER]
+        )
         cac, channels = acquisition_costs(costs, customers, acquired)
         clv_block |= {
             "acquisition_cost": cac,

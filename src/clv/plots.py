@@ -14,6 +14,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from clv.btyd import PurchaseModel
+from clv.data import CUSTOMER
+from clv.features import DAY, compact, day_number
+from clv.tables import query
 
 
 def _figure(width: float = 6.4, height: float = 4.4) -> tuple[Figure, Any]:
@@ -56,22 +59,37 @@ def cumulative_tracking(
 
     The forecast sums, over cohorts of customers by first-purchase day, the unconditional
     expected repeat purchases E[X(t − first)] of each cohort (customers first seen by the
-    calibration end; the model is fitted on calibration data).
+    calibration end; the model is fitted on calibration data). Counts come from DuckDB on the
+    compact log (:func:`clv.features.compact`), so a long log is never copied in pandas.
     """
-    tx = transactions[["customer_id", "date"]]
-    first = tx.groupby("customer_id")["date"].min()
-    first = first[first <= calibration_end]
-    tx = tx[tx["customer_id"].isin(first.index)]
-    repeat = tx[tx["date"] > tx["customer_id"].map(first)]
-    start, end = first.min(), tx["date"].max()
-    grid = pd.date_range(start, end, freq=f"{max(1, round(days_per_unit))}D")
-    actual = np.searchsorted(np.sort(repeat["date"].to_numpy()), grid.to_numpy(), side="right")
-    cohorts = first.value_counts()
-    ages = (grid.to_numpy()[:, None] - cohorts.index.to_numpy()[None, :]) / np.timedelta64(1, "D")
-    ages = np.clip(ages / days_per_unit, 0, None)
+    log = compact(transactions)
+    cohort_sql = (
+        f"SELECT {CUSTOMER}, MIN({DAY}) AS first FROM tx GROUP BY {CUSTOMER} "
+        f"HAVING MIN({DAY}) <= $cal"
+    )
+    cal = {"cal": day_number(calibration_end)}
+    cohorts = query(
+        f"SELECT first, COUNT(*) AS n FROM ({cohort_sql}) GROUP BY first ORDER BY first",
+        cal,
+        tx=log.frame,
+    )
+    repeats = query(
+        f"""SELECT {DAY}, COUNT(*) AS n FROM tx JOIN ({cohort_sql}) f USING ({CUSTOMER})
+            WHERE {DAY} > f.first GROUP BY {DAY} ORDER BY {DAY}""",
+        cal,
+        tx=log.frame,
+    )
+    first_days, repeat_days = cohorts["first"].to_numpy(), repeats[DAY].to_numpy()
+    start = int(first_days.min())
+    end = int(max(first_days.max(), repeat_days.max() if len(repeat_days) else start))
+    days = np.arange(start, end + 1, max(1, round(days_per_unit)))
+    done = np.searchsorted(repeat_days, days, side="right")
+    actual = np.r_[0, np.cumsum(repeats["n"].to_numpy())][done]
+    grid = pd.to_datetime(days, unit="D")
+    ages = np.clip((days[:, None] - first_days[None, :]) / days_per_unit, 0, None)
     fitter = model._fitter
     expected = np.asarray(fitter.expected_number_of_purchases_up_to_time(ages.ravel()), dtype=float)
-    predicted = (expected.reshape(ages.shape) * cohorts.to_numpy()[None, :]).sum(axis=1)
+    predicted = (expected.reshape(ages.shape) * cohorts["n"].to_numpy()[None, :]).sum(axis=1)
     fig, ax = _figure()
     ax.plot(grid, actual, label="actual")
     ax.plot(grid, predicted, "--", label=f"{model.name} forecast")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from clv.errors import ClvError
 
@@ -242,7 +243,10 @@ def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str
 def _input_example(result: TrainResult):
     from clv.predict import customer_features
 
-    frame = customer_features(result.bundle, result.log).head(5).reset_index(drop=True)
+    log = result.log
+    as_of = pd.Timestamp(log.report.last_date)  # the full log's end, not the sample's
+    frame = customer_features(result.bundle, log.first_customers(5), as_of=as_of)
+    frame = frame.reset_index(drop=True)
     numeric = frame.select_dtypes(
         "number"
     ).columns  # doubles, so that missing values fit the schema
