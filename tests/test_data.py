@@ -240,3 +240,15 @@ def test_parquet_without_the_default_amount_column_reads_without_amounts(tmp_pat
     frame = pd.DataFrame({"customer_id": ["a", "b"], "date": pd.to_datetime(["2020-01-01"] * 2)})
     cleaned = load_transactions(_parquet_log(tmp_path, frame), CFG)
     assert not cleaned.has_amounts and cleaned.report.transactions == 2
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """Files appear with the mode a plain open() gives (mkstemp alone would leave 0600)."""
+    import os
+
+    from clv.tables import write_table
+
+    path = write_table(pd.DataFrame({"a": [1]}), tmp_path / "out.csv")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
