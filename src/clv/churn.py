@@ -39,8 +39,8 @@ import pandas as pd
 
 from clv.btyd import PurchaseModel, fit_purchase_model
 from clv.config import DAYS_PER_UNIT
-from clv.data import AMOUNT, CUSTOMER, DATE
-from clv.features import DAY, Compact, compact, day_number, rfm_select
+from clv.data import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
+from clv.features import rfm_select
 from clv.tables import query
 
 WINDOWS_DAYS = (30, 90, 180, 365)
@@ -73,7 +73,7 @@ def _window_sql(has_amounts: bool, has_gaps: bool) -> str:
         else ""
     )
     rows = (
-        f"SELECT * FROM tx WHERE {DAY} <= $cut"
+        f"SELECT * REPLACE (NULLIF(gap, -1) AS gap) FROM tx WHERE {DAY} <= $cut"
         if has_gaps
         else f"""SELECT *, {DAY} - LAG({DAY}) OVER w AS gap
             FROM tx WHERE {DAY} <= $cut
@@ -91,38 +91,23 @@ def _window_sql(has_amounts: bool, has_gaps: bool) -> str:
     """
 
 
-def _gaps(log: Compact) -> np.ndarray | None:
-    """Days since the customer's previous purchase (NaN for the first), when the compact log is
-    sorted by customer and day — then the window function the SQL would need is a diff."""
-    if log.ids is None:
-        return None
-    codes = log.frame[CUSTOMER].to_numpy()
-    days = log.frame[DAY].to_numpy()
-    same = codes[1:] == codes[:-1]
-    step = np.diff(days)
-    if np.any(step[same] < 0):
-        return None
-    return np.r_[np.nan, np.where(same, step, np.nan)]
-
-
 def behaviour_features(
-    transactions: pd.DataFrame, cutoff: pd.Timestamp, time_unit: str
+    transactions: pd.DataFrame | Compact, cutoff: pd.Timestamp, time_unit: str
 ) -> pd.DataFrame:
     """RFM and the behavioural features of every customer with a purchase up to ``cutoff``, in
-    one DuckDB pass (no model outputs), sorted by id."""
+    one DuckDB pass (no model outputs), sorted by id. Inter-purchase gaps come with the compact
+    view of an ordered log; otherwise a window function computes them."""
     log = compact(transactions)
-    gaps = _gaps(log)
-    frame = log.frame if gaps is None else log.frame.assign(gap=gaps)
     table = query(
-        _window_sql(log.has_amounts, gaps is not None),
+        _window_sql(log.has_amounts, log.ordered),
         {"cut": day_number(cutoff), "unit": DAYS_PER_UNIT[time_unit]},
-        tx=frame,
+        tx=log.frame,
     )
     return log.finish(table)
 
 
 def churn_features(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | Compact,
     cutoff: pd.Timestamp,
     time_unit: str,
     btyd: PurchaseModel,
@@ -134,8 +119,8 @@ def churn_features(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        A cleaned log (``TransactionLog.frame``).
+    transactions : pandas.DataFrame or Compact
+        A cleaned log (``TransactionLog.frame``, or its ``compact`` view).
     cutoff : pandas.Timestamp
         Last day of data the features may use.
     time_unit : str
@@ -202,7 +187,7 @@ def survey_features(surveys: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame
 
 
 def leak_free_window(
-    transactions: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int
+    transactions: pd.DataFrame | Compact, cutoff: pd.Timestamp, horizon_days: int
 ) -> tuple[pd.Timestamp, str | None]:
     """The feature cutoff of the training window that ends at ``cutoff``, and a note if shortened.
 
@@ -213,12 +198,13 @@ def leak_free_window(
     """
     cut = pd.Timestamp(cutoff)
     start = cut - pd.Timedelta(days=horizon_days)
-    firsts = query(
-        f"SELECT MIN({DATE}) AS first FROM tx WHERE {DATE} <= $cut GROUP BY {CUSTOMER} "
+    days = query(
+        f"SELECT MIN({DAY}) AS first FROM tx WHERE {DAY} <= $cut GROUP BY {CUSTOMER} "
         "ORDER BY first",
-        {"cut": cut},
-        tx=transactions,
+        {"cut": day_number(cut)},
+        tx=compact(transactions).frame,
     )["first"].to_numpy()
+    firsts = day_start(days)
     if len(firsts) >= MIN_CUSTOMERS and pd.Timestamp(firsts[MIN_CUSTOMERS - 1]) <= start:
         return start, None
     enough = pd.Timestamp(firsts[min(MIN_CUSTOMERS, len(firsts)) - 1])
@@ -233,17 +219,24 @@ def leak_free_window(
 
 
 def churn_labels(
-    transactions: pd.DataFrame, customers: pd.Series, start: pd.Timestamp, end: pd.Timestamp
+    transactions: pd.DataFrame | Compact,
+    customers: pd.Series,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
 ) -> np.ndarray:
     """1 where a customer makes no purchase in (start, end], else 0."""
+    log = compact(transactions)
+    buyers = log.finish(
+        query(
+            f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} > $start AND {DAY} <= $end",
+            {"start": day_number(start), "end": day_number(end)},
+            tx=log.frame,
+        )
+    )
     found = query(
         f"""SELECT c.position, b.{CUSTOMER} IS NULL AS churned
-            FROM c LEFT JOIN (
-                SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DATE} > $start AND {DATE} <= $end
-            ) b ON c.{CUSTOMER} = b.{CUSTOMER}
-            ORDER BY c.position""",
-        {"start": pd.Timestamp(start), "end": pd.Timestamp(end)},
-        tx=transactions,
+            FROM c LEFT JOIN b ON c.{CUSTOMER} = b.{CUSTOMER} ORDER BY c.position""",
+        b=buyers,
         c=pd.DataFrame({CUSTOMER: customers.to_numpy(), "position": np.arange(len(customers))}),
     )
     return found["churned"].to_numpy(dtype=int)
@@ -380,7 +373,7 @@ def _fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def train_churn_model(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | Compact,
     feature_cutoff: pd.Timestamp,
     label_end: pd.Timestamp,
     time_unit: str,

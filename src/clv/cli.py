@@ -414,7 +414,7 @@ def evaluate(
         if plots is not None:
             from clv.plots import save_evaluation_figures
 
-            save_evaluation_figures(result, log.frame, plots)
+            save_evaluation_figures(result, log.compact, plots)
     except ClvError as exc:
         raise _fail(exc) from None
     _print_cleaning(log.report.rows())

@@ -22,6 +22,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,11 @@ class TransactionLog:
         """Whether the log carries purchase amounts."""
         return AMOUNT in self.frame.columns
 
+    @cached_property
+    def compact(self) -> Compact:
+        """The compact view of the log (:func:`compact`), built once."""
+        return compact(self.frame)
+
     def fingerprint(self) -> dict[str, Any]:
         """Return row count, customers, date range and a SHA-256 of the cleaned log."""
         digest = hashlib.sha256()
@@ -134,6 +140,113 @@ class TransactionLog:
                 end = int(distinct.index[n]) if len(distinct) > n else len(ids)
                 return TransactionLog(self.frame.iloc[:end].copy(), self.report)
             rows *= 10
+
+
+#: Day-number column of the compact log.
+DAY = "day"
+_EPOCH = pd.Timestamp("1970-01-01")
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def day_number(day: pd.Timestamp) -> int:
+    """Days since 1970-01-01 of a day (the time of day is dropped)."""
+    return int((pd.Timestamp(day).normalize() - _EPOCH).days)
+
+
+def day_start(days: np.ndarray) -> np.ndarray:
+    """Midnight timestamps (datetime64[ns]) of day numbers."""
+    return (np.asarray(days).astype("int64") * _NS_PER_DAY).astype("datetime64[ns]")
+
+
+@dataclass(frozen=True)
+class Compact:
+    """A log as clv's SQL reads it: ``customer_id`` (int32 codes), ``day`` (int32 days since
+    1970-01-01), ``amount`` when present and, when rows are ordered by customer and day,
+    ``gap`` (days since the customer's previous purchase; −1 on the first).
+
+    ``ids`` (an Arrow array, in sorted order) holds each code's text id. About 12 bytes a row
+    beside the frame's ~30, and the integer group-bys run about twice as fast as on text ids
+    and timestamps.
+    """
+
+    frame: pd.DataFrame
+    ids: Any
+    ordered: bool
+
+    @property
+    def has_amounts(self) -> bool:
+        """Whether the log has amounts."""
+        return AMOUNT in self.frame.columns
+
+    def finish(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A per-customer result of a ``GROUP BY customer_id``: text ids, sorted by id, without
+        ``monetary_value`` when the log has no amounts."""
+        table = table.sort_values(CUSTOMER, ignore_index=True)
+        table[CUSTOMER] = self.ids.take(table[CUSTOMER].to_numpy()).to_pandas().astype("str")
+        if not self.has_amounts and "monetary_value" in table:
+            table = table.drop(columns="monetary_value")
+        return table
+
+
+def _customer_codes(ids: pd.Series) -> tuple[np.ndarray, Any, bool]:
+    """Codes of the customer ids (in sorted id order), the id of each code as an Arrow array,
+    and whether the ids were already sorted (then codes are run numbers: no hashing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = (
+        pa.chunked_array([pa.array(ids.astype("str"))])
+        if len(ids)
+        else pa.chunked_array([pa.array([], pa.string())])
+    )
+    if len(array) < 2 or pc.all(pc.less_equal(array[:-1], array[1:])).as_py():
+        change = pc.not_equal(array[:-1], array[1:]).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([np.ones(min(len(array), 1), dtype=bool), change.astype(bool)])
+        codes = np.cumsum(starts, dtype=np.int32) - 1
+        return codes, array.filter(pa.array(starts)), True
+    codes, uniques = pd.factorize(ids.astype("str"), sort=True)
+    return codes.astype(np.int32), pa.array(np.asarray(uniques, dtype=object)), False
+
+
+def _day_numbers(dates: pd.Series, chunk: int = 10_000_000) -> np.ndarray:
+    """Day numbers of midnight timestamps as int32, converted in chunks (no int64 copy of a
+    long log)."""
+    values = dates.to_numpy(dtype="datetime64[ns]").view("int64")
+    out = np.empty(len(values), dtype=np.int32)
+    for start in range(0, len(values), chunk):
+        part = values[start : start + chunk] - _EPOCH.value
+        out[start : start + chunk] = part // _NS_PER_DAY
+    return out
+
+
+def compact(transactions: pd.DataFrame | Compact) -> Compact:
+    """The compact view of a log frame (:class:`Compact`); a compact view is returned as is."""
+    if isinstance(transactions, Compact):
+        return transactions
+    codes, ids, sorted_ids = _customer_codes(transactions[CUSTOMER])
+    days = _day_numbers(transactions[DATE])
+    columns: dict[str, Any] = {CUSTOMER: codes, DAY: days}
+    if AMOUNT in transactions.columns:
+        columns[AMOUNT] = transactions[AMOUNT].to_numpy(dtype=float)
+    same = codes[1:] == codes[:-1]
+    step = np.diff(days)
+    ordered = sorted_ids and not np.any(step[same] < 0)
+    if ordered:
+        columns["gap"] = np.concatenate([[-1], np.where(same, step, -1)]).astype(np.int32)
+    del same, step
+    return Compact(pd.DataFrame(columns, copy=False), ids, ordered)
+
+
+def sorted_arrays(log: Compact) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Customer codes, day numbers and amounts (None without) of a compact log, ordered by
+    customer and day (as they are for a cleaned log)."""
+    frame = log.frame
+    codes, days = frame[CUSTOMER].to_numpy(), frame[DAY].to_numpy()
+    amounts = frame[AMOUNT].to_numpy() if log.has_amounts else None
+    if log.ordered:
+        return codes, days, amounts
+    order = np.lexsort((days, codes))
+    return codes[order], days[order], None if amounts is None else amounts[order]
 
 
 def _embedded_path(name: str) -> Path:

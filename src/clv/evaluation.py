@@ -26,7 +26,7 @@ import pandas as pd
 from clv import metrics
 from clv.btyd import PurchaseModel, display_name, fit_purchase_model
 from clv.config import DAYS_PER_UNIT, Config
-from clv.data import TransactionLog
+from clv.data import TransactionLog, day_number
 from clv.errors import DataValidationError
 from clv.features import build_calibration_holdout
 from clv.spend import SpendModel, fit_spend_model
@@ -172,7 +172,7 @@ def evaluate(
     """
     unit, settings = config.features.time_unit, config.train
     split = choose_split(log, config)
-    cal = build_calibration_holdout(log.frame, split.calibration_end, split.observation_end, unit)
+    cal = build_calibration_holdout(log.compact, split.calibration_end, split.observation_end, unit)
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
     models = {
@@ -223,14 +223,22 @@ def naive_rate(frequency: np.ndarray, T: np.ndarray, horizon: float) -> np.ndarr
 
 
 def _mean_spend(log: TransactionLog, cal: pd.DataFrame, split: Split) -> np.ndarray:
-    """Each customer's mean spend over all calibration transactions (first one included)."""
-    means = query(
-        "SELECT AVG(tx.amount) AS mean FROM cal JOIN tx USING (customer_id) "
-        "WHERE tx.date <= $end GROUP BY cal.position ORDER BY cal.position",
-        {"end": split.calibration_end},
-        tx=log.frame,
-        cal=pd.DataFrame({"customer_id": cal["customer_id"], "position": np.arange(len(cal))}),
+    """Each customer's mean spend over all calibration transactions (first one included).
+
+    The customers with a purchase by the calibration end are exactly ``cal``'s, and both tables
+    are sorted by id, so the rows line up (checked).
+    """
+    view = log.compact
+    means = view.finish(
+        query(
+            "SELECT customer_id, AVG(amount) AS mean FROM tx WHERE day <= $end "
+            "GROUP BY customer_id",
+            {"end": day_number(split.calibration_end)},
+            tx=view.frame,
+        )
     )
+    if not means["customer_id"].equals(cal["customer_id"].reset_index(drop=True)):
+        raise AssertionError("calibration customers and spend rows do not line up")
     return means["mean"].to_numpy(dtype=float)
 
 
@@ -256,11 +264,11 @@ def _evaluate_churn(
             f"churn horizon {H:g} {unit}s is longer than the holdout ({split.duration:g} "
             f"{unit}s): evaluation labels cover ({c.date()}, {label_end.date()}] only"
         )
-    start, note = leak_free_window(log.frame, c, days)
+    start, note = leak_free_window(log.compact, c, days)
     if note:
         card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
     model = train_churn_model(
-        log.frame,
+        log.compact,
         start,
         c,
         unit,
@@ -271,8 +279,8 @@ def _evaluate_churn(
     )
     bgnbd = models.get("bgnbd") or fit_purchase_model("bgnbd", cal, unit)
     model = replace(model, btyd=bgnbd)
-    frame = churn_features(log.frame, c, unit, bgnbd, H, attributes, surveys)
-    labels = churn_labels(log.frame, frame["customer_id"], c, label_end)
+    frame = churn_features(log.compact, c, unit, bgnbd, H, attributes, surveys)
+    labels = churn_labels(log.compact, frame["customer_id"], c, label_end)
     x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
     scores = {"churn_model": model.predict_proba(frame)}
     if model.booster_text is not None:

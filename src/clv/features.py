@@ -12,109 +12,22 @@ split, calibration uses the days up to ``calibration_end`` (inclusive); the hold
 transactions in (calibration_end, observation_end] for the customers seen in calibration, and
 lasts ``(observation_end − calibration_end) / d``.
 
-The SQL runs on a compact view of the log (:func:`compact`): integer day numbers instead of
-timestamps and, when the log is sorted by customer (as a cleaned ``TransactionLog`` is),
-integer customer codes instead of text ids — at a million customers this is about twice as fast
-as grouping text ids by timestamps, and the ids come back by position.
+The SQL runs on the compact view of the log (:func:`clv.data.compact`, cached as
+``TransactionLog.compact``): integer day numbers instead of timestamps and integer customer codes
+instead of text ids — at a million customers about twice as fast as grouping text ids by
+timestamps, and the ids come back by position. Every function takes a log frame or its compact
+view.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
 import pandas as pd
 
 from clv.config import DAYS_PER_UNIT
-from clv.data import AMOUNT, CUSTOMER, DATE
+from clv.data import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number
 from clv.tables import query
 
 RFM_COLUMNS = ["customer_id", "frequency", "recency", "T", "monetary_value"]
-DAY = "day"
-_EPOCH = pd.Timestamp("1970-01-01")
-
-
-def day_number(day: pd.Timestamp) -> int:
-    """Days since 1970-01-01 of a day (the time of day is dropped)."""
-    return int((pd.Timestamp(day).normalize() - _EPOCH).days)
-
-
-@dataclass(frozen=True)
-class Compact:
-    """A log as the feature SQL reads it: ``customer_id`` (int32 codes or text), ``day`` (int32
-    days since 1970-01-01) and ``amount`` when present; ``ids`` (an Arrow array, or ``None``
-    when the codes are the text ids themselves) holds each code's text id."""
-
-    frame: pd.DataFrame
-    ids: Any
-
-    @property
-    def has_amounts(self) -> bool:
-        """Whether the log has amounts."""
-        return AMOUNT in self.frame.columns
-
-    def finish(self, table: pd.DataFrame) -> pd.DataFrame:
-        """A per-customer result with text ids, sorted by id, without ``monetary_value`` when
-        the log has no amounts."""
-        if self.ids is not None:
-            table = table.sort_values(CUSTOMER, ignore_index=True)
-            table[CUSTOMER] = self.ids.take(table[CUSTOMER].to_numpy()).to_pandas().astype("str")
-        else:
-            table[CUSTOMER] = table[CUSTOMER].astype("str")
-            table = table.sort_values(CUSTOMER, ignore_index=True)
-        if not self.has_amounts and "monetary_value" in table:
-            table = table.drop(columns="monetary_value")
-        return table
-
-
-def _run_codes(ids: pd.Series) -> tuple[np.ndarray, Any] | None:
-    """Codes 0, 1, ... of the runs of equal ids and the id of each code, when ``ids`` is sorted
-    (else ``None``)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    array = pa.array(ids.astype("str"))
-    if len(array) == 0:
-        return np.zeros(0, dtype=np.int32), array
-    left, right = array[:-1], array[1:]
-    if len(array) > 1 and not pc.all(pc.less_equal(left, right)).as_py():
-        return None
-    change = pc.not_equal(left, right).to_numpy(zero_copy_only=False)
-    starts = np.r_[True, change.astype(bool)]
-    codes = np.cumsum(starts, dtype=np.int32) - 1
-    return codes, array.filter(pa.array(starts))
-
-
-def compact(transactions: pd.DataFrame) -> Compact:
-    """The compact view of a cleaned log that the feature SQL runs on (module docstring)."""
-    coded = _run_codes(transactions[CUSTOMER])
-    days = (
-        transactions[DATE].to_numpy(dtype="datetime64[ns]") - _EPOCH.to_datetime64()
-    ) // np.timedelta64(1, "D")
-    columns: dict[str, Any] = {
-        CUSTOMER: coded[0] if coded is not None else transactions[CUSTOMER].astype("str"),
-        DAY: days.astype(np.int32),
-    }
-    if AMOUNT in transactions.columns:
-        columns[AMOUNT] = transactions[AMOUNT].to_numpy(dtype=float)
-    return Compact(pd.DataFrame(columns), coded[1] if coded is not None else None)
-
-
-def sorted_arrays(log: Compact) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Customer codes, day numbers and amounts (None without) of a compact log, sorted by
-    customer and day (already so when the log came sorted, as a cleaned one does)."""
-    frame = log.frame
-    days = frame[DAY].to_numpy()
-    amounts = frame[AMOUNT].to_numpy() if log.has_amounts else None
-    if log.ids is not None:
-        codes = frame[CUSTOMER].to_numpy()
-        if len(codes) < 2 or not np.any((np.diff(days) < 0) & (codes[1:] == codes[:-1])):
-            return codes, days, amounts
-    else:
-        codes = pd.factorize(frame[CUSTOMER], sort=True)[0].astype(np.int32)
-    order = np.lexsort((days, codes))
-    return codes[order], days[order], None if amounts is None else amounts[order]
 
 
 def rfm_select(has_amounts: bool, end: str = "$end", within: str = "TRUE") -> str:
@@ -138,7 +51,7 @@ def rfm_select(has_amounts: bool, end: str = "$end", within: str = "TRUE") -> st
 
 
 def build_rfm(
-    transactions: pd.DataFrame, observation_end: pd.Timestamp, time_unit: str
+    transactions: pd.DataFrame | Compact, observation_end: pd.Timestamp, time_unit: str
 ) -> pd.DataFrame:
     """Compute RFM per customer from a cleaned (same-day merged) log.
 
@@ -177,7 +90,7 @@ def build_rfm(
 
 
 def build_calibration_holdout(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | Compact,
     calibration_end: pd.Timestamp,
     observation_end: pd.Timestamp,
     time_unit: str,

@@ -35,9 +35,18 @@ import numpy as np
 import pandas as pd
 
 from clv.config import SERVQUAL_DIMENSIONS
-from clv.data import AMOUNT, CUSTOMER, DATE, SERVQUAL_COLUMN, TransactionLog
+from clv.data import (
+    AMOUNT,
+    CUSTOMER,
+    DATE,
+    DAY,
+    SERVQUAL_COLUMN,
+    TransactionLog,
+    day_number,
+    day_start,
+    sorted_arrays,
+)
 from clv.errors import DataValidationError
-from clv.features import DAY, compact, day_number, sorted_arrays
 from clv.tables import query
 
 
@@ -72,7 +81,7 @@ def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int)
     Active on day t = acquired − lost + reactivated, counting events on or before t. Computed
     with array differences on the customer-sorted compact log (no copy of the log in pandas).
     """
-    codes, days, _ = sorted_arrays(compact(log.frame))
+    codes, days, _ = sorted_arrays(log.compact)
     end = day_number(as_of)
     keep = days <= end
     codes, days = codes[keep], days[keep]
@@ -86,14 +95,9 @@ def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int)
     back = days[1:][same & (step > inactivity_days)]
     events = {"acquired": days[first], "lost": lost[lost <= end], "reactivated": back}
     return pd.concat(
-        [pd.DataFrame({"event": k, "date": _dates(v)}) for k, v in events.items()],
+        [pd.DataFrame({"event": k, "date": day_start(v)}) for k, v in events.items()],
         ignore_index=True,
     )
-
-
-def _dates(days: np.ndarray) -> np.ndarray:
-    """Day numbers as datetime64[ns]."""
-    return (days.astype("int64") * 86_400_000_000_000).astype("datetime64[ns]")
 
 
 def _month_sql(has_amounts: bool) -> str:
@@ -141,7 +145,7 @@ def monthly_table(
             - np.searchsorted(d, np.datetime64(start), "left")
         )
 
-    view = compact(log.frame)
+    view = log.compact
     months = query(_month_sql(view.has_amounts), {"end": day_number(as_of)}, tx=view.frame)
     months = months.set_index("month")
     rows = []
@@ -189,7 +193,7 @@ def period_summary(
     n = len(part)
     average = float(((part["active_start"] + part["active_end"]) / 2).mean())
     start = pd.Period(part["month"].iloc[0], "M").start_time
-    view = compact(log.frame)
+    view = log.compact
     buyers = query(
         f"""SELECT COUNT(*) AS buyers, COUNT(*) FILTER (n >= 2) AS repeat_buyers
             FROM (SELECT COUNT(*) AS n FROM tx WHERE {DAY} BETWEEN $start AND $end
@@ -355,7 +359,7 @@ def value_segments_table(
     from clv.predict import value_segments
 
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
-    view = compact(log.frame)
+    view = log.compact
     frame = view.finish(
         query(
             f"""SELECT {CUSTOMER},
@@ -397,7 +401,7 @@ def revenue_forecast(
     from clv.features import build_rfm
     from clv.predict import rfm_patterns_index
 
-    frame = build_rfm(log.frame, pd.Timestamp(as_of), bundle.time_unit)
+    frame = build_rfm(log.compact, pd.Timestamp(as_of), bundle.time_unit)
     patterns, inverse = rfm_patterns_index(frame)
     x, t_x, T = patterns.T
     value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
@@ -469,7 +473,7 @@ def build_report(
     }
     channels = None
     if costs is not None:
-        view = compact(log.frame)
+        view = log.compact
         acquired = pd.Index(
             view.finish(
                 query(
@@ -499,7 +503,7 @@ def build_report(
         from clv.features import build_rfm
         from clv.predict import score_rfm
 
-        rfm = build_rfm(log.frame, as_of, bundle.time_unit)  # segments need no churn features
+        rfm = build_rfm(log.compact, as_of, bundle.time_unit)  # segments need no churn features
         scores = score_rfm(replace(bundle, churn=None), rfm, horizon=12, time_unit="month")
         predicted = scores.set_index(CUSTOMER)["clv"]
         forecast = revenue_forecast(bundle, log, as_of, settings.forecast_months)

@@ -14,8 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from clv.btyd import PurchaseModel
-from clv.data import CUSTOMER
-from clv.features import DAY, compact, day_number
+from clv.data import CUSTOMER, DAY, Compact, compact, day_number
 from clv.tables import query
 
 
@@ -50,7 +49,7 @@ def calibration_vs_holdout(
 
 
 def cumulative_tracking(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | Compact,
     model: PurchaseModel,
     calibration_end: pd.Timestamp,
     days_per_unit: float,
@@ -60,7 +59,7 @@ def cumulative_tracking(
     The forecast sums, over cohorts of customers by first-purchase day, the unconditional
     expected repeat purchases E[X(t − first)] of each cohort (customers first seen by the
     calibration end; the model is fitted on calibration data). Counts come from DuckDB on the
-    compact log (:func:`clv.features.compact`), so a long log is never copied in pandas.
+    compact log (:func:`clv.data.compact`), so a long log is never copied in pandas.
     """
     log = compact(transactions)
     cohort_sql = (
@@ -196,7 +195,7 @@ def feature_importance(importance: dict[str, float], top: int = 20) -> Figure:
 
 
 def save_evaluation_figures(
-    evaluation: Any, transactions: pd.DataFrame, directory: Path, churn: Any = None
+    evaluation: Any, transactions: pd.DataFrame | Compact, directory: Path, churn: Any = None
 ) -> list[Path]:
     """Draw every diagnostic plot of an evaluation and save them as PNG files in ``directory``.
 

@@ -292,10 +292,10 @@ def customer_features(
 
         attributes = customers if customers is not None and customers.shape[1] > 1 else None
         churn = bundle.churn
-        rfm = churn_features(log.frame, end, unit, churn.btyd, churn.horizon, attributes, surveys)
+        rfm = churn_features(log.compact, end, unit, churn.btyd, churn.horizon, attributes, surveys)
         rfm = rfm.drop(columns=["p_alive", "expected_purchases", "p_no_purchase"])
     else:
-        rfm = build_rfm(log.frame, end, unit)
+        rfm = build_rfm(log.compact, end, unit)
     rfm.insert(1, "has_history", True)
     if customers is None:
         return rfm

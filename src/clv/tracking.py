@@ -209,7 +209,7 @@ def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str
             from clv.plots import save_evaluation_figures
 
             churn = bundle.churn  # the shipped model's importance
-            save_evaluation_figures(result.evaluation, result.log.frame, Path(tmp), churn)
+            save_evaluation_figures(result.evaluation, result.log.compact, Path(tmp), churn)
             mlflow.log_artifacts(tmp, artifact_path="plots")
         mlflow.log_artifact(str(result.path / "scorecard.json"))
         if result.kpis is not None:

@@ -56,11 +56,11 @@ def _ship_churn(
 ) -> ChurnModel:
     unit = config.features.time_unit
     end = observation_end(log, config)
-    cutoff, note = leak_free_window(log.frame, end, round(H * DAYS_PER_UNIT[unit]))
+    cutoff, note = leak_free_window(log.compact, end, round(H * DAYS_PER_UNIT[unit]))
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
     model = train_churn_model(
-        log.frame,
+        log.compact,
         cutoff,
         end,
         unit,
@@ -116,7 +116,7 @@ def train(config: Config, progress: Callable[[int, int], None] | None = None) ->
         warnings.simplefilter("always")
         evaluation = evaluate(log, config, attributes, surveys)
         chosen = evaluation.best_purchase_model
-        full = build_rfm(log.frame, observation_end(log, config), unit)
+        full = build_rfm(log.compact, observation_end(log, config), unit)
         purchase = fit_purchase_model(
             chosen, full, unit, settings.penalizer, settings.retry_penalizer
         )
