@@ -623,8 +623,13 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> pd.DataFram
     else:  # chunks on disk: DuckDB writes the merged log before pandas reads it
         import pyarrow.parquet as pq
 
-        merged = query_to_parquet(sql, used / "merged.parquet", tx=used / "[0-9]*.parquet")
-        daily = pq.read_table(merged).to_pandas()
+        merged = query_to_parquet(
+            sql.replace(f"{DATE}{amount}", f"{DATE}::TIMESTAMP_NS AS {DATE}{amount}", 1),
+            used / "merged.parquet",
+            tx=used / "[0-9]*.parquet",
+        )
+        # self_destruct frees each Arrow column as it is converted: one copy of the log at a time
+        daily = pq.read_table(merged).to_pandas(split_blocks=True, self_destruct=True)
     daily[CUSTOMER] = daily[CUSTOMER].astype("str")
     daily[DATE] = daily[DATE].astype("datetime64[ns]")
     return daily
