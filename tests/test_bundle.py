@@ -43,7 +43,7 @@ def test_fingerprint_changes_with_the_data(sample_log):
     changed = sample_log.frame.copy()
     changed.loc[0, "amount"] += 0.01
     assert (
-        TransactionLog(changed, sample_log.report).fingerprint()["sha256"]
+        TransactionLog.from_frame(changed, sample_log.report).fingerprint()["sha256"]
         != sample_log.fingerprint()["sha256"]
     )
 

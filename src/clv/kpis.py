@@ -38,7 +38,6 @@ from clv.config import SERVQUAL_DIMENSIONS
 from clv.data import (
     AMOUNT,
     CUSTOMER,
-    DATE,
     DAY,
     SERVQUAL_COLUMN,
     TransactionLog,
@@ -149,7 +148,7 @@ def monthly_table(
     months = query(_month_sql(view.has_amounts), {"end": day_number(as_of)}, tx=view.frame)
     months = months.set_index("month")
     rows = []
-    for month in pd.period_range(log.frame[DATE].min(), as_of, freq="M"):
+    for month in pd.period_range(pd.Timestamp(log.report.first_date), as_of, freq="M"):
         start = month.start_time.normalize()
         end = min(month.end_time.normalize(), as_of)
         active_start, active_end = active(start, inclusive=False), active(end, inclusive=True)

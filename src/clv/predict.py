@@ -285,7 +285,7 @@ def customer_features(
     transactions get ``frequency = recency = T = 0`` and ``has_history = False``; ids in the log
     but not in the list are left out. Extra columns of ``customers`` are attributes.
     """
-    end = pd.Timestamp(as_of or log.frame["date"].max()).normalize()
+    end = pd.Timestamp(as_of or log.report.last_date).normalize()
     unit = bundle.time_unit
     if bundle.churn is not None:
         from clv.churn import churn_features

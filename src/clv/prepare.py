@@ -29,10 +29,10 @@ def prepare(config: Config, out: str | Path) -> dict[str, Path]:
     split = choose_split(log, config)
     paths = {
         "transactions": write_table(log.frame, out / "transactions.parquet"),
-        "rfm": write_table(build_rfm(log.frame, end, unit), out / "rfm.parquet"),
+        "rfm": write_table(build_rfm(log.compact, end, unit), out / "rfm.parquet"),
         "calibration_holdout": write_table(
             build_calibration_holdout(
-                log.frame, split.calibration_end, split.observation_end, unit
+                log.compact, split.calibration_end, split.observation_end, unit
             ),
             out / "calibration_holdout.parquet",
         ),
