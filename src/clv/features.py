@@ -27,8 +27,6 @@ from clv.config import DAYS_PER_UNIT
 from clv.data import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number
 from clv.tables import query
 
-RFM_COLUMNS = ["customer_id", "frequency", "recency", "T", "monetary_value"]
-
 
 def rfm_select(has_amounts: bool, end: str = "$end", within: str = "TRUE") -> str:
     """The SQL select list of the RFM columns of a ``GROUP BY customer_id`` over a compact log.
