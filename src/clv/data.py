@@ -31,7 +31,7 @@ import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, SERVQUAL_DIMENSIONS, Config, DataConfig
 from clv.errors import DataValidationError
-from clv.tables import query, query_to_parquet, read_table
+from clv.tables import query_arrow, query_to_parquet, read_table
 
 #: Column names used inside clv, whatever the user's log calls them.
 CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
@@ -202,23 +202,24 @@ class Compact:
         return table
 
 
-def _customer_codes(ids: pd.Series) -> tuple[np.ndarray, Any, bool]:
-    """Codes of the customer ids (in sorted id order), the id of each code as an Arrow array,
-    and whether the ids were already sorted (then codes are run numbers: no hashing)."""
+def _customer_codes(ids: pd.Series | Any) -> tuple[np.ndarray, Any, bool]:
+    """Codes of the customer ids (a Series or an Arrow array, in sorted id order), the id of
+    each code as an Arrow array, and whether the ids were already sorted (then codes are run
+    numbers: no hashing)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = (
-        pa.chunked_array([pa.array(ids.astype("str"))])
-        if len(ids)
-        else pa.chunked_array([pa.array([], pa.string())])
-    )
+    if isinstance(ids, pd.Series):
+        array = pa.chunked_array([pa.array(ids.astype("str"), type=pa.large_string())])
+    else:
+        array = ids if isinstance(ids, pa.ChunkedArray) else pa.chunked_array([ids])
     if len(array) < 2 or pc.all(pc.less_equal(array[:-1], array[1:])).as_py():
         change = pc.not_equal(array[:-1], array[1:]).to_numpy(zero_copy_only=False)
         starts = np.concatenate([np.ones(min(len(array), 1), dtype=bool), change.astype(bool)])
+        del change
         codes = np.cumsum(starts, dtype=np.int32) - 1
         return codes, array.filter(pa.array(starts)), True
-    codes, uniques = pd.factorize(ids.astype("str"), sort=True)
+    codes, uniques = pd.factorize(array.to_pandas().astype("str"), sort=True)
     return codes.astype(np.int32), pa.array(np.asarray(uniques, dtype=object)), False
 
 
@@ -237,11 +238,17 @@ def compact(transactions: pd.DataFrame | Compact) -> Compact:
     """The compact view of a log frame (:class:`Compact`); a compact view is returned as is."""
     if isinstance(transactions, Compact):
         return transactions
+    amounts = transactions[AMOUNT].to_numpy(dtype=float) if AMOUNT in transactions.columns else None
     codes, ids, sorted_ids = _customer_codes(transactions[CUSTOMER])
-    days = _day_numbers(transactions[DATE])
+    return _assemble(codes, ids, sorted_ids, _day_numbers(transactions[DATE]), amounts)
+
+
+def _assemble(
+    codes: np.ndarray, ids: Any, sorted_ids: bool, days: np.ndarray, amounts: np.ndarray | None
+) -> Compact:
     columns: dict[str, Any] = {CUSTOMER: codes, DAY: days}
-    if AMOUNT in transactions.columns:
-        columns[AMOUNT] = transactions[AMOUNT].to_numpy(dtype=float)
+    if amounts is not None:
+        columns[AMOUNT] = amounts
     same = codes[1:] == codes[:-1]
     step = np.diff(days)
     ordered = sorted_ids and not np.any(step[same] < 0)
@@ -496,6 +503,7 @@ def _finish(
             "Check --as-of and the amount policies."
         )
     daily = _merge_same_day(used, config.amount_col is not None)
+    days = daily.frame[DAY]
     report = CleaningReport(
         rows_read=counts.rows_read,
         rows_after_as_of=counts.after,
@@ -505,15 +513,15 @@ def _finish(
         zero_amount_rows=counts.zero,
         zero_amount_policy=config.zero_amounts,
         rows_used=rows_used,
-        same_day_merged=int(rows_used - len(daily)),
-        transactions=len(daily),
-        customers=int(daily[CUSTOMER].nunique()),
-        first_date=str(daily[DATE].min().date()),
-        last_date=str(daily[DATE].max().date()),
+        same_day_merged=int(rows_used - len(days)),
+        transactions=len(days),
+        customers=len(daily.ids),
+        first_date=str(day_start(days.min()).astype("datetime64[D]")),
+        last_date=str(day_start(days.max()).astype("datetime64[D]")),
         timezone=config.timezone,
         has_amounts=config.amount_col is not None,
     )
-    return TransactionLog.from_frame(daily, report)
+    return TransactionLog(daily, report)
 
 
 def clean_transactions(
@@ -622,31 +630,36 @@ def clean_parquet(
         return _finish(Path(folder), used_rows, counts, config)
 
 
-def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> pd.DataFrame:
+def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> Compact:
     """Merge a customer's purchases on the same day into one transaction (amounts summed).
 
-    ``used`` is a frame or a folder of Parquet chunks; the result is sorted by customer, date.
+    ``used`` is a frame or a folder of Parquet chunks. DuckDB sorts by customer and day and
+    returns day numbers, so the compact view is built from its Arrow result directly — for
+    chunks on disk through a Parquet file, so that DuckDB's memory is released first — without
+    a pandas copy of the log.
     """
+    import pyarrow as pa
+
     amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if has_amounts else ""
     sql = (
-        f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx GROUP BY {CUSTOMER}, {DATE} "
-        f"ORDER BY {CUSTOMER}, {DATE}"
+        f"SELECT {CUSTOMER}::VARCHAR AS {CUSTOMER}, "
+        f"date_diff('day', TIMESTAMP '1970-01-01', {DATE})::INTEGER AS {DAY}{amount} "
+        f"FROM tx GROUP BY {CUSTOMER}, {DAY} ORDER BY {CUSTOMER}, {DAY}"
     )
     if isinstance(used, pd.DataFrame):
-        daily = query(sql, tx=used)
-    else:  # chunks on disk: DuckDB writes the merged log before pandas reads it
+        table = query_arrow(sql, tx=used)
+    else:
         import pyarrow.parquet as pq
 
-        merged = query_to_parquet(
-            sql.replace(f"{DATE}{amount}", f"{DATE}::TIMESTAMP_NS AS {DATE}{amount}", 1),
-            used / "merged.parquet",
-            tx=used / "[0-9]*.parquet",
-        )
-        # self_destruct frees each Arrow column as it is converted: one copy of the log at a time
-        daily = pq.read_table(merged).to_pandas(split_blocks=True, self_destruct=True)
-    daily[CUSTOMER] = daily[CUSTOMER].astype("str")
-    daily[DATE] = daily[DATE].astype("datetime64[ns]")
-    return daily
+        merged = query_to_parquet(sql, used / "merged.parquet", tx=used / "[0-9]*.parquet")
+        table = pq.read_table(merged)
+    days = table.column(DAY).to_numpy()
+    amounts = table.column(AMOUNT).to_numpy() if has_amounts else None
+    ids = table.column(CUSTOMER)
+    del table
+    codes, uniques, _ = _customer_codes(ids)
+    del ids
+    return _assemble(codes, uniques.cast(pa.large_string()), True, days, amounts)
 
 
 def load_transactions(
