@@ -15,7 +15,8 @@ outputs P(alive), expected purchases and P(no purchase) over H, from a BG/NBD fi
 data. Customer attributes (extra columns of a customer table) join as they are; text columns
 become pandas categoricals, which LightGBM splits on natively.
 
-**Which score ships.** Five-fold out-of-fold predictions on the training window compare LightGBM,
+**Which score ships.** Five-fold out-of-fold predictions on the training window (on a stratified
+sample of at most ``train.churn_max_customers`` customers) compare LightGBM,
 blends of it with the BG/NBD P(no purchase) (weights 0.75, 0.5, 0.25) and the BG/NBD score alone,
 by ROC AUC. A challenger must beat the BG/NBD score significantly (one-sided 5 %, z > 1.645
 with DeLong's standard error of the paired AUC difference): on small logs the differences are

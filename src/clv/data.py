@@ -96,9 +96,10 @@ class CleaningReport:
 class TransactionLog:
     """A cleaned log: one row per customer and purchase day, with the report of how it was made.
 
-    The log is kept as its compact view (:class:`Compact`: int32 customer codes and day numbers,
-    about 12 bytes a row where text ids and timestamps take about 30); :attr:`frame` rebuilds the
-    readable table on each access. Build one from a table with :meth:`from_frame`.
+    The log is kept as its compact view (:class:`Compact`: int32 customer codes, day numbers and
+    gaps, about 20 bytes a row with amounts, where text ids and timestamps take about 30 and more
+    in pandas); :attr:`frame` rebuilds the readable table on each access. Build one from a
+    table with :meth:`from_frame`.
     """
 
     compact: Compact
@@ -169,9 +170,9 @@ class Compact:
     1970-01-01), ``amount`` when present and, when rows are ordered by customer and day,
     ``gap`` (days since the customer's previous purchase; −1 on the first).
 
-    ``ids`` (an Arrow array, in sorted order) holds each code's text id. About 12 bytes a row
-    beside the frame's ~30, and the integer group-bys run about twice as fast as on text ids
-    and timestamps.
+    ``ids`` (an Arrow array, in sorted order) holds each code's text id. About 20 bytes a row
+    with amounts, and the integer group-bys run about twice as fast as on text ids and
+    timestamps.
     """
 
     frame: pd.DataFrame
