@@ -256,3 +256,31 @@ def test_main_job_on_full_cdnow(tmp_path):
     assert len(scored) == 23570
     assert set(scored["value_segment"]) == {"top", "high", "rest"}
     assert scored["churn_probability"].between(0, 1).all()
+
+
+def test_a_terminated_run_removes_its_temporary_files(tmp_path):
+    """SIGTERM (kill, a CI timeout) unwinds like Ctrl-C: no half-written output, no temp files."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from clv.cli import _main
+        from clv.tables import atomic_path, query
+        _main()  # what every clv command runs first
+        with atomic_path(Path({str(tmp_path)!r}) / "scores.csv") as tmp:
+            tmp.write_text("half")
+            query("SELECT 1")
+            os.kill(os.getpid(), signal.SIGTERM)
+            import time; time.sleep(5)
+        """
+    )
+    env = {**os.environ, "CLV_DUCKDB_TEMP_DIRECTORY": str(tmp_path / "spill")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 143, done.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "spill"]
+    assert list((tmp_path / "spill").iterdir()) == []

@@ -40,6 +40,26 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+
+@app.callback()
+def _main() -> None:
+    """Customer lifetime value: train BTYD + Gamma-Gamma models and score customer lists."""
+    import signal
+
+    # A terminated run (kill, a CI timeout) unwinds like Ctrl-C: temporary folders, DuckDB spill
+    # files and half-written outputs are removed on the way out.
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    import sys
+
+    code = 128 + signum
+    # DuckDB turns the exit into "Query interrupted" after cleaning up: end quietly with the code
+    sys.excepthook = lambda *_: os._exit(code)
+    raise SystemExit(code)
+
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(

@@ -25,9 +25,9 @@ def duckdb_settings() -> dict[str, str]:
     """DuckDB's memory limit and spill folder for clv's queries.
 
     ``CLV_DUCKDB_MEMORY_LIMIT`` (default ``4GB``; DuckDB's own default would be 80 % of the
-    machine's memory) caps what a query's hash tables and sorts hold before they spill to
-    ``CLV_DUCKDB_TEMP_DIRECTORY`` (default ``<system temp>/clv-duckdb``, never the working
-    folder).
+    machine's memory) caps what a query's hash tables and sorts hold before they spill to a
+    folder per connection under ``CLV_DUCKDB_TEMP_DIRECTORY`` (default
+    ``<system temp>/clv-duckdb``, never the working folder), removed when the connection ends.
     """
     return {
         "memory_limit": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", "4GB"),
@@ -42,7 +42,14 @@ def _duckdb(tables: dict[str, pd.DataFrame | Path]) -> Iterator[Any]:
     """A DuckDB connection (:func:`duckdb_settings`) with frames and Parquet files as tables."""
     import duckdb
 
-    with duckdb.connect(config=duckdb_settings()) as con:
+    settings = duckdb_settings()
+    base = Path(settings["temp_directory"])
+    base.mkdir(parents=True, exist_ok=True)
+    # a folder per connection, removed on the way out even when DuckDB is interrupted
+    with (
+        tempfile.TemporaryDirectory(prefix="query-", dir=base) as spill,
+        duckdb.connect(config={**settings, "temp_directory": spill}) as con,
+    ):
         for name, table in tables.items():
             if isinstance(table, pd.DataFrame):
                 con.register(name, table)
