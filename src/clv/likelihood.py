@@ -23,10 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, hyp2f1
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Parameter names of each model kind, in optimizer order.
 PARAMS: dict[str, tuple[str, str, str, str]] = {
@@ -51,6 +55,14 @@ class Patterns:
     t_x: np.ndarray
     T: np.ndarray
     weight: np.ndarray
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame) -> Patterns:
+        """From a table with ``frequency``, ``recency``, ``T`` and ``weight`` columns
+        (:func:`clv.btyd.rfm_patterns`)."""
+        return cls(
+            *(table[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight"))
+        )
 
     @cached_property
     def total(self) -> float:
