@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, astuple, dataclass, replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from clv.tables import query_arrow, query_to_parquet, read_table
 
 #: Column names used inside clv, whatever the user's log calls them.
 CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
+#: The error for a log without rows.
+EMPTY_LOG = "The transaction log is empty: there is nothing to train or score on."
 #: Rows hashed at a time by :meth:`TransactionLog.fingerprint`.
 FINGERPRINT_CHUNK_ROWS = 5_000_000
 #: SERVQUAL survey items: expectation_<dimension>[_<item>], perception_<dimension>[_<item>].
@@ -140,11 +142,13 @@ class TransactionLog:
     def first_customers(self, n: int) -> TransactionLog:
         """The log of the first ``n`` customers by id, e.g. for an input example; the report is
         the full log's."""
-        codes = self.compact.frame[CUSTOMER].to_numpy()
-        end = int(np.searchsorted(codes, n)) if self.compact.ordered else len(codes)
-        head = self.compact.frame.iloc[:end]
-        if not self.compact.ordered:
-            head = self.compact.frame[codes < n]
+        frame = self.compact.frame
+        codes = frame[CUSTOMER].to_numpy()
+        head = (
+            frame.iloc[: int(np.searchsorted(codes, n))]  # ordered: the first rows
+            if self.compact.ordered
+            else frame[codes < n]
+        )
         return TransactionLog(replace(self.compact, frame=head.reset_index(drop=True)), self.report)
 
 
@@ -332,11 +336,16 @@ def read_transactions(source: str | Path, config: DataConfig) -> tuple[pd.DataFr
         )
         return read_embedded(str(source)), embedded
     frame = read_table(source, string_columns=(config.customer_col, config.date_col))
+    return frame, _for_columns(config, frame.columns)
+
+
+def _for_columns(config: DataConfig, columns: Any) -> DataConfig:
+    """The default amount column is optional: a log without it is read without amounts
+    (purchase models only); an amount column named explicitly must exist."""
     default_amount = DataConfig.model_fields["amount_col"].default
-    if config.amount_col == default_amount and default_amount not in frame.columns:
-        # The default amount column is optional: without it, purchase models only.
-        config = config.model_copy(update={"amount_col": None})
-    return frame, config
+    if config.amount_col == default_amount and default_amount not in columns:
+        return config.model_copy(update={"amount_col": None})
+    return config
 
 
 def _example(values: pd.Series, mask: np.ndarray) -> str:
@@ -433,20 +442,26 @@ def _amounts(values: pd.Series, column: str) -> pd.Series:
     return numeric
 
 
-@dataclass
-class _Screened:
-    """Rows of a raw log (or of one chunk of it) that pass the cleaning rules, and the counts."""
+@dataclass(frozen=True)
+class _Counts:
+    """What screening did to a raw log (or to one chunk of it); chunks' counts add up."""
 
-    used: pd.DataFrame
-    rows_read: int
-    after: int
-    negative: int
-    negative_total: float
-    zero: int
+    rows_read: int = 0
+    after: int = 0
+    negative: int = 0
+    negative_total: float = 0.0
+    zero: int = 0
+    used: int = 0
+
+    def __add__(self, other: _Counts) -> _Counts:
+        return _Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
-def _screen(raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None) -> _Screened:
-    """Check and filter raw rows: rules 1–3 of the module docstring (no merging yet)."""
+def _screen(
+    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None
+) -> tuple[pd.DataFrame, _Counts]:
+    """Check and filter raw rows: rules 1–3 of the module docstring (no merging yet); the rows
+    kept and the counts."""
     _require_columns(raw, config)
     frame = pd.DataFrame(
         {
@@ -482,22 +497,17 @@ def _screen(raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None) -
         keep &= ~negative
         if config.zero_amounts == "exclude":
             keep &= ~zero
-    return _Screened(
-        frame.loc[keep],
-        rows_read,
-        int(after.sum()),
-        int(negative.sum()),
-        negative_total,
-        int(zero.sum()),
+    used = frame.loc[keep]
+    counts = _Counts(
+        rows_read, int(after.sum()), int(negative.sum()), negative_total, int(zero.sum()), len(used)
     )
+    return used, counts
 
 
-def _finish(
-    used: pd.DataFrame | Path, rows_used: int, counts: _Screened, config: DataConfig
-) -> TransactionLog:
-    """Merge same-day purchases of the ``rows_used`` screened rows (a frame, or Parquet chunks
-    in a folder) and write the cleaning report with the counts."""
-    if rows_used == 0:
+def _finish(used: pd.DataFrame | Path, counts: _Counts, config: DataConfig) -> TransactionLog:
+    """Merge same-day purchases of the screened rows (a frame, or Parquet chunks in a folder)
+    and write the cleaning report with the counts."""
+    if counts.used == 0:
         raise DataValidationError(
             f"No purchase is left after cleaning ({counts.rows_read:,} rows read, "
             f"{counts.after:,} after the as-of day, {counts.negative:,} negative). "
@@ -513,8 +523,8 @@ def _finish(
         negative_amount_policy=config.negative_amounts,
         zero_amount_rows=counts.zero,
         zero_amount_policy=config.zero_amounts,
-        rows_used=rows_used,
-        same_day_merged=int(rows_used - len(days)),
+        rows_used=counts.used,
+        same_day_merged=int(counts.used - len(days)),
         transactions=len(days),
         customers=len(daily.ids),
         first_date=str(day_start(days.min()).astype("datetime64[D]")),
@@ -550,11 +560,9 @@ def clean_transactions(
         non-numeric amounts, negative amounts under the 'error' policy, or nothing left to use.
     """
     if len(raw) == 0:
-        raise DataValidationError(
-            "The transaction log is empty: there is nothing to train or score on."
-        )
-    screened = _screen(raw, config, as_of)
-    return _finish(screened.used, len(screened.used), screened, config)
+        raise DataValidationError(EMPTY_LOG)
+    used, counts = _screen(raw, config, as_of)
+    return _finish(used, counts, config)
 
 
 #: Rows per chunk when a Parquet log is read in pieces (about 0.3 GB of raw rows in memory).
@@ -589,46 +597,33 @@ def clean_parquet(
     except (OSError, ValueError) as exc:
         raise DataValidationError(f"{path} could not be read as parquet: {exc}") from None
     names = source.schema_arrow.names
-    default_amount = DataConfig.model_fields["amount_col"].default
-    if config.amount_col == default_amount and default_amount not in names:
-        config = config.model_copy(update={"amount_col": None})
+    config = _for_columns(config, names)
     wanted = [config.customer_col, config.date_col, config.amount_col]
     columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
     _require_columns(pd.DataFrame(columns=columns), config)
     total = source.metadata.num_rows
     if total == 0:
-        raise DataValidationError(
-            "The transaction log is empty: there is nothing to train or score on."
-        )
+        raise DataValidationError(EMPTY_LOG)
     if total <= chunk_rows:  # one chunk: clean it in memory
         raw = source.read(columns=columns).to_pandas()
         return clean_transactions(raw, config, as_of)
-    counts = _Screened(pd.DataFrame(), 0, 0, 0, 0.0, 0)
-    used_rows = 0
+    counts = _Counts()
     with tempfile.TemporaryDirectory(prefix="clv-clean-") as folder:
         for number, batch in enumerate(source.iter_batches(chunk_rows, columns=columns)):
             start = counts.rows_read
             try:
-                part = _screen(batch.to_pandas(), config, as_of)
+                used, part = _screen(batch.to_pandas(), config, as_of)
             except DataValidationError as exc:
                 raise DataValidationError(
                     f"{exc} (in rows {start + 1:,}–{start + batch.num_rows:,} of {path.name}; "
                     "row numbers in the message count from the start of those rows)"
                 ) from None
-            part.used.to_parquet(Path(folder) / f"{number:06d}.parquet", index=False)
-            used_rows += len(part.used)
-            counts = _Screened(
-                counts.used,
-                counts.rows_read + part.rows_read,
-                counts.after + part.after,
-                counts.negative + part.negative,
-                counts.negative_total + part.negative_total,
-                counts.zero + part.zero,
-            )
-            del part
+            used.to_parquet(Path(folder) / f"{number:06d}.parquet", index=False)
+            counts += part
+            del used
             if progress is not None:
                 progress(counts.rows_read, total)
-        return _finish(Path(folder), used_rows, counts, config)
+        return _finish(Path(folder), counts, config)
 
 
 def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> Compact:
@@ -658,9 +653,9 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> Compact:
     amounts = table.column(AMOUNT).to_numpy() if has_amounts else None
     ids = table.column(CUSTOMER)
     del table
-    codes, uniques, _ = _customer_codes(ids)
+    codes, uniques, sorted_ids = _customer_codes(ids)  # sorted by the ORDER BY: run numbers
     del ids
-    return _assemble(codes, uniques.cast(pa.large_string()), True, days, amounts)
+    return _assemble(codes, uniques.cast(pa.large_string()), sorted_ids, days, amounts)
 
 
 def load_transactions(

@@ -145,21 +145,21 @@ def monthly_table(
         )
 
     view = log.compact
+    periods = pd.period_range(pd.Timestamp(log.report.first_date), as_of, freq="M")
     months = query(_month_sql(view.has_amounts), {"end": day_number(as_of)}, tx=view.frame)
-    months = months.set_index("month")
+    months = months.set_index("month").reindex([str(p) for p in periods])  # months without buyers
+    months["buyers"] = months["buyers"].fillna(0).astype(int)
+    if view.has_amounts:
+        months["revenue"] = months["revenue"].fillna(0.0)
     rows = []
-    for month in pd.period_range(pd.Timestamp(log.report.first_date), as_of, freq="M"):
+    for month in periods:
         start = month.start_time.normalize()
         end = min(month.end_time.normalize(), as_of)
         active_start, active_end = active(start, inclusive=False), active(end, inclusive=True)
         new, lost = within("acquired", start, end), within("lost", start, end)
         key = str(month)
-        buyers = int(months.at[key, "buyers"]) if key in months.index else 0
-        revenue = (
-            (float(months.at[key, "revenue"]) if key in months.index else 0.0)
-            if view.has_amounts
-            else float("nan")
-        )
+        buyers = int(months.at[key, "buyers"])
+        revenue = float(months.at[key, "revenue"])
         average = (active_start + active_end) / 2
         rows.append(
             {
@@ -389,18 +389,17 @@ def value_segments_table(
 
 
 def revenue_forecast(
-    bundle: Any, log: TransactionLog, as_of: pd.Timestamp, months: int
+    bundle: Any, frame: pd.DataFrame, as_of: pd.Timestamp, months: int
 ) -> pd.DataFrame:
     """Expected revenue of the existing customers in each of the next ``months`` months.
 
-    Σ over customers of (expected transactions in the month) × (Gamma-Gamma expected spend).
-    New customers are not included.
+    Σ over customers of (expected transactions in the month) × (Gamma-Gamma expected spend),
+    from their RFM table as of ``as_of`` (:func:`clv.features.build_rfm`, in the bundle's time
+    unit). New customers are not included.
     """
     from clv.btyd import rfm_patterns_index
     from clv.config import DAYS_PER_UNIT
-    from clv.features import build_rfm
 
-    frame = build_rfm(log.compact, pd.Timestamp(as_of), bundle.time_unit)
     patterns, inverse = rfm_patterns_index(frame)
     x, t_x, T = patterns.T
     value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
@@ -505,7 +504,7 @@ def build_report(
         rfm = build_rfm(log.compact, as_of, bundle.time_unit)  # segments need no churn features
         scores = score_rfm(replace(bundle, churn=None), rfm, horizon=12, time_unit="month")
         predicted = scores.set_index(CUSTOMER)["clv"]
-        forecast = revenue_forecast(bundle, log, as_of, settings.forecast_months)
+        forecast = revenue_forecast(bundle, rfm, as_of, settings.forecast_months)
     segments = value_segments_table(
         log,
         as_of,
