@@ -259,7 +259,8 @@ def test_main_job_on_full_cdnow(tmp_path):
 
 
 def test_a_terminated_run_removes_its_temporary_files(tmp_path):
-    """SIGTERM (kill, a CI timeout) unwinds like Ctrl-C: no half-written output, no temp files."""
+    """SIGTERM (kill, a CI timeout; also SIGHUP) unwinds like Ctrl-C: no half-written output, no
+    temporary files, even when the signal comes twice."""
     import os
     import subprocess
     import sys
@@ -276,6 +277,7 @@ def test_a_terminated_run_removes_its_temporary_files(tmp_path):
             tmp.write_text("half")
             query("SELECT 1")
             os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # a second one must not cut the clean-up short
             import time; time.sleep(5)
         """
     )

@@ -46,15 +46,28 @@ def _main() -> None:
     """Customer lifetime value: train BTYD + Gamma-Gamma models and score customer lists."""
     import signal
 
-    # A terminated run (kill, a CI timeout) unwinds like Ctrl-C: temporary folders, DuckDB spill
-    # files and half-written outputs are removed on the way out.
-    signal.signal(signal.SIGTERM, _terminate)
+    # A terminated run (kill, a CI timeout, a closed terminal) unwinds like Ctrl-C: temporary
+    # folders, DuckDB spill files and half-written outputs are removed on the way out.
+    for sig in _terminating():
+        signal.signal(sig, _terminate)
+
+
+def _terminating() -> list[Any]:
+    """SIGTERM, and SIGHUP where it exists (not on Windows)."""
+    import signal
+
+    return [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
 
 
 def _terminate(signum: int, frame: Any) -> None:
+    import signal
     import sys
 
-    code = 128 + signum
+    if getattr(_terminate, "code", None) is not None:
+        return  # a second signal must not cut the clean-up short (it may already be pending)
+    for sig in _terminating():
+        signal.signal(sig, signal.SIG_IGN)
+    code = _terminate.code = 128 + signum  # type: ignore[attr-defined]
     # DuckDB turns the exit into "Query interrupted" after cleaning up: end quietly with the code
     sys.excepthook = lambda *_: os._exit(code)
     raise SystemExit(code)
@@ -345,11 +358,8 @@ def train(
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with warnings.catch_warnings():  # training collects its own notices
             warnings.simplefilter("ignore")
-            reading = _reading_bar()
-            try:
+            with _reading_bar() as reading:
                 result = run_training(settings, progress=reading)
-            finally:
-                reading.close()
     except ClvError as exc:
         raise _fail(exc) from None
     _print_cleaning(result.log.report.rows())
@@ -421,11 +431,8 @@ def evaluate(
         from clv.evaluation import evaluate as run_evaluation
         from clv.tables import write_json
 
-        reading = _reading_bar()
-        try:
+        with _reading_bar() as reading:
             inputs = load_run_inputs(settings, progress=reading)
-        finally:
-            reading.close()
         log = inputs.log
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -522,6 +529,12 @@ class _ProgressBar:
             self._progress.stop()
             self._progress = None
 
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _reading_bar() -> _ProgressBar:
     from clv.data import PARQUET_CHUNK_ROWS
@@ -601,7 +614,7 @@ def score(
     started = time.perf_counter()
     from clv.predict import CHUNK_SIZE
 
-    bar, reading = _ProgressBar("Scoring customers", CHUNK_SIZE), _reading_bar()
+    bar = _ProgressBar("Scoring customers", CHUNK_SIZE)
     try:
         settings = _settings(config, overrides, no_amounts)
         s = settings.score
@@ -613,10 +626,10 @@ def score(
 
         bundle = load_model(s.model, settings.mlflow.tracking_uri)
         as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
-        log = load_transactions(
-            settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
-        )
-        reading.close()
+        with _reading_bar() as reading:
+            log = load_transactions(
+                settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
+            )
         listed = (
             read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
         )
@@ -663,7 +676,6 @@ def score(
         raise _fail(exc) from None
     finally:
         bar.close()
-        reading.close()
     _print_cleaning(log.report.rows())
     unit = s.time_unit or bundle.time_unit
     churn_h = None
