@@ -8,7 +8,9 @@ ends with non-finite parameters, is retried once with a small L2 penalizer, then
 :class:`~clv.errors.ModelFitError` that describes the data.
 
 A fitted model is a :class:`PurchaseModel`: plain parameters (saved as JSON, never pickled) and
-vectorized predictions for arrays of customers, computed by lifetimes' formulas.
+vectorized predictions for arrays of customers — the published formulas (equal to lifetimes'
+where lifetimes' are finite, tested), evaluated in log space or through transformed
+hypergeometric terms so that every score is finite for any history, the heaviest buyers included.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, gammaln
 
-from clv._lifetimes import fit_with_retry, fitters, guarded
+from clv._lifetimes import fit_with_retry, fitters
 from clv.errors import ModelFitError
-from clv.likelihood import PARAMS, Fit, Patterns, fit_btyd
+from clv.likelihood import PARAMS, Fit, Patterns, fit_btyd, pareto_log_likelihood
 
 #: Model kind → (lifetimes fitter class name, parameter names, display name).
 KINDS: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -111,10 +114,33 @@ class PurchaseModel:
         return fitter
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        """Probability that each customer is still active at ``T``."""
-        with guarded():
-            out = self._fitter.conditional_probability_alive(*_arrays(frequency, recency, T))
-        return np.clip(np.asarray(out, dtype=float), 0.0, 1.0)
+        """Probability that each customer is still active at ``T``.
+
+        Evaluated in log space (:func:`_log_odds_dead`), so it is finite for any history.
+        """
+        x, t_x, T_ = _arrays(frequency, recency, T)
+        with np.errstate(over="ignore"):
+            return np.clip(expit(-self._log_odds_dead(x, t_x, T_)), 0.0, 1.0)
+
+    def _log_odds_dead(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """``log((1 − P_alive) / P_alive)`` (``-inf`` where a customer must be alive).
+
+        BG/NBD: ``log(a / (b + x − 1)) + (r + x) log((α + T) / (α + t_x))``, alive for x = 0
+        (FHL 2005, eq. 13); MBG/NBD: the same with ``b + x`` and no exception at x = 0
+        (Batislam et al. 2007); Pareto/NBD: the log-likelihood's "dead" term against its
+        "alive" term (Fader & Hardie 2005 note, eq. 37), both from :mod:`clv.likelihood`.
+        """
+        p = self.params
+        if self.kind == "pareto":
+            log_p_alive = _pareto_log_alive_term(p, x, T) - _pareto_log_likelihood(p, x, t_x, T)
+            log_p_alive = np.minimum(log_p_alive, 0.0)  # rounding above log 1
+            with np.errstate(divide="ignore"):
+                return np.log(-np.expm1(log_p_alive)) - log_p_alive
+        r, alpha, a, b = (p[k] for k in ("r", "alpha", "a", "b"))
+        shift = 0.0 if self.kind == "mbgnbd" else 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            odds = np.log(a / (b + x - shift)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+        return odds if shift == 0.0 else np.where(x > 0, odds, -np.inf)
 
     def expected_purchases(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Expected number of purchases in ``(T, T + t]`` for each customer."""
@@ -123,29 +149,37 @@ class PurchaseModel:
         x, t_x, T_ = _arrays(frequency, recency, T)
         if self.kind in ("bgnbd", "mbgnbd"):
             return _bg_expected_purchases(self.params, self.kind == "mbgnbd", t, x, t_x, T_)
-        with guarded():
-            out = self._fitter.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T_)
-        return np.asarray(out, dtype=float)
+        r, alpha, s, beta = (self.params[k] for k in ("r", "alpha", "s", "beta"))
+        # Fader & Hardie (2005 note, eq. 41): P(alive) · (r + x)(β + T) / ((α + T)(s − 1))
+        # · [1 − ((β + T) / (β + T + t))^(s − 1)], the bracket over (s − 1) taken with expm1 so
+        # that s = 1 (where it becomes log(1 + t / (β + T))) is no special case.
+        c, u = s - 1.0, np.log1p(t / (beta + T_))
+        growth = u if abs(c) < 1e-12 else -np.expm1(-c * u) / c
+        alive = self.p_alive(x, t_x, T_)
+        return alive * (r + x) * (beta + T_) / (alpha + T_) * growth
 
     def p_no_purchase(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Probability of no purchase in ``(T, T + t]``.
 
         BG/NBD and MBG/NBD: ``(1 − P_alive) + P_alive · ((α + T) / (α + T + t))^(r + x)``
         (DOMAIN.md §2; given activity, the purchase rate's posterior is Gamma(r + x, α + T)).
-        Pareto/NBD: the conditional PMF at zero (Fader, Hardie & Shang 2010, eq. 16).
+        Pareto/NBD: the ratio of the likelihoods of the history observed to ``T + t`` and to
+        ``T`` — seeing no purchase in ``(T, T + t]`` is exactly what extending the observation
+        adds — which equals the conditional PMF at zero (Fader, Hardie & Shang 2010, eq. 16)
+        and is finite for any ``x`` (lifetimes' form overflows for heavy buyers).
         """
         x, t_x, T_ = _arrays(frequency, recency, T)
         if t <= 0:
             return np.ones(x.shape, dtype=float)
         if self.kind == "pareto":
-            with guarded():
-                out = self._fitter.conditional_probability_of_n_purchases_up_to_time(
-                    0, t, x, t_x, T_
-                )
-            return np.clip(np.asarray(out, dtype=float), 0.0, 1.0)
+            p = self.params
+            log_ratio = _pareto_log_likelihood(p, x, t_x, T_ + t) - _pareto_log_likelihood(
+                p, x, t_x, T_
+            )
+            return np.clip(np.exp(log_ratio), 0.0, 1.0)
         r, alpha = self.params["r"], self.params["alpha"]
         alive = self.p_alive(x, t_x, T_)
-        silent_if_alive = ((alpha + T_) / (alpha + T_ + t)) ** (r + x)
+        silent_if_alive = np.exp((r + x) * (np.log(alpha + T_) - np.log(alpha + T_ + t)))
         return np.clip((1.0 - alive) + alive * silent_if_alive, 0.0, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,16 +221,23 @@ def _bg_expected_purchases(
     t_x: np.ndarray,
     T: np.ndarray,
 ) -> np.ndarray:
-    """lifetimes' conditional expected purchases of BG/NBD (or MBG/NBD) in ``(T, T + t]``.
+    """Conditional expected purchases of BG/NBD (FHL 2005, eq. 10) or MBG/NBD in ``(T, T + t]``.
 
-    The Gauss hypergeometric term depends on ``(x, T)`` only: it is evaluated on the grid of
-    distinct ``x`` and ``T`` values when that is smaller than the input (at a million
-    customers some ten thousand evaluations instead of a million). Equal to
-    lifetimes' ``conditional_expected_number_of_purchases_up_to_time`` (tested).
+    ``P(alive) · (c / (a − 1)) · [1 − ((α + T) / (α + T + t))^(r + x) · ₂F₁(r + x, b + x + m;
+    c; z)]`` with ``c = a + b + x − 1 + m``, ``z = t / (α + T + t)``, ``m = 1`` for MBG/NBD.
+    The Gauss hypergeometric term depends on ``(x, T)`` only and is evaluated on the grid of
+    distinct ``x`` and ``T`` values when that is smaller than the input (at a million customers
+    some ten thousand evaluations instead of a million). ₂F₁ is taken through Euler's
+    transformation ``(1 − z)^(c − A − B) ₂F₁(c − A, c − B; c; z)``, with the power merged into
+    the bracket's: its parameters ``c − A``, ``c − B`` do not grow with ``x``, so it stays finite
+    and accurate (1e-13 against mpmath, where the direct form overflows from x ≈ 1,000 or
+    loses 1e-8) for any history; the direct form is the fallback. Equal to lifetimes'
+    ``conditional_expected_number_of_purchases_up_to_time`` where that is finite (tested).
     """
     from scipy.special import hyp2f1
 
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    m = 1.0 if modified else 0.0
     x, t_x, T = np.broadcast_arrays(x, t_x, T)
     shape = x.shape
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
@@ -208,27 +249,39 @@ def _bg_expected_purchases(
     else:
         kx, kT, index = x, T, slice(None)
     z = t / (alpha + kT + t)
+    log_1mz = np.log(alpha + kT) - np.log(alpha + kT + t)
+    A, B, c = r + kx, b + kx + m, a + b + kx - 1.0 + m
     with np.errstate(all="ignore"):
-        if modified:
-            log_hyp = np.log(hyp2f1(r + kx, b + kx + 1, a + b + kx, z))
-            first = (a + b + kx) / (a - 1)
-        else:
-            c = a + b + kx - 1
-            log_hyp = np.log(hyp2f1(r + kx, b + kx, c, z))
-            alternative = np.log(hyp2f1(a - 1 - r, a - 1, c, z)) + (a - 1 - r - b - kx) * np.log(
-                1 - z
-            )
-            log_hyp = np.where(np.isinf(log_hyp), alternative, log_hyp)
-            first = c / (a - 1)
-        numerator = first * (
-            1 - np.exp(log_hyp + (r + kx) * np.log((alpha + kT) / (alpha + t + kT)))
-        )
-        odds = ((alpha + T) / (alpha + t_x)) ** (r + x)
-        if modified:
-            denominator = 1 + (a / (b + x)) * odds
-        else:
-            denominator = 1 + np.where(x > 0, a / (b + x - 1) * odds, 0.0)
-    return (numerator[index] / denominator).reshape(shape)
+        euler = np.log(hyp2f1(c - A, c - B, c, z)) + (c - B) * log_1mz  # (c − A − B) + A
+        direct = np.log(hyp2f1(A, B, c, z)) + A * log_1mz
+        log_silent = np.where(np.isfinite(euler), euler, direct)
+        bracket = (c / (a - 1.0)) * -np.expm1(log_silent)
+    alive = PurchaseModel("mbgnbd" if modified else "bgnbd", params, "").p_alive(x, t_x, T)
+    return (bracket[index] * alive).reshape(shape)
+
+
+def _pareto_log_likelihood(
+    params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """Pareto/NBD log-likelihood of each history (:func:`clv.likelihood.pareto_log_likelihood`)."""
+    x, t_x, T = np.broadcast_arrays(x, t_x, T)
+    theta = np.array([params[n] for n in PARAMS["pareto"]], dtype=float)
+    data = Patterns(x.ravel(), t_x.ravel(), T.ravel(), np.ones(x.size))
+    with np.errstate(divide="ignore"):
+        return pareto_log_likelihood(theta, data).reshape(x.shape)
+
+
+def _pareto_log_alive_term(params: dict[str, float], x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Log of the likelihood's term for a customer still alive at ``T`` (Pareto/NBD)."""
+    r, alpha, s, beta = (params[k] for k in ("r", "alpha", "s", "beta"))
+    return (
+        gammaln(r + x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + s * np.log(beta)
+        - (r + x) * np.log(alpha + T)
+        - s * np.log(beta + T)
+    )
 
 
 def _arrays(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

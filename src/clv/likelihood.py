@@ -167,7 +167,8 @@ def _pareto_time_terms(theta: np.ndarray, data: Patterns, pairs: _ParetoPairs) -
 
     ``log A_0`` follows lifetimes' ``ParetoNBDFitter._log_A_0``: the Gauss hypergeometric
     function at ``|α − β| / (max(α, β) + t)`` for ``t = t_x`` and ``t = T``, evaluated once per
-    distinct ``(x, t)`` pair.
+    distinct ``(x, t)`` pair, in a form that stays finite for any ``x`` (Euler's transformation
+    when ``α < β``).
     """
     r, alpha, s, beta = theta
     low, high = sorted((alpha, beta))
@@ -176,8 +177,14 @@ def _pareto_time_terms(theta: np.ndarray, data: Patterns, pairs: _ParetoPairs) -
     def log_term(keys: tuple[np.ndarray, np.ndarray], index: np.ndarray) -> np.ndarray:
         kx, kt = keys
         rsx = r + s + kx
-        second = r + kx if alpha < beta else s + 1.0
-        values = np.log(hyp2f1(rsx, second, rsx + 1.0, gap / (high + kt)))
+        z = gap / (high + kt)
+        if alpha < beta:
+            # 2F1(r+s+x, r+x; r+s+x+1; z) grows like (1 − z)^(−x) and overflows for large x;
+            # Euler's transformation leaves a factor (1 − z)^(1−r−x), taken in logs, times a
+            # 2F1(1, s+1; r+s+x+1; z) that stays near 1 (equal to mpmath to ~1e-13).
+            values = (1.0 - r - kx) * np.log1p(-z) + np.log(hyp2f1(1.0, s + 1.0, rsx + 1.0, z))
+        else:
+            values = np.log(hyp2f1(rsx, s + 1.0, rsx + 1.0, z))
         return (values - rsx * np.log(high + kt))[index]
 
     u = log_term(pairs.recency_keys, pairs.recency_index)  # at t_x: the larger of the two
