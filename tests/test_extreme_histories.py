@@ -56,7 +56,9 @@ def _mp_bg(p: dict[str, float], modified: bool, t: float, x: float, t_x: float, 
     alive = 1 / (1 + odds)
     c = a + b + x - 1 + m
     z = t / (alpha + T + t)
-    bracket = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * mp.hyp2f1(r + x, b + x + m, c, z, maxterms=10**6)
+    bracket = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * mp.hyp2f1(
+        r + x, b + x + m, c, z, maxterms=10**6
+    )
     expected = alive * c / (a - 1) * bracket
     silent = (1 - alive) + alive * ((alpha + T) / (alpha + T + t)) ** (r + x)
     return alive, expected, silent
@@ -70,9 +72,7 @@ def _mp_pareto(p: dict[str, float], t: float, x: float, t_x: float, T: float):
 
     def term(u):
         f = mp.hyp2f1(r + s + x, second, r + s + x + 1, gap / (high + u), maxterms=10**6)
-        return f / (high + u) ** (
-            r + s + x
-        )
+        return f / (high + u) ** (r + s + x)
 
     a0 = term(t_x) - term(T)
     alive = 1 / (1 + s / (r + s + x) * (alpha + T) ** (r + x) * (beta + T) ** s * a0)

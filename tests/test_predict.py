@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,12 +34,13 @@ COLUMNS = [
 
 @pytest.fixture(scope="module")
 def bundle(sample_split) -> Bundle:
-    return Bundle(
+    fitted = Bundle(
         purchase=fit_purchase_model("bgnbd", sample_split, "week"),
         spend=fit_spend_model(sample_split),
         config={},
         fingerprint={},
     )
+    return replace(fitted, segments=predict.define_segments(fitted, sample_split))
 
 
 def test_scores_every_customer_with_the_documented_columns(bundle, sample_log):
@@ -113,20 +116,58 @@ def test_a_log_without_amounts_gets_no_value_columns(bundle, sample_log):
     assert "p_no_purchase" in scores
 
 
+def _with_segments(bundle: Bundle, log, tiers=None, rest="rest") -> Bundle:
+    """The bundle with tiers fixed on the sample's population as of its last day."""
+    population = predict.customer_features(bundle, log)
+    return replace(bundle, segments=predict.define_segments(bundle, population, tiers, rest))
+
+
 def test_value_segments_follow_the_configured_tiers(bundle, sample_log):
-    scores = predict.score_transactions(
-        bundle,
-        sample_log,
-        horizon=52,
-        segments={"gold": 0.05, "silver": 0.15},
-        segment_rest="bronze",
-    )
+    tiered = _with_segments(bundle, sample_log, {"gold": 0.05, "silver": 0.15}, "bronze")
+    scores = predict.score_transactions(tiered, sample_log, horizon=52)
     counts = scores["value_segment"].value_counts()
     assert counts["gold"] == 118 and counts["silver"] == 354 and counts["bronze"] == 2357 - 472
     assert (
         scores.loc[scores["value_segment"] == "gold", "clv"].min()
         >= scores.loc[scores["value_segment"] == "silver", "clv"].max()
     )
+
+
+def test_a_customers_segment_does_not_depend_on_the_list(bundle, sample_log, tmp_path):
+    tiered = _with_segments(bundle, sample_log)
+    everyone = predict.score_transactions(tiered, sample_log, horizon=52).set_index("customer_id")
+    top = everyone.sort_values("clv", ascending=False).index
+    ids = [top[0], top[300], top[600], top[1000], top[2000], "never-seen"]
+    listed = pd.DataFrame({"customer_id": ids})
+    alone = predict.score_transactions(tiered, sample_log, horizon=52, customers=listed)
+    assert alone["value_segment"].tolist()[:5] == everyone.loc[ids[:5], "value_segment"].tolist()
+    assert alone["value_segment"].tolist()[:5] == ["top", "high", "high", "rest", "rest"]
+    # another horizon, unit and discount rate: the segment is still the training definition's
+    other = predict.score_transactions(
+        tiered, sample_log, horizon=3, time_unit="month", discount_rate=0.01, margin=0.2
+    ).set_index("customer_id")
+    pd.testing.assert_series_equal(other["value_segment"], everyone["value_segment"])
+    # and a round trip through the bundle's JSON keeps the thresholds
+    from clv.bundle import load_bundle, save_bundle
+
+    reloaded = load_bundle(save_bundle(tiered, tmp_path / "b"))
+    assert reloaded.segments == tiered.segments
+
+
+def test_a_bundle_without_thresholds_ranks_the_list_and_says_so(bundle, sample_log):
+    with pytest.warns(UserWarning, match="no stored segment thresholds"):
+        scores = predict.score_transactions(replace(bundle, segments={}), sample_log, horizon=52)
+    assert (scores["value_segment"] == "top").sum() == 236
+
+
+def test_recency_and_T_are_in_the_scoring_unit(bundle, sample_log):
+    weeks = predict.score_transactions(_with_segments(bundle, sample_log), sample_log, horizon=4)
+    months = predict.score_transactions(
+        _with_segments(bundle, sample_log), sample_log, horizon=1, time_unit="month"
+    )
+    factor = 7.0 / (365.25 / 12.0)
+    np.testing.assert_allclose(months["T"], weeks["T"] * factor, rtol=1e-12)
+    np.testing.assert_allclose(months["recency"], weeks["recency"] * factor, rtol=1e-12)
 
 
 def test_an_impossible_rfm_row_is_named(bundle):

@@ -77,6 +77,9 @@ class Bundle:
         The churn score shipped for scoring.
     scorecard : dict
         The holdout scorecard (:mod:`clv.evaluation`).
+    segments : dict
+        Value-tier thresholds fixed on the training population
+        (:func:`clv.predict.define_segments`); empty in bundles of older clv versions.
     """
 
     purchase: PurchaseModel
@@ -88,6 +91,7 @@ class Bundle:
     notices: list[str] = field(default_factory=list)
     churn: ChurnModel | None = None
     scorecard: dict[str, Any] = field(default_factory=dict)
+    segments: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=package_versions)
     created: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -114,6 +118,7 @@ class Bundle:
             "model_selection": self.selection,
             "notices": list(self.notices),
             "scorecard": self.scorecard,
+            "value_segments": self.segments,
             "package_versions": self.versions,
         }
 
@@ -183,6 +188,7 @@ def load_bundle(directory: str | Path) -> Bundle:
             notices=list(data.get("notices", [])),
             churn=churn,
             scorecard=data.get("scorecard", {}),
+            segments=data.get("value_segments") or {},
             versions=data.get("package_versions", {}),
             created=data.get("created", ""),
         )

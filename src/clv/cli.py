@@ -651,8 +651,6 @@ def score(
                     time_unit=s.time_unit,
                     discount_rate=s.discount_rate,
                     margin=s.margin,
-                    segments=s.segments,
-                    segment_rest=s.segment_rest,
                     master=s.spark_master,
                 )
                 scores = pd.read_parquet(path)

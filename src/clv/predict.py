@@ -18,9 +18,11 @@ expected_purchases, p_no_purchase, expected_avg_value, clv, churn_probability, v
 - ``clv``: margin × discounted expected spend over the horizon (:mod:`clv.value`);
 - ``churn_probability``: calibrated probability of no purchase within the churn model's own
   horizon H (``bundle.churn.horizon``), whatever the scoring horizon;
-- ``value_segment``: tiers by predicted CLV (by expected purchases without amounts), from the top.
+- ``value_segment``: the value tier, by thresholds fixed at training (:func:`define_segments`):
+  a customer's segment depends on the customer and the model, never on who else is scored.
 
-The horizon and the discount rate are in the scoring time unit (the bundle's by default).
+The horizon and the discount rate are in the scoring time unit (the bundle's by default), and so
+are the ``recency`` and ``T`` columns of the output.
 Customers listed without any transaction get the population-level prediction of a customer who
 has just made a first purchase (``frequency = recency = T = 0``) and ``has_history = False``.
 Work is vectorized over customers and done in chunks, reporting progress after each.
@@ -32,6 +34,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,6 +97,9 @@ def value_segments(
 ) -> np.ndarray:
     """Assign tiers from the top of ``ranking``: e.g. top 10 %, next 20 %, rest.
 
+    Ranks *within* ``ranking``: used for population reports (KPIs) and to define the thresholds
+    of a bundle's segments; scoring applies those thresholds (:func:`apply_segments`).
+
     >>> value_segments(np.array([5.0, 1.0, 3.0, 9.0, 0.0]), {"top": 0.2, "high": 0.4}).tolist()
     ['high', 'rest', 'high', 'top', 'rest']
     """
@@ -103,7 +109,7 @@ def value_segments(
     position[np.argsort(-np.asarray(ranking, dtype=float), kind="stable")] = np.arange(1, n + 1)
     out = np.full(n, rest, dtype=object)
     for name, share in reversed(list(_cumulative(tiers).items())):  # widest tier first
-        out[position <= np.ceil(share * n - 1e-9)] = name
+        out[position <= _tier_size(share, n)] = name
     return out
 
 
@@ -113,6 +119,101 @@ def _cumulative(tiers: dict[str, float]) -> dict[str, float]:
         total += share
         out[name] = total
     return out
+
+
+def _tier_size(cumulative_share: float, n: int) -> int:
+    return int(np.ceil(cumulative_share * n - 1e-9))
+
+
+#: What value tiers are ranked by: CLV per unit of margin, or expected purchases without amounts.
+SEGMENT_BASES = ("clv", "expected_purchases")
+
+
+def define_segments(
+    bundle: Bundle,
+    rfm: pd.DataFrame,
+    tiers: dict[str, float] | None = None,
+    rest: str = "rest",
+    horizon: float = 52.0,
+    time_unit: str | None = None,
+    discount_rate: float = 0.0,
+) -> dict[str, Any]:
+    """Fix a bundle's value tiers at the training population's quantiles.
+
+    Each tier's threshold is the value of the customer at its boundary (e.g. the 10 % of
+    customers with the highest CLV are ``top``), for both bases: CLV per unit of margin (the
+    margin scales every CLV alike, so it cannot change a tier) and expected purchases (used
+    when a list is scored without amounts). Values are computed at a reference horizon, time
+    unit and discount rate (the training config's ``score`` settings), stored with the
+    thresholds: scoring computes the same reference values for each customer, whatever horizon
+    it was asked for, so the segment depends only on the customer and the model.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The trained models.
+    rfm : pandas.DataFrame
+        The training population (``frequency, recency, T`` [+ ``monetary_value``]) in the
+        bundle's time unit.
+    tiers : dict, optional
+        Name → share of customers from the top (default top 10 %, high 20 %).
+    rest : str
+        Name of the customers below the tiers.
+    horizon, time_unit, discount_rate
+        Reference settings of the values (time unit: the bundle's when None).
+
+    Returns
+    -------
+    dict
+        JSON-ready rule stored in the bundle (``Bundle.segments``).
+    """
+    tiers = dict(DEFAULT_SEGMENTS if tiers is None else tiers)
+    rule: dict[str, Any] = {
+        "horizon": float(horizon),
+        "time_unit": time_unit or bundle.time_unit,
+        "discount_rate": float(discount_rate),
+        "rest": rest,
+        "customers": len(rfm),
+        "tiers": [],
+    }
+    basis = _segment_basis(bundle, rfm, rule)
+    ordered = {k: np.sort(v)[::-1] for k, v in basis.items()}
+    for name, share in _cumulative(tiers).items():
+        size = _tier_size(share, len(rfm))
+        tier: dict[str, Any] = {"name": name, "share": share}
+        for key, values in ordered.items():
+            tier[key] = float(values[min(size, len(values)) - 1]) if size > 0 else None
+        rule["tiers"].append(tier)
+    return rule
+
+
+def apply_segments(values: np.ndarray, rule: dict[str, Any], basis: str) -> np.ndarray:
+    """The tier of each value under a bundle's rule (:func:`define_segments`).
+
+    >>> tiers = [{"name": "top", "clv": 9.0}, {"name": "high", "clv": 3.0}]
+    >>> rule = {"rest": "rest", "tiers": tiers}
+    >>> apply_segments(np.array([5.0, 1.0, 3.0, 9.0]), rule, "clv").tolist()
+    ['high', 'rest', 'high', 'top']
+    """
+    out = np.full(len(values), rule["rest"], dtype=object)
+    for tier in reversed(rule["tiers"]):  # widest tier first
+        if tier[basis] is not None:  # None: the tier held no training customer
+            out[np.asarray(values) >= tier[basis]] = tier["name"]
+    return out
+
+
+def _segment_basis(
+    bundle: Bundle, rfm: pd.DataFrame, rule: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Reference values of the tiers: expected purchases and (with spend) CLV per unit margin."""
+    step = DAYS_PER_UNIT[rule["time_unit"]] / DAYS_PER_UNIT[bundle.time_unit]
+    horizon = rule["horizon"]
+    outputs = _purchase_outputs(bundle, rfm, horizon * step, horizon, step, rule["discount_rate"])
+    basis = {"expected_purchases": outputs["expected_purchases"]}
+    if bundle.spend is not None and "monetary_value" in rfm:
+        x, m = rfm["frequency"].to_numpy(dtype=float), rfm["monetary_value"].to_numpy(float)
+        basis["clv"] = bundle.spend.expected_average_value(x, m) * outputs["discounted"]
+    return basis
 
 
 def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> np.ndarray | None:
@@ -180,9 +281,11 @@ def score_rfm(
     progress : callable, optional
         Called as ``progress(done, total)`` after each chunk of customers.
     segments : dict, optional
-        Value tiers, name → share of customers from the top (default top 10 %, high 20 %).
+        The value tiers the caller expects (name → share from the top). Tiers are fixed at
+        training (``bundle.segments``); when these differ, a warning says so. Only a bundle
+        without stored thresholds (an older clv) ranks the list itself by them.
     segment_rest : str
-        Name of the customers below the tiers.
+        Name of the customers below the tiers, for such an older bundle.
 
     Returns
     -------
@@ -211,15 +314,51 @@ def score_rfm(
     purchases = _purchase_outputs(bundle, out, t, horizon, step, discount_rate, progress)
     for name in ("p_alive", "expected_purchases", "p_no_purchase"):
         out[name] = purchases[name]
+    basis = "clv" if has_value else "expected_purchases"
+    reference = {"expected_purchases": purchases["expected_purchases"]}
     if has_value:
         x, m = out["frequency"].to_numpy(dtype=float), out["monetary_value"].to_numpy()
         out["expected_avg_value"] = bundle.spend.expected_average_value(x, m)
-        out["clv"] = margin * out["expected_avg_value"].to_numpy() * purchases["discounted"]
+        reference["clv"] = out["expected_avg_value"].to_numpy() * purchases["discounted"]
+        out["clv"] = margin * reference["clv"]
     churn = _churn_probability(bundle, rfm.reset_index(drop=True))
     if churn is not None:
         out["churn_probability"] = churn
-    ranking = out["clv"] if has_value else out["expected_purchases"]
-    out["value_segment"] = value_segments(ranking.to_numpy(), segments, segment_rest)
+    rule = bundle.segments
+    if not rule:
+        warnings.warn(
+            "This bundle has no stored segment thresholds (made by an older clv): value "
+            "segments are ranked within this list. Retrain to fix them at training.",
+            UserWarning,
+            stacklevel=2,
+        )
+        out["value_segment"] = value_segments(reference[basis], segments, segment_rest)
+    else:
+        if segments is not None and dict(segments) != _shares(rule):
+            warnings.warn(
+                f"Value segments are defined at training ({_shares(rule)}); the tiers asked for "
+                f"here ({dict(segments)}) take effect when the model is retrained.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if (rule["horizon"], rule["time_unit"], rule["discount_rate"]) != (
+            horizon,
+            unit,
+            discount_rate,
+        ):
+            reference = _segment_basis(bundle, out, rule)
+        out["value_segment"] = apply_segments(reference[basis], rule, basis)
+    out["recency"] = out["recency"].to_numpy() / step  # the model's unit → the scoring unit
+    out["T"] = out["T"].to_numpy() / step
+    return out
+
+
+def _shares(rule: dict[str, Any]) -> dict[str, float]:
+    """Each tier's own share of customers in a segment rule."""
+    out, previous = {}, 0.0
+    for tier in rule["tiers"]:
+        out[tier["name"]] = round(tier["share"] - previous, 12)
+        previous = tier["share"]
     return out
 
 
@@ -230,7 +369,7 @@ def _purchase_outputs(
     horizon: float,
     step: float,
     discount_rate: float,
-    progress: Progress | None,
+    progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
     """Purchase-model outputs per customer, computed once per unique (x, t_x, T) pattern.
 

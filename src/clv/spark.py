@@ -3,9 +3,9 @@
 Features (RFM, churn features) are built with DuckDB by :func:`clv.predict.customer_features` —
 the same SQL as the local engine, so both engines see identical inputs; DuckDB streams a large
 log on one machine and only one row per customer reaches Spark. Spark then applies the MLflow
-pyfunc model (``mlflow.pyfunc.spark_udf``, ``env_manager="local"``) partition by partition, and
-ranks customers into value segments with a window over the whole table (ties broken by
-``customer_id``, as the local engine does). Output is a Parquet folder, written beside the
+pyfunc model (``mlflow.pyfunc.spark_udf``, ``env_manager="local"``) partition by partition; value
+segments come from the thresholds stored in the bundle, so each row's segment is the same as
+the local engine's whatever the partitioning. Output is a Parquet folder, written beside the
 destination and renamed into place.
 
 The session is local (``local[2]``) unless ``score.spark_master`` names a cluster; it binds to
@@ -14,7 +14,6 @@ The session is local (``local[2]``) unless ``score.spark_master`` names a cluste
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import sys
@@ -81,8 +80,6 @@ def score_with_spark(
     output_columns: list[str],
     out: str | Path,
     params: dict[str, Any],
-    segments: dict[str, float],
-    segment_rest: str,
     master: str = "local[2]",
 ) -> Path:
     """Score a feature frame on Spark and write the scores as a Parquet folder at ``out``.
@@ -99,14 +96,11 @@ def score_with_spark(
         Destination folder.
     params : dict
         ``horizon``, ``time_unit``, ``discount_rate``, ``margin`` for the model.
-    segments, segment_rest
-        Value tiers, assigned over the whole table.
     master : str
         Spark master URL.
     """
     import mlflow.pyfunc
     from mlflow.models import infer_signature
-    from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
     out = Path(out)
@@ -114,11 +108,10 @@ def score_with_spark(
     with tempfile.TemporaryDirectory() as tmp:
         signature = infer_signature(features.head(5), None, params=params)
         uri = pyfunc_model_uri(model, Path(tmp), signature)
-        model_columns = [c for c in output_columns if c != "value_segment"]
         udf = mlflow.pyfunc.spark_udf(
             spark,
             uri,
-            result_type=_result_schema(model_columns),
+            result_type=_result_schema(output_columns),
             env_manager="local",
             params=params,
         )
@@ -126,19 +119,7 @@ def score_with_spark(
         scored = frame.select(
             udf(sf.struct(*[sf.col(f"`{c}`") for c in features.columns])).alias("s")
         )
-        scored = scored.select("s.*")
-        ranking = "clv" if "clv" in model_columns else "expected_purchases"
-        order = Window.orderBy(sf.col(ranking).desc(), sf.col("customer_id").asc())
-        n = features.shape[0]
-        position = sf.row_number().over(order)
-        segment = sf.lit(segment_rest)
-        cumulative, bounds = 0.0, []
-        for name, share in segments.items():  # the same bounds as clv.predict.value_segments
-            cumulative += share
-            bounds.append((name, math.ceil(cumulative * n - 1e-9)))
-        for name, bound in reversed(bounds):
-            segment = sf.when(position <= bound, sf.lit(name)).otherwise(segment)
-        scored = scored.withColumn("value_segment", segment).select(*output_columns)
+        scored = scored.select("s.*").select(*output_columns)
         staging = out.parent / f".{out.name}.spark-tmp"
         shutil.rmtree(staging, ignore_errors=True)
         scored.write.parquet(str(staging))
@@ -169,13 +150,24 @@ def score_log_with_spark(
     time_unit: str | None = None,
     discount_rate: float = 0.0,
     margin: float = 1.0,
-    segments: dict[str, float] | None = None,
-    segment_rest: str = "rest",
     master: str = "local[2]",
 ) -> Path:
-    """The Spark twin of :func:`clv.predict.score_transactions`: same features, same model."""
-    from clv.config import DEFAULT_SEGMENTS
+    """The Spark twin of :func:`clv.predict.score_transactions`: same features, same model.
+
+    Raises
+    ------
+    BundleError
+        For a bundle of an older clv without stored segment thresholds (its segments would
+        depend on Spark's partitions): retrain it.
+    """
+    from clv.errors import BundleError
     from clv.predict import customer_features, score_rfm
+
+    if not bundle.segments:
+        raise BundleError(
+            "This bundle has no stored segment thresholds (made by an older clv); the Spark "
+            "engine needs them. Retrain the model with this clv."
+        )
 
     features = customer_features(bundle, log, as_of=as_of, customers=customers, surveys=surveys)
     numeric = features.select_dtypes("number").columns
@@ -187,13 +179,4 @@ def score_log_with_spark(
         "margin": float(margin),
     }
     probe = score_rfm(bundle, features.head(1), horizon, params["time_unit"], discount_rate, margin)
-    return score_with_spark(
-        model,
-        features,
-        list(probe.columns),
-        out,
-        params,
-        segments if segments is not None else DEFAULT_SEGMENTS,
-        segment_rest,
-        master,
-    )
+    return score_with_spark(model, features, list(probe.columns), out, params, master)

@@ -27,6 +27,7 @@ from clv.data import TransactionLog, load_run_inputs, read_customer_list
 from clv.evaluation import Evaluation, churn_horizon, evaluate, observation_end
 from clv.features import build_rfm
 from clv.kpis import KpiReport
+from clv.predict import define_segments
 from clv.spend import SpendModel, fit_spend_model
 
 
@@ -151,6 +152,11 @@ def train(config: Config, progress: Callable[[int, int], None] | None = None) ->
         churn=churn,
         scorecard=evaluation.scorecard,
     )
+    s = config.score
+    segments = define_segments(
+        bundle, full, s.segments, s.segment_rest, s.horizon, s.time_unit, s.discount_rate
+    )
+    bundle = replace(bundle, segments=segments)
     path = save_bundle(bundle, config.train.model_dir)
     result = TrainResult(bundle, path, evaluation, log, notices)
     if config.kpis.in_train and config.mlflow.enabled and log.has_amounts:
