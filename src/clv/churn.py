@@ -26,8 +26,23 @@ simpler on a tie); the decision and the numbers are recorded. This uses only the
 never the evaluation holdout. P(alive), P(no purchase), expected purchases, time since the last
 purchase and the recent purchase counts carry monotone constraints.
 
-**Calibration.** Platt scaling (a logistic regression on the logit of the chosen score) fitted
-on the out-of-fold predictions; being monotone, it leaves the ranking (and ROC AUC) unchanged.
+**Calibration.** Fitted on the out-of-fold predictions, in one of two forms, cross-validated over
+the same five folds and recorded in ``validation["calibration"]`` (log losses and the test):
+
+- ``platt_btyd`` (preferred): a logistic regression on the logits of the chosen score *and* of
+  the BG/NBD P(no purchase);
+- ``platt``: a logistic regression on the logit of the chosen score alone (Platt scaling;
+  monotone, so the ranking and ROC AUC are the chosen score's).
+
+Why the preference: a LightGBM score is compressed at its ends, and hundreds of customers share
+its lowest leaves. Platt scaling maps it monotonically, so on CDNOW all of the 183 heaviest
+buyers got 0.1145 — on the evaluation holdout such customers churned at 1.5 % — however sure the
+purchase model was that they would buy. The BG/NBD term breaks those ties with the purchase
+history and lets the probability move towards 0 and 1 where that history is decisive. Plain
+Platt ships only when its cross-validated log loss (a proper score) is lower by a significant
+margin (paired, one-sided 5 %). An isotonic map was tried too: better calibrated in the tails on
+the CDNOW holdout, but its steps tie customers (−0.005 ROC AUC on the CDNOW sample) and it lost
+on cross-validated log loss in the training window.
 """
 
 from __future__ import annotations
@@ -291,8 +306,9 @@ class ChurnModel:
     """A trained churn score for horizon ``horizon`` (in ``time_unit``).
 
     ``choice`` is ``lightgbm``, ``blend`` or ``btyd``; the raw score is
-    ``w · LightGBM + (1 − w) · BG/NBD P(no purchase)`` with ``w = blend_weight``, then Platt-scaled:
-    ``1 / (1 + exp(−(a · logit(score) + b)))``.
+    ``w · LightGBM + (1 − w) · BG/NBD P(no purchase)`` with ``w = blend_weight``, then calibrated:
+    ``1 / (1 + exp(−(a · logit(score) + c · logit(BG/NBD P(no purchase)) + b)))`` (``c = 0`` for
+    plain Platt scaling; see the module docstring).
     """
 
     horizon: float
@@ -300,7 +316,7 @@ class ChurnModel:
     btyd: PurchaseModel | None  # None only before the caller sets the scoring BG/NBD
     choice: str
     blend_weight: float
-    platt: dict[str, float]
+    platt: dict[str, Any]
     features: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)
     attributes: list[str] = field(default_factory=list)
@@ -326,8 +342,8 @@ class ChurnModel:
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of no purchase within the horizon."""
-        z = self.platt["a"] * _logit(self.raw_score(features)) + self.platt["b"]
-        return 1.0 / (1.0 + np.exp(-z))
+        btyd = features["p_no_purchase"].to_numpy(dtype=float)
+        return calibrated(self.platt, self.raw_score(features), btyd)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON part of the model (the booster is saved beside it in LightGBM's text format)."""
@@ -356,7 +372,7 @@ class ChurnModel:
             btyd=PurchaseModel.from_dict(data["btyd"]) if data.get("btyd") else None,
             choice=data["choice"],
             blend_weight=float(data["blend_weight"]),
-            platt={k: float(v) for k, v in data["platt"].items()},
+            platt=dict(data["platt"]),
             features=list(data["features"]),
             categories={k: list(v) for k, v in data["categories"].items()},
             attributes=list(data.get("attributes", [])),
@@ -366,11 +382,69 @@ class ChurnModel:
         )
 
 
-def _fit_platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def _fit_platt(design: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Logistic regression (practically unpenalized) on logit columns: ``a``, ``c``, ``b``."""
     from sklearn.linear_model import LogisticRegression
 
-    fit = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(scores).reshape(-1, 1), labels)
-    return {"a": float(fit.coef_[0, 0]), "b": float(fit.intercept_[0])}
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(design, labels)
+    coef = fit.coef_[0]
+    return {
+        "a": float(coef[0]),
+        "c": float(coef[1]) if len(coef) > 1 else 0.0,
+        "b": float(fit.intercept_[0]),
+    }
+
+
+#: Preference among calibrations: the first ships unless the other has a significantly lower
+#: cross-validated log loss (paired, one-sided 5 %).
+CALIBRATIONS = ("platt_btyd", "platt")
+
+
+def _calibration_design(method: str, score: np.ndarray, btyd: np.ndarray) -> np.ndarray:
+    if method == "platt":
+        return _logit(score).reshape(-1, 1)
+    return np.column_stack([_logit(score), _logit(btyd)])
+
+
+def calibrated(fit: dict[str, Any], score: np.ndarray, btyd: np.ndarray) -> np.ndarray:
+    """Calibrated probability from raw scores and BG/NBD P(no purchase) (module docstring)."""
+    z = fit["a"] * _logit(score) + fit["b"]
+    if fit.get("c", 0.0) != 0.0:
+        z = z + fit["c"] * _logit(btyd)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _choose_calibration(
+    score: np.ndarray,
+    btyd: np.ndarray,
+    labels: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cross-validate the calibrations (module docstring) and choose one."""
+    methods = CALIBRATIONS if not np.array_equal(score, btyd) else ("platt",)
+    losses = {}
+    for method in methods:
+        predicted, design = np.empty(len(labels)), _calibration_design(method, score, btyd)
+        for train_rows, valid_rows in folds:
+            fit = _fit_platt(design[train_rows], labels[train_rows])
+            predicted[valid_rows] = calibrated(fit, score[valid_rows], btyd[valid_rows])
+        p = np.clip(predicted, 1e-15, 1 - 1e-15)
+        losses[method] = -(labels * np.log(p) + (1 - labels) * np.log1p(-p))
+    chosen, tests = methods[0], {}
+    for method in methods[1:]:
+        gain = losses[chosen] - losses[method]  # > 0 where ``method`` is better
+        se = float(gain.std(ddof=1) / np.sqrt(len(gain)))
+        z = float(gain.mean() / se) if se > 0 else 0.0
+        tests[method] = {"log_loss_gain": float(gain.mean()), "z": z}
+        if z > MIN_Z:
+            chosen = method
+    info = {
+        "method": chosen,
+        "cv_log_loss": {m: float(v.mean()) for m, v in losses.items()},
+        "tests": tests,
+    }
+    fit = _fit_platt(_calibration_design(chosen, score, btyd), labels)
+    return {"method": chosen, **fit}, info
 
 
 def train_churn_model(
@@ -481,9 +555,12 @@ def train_churn_model(
     best = min((w for w in eligible if round(aucs[w], 6) == top), key=_simplicity)
     choice = "lightgbm" if best == 1.0 else "btyd" if best == 0.0 else "blend"
     final = lgb.train(params, data, num_boost_round=rounds)
-    platt = _fit_platt(best * oof + (1 - best) * btyd_score, labels)
+    platt, calibration = _choose_calibration(
+        best * oof + (1 - best) * btyd_score, btyd_score, labels, folds
+    )
     validation = {
         "decision": _decision_text(choice, best, aucs, gains),
+        "calibration": calibration,
         "oof_auc": {f"lightgbm_weight_{w:g}": float(a) for w, a in aucs.items()},
         "oof_gain_over_btyd": {f"lightgbm_weight_{w:g}": g for w, g in gains.items() if w > 0},
         "rounds": rounds,
