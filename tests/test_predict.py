@@ -160,7 +160,7 @@ def test_a_bundle_without_thresholds_ranks_the_list_and_says_so(bundle, sample_l
     assert (scores["value_segment"] == "top").sum() == 236
 
 
-def test_recency_and_T_are_in_the_scoring_unit(bundle, sample_log):
+def test_recency_and_age_are_in_the_scoring_unit(bundle, sample_log):
     weeks = predict.score_transactions(_with_segments(bundle, sample_log), sample_log, horizon=4)
     months = predict.score_transactions(
         _with_segments(bundle, sample_log), sample_log, horizon=1, time_unit="month"

@@ -77,6 +77,9 @@ class Bundle:
         The churn score shipped for scoring.
     scorecard : dict
         The holdout scorecard (:mod:`clv.evaluation`).
+    registry : dict
+        Registered model name, version and alias, and the MLflow run, once registered
+        (written into the manifest when the bundle is moved to its folder).
     segments : dict
         Value-tier thresholds fixed on the training population
         (:func:`clv.predict.define_segments`); empty in bundles of older clv versions.
@@ -92,6 +95,7 @@ class Bundle:
     churn: ChurnModel | None = None
     scorecard: dict[str, Any] = field(default_factory=dict)
     segments: dict[str, Any] = field(default_factory=dict)
+    registry: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=package_versions)
     created: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -119,6 +123,7 @@ class Bundle:
             "notices": list(self.notices),
             "scorecard": self.scorecard,
             "value_segments": self.segments,
+            "registry": self.registry,
             "package_versions": self.versions,
         }
 
@@ -189,6 +194,7 @@ def load_bundle(directory: str | Path) -> Bundle:
             churn=churn,
             scorecard=data.get("scorecard", {}),
             segments=data.get("value_segments") or {},
+            registry=data.get("registry") or {},
             versions=data.get("package_versions", {}),
             created=data.get("created", ""),
         )

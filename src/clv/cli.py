@@ -312,6 +312,13 @@ def train(
     model_dir: Annotated[
         Path | None, typer.Option(help="Folder the bundle is written to [models/cdnow].")
     ] = None,
+    model_dir_holds: Annotated[
+        str | None,
+        typer.Option(
+            help="champion: a challenger run writes <model-dir>-v<version> instead; latest: "
+            "every run writes --model-dir (pipelines) [champion]."
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the churn classifier and its folds [42].")
     ] = None,
@@ -342,6 +349,7 @@ def train(
     )
     overrides |= {
         "train.model_dir": model_dir,
+        "train.model_dir_holds": model_dir_holds,
         "train.seed": seed,
         "train.penalizer": penalizer,
         "mlflow.tracking_uri": tracking_uri,
@@ -352,22 +360,53 @@ def train(
     started = time.perf_counter()
     try:
         settings = _settings(config, overrides, no_amounts)
+        from clv.data import load_run_inputs
+        from clv.training import StageLog
         from clv.training import train as run_training
 
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # INFO lines drown the report
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        status: list[Any] = []  # the spinner, once it runs
+
+        def show(line: str) -> None:
+            console.print(line, highlight=False, soft_wrap=True)
+            for spinner in status:
+                spinner.update(f"Training — last step: {line.split('] ', 1)[-1]}")
+
+        stages = StageLog(show)
         with warnings.catch_warnings():  # training collects its own notices
             warnings.simplefilter("ignore")
             with _reading_bar() as reading:
-                result = run_training(settings, progress=reading)
+                inputs = load_run_inputs(settings, progress=reading)
+            report = inputs.log.report
+            stages(f"Read and cleaned {report.rows_read:,} rows")
+            _print_cleaning(report.rows())
+            with console.status("Training…", spinner="dots") as spinner:
+                status.append(spinner)
+                result = run_training(settings, inputs=inputs, stages=stages)
     except ClvError as exc:
         raise _fail(exc) from None
-    _print_cleaning(result.log.report.rows())
     _print_training(result)
     _print_notices([], result.notices)
     console.print(
-        f"Model bundle: [bold]{result.path}[/] ({time.perf_counter() - started:.1f} s)",
+        f"Model bundle: [bold]{result.path}[/]{_placement(result)} "
+        f"({time.perf_counter() - started:.1f} s)",
         highlight=False,
+    )
+
+
+def _placement(result: TrainResult) -> str:
+    """Why the bundle is where it is (champion folder, or a challenger's own folder)."""
+    reg = result.registry
+    if not reg:
+        return ""
+    if reg["alias"] == "champion":
+        return f" — champion v{reg['version']}, the folder `clv score` uses by default"
+    if result.bundle.config["train"]["model_dir_holds"] == "latest":
+        return f" — challenger v{reg['version']} (train.model_dir_holds: latest)"
+    return (
+        f" — challenger v{reg['version']}; the default folder still holds champion "
+        f"v{reg['champion_version']} (score this one with --model {result.path})"
     )
 
 
@@ -505,6 +544,18 @@ def _print_scores(
     )
 
 
+def _which_model(uri: str, bundle: Any, default: bool) -> str:
+    """One line saying which model scores: its registry version and alias when known."""
+    reg = bundle.registry
+    where = f"{uri} (the default folder: the last champion `clv train` placed)" if default else uri
+    what = (
+        f"{reg['registered_model']} v{reg['version']} ({reg['alias']} when trained)"
+        if reg
+        else "not registered"
+    )
+    return f"Model: {where} — {what}, {bundle.purchase.name}, trained {bundle.created}"
+
+
 class _ProgressBar:
     """A transient rich progress bar that appears only when the work spans several chunks."""
 
@@ -625,6 +676,7 @@ def score(
         from clv.tables import write_table
 
         bundle = load_model(s.model, settings.mlflow.tracking_uri)
+        console.print(_which_model(s.model, bundle, model is None), highlight=False)
         as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
         with _reading_bar() as reading:
             log = load_transactions(

@@ -115,7 +115,16 @@ class TrainConfig(_Section):
     customers: str | None = Field(
         None, description="CSV/Parquet customer table whose extra columns feed the churn model."
     )
-    model_dir: Path = Field(Path("models/cdnow"), description="Where the bundle is written.")
+    model_dir: Path = Field(
+        Path("models/cdnow"),
+        description="Folder of the served model: the champion's bundle (see model_dir_holds).",
+    )
+    model_dir_holds: Literal["champion", "latest"] = Field(
+        "champion",
+        description="'champion': a run that is only challenger writes <model_dir>-v<version> "
+        "instead; 'latest': every run writes model_dir (a pipeline stage whose output is this "
+        "run's model, e.g. DVC). Without MLflow every run writes model_dir.",
+    )
 
 
 class ScoreConfig(_Section):

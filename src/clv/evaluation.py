@@ -17,6 +17,7 @@ fitted here sees only data up to c:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -151,6 +152,7 @@ def evaluate(
     config: Config,
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
+    stages: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Fit every model on the calibration period and score the holdout (module docstring).
 
@@ -165,6 +167,8 @@ def evaluate(
     surveys : pandas.DataFrame, optional
         Survey answers; their features join the churn classifier
         (:func:`clv.churn.survey_features`).
+    stages : callable, optional
+        Called with a line as each model is fitted and scored on the holdout.
 
     Returns
     -------
@@ -175,11 +179,21 @@ def evaluate(
     cal = build_calibration_holdout(log.compact, split.calibration_end, split.observation_end, unit)
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
-    models = {
-        kind: fit_purchase_model(kind, cal, unit, settings.penalizer, settings.retry_penalizer)
-        for kind in settings.candidates
-    }
-    predictions = {k: m.expected_purchases(split.duration, x, t_x, T) for k, m in models.items()}
+    report = stages if stages is not None else (lambda message: None)
+    report(
+        f"Split at {split.calibration_end.date()}: {len(cal):,} customers, holdout "
+        f"{split.duration:g} {unit}s"
+    )
+    models, predictions = {}, {}
+    for kind in settings.candidates:
+        model = fit_purchase_model(kind, cal, unit, settings.penalizer, settings.retry_penalizer)
+        models[kind] = model
+        predictions[kind] = model.expected_purchases(split.duration, x, t_x, T)
+        report(
+            f"Fitted {model.name} on the calibration period: holdout MAE "
+            f"{metrics.mae(actual, predictions[kind]):.4f}, RMSE "
+            f"{metrics.rmse(actual, predictions[kind]):.4f}"
+        )
     predictions[NAIVE] = naive_rate(x, T, split.duration)
     card: dict[str, Any] = {
         "protocol": {
@@ -205,8 +219,15 @@ def evaluate(
         card["value_deciles"] = metrics.decile_table(revenue, predictions[best] * value).to_dict(
             "records"
         )
+    if spend is not None:
+        report(f"Fitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
     churn_model, churn_frame = _evaluate_churn(
         log, config, split, cal, models, card, attributes, surveys
+    )
+    report(
+        f"Trained and scored the churn model: holdout ROC AUC "
+        f"{card['churn']['churn_model']['roc_auc']:.4f} "
+        f"(BG/NBD baseline {card['churn']['bgnbd_p_no_purchase']['roc_auc']:.4f})"
     )
     return Evaluation(split, cal, models, spend, churn_model, card, predictions, churn_frame)
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from clv.tables import replace_dir
+
 
 def spark_session(master: str = "local[2]") -> Any:
     """A Spark session bound to the loopback interface, UI off, Arrow on."""
@@ -123,19 +125,8 @@ def score_with_spark(
         staging = out.parent / f".{out.name}.spark-tmp"
         shutil.rmtree(staging, ignore_errors=True)
         scored.write.parquet(str(staging))
-    _replace_dir(staging, out)
+    replace_dir(staging, out)
     return out
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(source, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def score_log_with_spark(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,3 +185,20 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         else:
             frame.to_parquet(tmp, index=False)
     return path
+
+
+def replace_dir(source: str | Path, target: str | Path) -> None:
+    """Put the folder ``source`` in the place of ``target`` (a sibling), replacing it as a whole.
+
+    The old folder is renamed aside, the new one renamed in, then the old one removed: a reader
+    finds the old folder or the new one, never a mix of their files.
+    """
+    source, target = Path(source), Path(target)
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,8 +146,13 @@ def _pip_requirements() -> list[str]:
     return out
 
 
-def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str, Any]]:
+def log_training_run(
+    result: TrainResult, config: Config, stages: Callable[[str], None] | None = None
+) -> tuple[str, dict[str, Any]]:
     """Log a finished training run to MLflow and register its model (module docstring).
+
+    ``stages`` is called with a line as logging and registration end; the lines of
+    ``result.stage_log`` so far are logged as the run's ``train.log``.
 
     Returns
     -------
@@ -235,8 +241,15 @@ def log_training_run(result: TrainResult, config: Config) -> tuple[str, dict[str
             input_example=example,
             pip_requirements=_pip_requirements(),
         )
+        report = stages if stages is not None else (lambda message: None)
+        report(f"Logged MLflow run {run_id} (metrics, plots, model)")
         decision = _register(mlflow, info.model_uri, config, metrics)
         mlflow.set_tags({f"registry.{k}": str(v) for k, v in decision.items()})
+        report(
+            f"Registered {decision['registered_model']} v{decision['version']} as "
+            f"{decision['alias']}"
+        )
+        mlflow.log_text("\n".join(result.stage_log) + "\n", "train.log")
     return run_id, decision
 
 
