@@ -167,3 +167,38 @@ def test_against_a_real_tracking_server(tmp_path, ui_smoke):
         metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
         assert metrics["purchases.naive.actual_total"] == 1882
         assert len(runs) == 5  # parent + 3 purchase models + churn
+
+
+def test_the_registry_name_follows_the_data_source():
+    from clv.config import Config
+    from clv.tracking import registered_model_name
+
+    def name(**mlflow_and_data):
+        return registered_model_name(Config().with_overrides(mlflow_and_data))
+
+    assert name() == "clv-cdnow"
+    assert name(**{"data.transactions": "cdnow-sample"}) == "clv-cdnow-sample"
+    assert name(**{"data.transactions": "exports/Orders 2026.csv.gz"}) == "clv-orders-2026"
+    assert name(**{"data.transactions": "lake/orders/", "mlflow.registered_model": "x"}) == "x"
+
+
+def test_only_a_missing_alias_reads_as_no_champion(tmp_path):
+    """A real store's answer for a model without a champion is "no champion"; any other
+    registry error (auth, network) must not be."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from clv.tracking import _no_such_alias
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'r.db'}")
+    client.create_registered_model("m")
+    for lookup in (
+        lambda: client.get_model_version_by_alias("m", "champion"),
+        lambda: client.get_model_version_by_alias("absent", "champion"),
+    ):
+        with pytest.raises(MlflowException) as caught:
+            lookup()
+        assert _no_such_alias(caught.value)
+    denied = MlflowException("permission denied", error_code="PERMISSION_DENIED")
+    assert not _no_such_alias(denied)
+    assert not _no_such_alias(MlflowException("connection refused", error_code="INTERNAL_ERROR"))

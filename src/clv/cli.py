@@ -168,6 +168,14 @@ def _fmt(value: float, pct: bool = False) -> str:
     return f"{value:+.2f} %" if pct else f"{value:.4f}"
 
 
+def _deviance(row: dict[str, Any]) -> str:
+    """Poisson deviance for the table: ∞ where a forecast of 0 met a purchase."""
+    if "poisson_deviance" not in row:  # a scorecard of an older clv
+        return "–"
+    value = row["poisson_deviance"]
+    return "∞" if value is None else _fmt(value)
+
+
 def _print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
     from clv.evaluation import label
 
@@ -181,8 +189,9 @@ def _print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
     rows = [
         [
             mark(k),
-            _fmt(m["mae"]),
+            _deviance(m),
             _fmt(m["rmse"]),
+            _fmt(m["mae"]),
             _fmt(m["spearman"]),
             _fmt(m["aggregate_error_pct"], pct=True),
             f"{m['predicted_total']:,.0f}",
@@ -190,10 +199,14 @@ def _print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
         ]
         for k, m in card["purchases"].items()
     ]
+    zero = card.get("zero_forecast")
+    if zero is not None:  # MAE's blind spot, shown beside the models
+        rows.append(["zero for everyone", "∞", _fmt(zero["rmse"]), _fmt(zero["mae"])] + [""] * 4)
+    criterion = card.get("selection_metric", "mae").replace("_", " ")
     console.print(
         _table(
-            f"Purchases — {where}",
-            ["model", "MAE", "RMSE", "Spearman", "aggregate error", "predicted", "actual"],
+            f"Purchases — {where}; chosen ✓ by {criterion}",
+            ["model", "deviance", "RMSE", "MAE", "Spearman", "agg. error", "predicted", "actual"],
             rows,
         )
     )
@@ -330,7 +343,9 @@ def train(
         typer.Option(help="MLflow tracking URI [$MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
     ] = None,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment [clv].")] = None,
-    registered_model: Annotated[str | None, typer.Option(help="Registry name [clv-cdnow].")] = None,
+    registered_model: Annotated[
+        str | None, typer.Option(help="Registry name [clv-<file stem of the log>].")
+    ] = None,
     mlflow: Annotated[
         bool | None, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow [on].")
     ] = None,

@@ -88,6 +88,12 @@ class TrainConfig(_Section):
         default_factory=lambda: ["bgnbd", "mbgnbd", "pareto"],
         description="Purchase models to compare on the holdout.",
     )
+    selection_metric: Literal["poisson_deviance", "rmse", "mae"] = Field(
+        "poisson_deviance",
+        description="Holdout score that chooses the purchase model. Poisson deviance and RMSE "
+        "are proper for a predicted mean; MAE is minimized by the median (0 for sparse counts) "
+        "and rewards forecasting too little.",
+    )
     holdout: float = Field(
         26.0, gt=0, description="Length of the holdout at the end of the log, in the time unit."
     )
@@ -217,9 +223,13 @@ class MlflowConfig(_Section):
         "in the working directory.",
     )
     experiment: str = "clv"
-    registered_model: str = Field("clv-cdnow", description="Registry name of the trained models.")
+    registered_model: str | None = Field(
+        None,
+        description="Registry name of the trained models; null derives it from the data "
+        "source: clv-<file stem> (clv-cdnow for the embedded log).",
+    )
     champion_metric: str = Field(
-        "purchases.chosen.mae",
+        "purchases.chosen.poisson_deviance",
         description="Scorecard metric that decides champion vs challenger (lower is better "
         "unless it names an AUC, Gini, Spearman or capture).",
     )

@@ -4,7 +4,9 @@ The protocol: split the log at the calibration cutoff c (:func:`choose_split`). 
 fitted here sees only data up to c:
 
 - purchases — each candidate BTYD model's expected purchases in (c, end] against the actual
-  repeat transactions, next to the naive rate ``x / T × h``: MAE, RMSE, Spearman, aggregate % error;
+  repeat transactions, next to the naive rate ``x / T × h``: mean Poisson deviance (the default
+  selection criterion: proper for a predicted mean), RMSE, MAE, Spearman, aggregate % error;
+  and the MAE of the all-zero forecast (``zero_forecast``), which MAE alone would reward;
 - value — expected purchases × Gamma-Gamma expected spend against actual holdout revenue, next
   to the naive rate × the customer's mean spend: Spearman, normalized Gini, top-decile capture,
   MAE, and a decile table for the best purchase model;
@@ -96,9 +98,12 @@ def churn_horizon(config: Config, split: Split) -> float:
     return float(config.train.churn_horizon or split.duration)
 
 
-def purchase_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, Spearman, aggregate % error and both totals."""
+def purchase_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
+    """Mean Poisson deviance (None where infinite), RMSE, MAE, Spearman, aggregate % error and
+    both totals."""
+    deviance = metrics.poisson_deviance(actual, predicted)
     return {
+        "poisson_deviance": deviance if np.isfinite(deviance) else None,
         "mae": metrics.mae(actual, predicted),
         "rmse": metrics.rmse(actual, predicted),
         "spearman": metrics.spearman(actual, predicted),
@@ -141,10 +146,22 @@ class Evaluation:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     churn_frame: pd.DataFrame | None = None
 
+    selection_metric: str = "poisson_deviance"
+
     @property
     def best_purchase_model(self) -> str:
-        """The candidate with the lowest holdout MAE of purchases."""
-        return min(self.purchase_models, key=lambda k: self.scorecard["purchases"][k]["mae"])
+        """The candidate with the lowest holdout ``selection_metric`` (a ``train`` setting)."""
+        return best_model(self.scorecard, self.purchase_models, self.selection_metric)
+
+
+def best_model(card: dict[str, Any], candidates: Any, metric: str) -> str:
+    """The candidate with the lowest holdout purchase ``metric`` (an infinite one never wins)."""
+
+    def loss(kind: str) -> float:
+        value = card["purchases"][kind][metric]
+        return float("inf") if value is None else value
+
+    return min(candidates, key=loss)
 
 
 def evaluate(
@@ -190,9 +207,10 @@ def evaluate(
         models[kind] = model
         predictions[kind] = model.expected_purchases(split.duration, x, t_x, T)
         report(
-            f"Fitted {model.name} on the calibration period: holdout MAE "
-            f"{metrics.mae(actual, predictions[kind]):.4f}, RMSE "
-            f"{metrics.rmse(actual, predictions[kind]):.4f}"
+            f"Fitted {model.name} on the calibration period: holdout Poisson deviance "
+            f"{metrics.poisson_deviance(actual, predictions[kind]):.4f}, RMSE "
+            f"{metrics.rmse(actual, predictions[kind]):.4f}, MAE "
+            f"{metrics.mae(actual, predictions[kind]):.4f}"
         )
     predictions[NAIVE] = naive_rate(x, T, split.duration)
     card: dict[str, Any] = {
@@ -204,6 +222,10 @@ def evaluate(
             "customers": len(cal),
         },
         "purchases": {k: purchase_metrics(actual, p) for k, p in predictions.items()},
+        # MAE rewards forecasting too little (the median of sparse counts is 0): this is the MAE
+        # of forecasting no purchase for anyone, printed beside every model's
+        "zero_forecast": purchase_metrics(actual, np.zeros_like(actual)),
+        "selection_metric": settings.selection_metric,
     }
     spend = None
     if log.has_amounts:
@@ -215,7 +237,7 @@ def evaluate(
             k: value_metrics(revenue, p * value) for k, p in predictions.items() if k != NAIVE
         }
         card["value"][NAIVE] = value_metrics(revenue, predictions[NAIVE] * mean_spend)
-        best = min(models, key=lambda k: card["purchases"][k]["mae"])
+        best = best_model(card, models, settings.selection_metric)
         card["value_deciles"] = metrics.decile_table(revenue, predictions[best] * value).to_dict(
             "records"
         )
@@ -229,7 +251,17 @@ def evaluate(
         f"{card['churn']['churn_model']['roc_auc']:.4f} "
         f"(BG/NBD baseline {card['churn']['bgnbd_p_no_purchase']['roc_auc']:.4f})"
     )
-    return Evaluation(split, cal, models, spend, churn_model, card, predictions, churn_frame)
+    return Evaluation(
+        split,
+        cal,
+        models,
+        spend,
+        churn_model,
+        card,
+        predictions,
+        churn_frame,
+        settings.selection_metric,
+    )
 
 
 def naive_rate(frequency: np.ndarray, T: np.ndarray, horizon: float) -> np.ndarray:

@@ -35,6 +35,24 @@ def rmse(actual, predicted) -> float:
     return float(np.sqrt(((p - a) ** 2).mean()))
 
 
+def poisson_deviance(actual, predicted) -> float:
+    """Mean Poisson deviance ``2 · mean(y log(y / μ) − (y − μ))`` (``y log y / μ = 0`` at y = 0).
+
+    A proper score for a predicted mean of counts: in expectation it is lowest for the true
+    conditional mean, unlike MAE, which the median minimizes (0 for sparse counts). Infinite
+    when some ``μ = 0`` while ``y > 0`` (a forecast that rules out what happened).
+
+    >>> round(poisson_deviance([0, 1, 3], [0.5, 1.0, 2.0]), 6)
+    0.477597
+    >>> poisson_deviance([0, 1], [0.0, 0.0])
+    inf
+    """
+    a, p = _arrays(actual, predicted)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(a > 0, a * np.log(a / p), 0.0)
+    return float(2.0 * np.mean(ratio - (a - p)))
+
+
 def aggregate_error_pct(actual, predicted) -> float:
     """100 × (Σ predicted − Σ actual) / Σ actual; NaN when nothing happened.
 

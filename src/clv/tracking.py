@@ -8,7 +8,8 @@ A ``clv train`` run is one parent run: the config as params, data fingerprint an
 versions as tags, the scorecard as metrics (``purchases.bgnbd.mae``, ``churn.churn_model.roc_auc``
 …, and ``purchases.chosen.*`` for the chosen model), plots as PNG artifacts, the scorecard JSON,
 and the bundle as a pyfunc model; one child run per candidate purchase model and one for the
-churn classifier. The model is registered under ``mlflow.registered_model`` and gets the alias
+churn classifier. The model is registered under ``mlflow.registered_model`` (by default
+``clv-<file stem>`` of the log: :func:`registered_model_name`) and gets the alias
 ``champion`` when its ``mlflow.champion_metric`` beats the current champion's (or there is
 none), else ``challenger``; the decision and both numbers are logged on the run.
 """
@@ -86,7 +87,8 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float]:
     """The scorecard's numbers as MLflow metrics, with ``purchases.chosen.*`` aliases."""
-    sections = {k: scorecard[k] for k in ("purchases", "value", "churn") if k in scorecard}
+    names = ("purchases", "zero_forecast", "value", "churn")
+    sections = {k: scorecard[k] for k in names if k in scorecard}
     out = {k: float(v) for k, v in flatten(sections).items() if isinstance(v, (int, float))}
     for section in ("purchases", "value"):
         for metric, value in scorecard.get(section, {}).get(chosen, {}).items():
@@ -107,7 +109,7 @@ def _register(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    name, metric = config.mlflow.registered_model, config.mlflow.champion_metric
+    name, metric = registered_model_name(config), config.mlflow.champion_metric
     if metric not in metrics:
         raise ClvError(
             f"mlflow.champion_metric {metric!r} is not in this run's scorecard; "
@@ -117,7 +119,13 @@ def _register(
     version = mlflow.register_model(model_uri, name).version
     try:
         champion = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
+    except MlflowException as exc:
+        if not _no_such_alias(exc):  # auth, network, a damaged store: never "no champion"
+            raise ClvError(
+                f"Could not look up the champion of {name!r} in the registry at "
+                f"{mlflow.get_tracking_uri()}: {exc}. The new model was registered as version "
+                f"{version} without an alias; set it by hand once the registry answers."
+            ) from None
         champion = None
     old = client.get_run(champion.run_id).data.metrics.get(metric) if champion else None
     new = metrics[metric]
@@ -132,6 +140,24 @@ def _register(
         "champion_version": int(champion.version) if champion else None,
         "champion_value": old,
     }
+
+
+def _no_such_alias(exc: Exception) -> bool:
+    """Whether a registry error only says that the alias (or the model) does not exist yet."""
+    code = getattr(exc, "error_code", "")
+    text = str(exc).lower()
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text
+    )
+
+
+def registered_model_name(config: Config) -> str:
+    """``mlflow.registered_model``, else one derived from the data source: ``clv-<file stem>``
+    (``clv-cdnow`` for the embedded log), so unrelated logs never share a champion."""
+    if config.mlflow.registered_model:
+        return config.mlflow.registered_model
+    stem = Path(str(config.data.transactions).rstrip("/")).name.split(".")[0] or "log"
+    return "clv-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in stem.lower())
 
 
 def _pip_requirements() -> list[str]:
@@ -183,7 +209,11 @@ def log_training_run(
                 mlflow.log_params(
                     {f"param.{k}": v for k, v in model.params.items()} | {"kind": kind}
                 )
-                child = {m: float(v) for m, v in bundle.scorecard["purchases"][kind].items()}
+                child = {
+                    m: float(v)
+                    for m, v in bundle.scorecard["purchases"][kind].items()
+                    if v is not None
+                }
                 child |= {
                     f"value.{m}": float(v)
                     for m, v in bundle.scorecard.get("value", {}).get(kind, {}).items()

@@ -3,7 +3,8 @@
 1. Clean the log (:mod:`clv.data`); read customer attributes when ``train.customers`` is set.
 2. Evaluate (:mod:`clv.evaluation`): split at the calibration cutoff, fit every candidate
    purchase model, Gamma-Gamma and a churn classifier on data up to the cutoff, and score the
-   holdout against the baselines. The purchase model with the lowest holdout MAE is chosen.
+   holdout against the baselines. The purchase model with the lowest holdout
+   ``train.selection_metric`` (mean Poisson deviance by default) is chosen.
 3. Refit the chosen purchase model and Gamma-Gamma on the whole log, and retrain the churn
    classifier on the latest leak-free window (features up to ``end − H``, labels from
    ``(end − H, end]``; :mod:`clv.churn`), with BG/NBD features from a fit on the whole log.
@@ -179,7 +180,7 @@ def train(
     notices = list(dict.fromkeys(notices))
     selection = {
         "chosen": chosen,
-        "criterion": "holdout MAE of purchases",
+        "criterion": f"holdout {evaluation.selection_metric} of purchases",
         "scores": {
             k: evaluation.scorecard["purchases"][k] for k in evaluation.scorecard["purchases"]
         },
