@@ -123,24 +123,10 @@ class PurchaseModel:
             return np.clip(expit(-self._log_odds_dead(x, t_x, T_)), 0.0, 1.0)
 
     def _log_odds_dead(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """``log((1 − P_alive) / P_alive)`` (``-inf`` where a customer must be alive).
-
-        BG/NBD: ``log(a / (b + x − 1)) + (r + x) log((α + T) / (α + t_x))``, alive for x = 0
-        (FHL 2005, eq. 13); MBG/NBD: the same with ``b + x`` and no exception at x = 0
-        (Batislam et al. 2007); Pareto/NBD: the log-likelihood's "dead" term against its
-        "alive" term (Fader & Hardie 2005 note, eq. 37), both from :mod:`clv.likelihood`.
-        """
-        p = self.params
+        """``log((1 − P_alive) / P_alive)`` (``-inf`` where a customer must be alive)."""
         if self.kind == "pareto":
-            log_p_alive = _pareto_log_alive_term(p, x, T) - _pareto_log_likelihood(p, x, t_x, T)
-            log_p_alive = np.minimum(log_p_alive, 0.0)  # rounding above log 1
-            with np.errstate(divide="ignore"):
-                return np.log(-np.expm1(log_p_alive)) - log_p_alive
-        r, alpha, a, b = (p[k] for k in ("r", "alpha", "a", "b"))
-        shift = 0.0 if self.kind == "mbgnbd" else 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            odds = np.log(a / (b + x - shift)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
-        return odds if shift == 0.0 else np.where(x > 0, odds, -np.inf)
+            return _pareto_log_odds_dead(self.params, x, t_x, T)
+        return _bg_log_odds_dead(self.params, self.kind == "mbgnbd", x, t_x, T)
 
     def expected_purchases(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Expected number of purchases in ``(T, T + t]`` for each customer."""
@@ -256,8 +242,33 @@ def _bg_expected_purchases(
         direct = np.log(hyp2f1(A, B, c, z)) + A * log_1mz
         log_silent = np.where(np.isfinite(euler), euler, direct)
         bracket = (c / (a - 1.0)) * -np.expm1(log_silent)
-    alive = PurchaseModel("mbgnbd" if modified else "bgnbd", params, "").p_alive(x, t_x, T)
+    with np.errstate(over="ignore"):
+        alive = expit(-_bg_log_odds_dead(params, modified, x, t_x, T))
     return (bracket[index] * alive).reshape(shape)
+
+
+def _bg_log_odds_dead(
+    params: dict[str, float], modified: bool, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """``log((1 − P_alive) / P_alive)`` of BG/NBD: ``log(a / (b + x − 1)) + (r + x)
+    log((α + T) / (α + t_x))``, alive (``-inf``) at x = 0 (FHL 2005, eq. 13); of MBG/NBD: the
+    same with ``b + x`` and no exception at x = 0 (Batislam et al. 2007)."""
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    shift = 0.0 if modified else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = np.log(a / (b + x - shift)) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+    return odds if modified else np.where(x > 0, odds, -np.inf)
+
+
+def _pareto_log_odds_dead(
+    params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """``log((1 − P_alive) / P_alive)`` of Pareto/NBD: the log-likelihood's "alive" term against
+    the whole (Fader & Hardie 2005 note, eq. 37), both from :mod:`clv.likelihood`."""
+    log_p_alive = _pareto_log_alive_term(params, x, T) - _pareto_log_likelihood(params, x, t_x, T)
+    log_p_alive = np.minimum(log_p_alive, 0.0)  # rounding above log 1
+    with np.errstate(divide="ignore"):
+        return np.log(-np.expm1(log_p_alive)) - log_p_alive
 
 
 def _pareto_log_likelihood(
