@@ -204,6 +204,18 @@ def test_evaluate_writes_the_scorecard(tmp_path):
         "too short for a leak-free churn window" in card["churn_note"]
     )  # 39 weeks before 1997-09-30
     assert "ROC AUC" in result.output
+    # FHL 2005 fig. 4: groups 0 … 6, 7+ that add up to the holdout, and the models' totals
+    table = card["conditional_expectations"]
+    assert [r["frequency"] for r in table] == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    assert sum(r["customers"] for r in table) == 2357
+    assert sum(r["customers"] * r["actual"] for r in table) == pytest.approx(1882)
+    for kind in ("bgnbd", "pareto"):
+        total = sum(r["customers"] * r[kind] for r in table)
+        assert total == pytest.approx(card["purchases"][kind]["predicted_total"])
+    assert "by calibration frequency" in result.output
+    # MAE's blind spot is printed: forecasting no purchase beats some models on MAE
+    assert card["zero_forecast"]["mae"] < card["purchases"]["bgnbd"]["mae"]
+    assert card["selection_metric"] == "poisson_deviance"
 
 
 def test_unknown_config_keys_are_errors(tmp_path):

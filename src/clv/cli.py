@@ -210,6 +210,19 @@ def _print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
             rows,
         )
     )
+    if card.get("conditional_expectations"):
+        table = card["conditional_expectations"]
+        keys = [k for k in table[0] if k not in ("frequency", "customers")]
+        rows = [
+            [r["frequency"], f"{r['customers']:,}", *(f"{r[k]:.3f}" for k in keys)] for r in table
+        ]
+        console.print(
+            _table(
+                "Mean holdout purchases by calibration frequency (actual vs predicted)",
+                ["frequency", "customers", *(label(k) if k != "actual" else k for k in keys)],
+                rows,
+            )
+        )
     if "value" in card:
         rows = [
             [

@@ -225,6 +225,9 @@ def evaluate(
         # MAE rewards forecasting too little (the median of sparse counts is 0): this is the MAE
         # of forecasting no purchase for anyone, printed beside every model's
         "zero_forecast": purchase_metrics(actual, np.zeros_like(actual)),
+        "conditional_expectations": conditional_expectations(
+            cal["frequency"].to_numpy(), actual, predictions
+        ),
         "selection_metric": settings.selection_metric,
     }
     spend = None
@@ -262,6 +265,33 @@ def evaluate(
         churn_frame,
         settings.selection_metric,
     )
+
+
+def conditional_expectations(
+    frequency: np.ndarray, actual: np.ndarray, predictions: dict[str, np.ndarray], cap: int = 7
+) -> list[dict[str, Any]]:
+    """Mean actual and mean predicted holdout purchases by calibration frequency 0 … cap−1, cap+.
+
+    The classic check of a BTYD forecast (Fader, Hardie & Lee 2005, fig. 4): an aggregate error
+    near 0 can hide a model that over-forecasts light buyers and under-forecasts heavy ones.
+
+    >>> rows = conditional_expectations(np.array([0, 0, 9]), np.array([0.0, 1.0, 4.0]),
+    ...                                 {"m": np.array([0.2, 0.2, 5.0])}, cap=2)
+    >>> [(r["frequency"], r["customers"], r["actual"], r["m"]) for r in rows]
+    [('0', 2, 0.5, 0.2), ('2+', 1, 4.0, 5.0)]
+    """
+    group = np.minimum(np.asarray(frequency, dtype=int), cap)
+    rows = []
+    for value in np.unique(group):
+        members = group == value
+        row: dict[str, Any] = {
+            "frequency": f"{value}+" if value == cap else str(value),
+            "customers": int(members.sum()),
+            "actual": float(actual[members].mean()),
+        }
+        row |= {k: float(p[members].mean()) for k, p in predictions.items()}
+        rows.append(row)
+    return rows
 
 
 def naive_rate(frequency: np.ndarray, T: np.ndarray, horizon: float) -> np.ndarray:

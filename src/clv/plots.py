@@ -23,28 +23,25 @@ def _figure(width: float = 6.4, height: float = 4.4) -> tuple[Figure, Any]:
     return fig, fig.add_subplot()
 
 
-def calibration_vs_holdout(
-    calibration: pd.DataFrame, predicted: np.ndarray, name: str, cap: int = 7
-) -> Figure:
-    """Mean actual vs mean predicted holdout purchases by calibration frequency (capped)."""
-    frame = pd.DataFrame(
-        {
-            "frequency": np.minimum(calibration["frequency"].to_numpy(), cap),
-            "actual": calibration["frequency_holdout"].to_numpy(dtype=float),
-            "predicted": predicted,
-        }
-    )
-    means = frame.groupby("frequency")[["actual", "predicted"]].mean()
+def calibration_vs_holdout(table: list[dict[str, Any]], chosen: str | None = None) -> Figure:
+    """Mean actual vs mean predicted holdout purchases by calibration frequency, every model
+    (the scorecard's ``conditional_expectations``; FHL 2005, fig. 4)."""
+    from clv.evaluation import label
+
+    frame = pd.DataFrame(table)
+    x = np.arange(len(frame))
     fig, ax = _figure()
-    ax.plot(means.index, means["actual"], "o-", label="actual")
-    ax.plot(means.index, means["predicted"], "s--", label=f"{name} predicted")
-    ax.set_xticks(means.index, [str(i) if i < cap else f"{cap}+" for i in means.index])
+    ax.plot(x, frame["actual"], "o-", color="black", label="actual", linewidth=2)
+    for key in (c for c in frame.columns if c not in ("frequency", "customers", "actual")):
+        style = "s-" if key == chosen else "--"
+        ax.plot(x, frame[key], style, label=label(key) + (" (chosen)" if key == chosen else ""))
+    ax.set_xticks(x, frame["frequency"].tolist())
     ax.set(
-        xlabel="purchases in calibration (repeat)",
+        xlabel="repeat purchases in calibration",
         ylabel="mean purchases in holdout",
-        title="Calibration vs holdout purchases",
+        title="Conditional expectations: actual vs predicted",
     )
-    ax.legend()
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -209,7 +206,7 @@ def save_evaluation_figures(
     T = float(ev.calibration["T"].max())
     figures = {
         "calibration_vs_holdout.png": calibration_vs_holdout(
-            ev.calibration, ev.predictions[chosen], model.name
+            ev.scorecard["conditional_expectations"], chosen
         ),
         "tracking_cumulative.png": cumulative_tracking(
             transactions, model, ev.split.calibration_end, DAYS_PER_UNIT[model.time_unit]
