@@ -213,8 +213,9 @@ def test_evaluate_writes_the_scorecard(tmp_path):
         total = sum(r["customers"] * r[kind] for r in table)
         assert total == pytest.approx(card["purchases"][kind]["predicted_total"])
     assert "by calibration frequency" in result.output
-    # MAE's blind spot is printed: forecasting no purchase beats some models on MAE
-    assert card["zero_forecast"]["mae"] < card["purchases"]["bgnbd"]["mae"]
+    # MAE's blind spot is shown: the all-zero forecast's MAE beside the models
+    assert card["zero_forecast"]["mae"] == pytest.approx(1882 / 2357)  # the mean count
+    assert "zero for" in result.output
     assert card["selection_metric"] == "poisson_deviance"
 
 
