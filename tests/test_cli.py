@@ -49,7 +49,9 @@ def test_train_writes_the_holdout_comparison_into_the_bundle(sample_bundle):
     assert selection["holdout_length"] == pytest.approx(39.0)
     scores = selection["scores"]
     assert scores["naive"]["actual_total"] == 1882
-    chosen = min((k for k in scores if k != "naive"), key=lambda k: scores[k]["mae"])
+    # chosen by the proper score (issue 10), not by MAE
+    assert selection["criterion"] == "holdout poisson_deviance of purchases"
+    chosen = min((k for k in scores if k != "naive"), key=lambda k: scores[k]["poisson_deviance"])
     assert selection["chosen"] == chosen
     assert scores[chosen]["mae"] < scores["naive"]["mae"]  # the BTYD model beats the naive rate
     assert manifest["config"]["data"]["transactions"] == "cdnow-sample"
@@ -197,7 +199,7 @@ def test_evaluate_writes_the_scorecard(tmp_path):
     )
     assert result.exit_code == 0, result.output
     card = json.loads(out.read_text())
-    assert set(card["purchases"]) == {"bgnbd", "mbgnbd", "pareto", "naive"}
+    assert set(card["purchases"]) == {"bgnbd", "mbgnbd", "pareto", "ensemble", "naive"}
     assert {"spearman", "normalized_gini", "top_decile_capture"} <= set(card["value"]["bgnbd"])
     assert {"roc_auc", "pr_auc", "brier", "ece"} <= set(card["churn"]["bgnbd_p_no_purchase"])
     assert (

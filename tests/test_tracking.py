@@ -80,6 +80,7 @@ def test_a_run_has_config_fingerprint_scorecard_and_children(store):
         "BG/NBD",
         "MBG/NBD",
         "Pareto/NBD",
+        "Ensemble (BG/NBD + MBG/NBD + Pareto/NBD)",
         "churn classifier",
     }
 
@@ -103,7 +104,8 @@ def test_registry_champion_then_challenger(store):
     assert int(client.get_model_version_by_alias("clv-test", "challenger").version) == 2
     first_out, second_out = (" ".join(r.output.split()) for r in (first, second))
     assert "as champion" in first_out and "first champion" in first_out
-    assert "as challenger" in second_out and "vs champion v1" in second_out
+    # the champion (v1) is refitted on the challenger's split and compared by a paired test
+    assert "as challenger" in second_out and "refitted" in second_out and "paired z" in second_out
 
 
 def test_pyfunc_model_scores_a_customer_frame(store):
@@ -166,7 +168,7 @@ def test_against_a_real_tracking_server(tmp_path, ui_smoke):
         parent = next(r for r in runs if r["info"]["run_name"].startswith("train"))
         metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
         assert metrics["purchases.naive.actual_total"] == 1882
-        assert len(runs) == 5  # parent + 3 purchase models + churn
+        assert len(runs) == 6  # parent + 3 purchase models + the ensemble + churn
 
 
 def test_the_registry_name_follows_the_data_source():

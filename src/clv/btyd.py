@@ -35,9 +35,14 @@ KINDS: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 
+#: The ensemble candidate: an equal-weight mixture of these models (:class:`EnsembleModel`).
+ENSEMBLE = "ensemble"
+ENSEMBLE_MEMBERS = ("bgnbd", "mbgnbd", "pareto")
+
+
 def display_name(kind: str) -> str:
     """Return the usual name of a model kind (``"bgnbd"`` → ``"BG/NBD"``)."""
-    return KINDS[kind][2]
+    return "Ensemble" if kind == ENSEMBLE else KINDS[kind][2]
 
 
 def rfm_patterns_index(rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +110,10 @@ class PurchaseModel:
     def name(self) -> str:
         """Display name, e.g. ``BG/NBD``."""
         return display_name(self.kind)
+
+    def expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
+        """Expected repeat purchases in ``(0, t]`` of a customer acquired at 0 (unconditional)."""
+        return np.asarray(self._fitter.expected_number_of_purchases_up_to_time(t), dtype=float)
 
     @cached_property
     def _fitter(self) -> Any:
@@ -197,6 +206,76 @@ class PurchaseModel:
             penalizer=float(data.get("penalizer", 0.0)),
             standard_errors={k: float(v) for k, v in data.get("standard_errors", {}).items()},
         )
+
+
+@dataclass(frozen=True)
+class EnsembleModel:
+    """An equal-weight mixture of fitted purchase models: the ``ensemble`` candidate.
+
+    Each score quantity is the mixture's — the members' P(alive), expected purchases and
+    P(no purchase) averaged — so it is scored by the same code as any model (local, pyfunc,
+    Spark) and saved as its members' parameters. Averaging forecasts of different models is a
+    cheap hedge against picking the wrong one on a noisy holdout; it is a candidate, chosen only
+    when it scores best.
+    """
+
+    members: tuple[PurchaseModel, ...]
+    kind: str = ENSEMBLE
+    log_likelihood: float = float("nan")
+    penalizer: float = 0.0
+    standard_errors: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Display name."""
+        return f"Ensemble ({' + '.join(m.name for m in self.members)})"
+
+    @property
+    def time_unit(self) -> str:
+        """Unit of recency, T and t (the members')."""
+        return self.members[0].time_unit
+
+    @property
+    def params(self) -> dict[str, float]:
+        """The members' parameters as ``kind.name`` (for printing and logging)."""
+        return {f"{m.kind}.{k}": v for m in self.members for k, v in m.params.items()}
+
+    def _mean(self, method: str, *args: Any) -> np.ndarray:
+        return np.mean([getattr(m, method)(*args) for m in self.members], axis=0)
+
+    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Mean of the members' P(alive)."""
+        return self._mean("p_alive", frequency, recency, T)
+
+    def expected_purchases(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Mean of the members' expected purchases in ``(T, T + t]``."""
+        return self._mean("expected_purchases", t, frequency, recency, T)
+
+    def p_no_purchase(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Mean of the members' probabilities of no purchase in ``(T, T + t]``."""
+        return self._mean("p_no_purchase", t, frequency, recency, T)
+
+    def expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
+        """Mean of the members' unconditional expected purchases."""
+        return self._mean("expected_purchases_new", t)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the model as JSON-compatible values (its members')."""
+        return {
+            "kind": ENSEMBLE,
+            "time_unit": self.time_unit,
+            "members": [m.to_dict() for m in self.members],
+        }
+
+
+def purchase_model_from_dict(data: dict[str, Any]) -> PurchaseModel | EnsembleModel:
+    """Rebuild a purchase model (a single model or the ensemble) from its ``to_dict`` output."""
+    if data.get("kind") == ENSEMBLE:
+        members = tuple(PurchaseModel.from_dict(m) for m in data["members"])
+        if not members:
+            raise ValueError("the ensemble has no members")
+        return EnsembleModel(members)
+    return PurchaseModel.from_dict(data)
 
 
 def _bg_expected_purchases(
@@ -319,12 +398,13 @@ def fit_purchase_model(
     time_unit: str,
     penalizer: float = 0.0,
     retry_penalizer: float = 0.001,
-) -> PurchaseModel:
+) -> PurchaseModel | EnsembleModel:
     """Fit a BTYD purchase model on RFM data.
 
     Parameters
     ----------
-    kind : {"bgnbd", "mbgnbd", "pareto"}
+    kind : {"bgnbd", "mbgnbd", "pareto", "ensemble"}
+        ``ensemble`` fits each of ``ENSEMBLE_MEMBERS`` and returns their mixture.
     rfm : pandas.DataFrame
         Columns ``frequency``, ``recency``, ``T`` (see :mod:`clv.features`).
     time_unit : str
@@ -336,13 +416,20 @@ def fit_purchase_model(
 
     Returns
     -------
-    PurchaseModel
+    PurchaseModel or EnsembleModel
 
     Raises
     ------
     ModelFitError
         If neither attempt converges to finite, positive parameters.
     """
+    if kind == ENSEMBLE:
+        return EnsembleModel(
+            tuple(
+                fit_purchase_model(k, rfm, time_unit, penalizer, retry_penalizer)
+                for k in ENSEMBLE_MEMBERS
+            )
+        )
     if kind not in KINDS:
         raise ValueError(f"unknown purchase model {kind!r}; choose from {sorted(KINDS)}")
     if len(rfm) == 0:

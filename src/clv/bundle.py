@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+import os
+import shutil
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from clv.btyd import PurchaseModel
+from clv.btyd import EnsembleModel, PurchaseModel, purchase_model_from_dict
 from clv.churn import ChurnModel
 from clv.errors import BundleError
 from clv.spend import SpendModel
-from clv.tables import write_json, write_text
+from clv.tables import replace_dir, write_json, write_text
 
 FORMAT = "clv-bundle"
 FORMAT_VERSION = 1
@@ -59,8 +61,8 @@ class Bundle:
 
     Parameters
     ----------
-    purchase : PurchaseModel
-        The chosen BTYD model, fitted on the whole log.
+    purchase : PurchaseModel or EnsembleModel
+        The chosen BTYD model (or the ensemble), fitted on the whole log.
     spend : SpendModel or None
         Gamma-Gamma, when the log has amounts.
     config : dict
@@ -85,7 +87,7 @@ class Bundle:
         (:func:`clv.predict.define_segments`); empty in bundles of older clv versions.
     """
 
-    purchase: PurchaseModel
+    purchase: PurchaseModel | EnsembleModel
     spend: SpendModel | None
     config: dict[str, Any]
     fingerprint: dict[str, Any]
@@ -176,7 +178,7 @@ def load_bundle(directory: str | Path) -> Bundle:
             f"{FORMAT_VERSION}. Retrain the model with this clv (or use the clv that made it)."
         )
     try:
-        purchase = PurchaseModel.from_dict(data["purchase_model"])
+        purchase = purchase_model_from_dict(data["purchase_model"])
         spend = SpendModel.from_dict(data["spend_model"]) if data["spend_model"] else None
         churn = None
         if data.get("churn_model"):
@@ -202,3 +204,25 @@ def load_bundle(directory: str | Path) -> Bundle:
         raise BundleError(
             f"{manifest} is damaged: {type(exc).__name__}: {exc}. Retrain the model."
         ) from None
+
+
+def place_bundle(source: str | Path, target: str | Path, registry: dict[str, Any]) -> Path:
+    """Put the bundle in ``source`` at ``target`` as a whole, its manifest saying ``registry``.
+
+    ``source`` is consumed when it is a sibling staging folder of ``target`` (a name starting
+    with a dot); any other folder (e.g. a downloaded MLflow artifact) is copied to one first.
+    """
+    source, target = Path(source), Path(target)
+    if source.parent != target.parent or not source.name.startswith("."):
+        staging = target.with_name(f".{target.name}.placing-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, staging)
+        source = staging
+    try:
+        bundle = load_bundle(source)
+        save_bundle(replace(bundle, registry=registry), source)
+        replace_dir(source, target)
+    finally:
+        shutil.rmtree(source, ignore_errors=True)  # gone already unless something failed
+    return target

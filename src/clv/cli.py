@@ -285,14 +285,9 @@ def _print_training(result: TrainResult) -> None:
         )
     if result.run_id:
         reg = result.registry
-        verdict = f"{reg['alias']} ({reg['metric']} {reg['value']:.4f}" + (
-            f" vs champion v{reg['champion_version']} {reg['champion_value']:.4f})"
-            if reg["champion_version"]
-            else ", first champion)"
-        )
         console.print(
             f"MLflow run {result.run_id}; registered {reg['registered_model']} "
-            f"v{reg['version']} as {verdict}",
+            f"v{reg['version']} as {reg['alias']} — {reg['decision']}",
             highlight=False,
         )
 
@@ -907,6 +902,174 @@ def kpis(
     )
     if run_id:
         console.print(f"Logged to MLflow run {run_id} (artifacts kpis/)", highlight=False)
+
+
+@app.command()
+def monitor(
+    config: ConfigOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Bundle folder or models:/NAME@champion [models/cdnow]."
+        ),
+    ] = None,
+    transactions: TransactionsOpt = None,
+    customer_col: CustomerColOpt = None,
+    date_col: DateColOpt = None,
+    amount_col: AmountColOpt = None,
+    date_format: DateFormatOpt = None,
+    timezone: TimezoneOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path(
+        "reports/monitor"
+    ),
+    fail_on_retrain: Annotated[
+        bool,
+        typer.Option("--fail-on-retrain", help="Exit with code 3 when the rule says retrain."),
+    ] = False,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log the result as an MLflow run [on].")
+    ] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+) -> None:
+    """Check a shipped model's forecasts (as of its training end) against a newer log.
+
+    Purchases, churn and value in the window the newer log adds, by value segment and month,
+    plus feature drift; writes JSON, CSV and an HTML page, and says whether to retrain.
+    """
+    overrides = _data_overrides(
+        transactions, customer_col, date_col, amount_col, date_format, timezone
+    )
+    overrides |= {"score.model": model, "mlflow.tracking_uri": tracking_uri}
+    try:
+        settings = _settings(config, overrides)
+        from clv.data import load_transactions
+        from clv.monitor import monitor as run_monitor
+        from clv.monitor import write_monitoring
+        from clv.predict import load_model
+
+        bundle = load_model(settings.score.model, settings.mlflow.tracking_uri)
+        console.print(_which_model(settings.score.model, bundle, model is None), highlight=False)
+        with _reading_bar() as reading:
+            log = load_transactions(settings.data.transactions, settings.data, progress=reading)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = run_monitor(bundle, log)
+        paths = write_monitoring(result, out)
+        run_id = None
+        if mlflow:
+            os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+            from clv.tracking import log_monitoring
+
+            run_id = log_monitoring(result, paths, settings)
+    except ClvError as exc:
+        raise _fail(exc) from None
+    _print_monitoring(result.summary)
+    console.print(f"Report: [bold]{paths[0]}[/] (+ JSON, CSV)", highlight=False)
+    if run_id:
+        console.print(f"Logged to MLflow run {run_id}", highlight=False)
+    if fail_on_retrain and result.summary["retrain"]:
+        raise typer.Exit(code=3)
+
+
+def _print_monitoring(s: dict[str, Any]) -> None:
+    p = s["purchases"]
+    rows = [
+        ["window", f"{s['window']['from']} .. {s['window']['to']}"],
+        ["customers forecast", f"{s['customers_forecast']:,}"],
+        ["purchases predicted / actual", f"{p['predicted_total']:,.0f} / {p['actual_total']:,.0f}"],
+        ["aggregate error", _fmt(p["aggregate_error_pct"], pct=True)],
+        ["MAE / RMSE / deviance", f"{p['mae']:.4f} / {p['rmse']:.4f} / {_deviance(p)}"],
+    ]
+    if "churn" in s:
+        c = s["churn"]
+        rows.append(
+            [
+                "churn ROC AUC (at training)",
+                f"{c['roc_auc']:.4f} ({c['roc_auc_at_training'] or float('nan'):.4f})",
+            ]
+        )
+        rows.append(["churn Brier / ECE", f"{c['brier']:.4f} / {c['ece']:.4f}"])
+    if "value" in s:
+        v = s["value"]
+        rows.append(
+            [
+                "top-decile capture / Gini",
+                f"{v['top_decile_capture']:.3f} / {v['normalized_gini']:.3f}",
+            ]
+        )
+    worst = max(s["drift"], key=s["drift"].get)
+    rows.append(["largest drift (PSI)", f"{worst} {s['drift'][worst]:.3f}"])
+    rows.append(["retrain", "yes: " + "; ".join(s["reasons"]) if s["retrain"] else "no"])
+    console.print(_table("Monitoring", ["", "value"], rows))
+
+
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Registered model [from the config: clv-<file stem of the log>]."),
+]
+
+
+@app.command()
+def models(
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+) -> None:
+    """List a registered model's versions: alias, champion metric, data window and decision."""
+    try:
+        settings = _settings(config, {"mlflow.tracking_uri": tracking_uri})
+        from clv.tracking import model_versions, registered_model_name
+
+        name = name or registered_model_name(settings)
+        rows = model_versions(name, settings.mlflow.tracking_uri)
+    except ClvError as exc:
+        raise _fail(exc) from None
+    table = [
+        [
+            f"v{r['version']}",
+            ", ".join(r["aliases"]) or "–",
+            r["chosen_model"],
+            f"{r['metric']} {r['value']:.4f}" if r["value"] is not None else "–",
+            r["data"],
+            r["decision"],
+        ]
+        for r in rows
+    ]
+    columns = ["version", "alias", "model", "champion metric", "data", "decision"]
+    console.print(_table(f"Registered model {name}", columns, table))
+
+
+@app.command()
+def promote(
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    version: Annotated[int | None, typer.Option(help="Version to make champion.")] = None,
+    run: Annotated[str | None, typer.Option(help="Or: the run that registered it.")] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also place its bundle here, the folder `clv score` serves [models/cdnow]."
+        ),
+    ] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+) -> None:
+    """Make a registered version the champion, and put its bundle in the served folder."""
+    try:
+        settings = _settings(
+            config, {"mlflow.tracking_uri": tracking_uri, "train.model_dir": model_dir}
+        )
+        from clv.bundle import place_bundle
+        from clv.tracking import download_bundle, registered_model_name
+        from clv.tracking import promote as set_champion
+
+        name = name or registered_model_name(settings)
+        number = set_champion(name, version, run, settings.mlflow.tracking_uri)
+        source = download_bundle(f"models:/{name}/{number}", settings.mlflow.tracking_uri)
+        registry = {"registered_model": name, "version": number, "alias": "champion"}
+        target = place_bundle(source, settings.train.model_dir, registry)
+    except ClvError as exc:
+        raise _fail(exc) from None
+    console.print(f"{name} v{number} is now champion; its bundle is in [bold]{target}[/]")
 
 
 def _print_kpis(summary: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clv.errors import DataValidationError
 
 TimeUnit = Literal["day", "week", "month"]
-PurchaseModelKind = Literal["bgnbd", "mbgnbd", "pareto"]
+PurchaseModelKind = Literal["bgnbd", "mbgnbd", "pareto", "ensemble"]
 
 #: Length of each time unit in days. A month is a twelfth of a Julian year (365.25 / 12 days),
 #: never a hidden 30-day month.
@@ -85,8 +85,9 @@ class TrainConfig(_Section):
     """Model selection on a calibration/holdout split, then a refit on the whole log."""
 
     candidates: list[PurchaseModelKind] = Field(
-        default_factory=lambda: ["bgnbd", "mbgnbd", "pareto"],
-        description="Purchase models to compare on the holdout.",
+        default_factory=lambda: ["bgnbd", "mbgnbd", "pareto", "ensemble"],
+        description="Purchase models to compare on the holdout; 'ensemble' is the equal-weight "
+        "mixture of BG/NBD, MBG/NBD and Pareto/NBD.",
     )
     selection_metric: Literal["poisson_deviance", "rmse", "mae"] = Field(
         "poisson_deviance",
@@ -230,8 +231,10 @@ class MlflowConfig(_Section):
     )
     champion_metric: str = Field(
         "purchases.chosen.poisson_deviance",
-        description="Scorecard metric that decides champion vs challenger (lower is better "
-        "unless it names an AUC, Gini, Spearman or capture).",
+        description="Metric that decides champion vs challenger: purchases.chosen."
+        "poisson_deviance, .rmse or .mae, compared with the champion refitted on the "
+        "challenger's split by a paired test at 5 %; any other scorecard metric registers "
+        "without promotion (use clv promote).",
     )
 
 

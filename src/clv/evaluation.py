@@ -27,7 +27,14 @@ import numpy as np
 import pandas as pd
 
 from clv import metrics
-from clv.btyd import PurchaseModel, display_name, fit_purchase_model
+from clv.btyd import (
+    ENSEMBLE,
+    ENSEMBLE_MEMBERS,
+    EnsembleModel,
+    PurchaseModel,
+    display_name,
+    fit_purchase_model,
+)
 from clv.config import DAYS_PER_UNIT, Config
 from clv.data import TransactionLog, day_number
 from clv.errors import DataValidationError
@@ -139,7 +146,7 @@ class Evaluation:
 
     split: Split
     calibration: pd.DataFrame
-    purchase_models: dict[str, PurchaseModel]
+    purchase_models: dict[str, PurchaseModel | EnsembleModel]
     spend_model: SpendModel | None
     churn_model: Any | None
     scorecard: dict[str, Any]
@@ -202,8 +209,22 @@ def evaluate(
         f"{split.duration:g} {unit}s"
     )
     models, predictions = {}, {}
-    for kind in settings.candidates:
-        model = fit_purchase_model(kind, cal, unit, settings.penalizer, settings.retry_penalizer)
+    singles = [k for k in settings.candidates if k != ENSEMBLE]
+    for kind in singles + [ENSEMBLE] * (ENSEMBLE in settings.candidates):
+        if kind == ENSEMBLE:  # the members already fitted, and any left out of the candidates
+            model = EnsembleModel(
+                tuple(
+                    models.get(k)
+                    or fit_purchase_model(
+                        k, cal, unit, settings.penalizer, settings.retry_penalizer
+                    )
+                    for k in ENSEMBLE_MEMBERS
+                )
+            )
+        else:
+            model = fit_purchase_model(
+                kind, cal, unit, settings.penalizer, settings.retry_penalizer
+            )
         models[kind] = model
         predictions[kind] = model.expected_purchases(split.duration, x, t_x, T)
         report(

@@ -83,8 +83,7 @@ def cumulative_tracking(
     actual = np.r_[0, np.cumsum(repeats["n"].to_numpy())][done]
     grid = pd.to_datetime(days, unit="D")
     ages = np.clip((days[:, None] - first_days[None, :]) / days_per_unit, 0, None)
-    fitter = model._fitter
-    expected = np.asarray(fitter.expected_number_of_purchases_up_to_time(ages.ravel()), dtype=float)
+    expected = model.expected_purchases_new(ages.ravel())
     predicted = (expected.reshape(ages.shape) * cohorts["n"].to_numpy()[None, :]).sum(axis=1)
     fig, ax = _figure()
     ax.plot(grid, actual, label="actual")

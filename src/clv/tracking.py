@@ -10,8 +10,9 @@ versions as tags, the scorecard as metrics (``purchases.bgnbd.mae``, ``churn.chu
 and the bundle as a pyfunc model; one child run per candidate purchase model and one for the
 churn classifier. The model is registered under ``mlflow.registered_model`` (by default
 ``clv-<file stem>`` of the log: :func:`registered_model_name`) and gets the alias
-``champion`` when its ``mlflow.champion_metric`` beats the current champion's (or there is
-none), else ``challenger``; the decision and both numbers are logged on the run.
+``champion`` when it beats the current champion re-evaluated on the same split by a paired test
+(:mod:`clv.promotion`), or there is none; else ``challenger``. The decision, both numbers and
+the test statistic are tags ``registry.*`` on the run and on the model version.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from clv.training import TrainResult
 
 DEFAULT_URI = "sqlite:///mlflow.db"
-HIGHER_IS_BETTER = ("auc", "gini", "spearman", "capture")
 _REQUIREMENTS = (
     "lifetimes",
     "pandas",
@@ -96,18 +96,14 @@ def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
 
-def _better(metric: str, new: float, old: float | None) -> bool:
-    if old is None or not np.isfinite(old):
-        return True
-    higher = any(word in metric for word in HIGHER_IS_BETTER)
-    return new > old if higher else new < old
-
-
 def _register(
-    mlflow: Any, model_uri: str, config: Config, metrics: dict[str, float]
+    mlflow: Any, model_uri: str, result: TrainResult, config: Config, metrics: dict[str, float]
 ) -> dict[str, Any]:
+    """Register the run's model and set its alias by :func:`clv.promotion.decide`."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+
+    from clv.promotion import decide
 
     name, metric = registered_model_name(config), config.mlflow.champion_metric
     if metric not in metrics:
@@ -127,19 +123,28 @@ def _register(
                 f"{version} without an alias; set it by hand once the registry answers."
             ) from None
         champion = None
-    old = client.get_run(champion.run_id).data.metrics.get(metric) if champion else None
-    new = metrics[metric]
-    alias = "champion" if _better(metric, new, old) else "challenger"
-    client.set_registered_model_alias(name, alias, version)
-    return {
+    champion_bundle = None
+    if champion is not None:
+        from clv.bundle import load_bundle
+
+        champion_bundle = load_bundle(
+            download_bundle(f"models:/{name}/{champion.version}", mlflow.get_tracking_uri())
+        )
+    outcome = decide(result, config.to_dict(), champion_bundle, metric)
+    client.set_registered_model_alias(name, outcome["alias"], version)
+    decision = {
         "registered_model": name,
         "version": int(version),
-        "alias": alias,
+        "alias": outcome["alias"],
+        "decision": outcome["decision"],
         "metric": metric,
-        "value": new,
+        "value": metrics[metric],
         "champion_version": int(champion.version) if champion else None,
-        "champion_value": old,
-    }
+    } | {k: v for k, v in outcome.items() if k not in ("alias", "decision", "promote")}
+    for key in ("decision", "metric", "value", "champion_version", "z"):
+        if decision.get(key) is not None:
+            client.set_model_version_tag(name, version, f"registry.{key}", str(decision[key]))
+    return decision
 
 
 def _no_such_alias(exc: Exception) -> bool:
@@ -273,7 +278,7 @@ def log_training_run(
         )
         report = stages if stages is not None else (lambda message: None)
         report(f"Logged MLflow run {run_id} (metrics, plots, model)")
-        decision = _register(mlflow, info.model_uri, config, metrics)
+        decision = _register(mlflow, info.model_uri, result, config, metrics)
         mlflow.set_tags({f"registry.{k}": str(v) for k, v in decision.items()})
         report(
             f"Registered {decision['registered_model']} v{decision['version']} as "
@@ -346,3 +351,100 @@ def log_kpi_report(report: Any, config: Config, active: bool = False) -> str:
             {"as_of": summary["as_of"], "lost_definition": summary["lost_definition"]}
         )
         return log()
+
+
+def model_versions(name: str, tracking: str | None = None) -> list[dict[str, Any]]:
+    """Every registered version of ``name``, newest first: aliases, run, chosen model, the
+    champion metric, data window and the registry decision (for ``clv models``)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from clv.config import Config, MlflowConfig
+
+    _mlflow(tracking_uri(Config(mlflow=MlflowConfig(tracking_uri=tracking))))
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as exc:
+        raise ClvError(f"Could not list the versions of {name!r}: {exc}") from None
+    if not versions:
+        raise ClvError(f"No registered model {name!r} in {client.tracking_uri}.")
+    rows = []
+    for found in sorted(versions, key=lambda v: -int(v.version)):
+        version = client.get_model_version(name, found.version)  # search omits aliases
+        run = client.get_run(version.run_id)
+        tags, metrics = run.data.tags, run.data.metrics
+        metric = tags.get("registry.metric", "")
+        rows.append(
+            {
+                "version": int(version.version),
+                "aliases": list(version.aliases),
+                "run_id": version.run_id,
+                "chosen_model": tags.get("chosen_model", ""),
+                "metric": metric,
+                "value": metrics.get(metric),
+                "data": f"{tags.get('data.first_date', '?')} .. {tags.get('data.last_date', '?')}",
+                "decision": version.tags.get(
+                    "registry.decision", tags.get("registry.decision", "")
+                ),
+            }
+        )
+    return rows
+
+
+def promote(
+    name: str, version: int | None = None, run_id: str | None = None, tracking: str | None = None
+) -> int:
+    """Make a version (given, or the one registered from ``run_id``) the champion; returns it."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    if (version is None) == (run_id is None):
+        raise ClvError("Name exactly one of --version or --run.")
+    rows = model_versions(name, tracking)
+    if run_id is not None:
+        matches = [r["version"] for r in rows if r["run_id"] == run_id]
+        if not matches:
+            raise ClvError(f"Run {run_id} registered no version of {name!r}.")
+        version = matches[0]
+    if version not in {r["version"] for r in rows}:
+        raise ClvError(f"{name!r} has no version {version}; `clv models` lists them.")
+    client = MlflowClient()
+    try:
+        client.set_registered_model_alias(name, "champion", str(version))
+        client.set_model_version_tag(name, str(version), "registry.decision", "promoted by hand")
+    except MlflowException as exc:
+        raise ClvError(f"Could not promote {name!r} v{version}: {exc}") from None
+    return int(version)
+
+
+def log_monitoring(result: Any, paths: list[Path], config: Config) -> str:
+    """Log a ``clv monitor`` result as a run tagged with the model's name and version."""
+    mlflow = _mlflow(tracking_uri(config))
+    summary = result.summary
+    model = summary["model"]
+    mlflow.set_experiment(config.mlflow.experiment)
+    from clv.monitor import _title
+
+    with mlflow.start_run(run_name=f"monitor {_title(model)}") as run:
+        mlflow.set_tags(
+            {
+                "clv.kind": "monitor",
+                "model.name": str(model.get("registered_model")),
+                "model.version": str(model.get("version")),
+                "model.run_id": str(model.get("run_id")),
+                "window": f"{summary['window']['from']} .. {summary['window']['to']}",
+                "retrain": str(summary["retrain"]).lower(),
+            }
+        )
+        numbers = {
+            k: float(v)
+            for k, v in flatten(
+                {k: summary[k] for k in ("purchases", "value", "churn", "drift") if k in summary}
+            ).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+        }
+        mlflow.log_metrics(numbers)
+        for path in paths:
+            mlflow.log_artifact(str(path), artifact_path="monitor")
+        return run.info.run_id

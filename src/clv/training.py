@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from clv.btyd import PurchaseModel, fit_purchase_model
-from clv.bundle import Bundle, save_bundle
+from clv.bundle import Bundle, place_bundle, save_bundle
 from clv.churn import ChurnModel, leak_free_window, train_churn_model
 from clv.config import DAYS_PER_UNIT, Config
 from clv.data import RunInputs, TransactionLog, load_run_inputs, read_customer_list
@@ -38,7 +38,6 @@ from clv.features import build_rfm
 from clv.kpis import KpiReport
 from clv.predict import define_segments
 from clv.spend import SpendModel, fit_spend_model
-from clv.tables import replace_dir
 
 
 @dataclass
@@ -241,18 +240,14 @@ def _place_bundle(result: TrainResult, model_dir: Path, holds: str = "champion")
     ``clv score`` uses by default), ``<model_dir>-v<version>`` for a challenger — unless
     ``holds == "latest"`` (``train.model_dir_holds``), when every run takes ``model_dir``."""
     registry = result.registry
-    bundle = replace(
-        result.bundle,
-        registry={
-            "registered_model": registry["registered_model"],
-            "version": registry["version"],
-            "alias": registry["alias"],
-            "run_id": result.run_id,
-        },
-    )
-    save_bundle(bundle, result.path)  # the manifest now says which version it is
-    result.bundle = bundle
+    entry = {
+        "registered_model": registry["registered_model"],
+        "version": registry["version"],
+        "alias": registry["alias"],
+        "run_id": result.run_id,
+    }
     served = registry["alias"] == "champion" or holds == "latest"
     target = model_dir if served else challenger_dir(model_dir, registry["version"])
-    replace_dir(result.path, target)
+    place_bundle(result.path, target, entry)
+    result.bundle = replace(result.bundle, registry=entry)
     return target

@@ -1,0 +1,66 @@
+"""The ensemble candidate: an equal-weight mixture of BG/NBD, MBG/NBD and Pareto/NBD."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clv.predict as predict
+from clv.btyd import EnsembleModel, fit_purchase_model
+from clv.bundle import Bundle, load_bundle, save_bundle
+from clv.config import Config
+from clv.evaluation import evaluate
+from clv.spend import fit_spend_model
+
+
+@pytest.fixture(scope="module")
+def members(sample_split):
+    return {k: fit_purchase_model(k, sample_split, "week") for k in ("bgnbd", "mbgnbd", "pareto")}
+
+
+def test_every_score_quantity_is_the_members_mean(members, sample_split):
+    ensemble = fit_purchase_model("ensemble", sample_split, "week")
+    assert isinstance(ensemble, EnsembleModel)
+    x, t_x, T = (sample_split[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    for method, args in (
+        ("p_alive", (x, t_x, T)),
+        ("expected_purchases", (39.0, x, t_x, T)),
+        ("p_no_purchase", (39.0, x, t_x, T)),
+    ):
+        mean = np.mean([getattr(m, method)(*args) for m in members.values()], axis=0)
+        np.testing.assert_allclose(getattr(ensemble, method)(*args), mean, rtol=1e-12)
+    assert set(ensemble.params) == {f"{k}.{p}" for k, m in members.items() for p in m.params}
+
+
+def test_an_ensemble_bundle_scores_after_a_json_round_trip(
+    members, sample_split, sample_log, tmp_path
+):
+    ensemble = EnsembleModel(tuple(members.values()))
+    bundle = Bundle(ensemble, fit_spend_model(sample_split), config={}, fingerprint={})
+    bundle = replace(bundle, segments=predict.define_segments(bundle, sample_split))
+    loaded = load_bundle(save_bundle(bundle, tmp_path / "b"))
+    assert isinstance(loaded.purchase, EnsembleModel)
+    assert [m.params for m in loaded.purchase.members] == [m.params for m in members.values()]
+    a = predict.score_transactions(bundle, sample_log, horizon=26, discount_rate=0.002)
+    b = predict.score_transactions(loaded, sample_log, horizon=26, discount_rate=0.002)
+    pd.testing.assert_frame_equal(a, b)
+    single = predict.score_transactions(
+        replace(bundle, purchase=members["pareto"]), sample_log, horizon=26
+    )
+    assert not np.allclose(single["expected_purchases"], a["expected_purchases"])
+
+
+def test_the_ensemble_is_evaluated_and_selectable_like_any_candidate(sample_log):
+    config = Config().with_overrides({"train.calibration_end": pd.Timestamp("1997-09-30").date()})
+    ev = evaluate(sample_log, config)
+    card = ev.scorecard["purchases"]
+    assert {"bgnbd", "mbgnbd", "pareto", "ensemble"} <= set(card)
+    # the mixture's total is the members' mean total (expectations are linear)
+    totals = [card[k]["predicted_total"] for k in ("bgnbd", "mbgnbd", "pareto")]
+    assert card["ensemble"]["predicted_total"] == pytest.approx(np.mean(totals), rel=1e-12)
+    scores = {k: card[k]["poisson_deviance"] for k in ("bgnbd", "mbgnbd", "pareto", "ensemble")}
+    assert ev.best_purchase_model == min(scores, key=scores.get)
+    assert ev.purchase_models["ensemble"].members[2] is ev.purchase_models["pareto"]
