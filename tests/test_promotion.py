@@ -113,3 +113,24 @@ def test_an_unrelated_log_is_never_compared():
     other = json.loads(json.dumps(config))
     other["data"]["customer_col"] = "user_id"
     assert "other columns" in comparable({"config": other, "fingerprint": window}, same)
+
+
+def test_a_churn_champion_metric_is_decided_by_delong_on_the_same_window(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "churn.yaml"
+    config.write_text(
+        "train:\n  calibration_end: 1997-09-30\n  candidates: [bgnbd]\n"
+        "mlflow:\n  champion_metric: churn.churn_model.roc_auc\n"
+        "  registered_model: clv-churn-promotion-test\n"
+    )
+    first = _train("--config", str(config))
+    assert "first champion" in " ".join(first.output.split())
+    # the same configuration again: retraining the champion's churn configuration on this
+    # window reproduces its score exactly, so the AUCs are equal and nothing is promoted
+    second = " ".join(_train("--config", str(config)).output.split())
+    assert "as challenger" in second and "DeLong z = 0.00" in second
+    manifest = json.loads(Path("models/cdnow-v2/bundle.json").read_text())
+    assert manifest["registry"]["alias"] == "challenger"
+    # another churn horizon: the labels differ, so the scores are not compared
+    third = " ".join(_train("--config", str(config), "--churn-horizon", "20").output.split())
+    assert "not compared: the champion's churn horizon" in third

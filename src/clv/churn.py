@@ -599,6 +599,23 @@ def _delong_components(labels: np.ndarray, score: np.ndarray) -> tuple[np.ndarra
     return v10, v01
 
 
+def paired_auc_test(
+    labels: np.ndarray, challenger: np.ndarray, baseline: np.ndarray
+) -> dict[str, float]:
+    """ROC AUC of two scores on the same customers and DeLong's z for their difference
+    (positive when ``challenger`` ranks better)."""
+    c10, c01 = _delong_components(labels, challenger)
+    b10, b01 = _delong_components(labels, baseline)
+    d10, d01 = c10 - b10, c01 - b01
+    se = float(np.sqrt(d10.var(ddof=1) / len(d10) + d01.var(ddof=1) / len(d01)))
+    gain = float(c10.mean() - b10.mean())
+    return {
+        "challenger_auc": float(c10.mean()),
+        "baseline_auc": float(b10.mean()),
+        "z": gain / se if se > 0 else 0.0,
+    }
+
+
 def _compare_on_validation(
     labels: np.ndarray, oof: np.ndarray, btyd: np.ndarray
 ) -> tuple[dict[float, float], dict[float, dict[str, float]]]:

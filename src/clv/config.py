@@ -232,9 +232,10 @@ class MlflowConfig(_Section):
     champion_metric: str = Field(
         "purchases.chosen.poisson_deviance",
         description="Metric that decides champion vs challenger: purchases.chosen."
-        "poisson_deviance, .rmse or .mae, compared with the champion refitted on the "
-        "challenger's split by a paired test at 5 %; any other scorecard metric registers "
-        "without promotion (use clv promote).",
+        "poisson_deviance, .rmse or .mae (per-customer losses, paired test) or "
+        "churn.churn_model.roc_auc (DeLong), the champion refitted on the challenger's split, "
+        "at one-sided 5 %; any other scorecard metric registers without promotion (use clv "
+        "promote).",
     )
 
 

@@ -134,17 +134,87 @@ def decide(
     if reason is not None:
         return {"alias": "challenger", "decision": f"not compared: {reason}"}
     name = metric.removeprefix("purchases.chosen.")
+    if metric == CHURN_METRIC:
+        return _decide_churn(result, champion_bundle)
     if not metric.startswith("purchases.chosen.") or name not in LOSSES:
         return {
             "alias": "challenger",
             "decision": f"not compared: {metric} cannot be re-evaluated on this split (use "
-            "purchases.chosen.poisson_deviance, .rmse or .mae); promote by hand with clv promote",
+            f"purchases.chosen.poisson_deviance, .rmse, .mae or {CHURN_METRIC}); promote by hand "
+            "with clv promote",
         }
     test = compare_on_same_split(result.evaluation, chosen, champion_bundle, metric)
     verdict = "promoted" if test["promote"] else "not promoted"
     decision = (
         f"{verdict}: on this split {metric} {test['challenger_value']:.4f} vs the champion's "
         f"{test['champion_model']} refitted {test['champion_value']:.4f}, paired z = "
+        f"{test['z']:.2f} (promotion needs z > {MIN_Z})"
+    )
+    return {"alias": "champion" if test["promote"] else "challenger", "decision": decision, **test}
+
+
+CHURN_METRIC = "churn.churn_model.roc_auc"
+
+
+def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, Any] | str:
+    """Retrain the champion's churn configuration for the challenger's evaluation window and
+    compare the two shipped scores' ROC AUC on the same customers and labels (DeLong).
+
+    Returns the test, or the reason the two cannot be compared.
+    """
+    from dataclasses import replace
+
+    from clv.churn import leak_free_window, paired_auc_test, train_churn_model
+    from clv.config import DAYS_PER_UNIT
+
+    ev = result.evaluation
+    if ev.churn_frame is None or champion_bundle.churn is None:
+        return "one of the two models has no churn score"
+    champion = champion_bundle.churn
+    if champion.attributes:
+        return "the champion's churn model uses customer attributes or surveys"
+    unit = ev.scorecard["protocol"]["time_unit"]
+    horizon = ev.scorecard["churn_protocol"]["horizon"]
+    days = round(horizon * DAYS_PER_UNIT[unit])
+    if round(champion.horizon * DAYS_PER_UNIT[champion.time_unit]) != days:
+        return (
+            f"the champion's churn horizon ({champion.horizon:g} {champion.time_unit}s) is not "
+            f"this run's ({horizon:g} {unit}s)"
+        )
+    settings = champion_bundle.config.get("train", {})
+    cutoff = ev.split.calibration_end
+    start, _ = leak_free_window(result.log.compact, cutoff, days)
+    refit = train_churn_model(
+        result.log.compact,
+        start,
+        cutoff,
+        unit,
+        seed=int(settings.get("seed", 42)),
+        max_customers=settings.get("churn_max_customers"),
+    )
+    refit = replace(refit, btyd=ev.churn_model.btyd)  # the same BG/NBD features as the challenger
+    frame = ev.churn_frame
+    labels = frame["churned"].to_numpy()
+    test = paired_auc_test(
+        labels, frame["churn_probability"].to_numpy(), refit.predict_proba(frame)
+    )
+    return {
+        "challenger_value": test["challenger_auc"],
+        "champion_value": test["baseline_auc"],
+        "champion_model": f"churn {refit.choice}",
+        "z": test["z"],
+        "promote": test["z"] > MIN_Z,
+    }
+
+
+def _decide_churn(result: Any, champion_bundle: Any) -> dict[str, Any]:
+    test = compare_churn_on_same_split(result, champion_bundle)
+    if isinstance(test, str):
+        return {"alias": "challenger", "decision": f"not compared: {test}"}
+    verdict = "promoted" if test["promote"] else "not promoted"
+    decision = (
+        f"{verdict}: on this split churn ROC AUC {test['challenger_value']:.4f} vs the "
+        f"champion's churn configuration retrained {test['champion_value']:.4f}, DeLong z = "
         f"{test['z']:.2f} (promotion needs z > {MIN_Z})"
     )
     return {"alias": "champion" if test["promote"] else "challenger", "decision": decision, **test}
