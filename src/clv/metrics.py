@@ -47,10 +47,20 @@ def poisson_deviance(actual, predicted) -> float:
     >>> poisson_deviance([0, 1], [0.0, 0.0])
     inf
     """
+    return float(np.mean(unit_poisson_deviance(actual, predicted)))
+
+
+def unit_poisson_deviance(actual, predicted) -> np.ndarray:
+    """Each customer's Poisson deviance ``2 (y log(y / μ) − (y − μ))``; its mean is
+    :func:`poisson_deviance`, its differences feed paired tests.
+
+    >>> unit_poisson_deviance([0, 2], [1.0, 2.0]).tolist()
+    [2.0, 0.0]
+    """
     a, p = _arrays(actual, predicted)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(a > 0, a * np.log(a / p), 0.0)
-    return float(2.0 * np.mean(ratio - (a - p)))
+    return 2.0 * (ratio - (a - p))
 
 
 def aggregate_error_pct(actual, predicted) -> float:

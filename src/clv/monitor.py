@@ -39,6 +39,7 @@ from clv.bundle import Bundle
 from clv.config import DAYS_PER_UNIT
 from clv.data import CUSTOMER, TransactionLog
 from clv.errors import DataValidationError
+from clv.evaluation import purchase_metrics
 from clv.features import build_calibration_holdout
 from clv.predict import customer_features, score_rfm
 
@@ -176,17 +177,9 @@ def _title(model: dict[str, Any]) -> str:
     return "an unregistered bundle"
 
 
-def _purchases(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
-    deviance = metrics.poisson_deviance(actual, predicted)
-    return {
-        "customers": len(actual),
-        "mae": metrics.mae(actual, predicted),
-        "rmse": metrics.rmse(actual, predicted),
-        "poisson_deviance": deviance if np.isfinite(deviance) else None,
-        "aggregate_error_pct": metrics.aggregate_error_pct(actual, predicted),
-        "predicted_total": float(predicted.sum()),
-        "actual_total": float(actual.sum()),
-    }
+def _purchases(actual: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """The scorecard's purchase metrics (:func:`clv.evaluation.purchase_metrics`) and a count."""
+    return {"customers": len(actual), **purchase_metrics(actual, predicted)}
 
 
 def _no_purchase(

@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from clv import metrics
 from clv.btyd import fit_purchase_model
 
 MIN_Z = 1.645  # one-sided 5 %
 
 #: Per-customer loss of each purchase metric that can decide promotion (lower is better).
 LOSSES = {
-    "poisson_deviance": lambda y, mu: (
-        2.0 * (np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0) - (y - mu))
-    ),
+    "poisson_deviance": metrics.unit_poisson_deviance,
     "rmse": lambda y, mu: (y - mu) ** 2,
     "mae": lambda y, mu: np.abs(y - mu),
 }
