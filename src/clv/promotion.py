@@ -143,11 +143,17 @@ def decide(
             "with clv promote",
         }
     test = compare_on_same_split(result.evaluation, chosen, champion_bundle, metric)
+    return _outcome(test, metric, f"the champion's {test['champion_model']} refitted", "paired")
+
+
+def _outcome(test: dict[str, Any], measured: str, champion: str, statistic: str) -> dict[str, Any]:
+    """The alias and a one-line decision from a test of :func:`compare_on_same_split` or
+    :func:`compare_churn_on_same_split`."""
     verdict = "promoted" if test["promote"] else "not promoted"
     decision = (
-        f"{verdict}: on this split {metric} {test['challenger_value']:.4f} vs the champion's "
-        f"{test['champion_model']} refitted {test['champion_value']:.4f}, paired z = "
-        f"{test['z']:.2f} (promotion needs z > {MIN_Z})"
+        f"{verdict}: on this split {measured} {test['challenger_value']:.4f} vs {champion} "
+        f"{test['champion_value']:.4f}, {statistic} z = {test['z']:.2f} "
+        f"(promotion needs z > {MIN_Z})"
     )
     return {"alias": "champion" if test["promote"] else "challenger", "decision": decision, **test}
 
@@ -210,10 +216,4 @@ def _decide_churn(result: Any, champion_bundle: Any) -> dict[str, Any]:
     test = compare_churn_on_same_split(result, champion_bundle)
     if isinstance(test, str):
         return {"alias": "challenger", "decision": f"not compared: {test}"}
-    verdict = "promoted" if test["promote"] else "not promoted"
-    decision = (
-        f"{verdict}: on this split churn ROC AUC {test['challenger_value']:.4f} vs the "
-        f"champion's churn configuration retrained {test['champion_value']:.4f}, DeLong z = "
-        f"{test['z']:.2f} (promotion needs z > {MIN_Z})"
-    )
-    return {"alias": "champion" if test["promote"] else "challenger", "decision": decision, **test}
+    return _outcome(test, "churn ROC AUC", "the champion's churn configuration retrained", "DeLong")
