@@ -55,7 +55,7 @@ def test_fingerprint_changes_with_the_data(sample_log):
         ('{"format": "mlflow"}', "not a clv bundle"),
         (
             '{"format": "clv-bundle", "format_version": 99}',
-            "format version 99; this clv reads version 1",
+            "format version 99; this clv reads versions 1, 2",
         ),
         (
             '{"format": "clv-bundle", "format_version": 1, "purchase_model": {"kind": "bgnbd"}}',
@@ -70,11 +70,12 @@ def test_foreign_or_damaged_bundles_fail_clearly(tmp_path, content, pattern):
 
 
 def test_negative_parameters_are_damage(bundle, tmp_path):
-    data = bundle.to_dict()
+    path = save_bundle(bundle, tmp_path / "b")
+    data = json.loads((path / MANIFEST).read_text())
     data["purchase_model"]["params"]["r"] = -1.0
-    (tmp_path / MANIFEST).write_text(json.dumps(data))
+    (path / MANIFEST).write_text(json.dumps(data))
     with pytest.raises(BundleError, match="positive and finite"):
-        load_bundle(tmp_path)
+        load_bundle(path)
 
 
 def test_a_folder_without_a_bundle_says_how_to_make_one(tmp_path):

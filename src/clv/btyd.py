@@ -457,3 +457,44 @@ def fit_purchase_model(
         penalizer=coef,
         standard_errors=fit.standard_errors,
     )
+
+
+#: The model whose quantities feed the churn classifier, then its stand-ins (in this order) when
+#: it does not converge on a log.
+CHURN_FEATURE_MODELS = ("bgnbd", "mbgnbd", "pareto")
+
+
+def fit_first(
+    kinds: tuple[str, ...],
+    rfm: pd.DataFrame,
+    time_unit: str,
+    penalizer: float = 0.0,
+    retry_penalizer: float = 0.001,
+) -> tuple[PurchaseModel | EnsembleModel, dict[str, str]]:
+    """Fit the first of ``kinds`` that converges (:func:`fit_purchase_model`).
+
+    Returns
+    -------
+    tuple
+        The model, and the failures before it (kind → message).
+
+    Raises
+    ------
+    ModelFitError
+        If none converges, with every failure.
+    """
+    failures: dict[str, str] = {}
+    for kind in kinds:
+        try:
+            return fit_purchase_model(kind, rfm, time_unit, penalizer, retry_penalizer), failures
+        except ModelFitError as exc:
+            failures[kind] = str(exc)
+    raise ModelFitError(" ".join(failures.values()))
+
+
+def churn_feature_model(
+    rfm: pd.DataFrame, time_unit: str
+) -> tuple[PurchaseModel | EnsembleModel, dict[str, str]]:
+    """The BTYD model whose P(alive), expected purchases and P(no purchase) feed the churn
+    classifier: BG/NBD, or the first of :data:`CHURN_FEATURE_MODELS` that converges."""
+    return fit_first(CHURN_FEATURE_MODELS, rfm, time_unit)

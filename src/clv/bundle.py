@@ -5,15 +5,20 @@
 - ``churn_model.txt``: the churn classifier's LightGBM booster in LightGBM's own text format;
 - ``scorecard.json``: the holdout scorecard alone (what DVC and people read).
 
+The manifest lists the SHA-256 of every other file, and loading verifies them. A bundle folder
+is only ever replaced as a whole (:func:`save_bundle`): written to a hidden sibling folder,
+flushed to disk, then swapped in, so a run killed at any moment leaves the previous bundle or
+the new one — never a mix.
+
 No pickle or dill. Loading checks the format name and version and fails with a
-:class:`~clv.errors.BundleError` on a foreign, damaged or newer bundle.
+:class:`~clv.errors.BundleError` on a foreign, damaged, mixed or newer bundle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -23,11 +28,21 @@ from typing import Any
 from clv.btyd import EnsembleModel, PurchaseModel, purchase_model_from_dict
 from clv.churn import ChurnModel
 from clv.errors import BundleError
+from clv.locks import folder_lock
 from clv.spend import SpendModel
-from clv.tables import replace_dir, write_json, write_text
+from clv.tables import (
+    leftover_name,
+    remove_leftovers,
+    replace_dir,
+    restore_interrupted,
+    write_json,
+    write_text,
+)
 
 FORMAT = "clv-bundle"
-FORMAT_VERSION = 1
+#: Version 2 added the files' SHA-256 to the manifest; version 1 bundles are still read.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "bundle.json"
 BOOSTER = "churn_model.txt"
 SCORECARD = "scorecard.json"
@@ -130,21 +145,71 @@ class Bundle:
         }
 
 
-def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
-    """Write ``bundle`` to ``directory`` (each file atomically, the manifest last).
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    A stale churn booster from an earlier bundle in the same folder is removed.
+
+def write_bundle_files(bundle: Bundle, folder: str | Path) -> Path:
+    """Write the bundle's files into ``folder`` (a new, private folder), the manifest last with
+    the SHA-256 of the others. :func:`save_bundle` is the way to put a bundle in its place."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {SCORECARD: write_json(bundle.scorecard, folder / SCORECARD)}
+    if bundle.churn is not None and bundle.churn.booster_text is not None:
+        files[BOOSTER] = write_text(bundle.churn.booster_text, folder / BOOSTER)
+    manifest = bundle.to_dict() | {"files": {k: _sha256(p) for k, p in sorted(files.items())}}
+    write_json(manifest, folder / MANIFEST)
+    return folder
+
+
+def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
+    """Put ``bundle`` at ``directory`` as a whole, replacing what was there.
+
+    The files go to a hidden sibling folder, are flushed to disk, and the folder is swapped in
+    (:func:`clv.tables.replace_dir`), under the folder's lock (:mod:`clv.locks`). Leftovers of
+    killed runs beside ``directory`` are removed first.
+
+    Raises
+    ------
+    clv.locks.LockedError
+        If another process is writing ``directory``.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    booster = bundle.churn.booster_text if bundle.churn else None
-    if booster is not None:
-        write_text(booster, directory / BOOSTER)
-    else:
-        (directory / BOOSTER).unlink(missing_ok=True)
-    write_json(bundle.scorecard, directory / SCORECARD)
-    write_json(bundle.to_dict(), directory / MANIFEST)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(directory, purpose="writing a model bundle"):
+        restore_interrupted(directory)
+        remove_leftovers(directory)
+        staging = leftover_name(directory, "staging")
+        try:
+            write_bundle_files(bundle, staging)
+            replace_dir(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already unless something failed
     return directory
+
+
+def _verify(directory: Path, data: dict[str, Any]) -> None:
+    """Check the files the manifest lists against their SHA-256 (bundles of format 2 on)."""
+    listed = data.get("files")
+    if data.get("format_version", 1) >= 2 and not isinstance(listed, dict):
+        raise BundleError(f"{directory / MANIFEST} is damaged: it lists no files.")
+    for name, expected in (listed or {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise BundleError(
+                f"{path} is missing from the bundle (the manifest lists it). Retrain the model "
+                "or copy the whole folder again."
+            )
+        if _sha256(path) != expected:
+            raise BundleError(
+                f"{path} does not match the bundle's manifest (SHA-256 differs): the folder "
+                "mixes files of different trainings or was edited. Retrain the model or copy "
+                "the whole folder again."
+            )
 
 
 def load_bundle(directory: str | Path) -> Bundle:
@@ -172,18 +237,21 @@ def load_bundle(directory: str | Path) -> Bundle:
     if found_format != FORMAT:
         raise BundleError(f"{manifest} is not a clv bundle (format {found_format!r}).")
     found = data.get("format_version")
-    if found != FORMAT_VERSION:
+    if found not in READABLE_VERSIONS:
         raise BundleError(
-            f"{manifest} has bundle format version {found!r}; this clv reads version "
-            f"{FORMAT_VERSION}. Retrain the model with this clv (or use the clv that made it)."
+            f"{manifest} has bundle format version {found!r}; this clv reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}. Retrain the model with this clv (or use "
+            "the clv that made it)."
         )
+    _verify(directory, data)
     try:
         purchase = purchase_model_from_dict(data["purchase_model"])
         spend = SpendModel.from_dict(data["spend_model"]) if data["spend_model"] else None
         churn = None
         if data.get("churn_model"):
             booster_path = directory / BOOSTER
-            booster = booster_path.read_text() if booster_path.is_file() else None
+            listed = BOOSTER in data.get("files", {}) or (found == 1 and booster_path.is_file())
+            booster = booster_path.read_text() if listed else None
             churn = ChurnModel.from_dict(data["churn_model"], booster)
         return Bundle(
             purchase=purchase,
@@ -207,22 +275,7 @@ def load_bundle(directory: str | Path) -> Bundle:
 
 
 def place_bundle(source: str | Path, target: str | Path, registry: dict[str, Any]) -> Path:
-    """Put the bundle in ``source`` at ``target`` as a whole, its manifest saying ``registry``.
-
-    ``source`` is consumed when it is a sibling staging folder of ``target`` (a name starting
-    with a dot); any other folder (e.g. a downloaded MLflow artifact) is copied to one first.
-    """
-    source, target = Path(source), Path(target)
-    if source.parent != target.parent or not source.name.startswith("."):
-        staging = target.with_name(f".{target.name}.placing-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, staging)
-        source = staging
-    try:
-        bundle = load_bundle(source)
-        save_bundle(replace(bundle, registry=registry), source)
-        replace_dir(source, target)
-    finally:
-        shutil.rmtree(source, ignore_errors=True)  # gone already unless something failed
-    return target
+    """Put the bundle in ``source`` at ``target`` as a whole (:func:`save_bundle`), its manifest
+    saying ``registry``; ``source`` (e.g. a staged bundle or a downloaded MLflow artifact) is
+    left as it is."""
+    return save_bundle(replace(load_bundle(source), registry=registry), target)

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.btyd import PurchaseModel, fit_purchase_model
+from clv.btyd import PurchaseModel, churn_feature_model
 from clv.config import DAYS_PER_UNIT
 from clv.data import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
 from clv.features import rfm_select
@@ -495,7 +495,7 @@ def train_churn_model(
             window=window,
             validation={"decision": "too few customers in the window: BG/NBD score"},
         )
-    btyd = fit_purchase_model("bgnbd", rfm, time_unit)
+    btyd, _ = churn_feature_model(rfm, time_unit)
     frame = with_model_features(rfm, cut, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
     window["churn_rate"] = float(labels.mean())

@@ -104,6 +104,54 @@ SurveysOpt = Annotated[
     ),
 ]
 
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Field delimiter of a text log: ',', ';', '|' or 'tab' (detected when not given)."
+    ),
+]
+SurveyColOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--survey-col",
+        help="Map a survey column, ROLE=COLUMN with ROLE customer_id, date or nps "
+        "(repeatable; e.g. --survey-col nps=likelihood_to_recommend).",
+    ),
+]
+CostColOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cost-col",
+        help="Map a cost-table column, ROLE=COLUMN with ROLE customer_id, channel or "
+        "acquisition_cost (repeatable).",
+    ),
+]
+#: ``--survey-col`` / ``--cost-col`` roles → config keys.
+SURVEY_ROLES = {
+    "customer_id": "data.survey_customer_col",
+    "date": "data.survey_date_col",
+    "nps": "data.survey_nps_col",
+}
+COST_ROLES = {
+    "customer_id": "kpis.costs_customer_col",
+    "channel": "kpis.costs_channel_col",
+    "acquisition_cost": "kpis.costs_amount_col",
+}
+
+
+def _column_map(values: list[str] | None, roles: dict[str, str], option: str) -> dict[str, str]:
+    """Config overrides from ``ROLE=COLUMN`` pairs of a mapping option."""
+    out = {}
+    for value in values or []:
+        role, sep, column = value.partition("=")
+        if not sep or role.strip() not in roles or not column.strip():
+            raise typer.BadParameter(
+                f"{value!r}: expected ROLE=COLUMN with ROLE one of {list(roles)}.",
+                param_hint=option,
+            )
+        out[roles[role.strip()]] = column.strip()
+    return out
+
 
 def _settings(
     config_path: Path | None, overrides: dict[str, Any], no_amounts: bool = False
@@ -127,8 +175,13 @@ def _data_overrides(
     date_format: str | None,
     timezone: str | None,
     surveys: str | None = None,
+    delimiter: str | None = None,
+    survey_cols: list[str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    if delimiter is not None and delimiter.lower() in ("tab", "\\t"):
+        delimiter = "\t"
+    return _column_map(survey_cols, SURVEY_ROLES, "--survey-col") | {
+        "data.delimiter": delimiter,
         "data.surveys": surveys,
         "data.transactions": transactions,
         "data.customer_col": customer_col,
@@ -158,8 +211,18 @@ def _print_notices(caught: list[warnings.WarningMessage], notices: list[str] = (
         err_console.print(f"[yellow]Notice:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def _print_cleaning(rows: list[tuple[str, str]]) -> None:
-    console.print(_table("Cleaning report", ["rule", "rows"], [list(r) for r in rows]))
+def _print_cleaning(report: Any) -> None:
+    """The cleaning report (a :class:`clv.data.CleaningReport` or its dict) and, when rows were
+    implausible, which and why."""
+    if isinstance(report, dict):
+        from clv.data import CleaningReport
+
+        report = CleaningReport(**report)
+    rows = [list(r) for r in report.rows()]
+    console.print(_table("Cleaning report", ["rule", "rows"], rows))
+    note = report.implausible_note()
+    if note:
+        err_console.print(f"[yellow]Notice:[/] {note}", highlight=False, soft_wrap=True)
 
 
 def _fmt(value: float, pct: bool = False) -> str:
@@ -210,6 +273,11 @@ def _print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
             rows,
         )
     )
+    if card.get("dropped"):
+        names = ", ".join(label(k) for k in card["dropped"])
+        console.print(
+            f"[yellow]Dropped (did not converge; see the notices):[/] {names}", highlight=False
+        )
     if card.get("conditional_expectations"):
         table = card["conditional_expectations"]
         keys = [k for k in table[0] if k not in ("frequency", "customers")]
@@ -324,6 +392,8 @@ def train(
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
     surveys: SurveysOpt = None,
+    survey_col: SurveyColOpt = None,
+    delimiter: DelimiterOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
     holdout: HoldoutOpt = None,
@@ -342,6 +412,13 @@ def train(
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the churn classifier and its folds [42].")
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait when another run is writing the model folder; 0 stops at once "
+            "naming that run [0]."
+        ),
     ] = None,
     penalizer: Annotated[
         float | None, typer.Option(help="L2 penalizer of the first fit [0].")
@@ -365,7 +442,15 @@ def train(
     Gamma-Gamma, on the whole log, and the churn model is retrained on the latest window.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
+        transactions,
+        customer_col,
+        date_col,
+        amount_col,
+        date_format,
+        timezone,
+        surveys,
+        delimiter,
+        survey_col,
     )
     overrides |= _split_overrides(
         as_of, time_unit, holdout, calibration_end, churn_horizon, customers
@@ -374,6 +459,7 @@ def train(
         "train.model_dir": model_dir,
         "train.model_dir_holds": model_dir_holds,
         "train.seed": seed,
+        "train.lock_wait": wait,
         "train.penalizer": penalizer,
         "mlflow.tracking_uri": tracking_uri,
         "mlflow.experiment": experiment,
@@ -403,14 +489,15 @@ def train(
                 inputs = load_run_inputs(settings, progress=reading)
             report = inputs.log.report
             stages(f"Read and cleaned {report.rows_read:,} rows")
-            _print_cleaning(report.rows())
+            _print_cleaning(report)
             with console.status("Training…", spinner="dots") as spinner:
                 status.append(spinner)
                 result = run_training(settings, inputs=inputs, stages=stages)
     except ClvError as exc:
         raise _fail(exc) from None
     _print_training(result)
-    _print_notices([], result.notices)
+    shown = report.implausible_note()  # printed with the cleaning report already
+    _print_notices([], [n for n in result.notices if n != shown])
     console.print(
         f"Model bundle: [bold]{result.path}[/]{_placement(result)} "
         f"({time.perf_counter() - started:.1f} s)",
@@ -462,6 +549,8 @@ def evaluate(
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
     surveys: SurveysOpt = None,
+    survey_col: SurveyColOpt = None,
+    delimiter: DelimiterOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
     holdout: HoldoutOpt = None,
@@ -482,7 +571,15 @@ def evaluate(
     calibration cutoff.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
+        transactions,
+        customer_col,
+        date_col,
+        amount_col,
+        date_format,
+        timezone,
+        surveys,
+        delimiter,
+        survey_col,
     )
     overrides |= _split_overrides(
         as_of, time_unit, holdout, calibration_end, churn_horizon, customers
@@ -506,7 +603,7 @@ def evaluate(
             save_evaluation_figures(result, log.compact, plots)
     except ClvError as exc:
         raise _fail(exc) from None
-    _print_cleaning(log.report.rows())
+    _print_cleaning(log.report)
     _print_scorecard(result.scorecard, result.best_purchase_model)
     _print_notices(
         [w for w in caught if issubclass(w.category, UserWarning) and "/clv/" in w.filename]
@@ -655,6 +752,8 @@ def score(
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
     surveys: SurveysOpt = None,
+    survey_col: SurveyColOpt = None,
+    delimiter: DelimiterOpt = None,
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ models.")
     ] = None,
@@ -670,7 +769,15 @@ def score(
     file is written atomically.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
+        transactions,
+        customer_col,
+        date_col,
+        amount_col,
+        date_format,
+        timezone,
+        surveys,
+        delimiter,
+        survey_col,
     )
     overrides |= {
         "score.model": model,
@@ -695,8 +802,7 @@ def score(
         import pandas as pd
 
         from clv.data import load_surveys, load_transactions, read_customer_list
-        from clv.predict import load_model, score_transactions
-        from clv.tables import write_table
+        from clv.predict import load_model, score_transactions, write_scores
 
         bundle = load_model(s.model, settings.mlflow.tracking_uri)
         console.print(_which_model(s.model, bundle, model is None), highlight=False)
@@ -708,7 +814,7 @@ def score(
         listed = (
             read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
         )
-        surveys_table = load_surveys(settings.data.surveys, settings.data.customer_col)
+        surveys_table = load_surveys(settings.data.surveys, settings.data)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if s.engine == "spark":
@@ -744,12 +850,12 @@ def score(
                     segment_rest=s.segment_rest,
                     surveys=surveys_table,
                 )
-                path = write_table(scores, s.out)
+                path = write_scores(scores, s.out)
     except ClvError as exc:
         raise _fail(exc) from None
     finally:
         bar.close()
-    _print_cleaning(log.report.rows())
+    _print_cleaning(log.report)
     unit = s.time_unit or bundle.time_unit
     churn_h = None
     notices = [
@@ -768,10 +874,8 @@ def score(
             )
     _print_scores(scores, s.horizon, unit, path, churn_h)
     if bundle.spend is None or not log.has_amounts:
-        notices.append(
-            "No amounts in the model or the log: value columns "
-            "(expected_avg_value, clv) are absent."
-        )
+        why = "the model has no spend model" if bundle.spend is None else "the log has no amounts"
+        notices.append(f"Value columns (expected_avg_value, clv) are absent: {why}.")
     _print_notices([], notices)
     console.print(
         f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)",
@@ -789,6 +893,7 @@ def prepare(
     no_amounts: NoAmountsOpt = False,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    delimiter: DelimiterOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
     holdout: HoldoutOpt = None,
@@ -799,7 +904,7 @@ def prepare(
 ) -> None:
     """Clean the log and write it with RFM and calibration/holdout tables as Parquet."""
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone
+        transactions, customer_col, date_col, amount_col, date_format, timezone, None, delimiter
     )
     overrides |= _split_overrides(as_of, time_unit, holdout, calibration_end, None, None)
     try:
@@ -810,15 +915,9 @@ def prepare(
     except ClvError as exc:
         raise _fail(exc) from None
     report = json.loads(paths["report"].read_text())
-    _print_cleaning(_report_rows(report["cleaning"]))
+    _print_cleaning(report["cleaning"])
     for name, path in paths.items():
         console.print(f"{name}: [bold]{path}[/]", highlight=False)
-
-
-def _report_rows(cleaning: dict[str, Any]) -> list[tuple[str, str]]:
-    from clv.data import CleaningReport
-
-    return CleaningReport(**cleaning).rows()
 
 
 @app.command()
@@ -831,10 +930,13 @@ def kpis(
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
     surveys: SurveysOpt = None,
+    survey_col: SurveyColOpt = None,
+    delimiter: DelimiterOpt = None,
     costs: Annotated[
         str | None,
         typer.Option(help="Acquisition costs: customer_id or channel, and acquisition_cost."),
     ] = None,
+    cost_col: CostColOpt = None,
     customers: Annotated[
         str | None, typer.Option(help="Customer table with a channel column (per-channel costs).")
     ] = None,
@@ -862,11 +964,20 @@ def kpis(
     """Business KPIs: churn, retention, acquisition and repeat rates, simple CLV, NPS, SERVQUAL,
     value segments and a revenue forecast, as an offline HTML report plus JSON and CSV."""
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone, surveys
+        transactions,
+        customer_col,
+        date_col,
+        amount_col,
+        date_format,
+        timezone,
+        surveys,
+        delimiter,
+        survey_col,
     )
     overrides |= {
         "train.as_of": as_of.date() if as_of else None,
         "kpis.costs": costs,
+        **_column_map(cost_col, COST_ROLES, "--cost-col"),
         "kpis.customers": customers,
         "kpis.inactivity_days": inactivity_days,
         "kpis.expected_lifetime_years": expected_lifetime,
@@ -885,7 +996,7 @@ def kpis(
         log = load_configured_log(settings)
         bundle = load_model(model, settings.mlflow.tracking_uri) if model else None
         report = build_kpis(
-            log, settings, bundle, load_surveys(settings.data.surveys, settings.data.customer_col)
+            log, settings, bundle, load_surveys(settings.data.surveys, settings.data)
         )
         paths = write_report(report, settings.kpis.out)
         run_id = None
@@ -919,6 +1030,7 @@ def monitor(
     amount_col: AmountColOpt = None,
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
+    delimiter: DelimiterOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path(
         "reports/monitor"
     ),
@@ -937,7 +1049,7 @@ def monitor(
     plus feature drift; writes JSON, CSV and an HTML page, and says whether to retrain.
     """
     overrides = _data_overrides(
-        transactions, customer_col, date_col, amount_col, date_format, timezone
+        transactions, customer_col, date_col, amount_col, date_format, timezone, None, delimiter
     )
     overrides |= {"score.model": model, "mlflow.tracking_uri": tracking_uri}
     try:

@@ -71,6 +71,37 @@ class DataConfig(_Section):
         description="Rows with amount 0 are purchase occasions ('keep', reported) or not "
         "('exclude', reported). Gamma-Gamma only ever sees customers with positive mean spend.",
     )
+    implausible: Literal["exclude", "error"] = Field(
+        "exclude",
+        description="Rows with an implausible date or amount (see date_window_years, "
+        "max_amount_ratio) are excluded and reported with examples ('exclude'), or stop the run "
+        "('error').",
+    )
+    date_window_years: float | None = Field(
+        10.0,
+        gt=0,
+        description="A date more than this many years before or after the bulk of the log (its "
+        "1st to 99th percentile of dates) is implausible, as is one no timestamp can hold "
+        "(before 1677 or after 2262); null checks only the latter.",
+    )
+    max_amount_ratio: float | None = Field(
+        1e6,
+        gt=1,
+        description="An amount more than this many times the median positive amount is "
+        "implausible, as is a non-finite one or one above 1e15 in absolute value; null checks "
+        "only the latter.",
+    )
+    delimiter: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1,
+        description="Field delimiter of a text log (',', ';', tab, '|'); null detects it.",
+    )
+    survey_customer_col: str | None = Field(
+        None, description="Customer id column of the survey table; null: data.customer_col."
+    )
+    survey_date_col: str = Field("date", description="Date column of the survey table.")
+    survey_nps_col: str = Field("nps", description="NPS answer (0-10) column of the survey table.")
 
 
 class FeaturesConfig(_Section):
@@ -132,6 +163,12 @@ class TrainConfig(_Section):
         "instead; 'latest': every run writes model_dir (a pipeline stage whose output is this "
         "run's model, e.g. DVC). Without MLflow every run writes model_dir.",
     )
+    lock_wait: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds to wait when another run is writing model_dir; 0 stops at once "
+        "with a message naming that run.",
+    )
 
 
 class ScoreConfig(_Section):
@@ -183,6 +220,13 @@ class KpiConfig(_Section):
         "acquisition_cost (with a channel column in kpis.customers).",
     )
     customers: str | None = Field(None, description="Customer table with a channel column.")
+    costs_customer_col: str | None = Field(
+        None, description="Customer id column of the cost table; null: data.customer_col."
+    )
+    costs_channel_col: str = Field("channel", description="Channel column of the cost table.")
+    costs_amount_col: str = Field(
+        "acquisition_cost", description="Acquisition cost column of the cost table."
+    )
     inactivity_days: int = Field(
         365, gt=0, description="A customer is lost after this many days without a purchase."
     )

@@ -7,7 +7,13 @@ without being counted there):
 2. negative amounts are returns, not purchases: excluded (default) or an error
    (``data.negative_amounts``);
 3. zero amounts are kept as purchase occasions (default) or excluded (``data.zero_amounts``);
-4. **same-day purchases of a customer are merged into one transaction, amounts summed** —
+4. implausible rows are excluded (default) or an error (``data.implausible``): a date no
+   timestamp can hold, or more than ``data.date_window_years`` before or after the bulk of the
+   log (its 1st–99th percentile of dates; in a log of fewer than 500 rows a narrower central
+   range, so that one typo cannot stretch it); an amount that is not finite, above 1e15 in
+   absolute value, or more than ``data.max_amount_ratio`` times the median positive amount.
+   The report names the window and bounds and shows examples;
+5. **same-day purchases of a customer are merged into one transaction, amounts summed** —
    the convention of the BTYD papers and of CDNOW as they use it. This is the one place where
    it is applied.
 
@@ -31,7 +37,14 @@ import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, SERVQUAL_DIMENSIONS, Config, DataConfig
 from clv.errors import DataValidationError
-from clv.tables import query_arrow, query_to_parquet, read_table
+from clv.tables import (
+    is_parquet,
+    private_temp_dir,
+    query,
+    query_arrow,
+    query_to_parquet,
+    read_table,
+)
 
 #: Column names used inside clv, whatever the user's log calls them.
 CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
@@ -50,7 +63,8 @@ class CleaningReport:
     """What cleaning did to the log: counts of rows per rule, and the result.
 
     ``rows_read = rows_used + negative_amount_rows (when excluded) + zero_amount_rows (when
-    excluded) + rows_after_as_of`` and ``transactions = rows_used - same_day_merged``.
+    excluded) + rows_after_as_of + implausible_date_rows + implausible_amount_rows`` and
+    ``transactions = rows_used - same_day_merged``.
     """
 
     rows_read: int
@@ -68,10 +82,37 @@ class CleaningReport:
     last_date: str
     timezone: str
     has_amounts: bool
+    implausible_policy: str = "exclude"
+    implausible_date_rows: int = 0
+    implausible_amount_rows: int = 0
+    implausible_rule: str = ""
+    implausible_examples: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-compatible dict."""
-        return asdict(self)
+        return asdict(self) | {"implausible_examples": list(self.implausible_examples)}
+
+    def implausible_note(self) -> str | None:
+        """What rule 4 left out or None: counts, the bounds, and examples of the rows."""
+        count = self.implausible_date_rows + self.implausible_amount_rows
+        if not count:
+            return None
+        bounds = "; ".join(
+            filter(
+                None,
+                [
+                    "dates no timestamp can hold"
+                    if "dates outside" not in self.implausible_rule
+                    else "",
+                    self.implausible_rule,
+                ],
+            )
+        )
+        return (
+            f"{count:,} implausible row(s) excluded from the log ({bounds}), e.g. "
+            f"{'; '.join(self.implausible_examples)}. Check them at the source; "
+            "data.implausible: error stops instead."
+        )
 
     def rows(self) -> list[tuple[str, str]]:
         """Return (rule, what happened) pairs for printing."""
@@ -84,6 +125,11 @@ class CleaningReport:
                 neg += f" (total {self.negative_amount_total:,.2f})"
             out.append((f"negative amounts / returns ({self.negative_amount_policy})", neg))
             out.append((f"zero amounts ({self.zero_amount_policy})", f"{self.zero_amount_rows:,}"))
+        if self.implausible_date_rows or self.implausible_amount_rows:
+            policy = self.implausible_policy
+            out.append((f"implausible dates ({policy})", f"{self.implausible_date_rows:,}"))
+            if self.has_amounts:
+                out.append((f"implausible amounts ({policy})", f"{self.implausible_amount_rows:,}"))
         out += [
             ("rows used", f"{self.rows_used:,}"),
             ("same-day rows merged", f"{self.same_day_merged:,}"),
@@ -335,7 +381,9 @@ def read_transactions(source: str | Path, config: DataConfig) -> tuple[pd.DataFr
             }
         )
         return read_embedded(str(source)), embedded
-    frame = read_table(source, string_columns=(config.customer_col, config.date_col))
+    frame = read_table(
+        source, string_columns=(config.customer_col, config.date_col), delimiter=config.delimiter
+    )
     return frame, _for_columns(config, frame.columns)
 
 
@@ -381,7 +429,16 @@ def _customer_ids(values: pd.Series, column: str) -> pd.Series:
     return ids.astype("str")
 
 
-def _dates(values: pd.Series, column: str, fmt: str | None, zone: str) -> pd.Series:
+#: The days a timestamp (datetime64[ns]) can hold: 1677-09-22 .. 2262-04-11.
+_FIRST_DAY = pd.Timestamp.min.ceil("D")
+_LAST_DAY = pd.Timestamp.max.floor("D")
+
+
+def _dates(
+    values: pd.Series, column: str, fmt: str | None, zone: str
+) -> tuple[pd.Series, np.ndarray]:
+    """Parsed days (midnight, in ``zone``), and which rows hold a date no timestamp can hold
+    (NaT in the result)."""
     missing = values.isna().to_numpy()
     if missing.any():
         raise DataValidationError(
@@ -400,12 +457,17 @@ def _dates(values: pd.Series, column: str, fmt: str | None, zone: str) -> pd.Ser
                 f"Column {column!r}: {int(bad.sum()):,} row(s) have a date that cannot be parsed, "
                 f"e.g. {_example(values, bad)}; {hint}."
             )
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+    aware = isinstance(parsed.dtype, pd.DatetimeTZDtype)
+    first, last = (d.tz_localize("UTC") if aware else d for d in (_FIRST_DAY, _LAST_DAY))
+    outside = ((parsed < first) | (parsed > last)).to_numpy()
+    if outside.any():
+        parsed = parsed.where(~outside, first)  # a placeholder: these rows are excluded
+    if aware:
         try:
             parsed = parsed.dt.tz_convert(zone).dt.tz_localize(None)
         except Exception as exc:  # an unknown zone name
             raise DataValidationError(f"Unknown timezone {zone!r}: {exc}") from None
-    return parsed.astype("datetime64[ns]").dt.normalize()
+    return parsed.astype("datetime64[ns]").dt.normalize(), outside
 
 
 def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
@@ -433,13 +495,20 @@ def _amounts(values: pd.Series, column: str) -> pd.Series:
             f"{_example(values, missing)}. Fill them, or train without amounts "
             "(amount_col: null) to fit purchase models only."
         )
-    bad = (numeric.isna() | ~np.isfinite(numeric)).to_numpy()
+    bad = numeric.isna().to_numpy()  # not a number at all; ±inf is an implausible amount
     if bad.any():
         raise DataValidationError(
             f"Column {column!r}: {int(bad.sum()):,} row(s) have a non-numeric amount, e.g. "
             f"{_example(values, bad)}. Amounts must be plain numbers (no currency signs)."
         )
     return numeric
+
+
+#: Amounts beyond this (in absolute value) are implausible in any currency, and sums of them
+#: lose cents in double precision.
+MAX_ABS_AMOUNT = 1e15
+#: Examples of implausible rows kept for the cleaning report.
+EXAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -452,34 +521,71 @@ class _Counts:
     negative_total: float = 0.0
     zero: int = 0
     used: int = 0
+    implausible_dates: int = 0
+    implausible_amounts: int = 0
+    examples: tuple[str, ...] = ()
 
     def __add__(self, other: _Counts) -> _Counts:
-        return _Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+        numbers = [a + b for a, b in zip(astuple(self)[:-1], astuple(other)[:-1], strict=True)]
+        return _Counts(*numbers, (self.examples + other.examples)[:EXAMPLES])
+
+
+def _implausible(
+    what: str, values: pd.Series, ids: pd.Series, mask: np.ndarray, offset: int
+) -> list[str]:
+    """Examples ("row 12: customer '7', date '29990101'") of the rows in ``mask``."""
+    rows = np.flatnonzero(mask)[:EXAMPLES]
+    shown = [values.iloc[r] for r in rows]
+    shown = [repr(v) if isinstance(v, str) else str(v) for v in shown]
+    return [
+        f"row {offset + r + 1:,}: customer {ids.iloc[r]!r}, {what} {v}"
+        for r, v in zip(rows, shown, strict=True)
+    ]
+
+
+def _refuse(kind: str, count: int, examples: list[str] | tuple[str, ...], rule: str) -> None:
+    raise DataValidationError(
+        f"{count:,} row(s) have an implausible {kind} ({rule}), e.g. {'; '.join(examples)}. "
+        "Fix them upstream, or set data.implausible: exclude to leave them out (counted in the "
+        "cleaning report); the rule's bounds are data.date_window_years and "
+        "data.max_amount_ratio."
+    )
 
 
 def _screen(
-    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None
+    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None, offset: int = 0
 ) -> tuple[pd.DataFrame, _Counts]:
-    """Check and filter raw rows: rules 1–3 of the module docstring (no merging yet); the rows
-    kept and the counts."""
+    """Check and filter raw rows: rules 1–3 and the row-wise part of rule 4 of the module
+    docstring (no merging yet); the rows kept and the counts. ``offset`` is the number of rows
+    before ``raw`` in the file (for the row numbers of examples)."""
     _require_columns(raw, config)
-    frame = pd.DataFrame(
-        {
-            CUSTOMER: _customer_ids(raw[config.customer_col], config.customer_col),
-            DATE: _dates(
-                raw[config.date_col], config.date_col, config.date_format, config.timezone
-            ),
-        }
+    ids = _customer_ids(raw[config.customer_col], config.customer_col)
+    dates, outside = _dates(
+        raw[config.date_col], config.date_col, config.date_format, config.timezone
     )
+    frame = pd.DataFrame({CUSTOMER: ids, DATE: dates})
     has_amounts = config.amount_col is not None
+    absurd = np.zeros(len(frame), dtype=bool)
     if has_amounts:
         frame[AMOUNT] = _amounts(raw[config.amount_col], config.amount_col).to_numpy()
+        with np.errstate(invalid="ignore"):
+            absurd = ~(np.abs(frame[AMOUNT].to_numpy()) <= MAX_ABS_AMOUNT) & ~outside
     rows_read = len(frame)
+    examples = _implausible("date", raw[config.date_col], ids, outside, offset)
+    if has_amounts:
+        examples += _implausible("amount", raw[config.amount_col], ids, absurd, offset)
+    if config.implausible == "error":
+        if outside.any():
+            _refuse("date", int(outside.sum()), examples, "outside 1677-09-22 .. 2262-04-11")
+        if absurd.any():
+            _refuse(
+                "amount", int(absurd.sum()), examples, f"not finite or above {MAX_ABS_AMOUNT:g}"
+            )
 
-    keep = np.ones(rows_read, dtype=bool)
+    keep = ~(outside | absurd)
     after = np.zeros(rows_read, dtype=bool)
     if as_of is not None:
-        after = (frame[DATE] > pd.Timestamp(as_of).normalize()).to_numpy()
+        after = (frame[DATE] > pd.Timestamp(as_of).normalize()).to_numpy() & keep
         keep &= ~after
     negative = zero = np.zeros(rows_read, dtype=bool)
     negative_total = 0.0
@@ -499,21 +605,105 @@ def _screen(
             keep &= ~zero
     used = frame.loc[keep]
     counts = _Counts(
-        rows_read, int(after.sum()), int(negative.sum()), negative_total, int(zero.sum()), len(used)
+        rows_read,
+        int(after.sum()),
+        int(negative.sum()),
+        negative_total,
+        int(zero.sum()),
+        len(used),
+        int(outside.sum()),
+        int(absurd.sum()),
+        tuple(examples[:EXAMPLES]),
     )
     return used, counts
 
 
+def _bulk_rule(
+    used: pd.DataFrame | Path, counts: _Counts, config: DataConfig
+) -> tuple[str, str, _Counts]:
+    """The part of rule 4 that needs the whole log: dates far outside its bulk, amounts far
+    above its median. Returns the SQL condition of the rows to keep (``TRUE`` for all), the
+    rule's description, and the counts with those rows moved from used to implausible."""
+    tx = used if isinstance(used, pd.DataFrame) else used / "[0-9]*.parquet"
+    has_amounts = config.amount_col is not None
+    share = min(0.25, max(0.01, 5 / max(counts.used, 1)))
+    median = f"median({AMOUNT}) FILTER (WHERE {AMOUNT} > 0)" if has_amounts else "NULL"
+    stats = query(
+        f"SELECT quantile_disc({DATE}, {share}) AS lo, quantile_disc({DATE}, {1 - share}) AS hi, "
+        f"{median} AS median FROM tx",
+        tx=tx,
+    ).iloc[0]
+    conditions, rules = [], []
+    if config.date_window_years is not None:
+        reach = pd.Timedelta(days=round(config.date_window_years * 365.25))
+        lo, hi = pd.Timestamp(stats["lo"]) - reach, pd.Timestamp(stats["hi"]) + reach
+        conditions.append(
+            f"({DATE} < TIMESTAMP '{lo:%Y-%m-%d}' OR {DATE} > TIMESTAMP '{hi:%Y-%m-%d}')"
+        )
+        rules.append(
+            f"dates outside {lo:%Y-%m-%d} .. {hi:%Y-%m-%d} ({config.date_window_years:g} years "
+            f"around the bulk of the log, {pd.Timestamp(stats['lo']):%Y-%m-%d} .. "
+            f"{pd.Timestamp(stats['hi']):%Y-%m-%d})"
+        )
+    if has_amounts and config.max_amount_ratio is not None and pd.notna(stats["median"]):
+        limit = config.max_amount_ratio * float(stats["median"])
+        conditions.append(f"({AMOUNT} > {limit!r})")
+        rules.append(
+            f"amounts above {limit:,.2f} ({config.max_amount_ratio:g} × the median positive "
+            f"amount {float(stats['median']):,.2f})"
+        )
+    rule = "; ".join(rules)
+    if not conditions:
+        return "TRUE", rule, counts
+    date_rule = conditions[0] if config.date_window_years is not None else "FALSE"
+    either = " OR ".join(conditions)
+    found = query(
+        f"SELECT count(*) FILTER (WHERE {date_rule}) AS dates, "
+        f"count(*) FILTER (WHERE ({either}) AND NOT {date_rule}) AS amounts FROM tx",
+        tx=tx,
+    ).iloc[0]
+    dates, amounts = int(found["dates"]), int(found["amounts"])
+    if not dates + amounts:
+        return "TRUE", rule, counts
+    amount = f", {AMOUNT}" if has_amounts else ""
+    rows = query(
+        f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx WHERE {either} ORDER BY {DATE} LIMIT 3",
+        tx=tx,
+    )
+    examples = tuple(
+        f"customer {row[CUSTOMER]!r} on {pd.Timestamp(row[DATE]):%Y-%m-%d}"
+        + (f", amount {row[AMOUNT]!r}" if has_amounts else "")
+        for _, row in rows.iterrows()
+    )
+    if config.implausible == "error":
+        _refuse(
+            "date or amount" if dates and amounts else "date" if dates else "amount",
+            dates + amounts,
+            examples,
+            rule,
+        )
+    moved = replace(
+        counts,
+        used=counts.used - dates - amounts,
+        implausible_dates=counts.implausible_dates + dates,
+        implausible_amounts=counts.implausible_amounts + amounts,
+        examples=(counts.examples + examples)[:EXAMPLES],
+    )
+    return f"NOT ({either})", rule, moved
+
+
 def _finish(used: pd.DataFrame | Path, counts: _Counts, config: DataConfig) -> TransactionLog:
-    """Merge same-day purchases of the screened rows (a frame, or Parquet chunks in a folder)
-    and write the cleaning report with the counts."""
+    """Apply the whole-log part of rule 4, merge same-day purchases of the screened rows (a
+    frame, or Parquet chunks in a folder) and write the cleaning report with the counts."""
     if counts.used == 0:
         raise DataValidationError(
             f"No purchase is left after cleaning ({counts.rows_read:,} rows read, "
-            f"{counts.after:,} after the as-of day, {counts.negative:,} negative). "
+            f"{counts.after:,} after the as-of day, {counts.negative:,} negative, "
+            f"{counts.implausible_dates + counts.implausible_amounts:,} implausible). "
             "Check --as-of and the amount policies."
         )
-    daily = _merge_same_day(used, config.amount_col is not None)
+    keep, rule, counts = _bulk_rule(used, counts, config)
+    daily = _merge_same_day(used, config.amount_col is not None, keep)
     days = daily.frame[DAY]
     report = CleaningReport(
         rows_read=counts.rows_read,
@@ -531,6 +721,11 @@ def _finish(used: pd.DataFrame | Path, counts: _Counts, config: DataConfig) -> T
         last_date=str(day_start(days.max()).astype("datetime64[D]")),
         timezone=config.timezone,
         has_amounts=config.amount_col is not None,
+        implausible_policy=config.implausible,
+        implausible_date_rows=counts.implausible_dates,
+        implausible_amount_rows=counts.implausible_amounts,
+        implausible_rule=rule,
+        implausible_examples=counts.examples,
     )
     return TransactionLog(daily, report)
 
@@ -585,7 +780,6 @@ def clean_parquet(
     each chunk. A validation error names the rows of the chunk where it was found (later chunks
     are not checked).
     """
-    import tempfile
 
     import pyarrow.parquet as pq
 
@@ -608,11 +802,11 @@ def clean_parquet(
         raw = source.read(columns=columns).to_pandas()
         return clean_transactions(raw, config, as_of)
     counts = _Counts()
-    with tempfile.TemporaryDirectory(prefix="clv-clean-") as folder:
+    with private_temp_dir("clv-clean") as folder:
         for number, batch in enumerate(source.iter_batches(chunk_rows, columns=columns)):
             start = counts.rows_read
             try:
-                used, part = _screen(batch.to_pandas(), config, as_of)
+                used, part = _screen(batch.to_pandas(), config, as_of, start)
             except DataValidationError as exc:
                 raise DataValidationError(
                     f"{exc} (in rows {start + 1:,}–{start + batch.num_rows:,} of {path.name}; "
@@ -626,7 +820,7 @@ def clean_parquet(
         return _finish(Path(folder), counts, config)
 
 
-def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> Compact:
+def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "TRUE") -> Compact:
     """Merge a customer's purchases on the same day into one transaction (amounts summed).
 
     ``used`` is a frame or a folder of Parquet chunks. DuckDB sorts by customer and day and
@@ -640,7 +834,7 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool) -> Compact:
     sql = (
         f"SELECT {CUSTOMER}::VARCHAR AS {CUSTOMER}, "
         f"date_diff('day', TIMESTAMP '1970-01-01', {DATE})::INTEGER AS {DAY}{amount} "
-        f"FROM tx GROUP BY {CUSTOMER}, {DAY} ORDER BY {CUSTOMER}, {DAY}"
+        f"FROM tx WHERE {keep} GROUP BY {CUSTOMER}, {DAY} ORDER BY {CUSTOMER}, {DAY}"
     )
     if isinstance(used, pd.DataFrame):
         table = query_arrow(sql, tx=used)
@@ -669,7 +863,7 @@ def load_transactions(
 
     See :func:`read_transactions` and :func:`clean_transactions` for parameters and errors.
     """
-    if str(source) not in EMBEDDED_DATASETS and Path(source).suffix.lower() in (".parquet", ".pq"):
+    if str(source) not in EMBEDDED_DATASETS and is_parquet(source):
         return clean_parquet(source, config, as_of, progress)
     raw, effective = read_transactions(source, config)
     return clean_transactions(raw, effective, as_of=as_of)
@@ -706,11 +900,53 @@ def read_customer_list(path: str | Path, customer_col: str) -> pd.DataFrame:
     return out
 
 
-def load_surveys(path: str | Path | None, customer_col: str = CUSTOMER) -> pd.DataFrame | None:
-    """Read and check a survey table (see :func:`clv.kpis.read_surveys`); None without a path."""
+def load_surveys(path: str | Path | None, config: DataConfig | None = None) -> pd.DataFrame | None:
+    """Read and check a survey table (:func:`read_surveys`), its columns mapped by ``config``
+    (``survey_customer_col``, ``survey_date_col``, ``survey_nps_col``); None without a path."""
     if path is None:
         return None
-    return read_surveys(read_table(path, string_columns=(customer_col,)), customer_col)
+    config = config or DataConfig()
+    mapping = {
+        config.survey_customer_col or config.customer_col: (CUSTOMER, "survey_customer_col"),
+        config.survey_date_col: ("date", "survey_date_col"),
+        config.survey_nps_col: ("nps", "survey_nps_col"),
+    }
+    frame = read_table(path, string_columns=(config.survey_customer_col or config.customer_col,))
+    required = list(mapping)[:2]
+    missing = [f"{c!r} (data.{mapping[c][1]})" for c in required if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"Survey table {path}: missing column(s) {', '.join(missing)}; it has "
+            f"{list(frame.columns)}. Map them with --survey-customer-col / --survey-date-col / "
+            "--survey-nps-col."
+        )
+    renamed = {c: name for c, (name, _) in mapping.items() if c in frame.columns and c != name}
+    return read_surveys(frame.rename(columns=renamed))
+
+
+def load_costs(path: str | Path, customer_col: str, kpis: Any) -> pd.DataFrame:
+    """Read an acquisition-cost table with its columns mapped by the ``kpis`` settings
+    (``costs_customer_col`` — by default ``customer_col`` —, ``costs_channel_col``,
+    ``costs_amount_col``) to ``customer_id``, ``channel`` and ``acquisition_cost``."""
+    customer = kpis.costs_customer_col or customer_col
+    frame = read_table(path, string_columns=(customer,))
+    if kpis.costs_amount_col not in frame.columns:
+        raise DataValidationError(
+            f"Cost table {path}: missing column {kpis.costs_amount_col!r} (the cost; map it "
+            f"with --cost-amount-col); it has {list(frame.columns)}."
+        )
+    if customer not in frame.columns and kpis.costs_channel_col not in frame.columns:
+        raise DataValidationError(
+            f"Cost table {path}: needs a customer column {customer!r} (--cost-customer-col) or "
+            f"a channel column {kpis.costs_channel_col!r} (--cost-channel-col); it has "
+            f"{list(frame.columns)}."
+        )
+    mapping = {
+        customer: CUSTOMER,
+        kpis.costs_channel_col: "channel",
+        kpis.costs_amount_col: "acquisition_cost",
+    }
+    return frame.rename(columns={c: n for c, n in mapping.items() if c in frame.columns})
 
 
 def read_surveys(frame: pd.DataFrame, customer_col: str = CUSTOMER) -> pd.DataFrame:
@@ -778,5 +1014,5 @@ def load_run_inputs(
         attributes=read_customer_list(config.train.customers, col)
         if config.train.customers
         else None,
-        surveys=load_surveys(config.data.surveys, col),
+        surveys=load_surveys(config.data.surveys, config.data),
     )

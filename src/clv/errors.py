@@ -19,3 +19,7 @@ class ModelFitError(ClvError, RuntimeError):
 
 class BundleError(ClvError, ValueError):
     """A model bundle is missing, foreign, damaged or of an unsupported format version."""
+
+
+class ScoreError(ClvError, ValueError):
+    """Scores that would hold a non-finite number where one is promised."""

@@ -32,17 +32,20 @@ from clv.btyd import (
     ENSEMBLE_MEMBERS,
     EnsembleModel,
     PurchaseModel,
+    churn_feature_model,
     display_name,
     fit_purchase_model,
 )
 from clv.config import DAYS_PER_UNIT, Config
 from clv.data import TransactionLog, day_number
-from clv.errors import DataValidationError
+from clv.errors import DataValidationError, ModelFitError
 from clv.features import build_calibration_holdout
 from clv.spend import SpendModel, fit_spend_model
 from clv.tables import query
 
 NAIVE = "naive"
+#: The key of the spend model in the scorecard's ``dropped`` (models that did not converge).
+SPEND = "gamma_gamma"
 LABELS = {
     NAIVE: "naive rate",
     "churn_model": "churn model (shipped score)",
@@ -54,6 +57,8 @@ def label(key: str) -> str:
     """Display name of a scorecard row key (``bgnbd`` → ``BG/NBD``)."""
     if key in LABELS:
         return LABELS[key]
+    if key == SPEND:
+        return "Gamma-Gamma"
     if key.endswith("_p_no_purchase"):
         return f"{display_name(key.removesuffix('_p_no_purchase'))} P(no purchase)"
     return display_name(key)
@@ -160,15 +165,22 @@ class Evaluation:
         """The candidate with the lowest holdout ``selection_metric`` (a ``train`` setting)."""
         return best_model(self.scorecard, self.purchase_models, self.selection_metric)
 
+    @property
+    def ranked_purchase_models(self) -> list[str]:
+        """The fitted candidates from the best holdout ``selection_metric`` to the worst."""
+        best = self.best_purchase_model
+        rest = [k for k in self.purchase_models if k != best]
+        return [best, *sorted(rest, key=lambda k: _loss(self.scorecard, k, self.selection_metric))]
+
+
+def _loss(card: dict[str, Any], kind: str, metric: str) -> float:
+    value = card["purchases"][kind][metric]
+    return float("inf") if value is None else value
+
 
 def best_model(card: dict[str, Any], candidates: Any, metric: str) -> str:
     """The candidate with the lowest holdout purchase ``metric`` (an infinite one never wins)."""
-
-    def loss(kind: str) -> float:
-        value = card["purchases"][kind][metric]
-        return float("inf") if value is None else value
-
-    return min(candidates, key=loss)
+    return min(candidates, key=lambda kind: _loss(card, kind, metric))
 
 
 def evaluate(
@@ -209,22 +221,15 @@ def evaluate(
         f"{split.duration:g} {unit}s"
     )
     models, predictions = {}, {}
+    dropped: dict[str, str] = {}
     singles = [k for k in settings.candidates if k != ENSEMBLE]
     for kind in singles + [ENSEMBLE] * (ENSEMBLE in settings.candidates):
-        if kind == ENSEMBLE:  # the members already fitted, and any left out of the candidates
-            model = EnsembleModel(
-                tuple(
-                    models.get(k)
-                    or fit_purchase_model(
-                        k, cal, unit, settings.penalizer, settings.retry_penalizer
-                    )
-                    for k in ENSEMBLE_MEMBERS
-                )
-            )
-        else:
-            model = fit_purchase_model(
-                kind, cal, unit, settings.penalizer, settings.retry_penalizer
-            )
+        try:
+            model = _fit_candidate(kind, cal, unit, settings, models, dropped)
+        except ModelFitError as exc:  # degrade: the other candidates still compete
+            dropped[kind] = str(exc)
+            report(f"Dropped {display_name(kind)}: {exc}")
+            continue
         models[kind] = model
         predictions[kind] = model.expected_purchases(split.duration, x, t_x, T)
         report(
@@ -232,6 +237,11 @@ def evaluate(
             f"{metrics.poisson_deviance(actual, predictions[kind]):.4f}, RMSE "
             f"{metrics.rmse(actual, predictions[kind]):.4f}, MAE "
             f"{metrics.mae(actual, predictions[kind]):.4f}"
+        )
+    if not models:
+        raise ModelFitError(
+            "No candidate purchase model converged on the calibration period: "
+            + " ".join(f"{display_name(k)}: {m}" for k, m in dropped.items())
         )
     predictions[NAIVE] = naive_rate(x, T, split.duration)
     card: dict[str, Any] = {
@@ -251,9 +261,17 @@ def evaluate(
         ),
         "selection_metric": settings.selection_metric,
     }
+    if dropped:
+        card["dropped"] = dropped
     spend = None
     if log.has_amounts:
-        spend = fit_spend_model(cal, settings.penalizer, settings.retry_penalizer)
+        try:
+            spend = fit_spend_model(cal, settings.penalizer, settings.retry_penalizer)
+        except ModelFitError as exc:  # degrade: purchase and churn scores without value
+            dropped[SPEND] = str(exc)
+            card["dropped"] = dropped
+            report(f"Dropped Gamma-Gamma (no value scores): {exc}")
+    if spend is not None:
         revenue = cal["revenue_holdout"].to_numpy(dtype=float)
         value = spend.expected_average_value(x, cal["monetary_value"].to_numpy())
         mean_spend = _mean_spend(log, cal, split)
@@ -270,10 +288,12 @@ def evaluate(
     churn_model, churn_frame = _evaluate_churn(
         log, config, split, cal, models, card, attributes, surveys
     )
+    baseline = card["churn_protocol"]["baseline"]
     report(
         f"Trained and scored the churn model: holdout ROC AUC "
         f"{card['churn']['churn_model']['roc_auc']:.4f} "
-        f"(BG/NBD baseline {card['churn']['bgnbd_p_no_purchase']['roc_auc']:.4f})"
+        f"({label(baseline).removesuffix(' P(no purchase)')} baseline "
+        f"{card['churn'][baseline]['roc_auc']:.4f})"
     )
     return Evaluation(
         split,
@@ -285,6 +305,34 @@ def evaluate(
         predictions,
         churn_frame,
         settings.selection_metric,
+    )
+
+
+def _fit_candidate(
+    kind: str,
+    cal: pd.DataFrame,
+    unit: str,
+    settings: Any,
+    fitted: dict[str, PurchaseModel | EnsembleModel],
+    dropped: dict[str, str],
+) -> PurchaseModel | EnsembleModel:
+    """Fit one candidate on the calibration period; the ensemble reuses its members' fits and
+    cannot be formed when one of them was dropped."""
+    if kind != ENSEMBLE:
+        return fit_purchase_model(kind, cal, unit, settings.penalizer, settings.retry_penalizer)
+    missing = [k for k in ENSEMBLE_MEMBERS if k in dropped]
+    if missing:
+        raise ModelFitError(
+            "the equal-weight mixture needs all of "
+            f"{', '.join(map(display_name, ENSEMBLE_MEMBERS))}; "
+            f"{', '.join(map(display_name, missing))} did not converge."
+        )
+    return EnsembleModel(
+        tuple(
+            fitted.get(k)
+            or fit_purchase_model(k, cal, unit, settings.penalizer, settings.retry_penalizer)
+            for k in ENSEMBLE_MEMBERS
+        )
     )
 
 
@@ -381,7 +429,7 @@ def _evaluate_churn(
         surveys,
         config.train.churn_max_customers,
     )
-    bgnbd = models.get("bgnbd") or fit_purchase_model("bgnbd", cal, unit)
+    bgnbd = models.get("bgnbd") or churn_feature_model(cal, unit)[0]
     model = replace(model, btyd=bgnbd)
     frame = churn_features(log.compact, c, unit, bgnbd, H, attributes, surveys)
     labels = churn_labels(log.compact, frame["customer_id"], c, label_end)
@@ -389,7 +437,8 @@ def _evaluate_churn(
     scores = {"churn_model": model.predict_proba(frame)}
     if model.booster_text is not None:
         scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
-    for kind, m in {"bgnbd": bgnbd, **models}.items():  # BG/NBD's is the baseline
+    baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
+    for kind, m in {bgnbd.kind: bgnbd, **models}.items():
         scores[f"{kind}_p_no_purchase"] = m.p_no_purchase(H, x, t_x, T)
     card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items()}
     card["churn_protocol"] = {
@@ -401,7 +450,7 @@ def _evaluate_churn(
             "churn_rate": float(labels.mean()),
         },
         "decision": model.validation.get("decision"),
-        "baseline": "bgnbd_p_no_purchase",
+        "baseline": baseline,
     }
     card["churn_reliability"] = metrics.reliability_curve(labels, scores["churn_model"]).to_dict(
         "records"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from clv.tables import replace_dir
+from clv.tables import leftover_name, remove_leftovers, replace_dir
 
 
 def spark_session(master: str = "local[2]") -> Any:
@@ -105,6 +105,8 @@ def score_with_spark(
     from mlflow.models import infer_signature
     from pyspark.sql import functions as sf
 
+    from clv.predict import check_finite
+
     out = Path(out)
     spark = spark_session(master)
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,10 +124,14 @@ def score_with_spark(
             udf(sf.struct(*[sf.col(f"`{c}`") for c in features.columns])).alias("s")
         )
         scored = scored.select("s.*").select(*output_columns)
-        staging = out.parent / f".{out.name}.spark-tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        scored.write.parquet(str(staging))
-    replace_dir(staging, out)
+        remove_leftovers(out)
+        staging = leftover_name(out, "spark")
+        try:
+            scored.write.parquet(str(staging))
+            check_finite(pd.read_parquet(staging), f"The scores for {out}")
+            replace_dir(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

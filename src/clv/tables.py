@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,10 +47,10 @@ def _duckdb(tables: dict[str, pd.DataFrame | Path]) -> Iterator[Any]:
 
     settings = duckdb_settings()
     base = Path(settings["temp_directory"])
-    base.mkdir(parents=True, exist_ok=True)
-    # a folder per connection, removed on the way out even when DuckDB is interrupted
+    # a folder per connection, removed on the way out even when DuckDB is interrupted (and by
+    # a later connection when its process was killed)
     with (
-        tempfile.TemporaryDirectory(prefix="query-", dir=base) as spill,
+        private_temp_dir("query", base) as spill,
         duckdb.connect(config={**settings, "temp_directory": spill}) as con,
     ):
         for name, table in tables.items():
@@ -88,26 +90,65 @@ def query_to_parquet(sql: str, out: Path, **tables: pd.DataFrame | Path) -> Path
     return out
 
 
-def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
+#: Text-table suffixes, each optionally compressed (``orders.csv.gz``, ``orders.tsv.zst``).
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+#: Compression suffixes of text tables (zstd needs the ``zstandard`` package, a dependency).
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2"}
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _kind(path: Path) -> tuple[str, str | None]:
+    """``("csv", compression or None)`` or ``("parquet", None)`` from the file's suffixes."""
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
+    base = suffixes[-2] if compression and len(suffixes) == 2 else (suffixes or [""])[-1]
+    if base in TEXT_SUFFIXES:
+        return "csv", compression
+    if base in PARQUET_SUFFIXES and compression is None:
+        return "parquet", None
+    found = "".join(path.suffixes[-2:]) or "(none)"
     raise DataValidationError(
-        f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .parquet."
+        f"{path}: unsupported file type {found!r}; use .csv (or .tsv/.txt, optionally "
+        ".gz/.zst/.bz2 compressed) or .parquet."
     )
 
 
-def read_table(path: str | Path, string_columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read a CSV or Parquet file.
+def is_parquet(path: str | Path) -> bool:
+    """Whether ``path`` names a Parquet file by its suffix."""
+    return Path(path).suffix.lower() in PARQUET_SUFFIXES
+
+
+def sniff_delimiter(path: str | Path) -> str:
+    """The field delimiter of a (possibly compressed) text table, found by DuckDB's CSV sniffer
+    (``,``, ``;``, tab, ``|`` …); ``,`` when the file has a single column."""
+    import duckdb
+
+    target = str(path).replace("'", "''")
+    try:
+        with duckdb.connect() as con:
+            found = con.execute(f"SELECT Delimiter FROM sniff_csv('{target}')").fetchone()
+    except duckdb.Error as exc:
+        raise DataValidationError(
+            f"{path} could not be read as a delimited text table: {exc}. Name the delimiter "
+            "with --delimiter."
+        ) from None
+    delimiter = found[0] if found else ","
+    return delimiter if len(delimiter) == 1 else ","
+
+
+def read_table(
+    path: str | Path, string_columns: tuple[str, ...] = (), delimiter: str | None = None
+) -> pd.DataFrame:
+    """Read a CSV (or TSV/TXT, optionally ``.gz``/``.zst``/``.bz2`` compressed) or Parquet file.
 
     Parameters
     ----------
     path : str or Path
-        File ending in ``.csv`` or ``.parquet``.
+        File ending in ``.csv``, ``.csv.gz``, ``.csv.zst``, ``.tsv``… or ``.parquet``.
     string_columns : tuple of str
         Columns to read as text (identifiers keep leading zeros; dates are parsed later).
+    delimiter : str, optional
+        Field delimiter of a text table; by default detected (:func:`sniff_delimiter`).
 
     Returns
     -------
@@ -119,34 +160,112 @@ def read_table(path: str | Path, string_columns: tuple[str, ...] = ()) -> pd.Dat
         If the file does not exist, has another suffix, or cannot be parsed.
     """
     path = Path(path)
-    kind = _kind(path)
+    kind, compression = _kind(path)
     if not path.is_file():
         raise DataValidationError(f"{path} does not exist.")
     try:
         if kind == "csv":
-            header = pd.read_csv(path, nrows=0).columns
+            sep = delimiter or sniff_delimiter(path)
+            options: dict[str, Any] = {"sep": sep, "compression": compression}
+            header = pd.read_csv(path, nrows=0, **options).columns
             dtype = {c: "str" for c in string_columns if c in header}
-            return pd.read_csv(path, dtype=dtype)
+            return pd.read_csv(path, dtype=dtype, **options)
         return pd.read_parquet(path)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, ImportError) as exc:
         raise DataValidationError(f"{path} could not be read as {kind}: {exc}") from None
 
 
 @contextmanager
+def private_temp_dir(prefix: str, base: str | Path | None = None) -> Iterator[str]:
+    """A temporary folder ``<prefix>-<pid>-…`` under ``base`` (the system's temp folder by
+    default), removed on the way out; folders that killed processes left under the same prefix
+    are removed first."""
+    base = Path(base or tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)-")
+    for entry in base.iterdir():
+        match = pattern.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-{os.getpid()}-", dir=base) as folder:
+        yield folder
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux); else by setting it back at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def leftover_name(path: Path, tag: str) -> Path:
+    """A hidden sibling of ``path`` for temporary work, tagged with this process's id so that a
+    later run can tell the leftovers of a killed process (:func:`remove_leftovers`)."""
+    return path.with_name(f".{path.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Remove the temporary siblings of ``path`` (:func:`leftover_name`) whose process is gone.
+
+    A process killed without warning (SIGKILL, power loss, the OOM killer) cannot clean up; the
+    next clv run that writes ``path`` calls this. Returns what was removed.
+    """
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z]+-(\d+)-[0-9a-f]{{8}}(\.tmp)?$")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+@contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; renamed over it on success, deleted otherwise."""
+    """Yield a temporary path beside ``path``; flushed to disk and renamed over it on success,
+    deleted otherwise. Leftovers of killed runs writing ``path`` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    remove_leftovers(path)
+    tmp = Path(str(leftover_name(path, "writing")) + ".tmp")
     try:
-        yield Path(tmp_name)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 → what a plain open() would give
-        os.replace(tmp_name, path)
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # what a plain open() would give
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -163,14 +282,15 @@ def write_json(data: Any, path: str | Path) -> Path:
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` to ``path`` atomically (temporary file, then rename).
+    """Write ``frame`` to ``path`` atomically (temporary file, flushed, then renamed).
 
     Parameters
     ----------
     frame : pandas.DataFrame
         The table; its index is not written.
     path : str or Path
-        Destination ending in ``.csv`` or ``.parquet``; parent folders are created.
+        Destination ending in ``.csv`` (optionally ``.gz``/``.zst``/``.bz2``) or ``.parquet``;
+        parent folders are created.
 
     Returns
     -------
@@ -178,27 +298,74 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         The destination.
     """
     path = Path(path)
-    kind = _kind(path)
+    kind, compression = _kind(path)
     with atomic_path(path) as tmp:
         if kind == "csv":
-            frame.to_csv(tmp, index=False)
+            sep = "\t" if path.name.lower().split(".")[-2 if compression else -1] == "tsv" else ","
+            frame.to_csv(tmp, index=False, sep=sep, compression=compression)
         else:
             frame.to_parquet(tmp, index=False)
     return path
 
 
+def sync_tree(folder: str | Path) -> None:
+    """Flush every file of ``folder`` (and the folder's entries) to the disk."""
+    folder = Path(folder)
+    for entry in folder.rglob("*"):
+        if entry.is_file():
+            _fsync(entry)
+    _fsync(folder)
+
+
+def _exchange(source: Path, target: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or the file system cannot."""
+    import ctypes
+    import ctypes.util
+
+    if not hasattr(os, "sched_getaffinity"):  # not Linux
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(target), rename_exchange)
+    return done == 0
+
+
 def replace_dir(source: str | Path, target: str | Path) -> None:
     """Put the folder ``source`` in the place of ``target`` (a sibling), replacing it as a whole.
 
-    The old folder is renamed aside, the new one renamed in, then the old one removed: a reader
-    finds the old folder or the new one, never a mix of their files.
+    Both are swapped in one step where the system can (Linux), so ``target`` always names the
+    old folder or the new one; elsewhere the old folder is renamed aside first (a kill between
+    the two renames leaves it as ``.<name>.old-<pid>-…``, which the next write puts back).
+    The old folder is removed afterwards.
     """
     source, target = Path(source), Path(target)
-    old = None
+    sync_tree(source)
+    if target.exists() and _exchange(source, target):
+        shutil.rmtree(source, ignore_errors=True)  # now the old folder
+    else:
+        old = leftover_name(target, "old") if target.exists() else None
+        if old is not None:
+            os.replace(target, old)
+        os.replace(source, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    _fsync(target.parent)
+
+
+def restore_interrupted(target: Path) -> Path | None:
+    """Put back a folder that a killed :func:`replace_dir` (the two-rename fallback) left aside;
+    returns it, or None when there was nothing to restore."""
     if target.exists():
-        old = target.parent / f".{target.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(source, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        return None
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.old-(\d+)-[0-9a-f]{{8}}$")
+    for entry in sorted(target.parent.iterdir()) if target.parent.is_dir() else []:
+        match = pattern.match(entry.name)
+        if match and not _alive(int(match.group(1))):
+            os.replace(entry, target)
+            return target
+    return None

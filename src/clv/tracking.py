@@ -51,17 +51,146 @@ _REQUIREMENTS = (
 )
 
 
-def tracking_uri(config: Config) -> str:
-    """The tracking URI this run uses (see the module docstring)."""
+def tracking_uri(config: Config, redacted: bool = False) -> str:
+    """The tracking URI this run uses (see the module docstring); ``redacted`` hides a
+    password in it (for messages)."""
     uri = config.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     if uri == DEFAULT_URI:
         uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return redact(uri) if redacted else uri
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions by which a failing tracking store shows itself: MLflow's own, the HTTP
+    client's, the database's, and the file system's."""
+    import requests
+    import sqlalchemy
+    from mlflow.exceptions import MlflowException
+
+    return (
+        MlflowException,
+        requests.exceptions.RequestException,
+        sqlalchemy.exc.SQLAlchemyError,
+        OSError,
+    )
+
+
+#: MLflow's HTTP client settings unless the user set them: MLflow's own defaults (7 retries with
+#: exponential backoff, 120 s timeouts) keep a run waiting for minutes on a dead server.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+#: Seconds :func:`check_store` waits for the tracking store to answer.
+CHECK_TIMEOUT = 5.0
+
+
+class TrackingStoreError(ClvError, RuntimeError):
+    """The MLflow tracking store cannot be reached or used."""
+
+
+def check_store(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
+    """Check, within ``timeout`` seconds, that the tracking store at ``uri`` can be used.
+
+    A server (``http(s)://``) must answer its health endpoint; a sqlite store must be a database
+    (or not exist yet) in a folder that can be written; a file store's folder must be writable.
+    Other schemes (e.g. ``databricks``) are left to MLflow.
+
+    Raises
+    ------
+    TrackingStoreError
+        Naming the URI, what failed, and ``--no-mlflow``.
+    """
+    import sqlite3
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    shown = redact(uri)
+    advice = "Start or fix the store, point --tracking-uri elsewhere, or train with --no-mlflow."
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:  # it answers (a proxy, or a server without /health)
+                return
+            problem = f"it answered HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            problem = f"no answer within {timeout:g} s ({reason})"
+        raise TrackingStoreError(f"MLflow tracking server {shown}: {problem}. {advice}")
+    if parsed.scheme == "sqlite":
+        path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if path is None or str(path) in ("", ":memory:"):
+            return
+        folder = path.parent if path.parent != Path("") else Path.cwd()
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise TrackingStoreError(
+                f"MLflow tracking store {shown}: the folder {folder} does not exist or cannot "
+                f"be written. {advice}"
+            )
+        if path.exists():
+            try:
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout) as con:
+                    con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise TrackingStoreError(
+                    f"MLflow tracking store {shown}: {path} is not a usable sqlite database "
+                    f"({exc}). {advice}"
+                ) from None
+        return
+    if parsed.scheme in ("", "file"):
+        folder = Path(parsed.path if parsed.scheme == "file" else uri)
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise TrackingStoreError(
+                f"MLflow tracking store {shown}: {folder} cannot be created or written. {advice}"
+            )
+
+
+def redact(uri: str) -> str:
+    """``uri`` without a password (``scheme://user:***@host``)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
     return uri
+
+
+def prepare_store(uri: str) -> None:
+    """Create a new sqlite tracking store's tables one process at a time.
+
+    MLflow creates the tables (and runs its migrations) on first use; two processes doing that
+    at once on a fresh database crash one of them. The first use is therefore serialized by an
+    ``flock`` on the database's folder. Other stores need nothing.
+    """
+    import fcntl
+
+    if not uri.startswith("sqlite:///"):
+        return
+    folder = Path(uri.removeprefix("sqlite:///")).parent
+    fd = os.open(folder if str(folder) else ".", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _mlflow()
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the tables
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _mlflow(uri: str | None = None) -> Any:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     import mlflow
 
     if uri:
@@ -117,7 +246,7 @@ def _register(
         champion = client.get_model_version_by_alias(name, "champion")
     except MlflowException as exc:
         if not _no_such_alias(exc):  # auth, network, a damaged store: never "no champion"
-            raise ClvError(
+            raise TrackingStoreError(
                 f"Could not look up the champion of {name!r} in the registry at "
                 f"{mlflow.get_tracking_uri()}: {exc}. The new model was registered as version "
                 f"{version} without an alias; set it by hand once the registry answers."
@@ -192,7 +321,9 @@ def log_training_run(
     """
     import clv
 
-    mlflow = _mlflow(tracking_uri(config))
+    uri = tracking_uri(config)
+    mlflow = _mlflow(uri)
+    prepare_store(uri)
     bundle, ev = result.bundle, result.evaluation
     chosen = bundle.selection["chosen"]
     metrics = scorecard_metrics(bundle.scorecard, chosen)
@@ -207,6 +338,10 @@ def log_training_run(
             "chosen_model": chosen,
             "churn_choice": bundle.churn.choice if bundle.churn else "none",
         }
+        dropped = bundle.scorecard.get("dropped", {})
+        tags |= {f"dropped.{k}": message[:1000] for k, message in dropped.items()}
+        if dropped:
+            tags["dropped"] = ", ".join(dropped)
         mlflow.set_tags(tags)
         mlflow.log_metrics(metrics)
         for kind, model in ev.purchase_models.items():

@@ -9,18 +9,25 @@
    classifier on the latest leak-free window (features up to ``end − H``, labels from
    ``(end − H, end]``; :mod:`clv.churn`), with BG/NBD features from a fit on the whole log.
 4. Write the bundle (:mod:`clv.bundle`). With MLflow enabled (:mod:`clv.tracking`) the bundle is
-   staged beside ``train.model_dir``, logged and registered, then moved as a whole: to
+   staged beside ``train.model_dir``, logged and registered, then put in place as a whole: at
    ``train.model_dir`` when it became the champion (so that folder, which ``clv score`` uses by
-   default, always holds the champion), else to ``<model_dir>-v<version>``. Without MLflow it is
-   written to ``train.model_dir``.
+   default, always holds the champion), else at ``<model_dir>-v<version>``. Without MLflow it
+   replaces ``train.model_dir`` as a whole. If the tracking store fails mid-run, the bundle is
+   kept at ``<model_dir>-unlogged`` and the error says so.
+
+The whole run holds ``train.model_dir``'s lock (:mod:`clv.locks`): a second run writing the same
+folder waits ``train.lock_wait`` seconds, then stops naming the first. With MLflow, the tracking
+store is checked before any work (:func:`clv.tracking.check_store`).
+
+A candidate purchase model that does not converge is dropped (:mod:`clv.evaluation`); when the
+chosen model does not converge on the whole log, the next best candidate is shipped instead.
+Both are notices of the run; the run fails only when no candidate converges.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,16 +35,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv.btyd import PurchaseModel, fit_purchase_model
-from clv.bundle import Bundle, place_bundle, save_bundle
+from clv.btyd import (
+    CHURN_FEATURE_MODELS,
+    EnsembleModel,
+    PurchaseModel,
+    display_name,
+    fit_first,
+)
+from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
 from clv.churn import ChurnModel, leak_free_window, train_churn_model
 from clv.config import DAYS_PER_UNIT, Config
 from clv.data import RunInputs, TransactionLog, load_run_inputs, read_customer_list
-from clv.evaluation import Evaluation, churn_horizon, evaluate, observation_end
+from clv.errors import ModelFitError
+from clv.evaluation import Evaluation, churn_horizon, evaluate, label, observation_end
 from clv.features import build_rfm
 from clv.kpis import KpiReport
+from clv.locks import folder_lock
 from clv.predict import define_segments
 from clv.spend import SpendModel, fit_spend_model
+from clv.tables import leftover_name
 
 
 @dataclass
@@ -80,22 +96,30 @@ def _ship_churn(
         surveys,
         config.train.churn_max_customers,
     )
-    bgnbd = purchase if purchase.kind == "bgnbd" else fit_purchase_model("bgnbd", full, unit)
-    return replace(model, btyd=bgnbd)
+    # the scoring features come from a whole-log fit of the model the classifier learned on
+    kind = model.btyd.kind if model.btyd is not None else CHURN_FEATURE_MODELS[0]
+    if purchase.kind == kind:
+        return replace(model, btyd=purchase)
+    others = tuple(k for k in CHURN_FEATURE_MODELS if k != kind)
+    btyd, failures = fit_first((kind, *others), full, unit)
+    if failures:
+        notices.append(
+            f"Churn model: {display_name(kind)} did not converge on the whole log; its features "
+            f"come from {btyd.name} when scoring."
+        )
+    return replace(model, btyd=btyd)
 
 
 def build_kpis(
     log: TransactionLog, config: Config, bundle: Bundle | None, surveys: pd.DataFrame | None
 ) -> KpiReport:
     """The KPI report (:mod:`clv.kpis`) with the cost and customer tables the config names."""
+    from clv.data import load_costs
     from clv.kpis import build_report
-    from clv.tables import read_table
 
     settings = config.kpis
     col = config.data.customer_col
-    costs = read_table(settings.costs, string_columns=(col,)) if settings.costs else None
-    if costs is not None and col in costs:
-        costs = costs.rename(columns={col: "customer_id"})
+    costs = load_costs(settings.costs, col, settings) if settings.costs else None
     customers = read_customer_list(settings.customers, col) if settings.customers else None
     return build_report(
         log, config, observation_end(log, config), bundle, surveys, costs, customers
@@ -147,26 +171,81 @@ def train(
     TrainResult
         The bundle, where it was written, the evaluation, and the MLflow run id and registry
         decision when tracking is enabled.
+
+    Raises
+    ------
+    clv.locks.LockedError
+        If another run is writing ``train.model_dir``.
+    clv.tracking.TrackingStoreError
+        If the tracking store does not answer before the work starts, or fails during logging
+        (the bundle is then kept at ``<model_dir>-unlogged``).
+    ModelFitError
+        If no candidate purchase model converges.
     """
-    stages = stages if stages is not None else StageLog()
+    settings = config.train
+    with folder_lock(settings.model_dir, settings.lock_wait):
+        if config.mlflow.enabled:
+            from clv.tracking import check_store, tracking_uri
+
+            check_store(tracking_uri(config))
+        return _train(config, progress, inputs, stages if stages is not None else StageLog())
+
+
+def _refit(
+    evaluation: Evaluation, full: pd.DataFrame, config: Config, notices: list[str]
+) -> PurchaseModel | EnsembleModel:
+    """The chosen model refitted on the whole log; when it does not converge there, the next
+    best candidate by the holdout criterion (a notice says so)."""
+    ranked = evaluation.ranked_purchase_models
+    settings = config.train
+    model, failures = fit_first(
+        tuple(ranked), full, config.features.time_unit, settings.penalizer, settings.retry_penalizer
+    )
+    for kind, message in failures.items():
+        notices.append(
+            f"{display_name(kind)} was best on the holdout but did not converge on the whole "
+            f"log; shipped {model.name}, the next best, instead. ({message})"
+        )
+    return model
+
+
+def _refit_spend(
+    evaluation: Evaluation, full: pd.DataFrame, config: Config, notices: list[str]
+) -> SpendModel | None:
+    """Gamma-Gamma on the whole log; None (with a notice: no value scores) when it did not
+    converge on the calibration period or does not on the whole log."""
+    if evaluation.spend_model is None:
+        return None
+    try:
+        return fit_spend_model(full, config.train.penalizer, config.train.retry_penalizer)
+    except ModelFitError as exc:
+        notices.append(f"Gamma-Gamma dropped on the whole log (no value scores): {exc}")
+        return None
+
+
+def _train(
+    config: Config,
+    progress: Callable[[int, int], None] | None,
+    inputs: RunInputs | None,
+    stages: StageLog,
+) -> TrainResult:
     if inputs is None:
         inputs = load_run_inputs(config, progress)
         stages(f"Read {inputs.log.report.transactions:,} transactions")
     log, attributes, surveys = inputs.log, inputs.attributes, inputs.surveys
     unit, settings = config.features.time_unit, config.train
-    notices: list[str] = []
+    notices: list[str] = [log.report.implausible_note()] if log.report.implausible_note() else []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         evaluation = evaluate(log, config, attributes, surveys, stages)
-        chosen = evaluation.best_purchase_model
+        for kind, message in evaluation.scorecard.get("dropped", {}).items():
+            notices.append(f"{label(kind)} dropped: {message}")
         full = build_rfm(log.compact, observation_end(log, config), unit)
-        purchase = fit_purchase_model(
-            chosen, full, unit, settings.penalizer, settings.retry_penalizer
-        )
+        purchase = _refit(evaluation, full, config, notices)
+        chosen = purchase.kind
         stages(f"Refitted {purchase.name} on the whole log ({len(full):,} customers)")
-        spend: SpendModel | None = None
-        if log.has_amounts:
-            spend = fit_spend_model(full, settings.penalizer, settings.retry_penalizer)
+        spend = _refit_spend(evaluation, full, config, notices) if log.has_amounts else None
+        if spend is not None:
             stages(f"Refitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
         H = churn_horizon(config, evaluation.split)
         churn = _ship_churn(log, config, H, purchase, full, attributes, surveys, notices)
@@ -176,6 +255,8 @@ def train(
             notices.append(str(item.message))
     if not log.has_amounts:
         notices.append("The log has no amount column: purchase models only, no value columns.")
+    elif spend is None:
+        notices.append("No spend model: this bundle scores purchases and churn, not value.")
     notices = list(dict.fromkeys(notices))
     selection = {
         "chosen": chosen,
@@ -184,6 +265,7 @@ def train(
             k: evaluation.scorecard["purchases"][k] for k in evaluation.scorecard["purchases"]
         },
         "calibration_params": {k: m.params for k, m in evaluation.purchase_models.items()},
+        "dropped": evaluation.scorecard.get("dropped", {}),
         **evaluation.scorecard["protocol"],
     }
     bundle = Bundle(
@@ -202,32 +284,48 @@ def train(
         bundle, full, s.segments, s.segment_rest, s.horizon, s.time_unit, s.discount_rate
     )
     bundle = replace(bundle, segments=segments)
+    model_dir = Path(settings.model_dir)
     if not config.mlflow.enabled:  # no registry: the folder is simply this run's model
-        path = save_bundle(bundle, settings.model_dir)
+        path = save_bundle(bundle, model_dir)
         stages(f"Wrote the bundle to {path}")
         return TrainResult(bundle, path, evaluation, log, notices, stage_log=stages.lines)
-    staging = _staging_dir(Path(settings.model_dir))
+    staging = leftover_name(model_dir, "staging")
     try:
-        path = save_bundle(bundle, staging)
+        path = write_bundle_files(bundle, staging)
         result = TrainResult(bundle, path, evaluation, log, notices, stage_log=stages.lines)
         if config.kpis.in_train and log.has_amounts:
             result.kpis = build_kpis(log, config, bundle, surveys)
             stages("Built the KPI report")
-        from clv.tracking import log_training_run
-
-        result.run_id, result.registry = log_training_run(result, config, stages)
-        result.path = _place_bundle(result, Path(settings.model_dir), settings.model_dir_holds)
+        _log_or_keep(result, config, stages)
+        result.path = _place_bundle(result, model_dir, settings.model_dir_holds)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     stages(f"Bundle in {result.path} ({result.registry['alias']})")
     return result
 
 
-def _staging_dir(model_dir: Path) -> Path:
-    """A fresh sibling folder of ``model_dir`` for a bundle whose destination is not known yet."""
-    staging = model_dir.parent / f".{model_dir.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)  # the umask's mode, as for any folder the user makes
-    return staging
+def unlogged_dir(model_dir: Path) -> Path:
+    """Where a bundle is kept when the tracking store fails while it is being logged."""
+    return model_dir.with_name(f"{model_dir.name}-unlogged")
+
+
+def _log_or_keep(result: TrainResult, config: Config, stages: StageLog) -> None:
+    """Log and register the run (:func:`clv.tracking.log_training_run`); when the tracking store
+    fails on the way, keep the bundle at :func:`unlogged_dir` and say how to go on."""
+    from clv.tracking import TrackingStoreError, log_training_run, store_errors, tracking_uri
+
+    try:
+        result.run_id, result.registry = log_training_run(result, config, stages)
+    except (*store_errors(), TrackingStoreError) as exc:
+        kept = save_bundle(result.bundle, unlogged_dir(Path(config.train.model_dir)))
+        raise TrackingStoreError(
+            f"The MLflow tracking store {tracking_uri(config, redacted=True)} failed while this "
+            f"run was being logged ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}). "
+            f"The trained model is complete and kept, unregistered, at {kept}: score with it "
+            f"now (`clv score --model {kept}`). To log and register it, rerun the same "
+            "`clv train` once the store answers (the same log and seed give the same model), "
+            "or use --no-mlflow to write the model folder without tracking."
+        ) from None
 
 
 def challenger_dir(model_dir: Path, version: int) -> Path:
