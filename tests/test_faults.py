@@ -48,7 +48,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _clv(*args: str, cwd: Path, env: dict[str, str], **kw) -> subprocess.Popen:
     return subprocess.Popen(
-        [*CLV, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+        [*CLV, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
     )
 
 
@@ -57,8 +63,16 @@ def _leftovers(folder: Path, name: str) -> list[Path]:
     return [
         p
         for p in folder.iterdir()
-        if (m := LEFTOVER.match(p.name)) and m["name"] == name or p.name == f".{name}.lock"
+        if ((m := LEFTOVER.match(p.name)) and m["name"] == name) or p.name == f".{name}.lock"
     ]
+
+
+def _assert_only_leftovers_of(killed: set[int], folder: Path, name: str) -> None:
+    """Beside ``folder/name`` there is nothing but hidden leftovers of killed processes (which
+    could not clean up; a process killed before it wrote anything did not sweep either)."""
+    for left in _leftovers(folder, name):
+        match = LEFTOVER.match(left.name)
+        assert left.name == f".{name}.lock" or int(match["pid"]) in killed, left
 
 
 def _config(tmp_path: Path) -> Path:
@@ -137,7 +151,7 @@ while True:
 
 
 def test_save_bundle_killed_at_random_moments_leaves_one_whole_bundle(two_bundles, tmp_path):
-    """60 SIGKILLs of a process that does nothing but replace the bundle (A, B, A, …): most
+    """40 SIGKILLs of a process that does nothing but replace the bundle (A, B, A, …): most
     land inside a write. Each time the folder holds A or B whole, and the leftovers are the
     killed process's hidden folders only, which the next save removes."""
     a, b = two_bundles
@@ -146,8 +160,8 @@ def test_save_bundle_killed_at_random_moments_leaves_one_whole_bundle(two_bundle
     save_bundle(load_bundle(a), target)
     rng = random.Random(11)
     outcomes = {"a": 0, "b": 0}
-    kills = 60
-    for _ in range(kills):
+    killed: set[int] = set()
+    for _ in range(40):
         proc = subprocess.Popen(
             [sys.executable, "-c", SAVE_LOOP, str(a), str(b), str(target)],
             stdout=subprocess.PIPE,
@@ -157,12 +171,11 @@ def test_save_bundle_killed_at_random_moments_leaves_one_whole_bundle(two_bundle
         time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        killed.add(proc.pid)
         bundle = load_bundle(target)  # verifies every file against the manifest's SHA-256
         assert bundle.created in created
         outcomes["a" if bundle.created == load_bundle(a).created else "b"] += 1
-        for left in _leftovers(target.parent, "m"):
-            m = LEFTOVER.match(left.name)
-            assert left.name == ".m.lock" or int(m["pid"]) == proc.pid, left
+        _assert_only_leftovers_of(killed, target.parent, "m")
     assert min(outcomes.values()) > 0, outcomes  # the kills landed in both phases
     save_bundle(load_bundle(b), target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["m"]
@@ -174,28 +187,39 @@ def test_clv_train_and_score_killed_at_random_moments(tmp_path):
     same way: the score file is the previous one or the new one, byte for byte."""
     env, cfg = _env(tmp_path), _config(tmp_path)
     target = tmp_path / "models" / "m"
-    base = ["train", "-c", str(cfg), "-t", "cdnow-sample", "--no-mlflow", "--model-dir", str(target)]
+    base = [
+        "train",
+        "-c",
+        str(cfg),
+        "-t",
+        "cdnow-sample",
+        "--no-mlflow",
+        "--model-dir",
+        str(target),
+    ]
 
     started = time.perf_counter()
-    done = subprocess.run([*CLV, *base, "--seed", "0"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [*CLV, *base, "--seed", "0"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     full = time.perf_counter() - started
     seeds = [load_bundle(target).config["train"]["seed"]]
     rng = random.Random(5)
-    finished = 0
+    killed: set[int] = set()
     for seed in range(1, 9):
         proc = _clv(*base, "--seed", str(seed), cwd=tmp_path, env=env)
         time.sleep(rng.uniform(0.2, full * 1.1))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-        finished += proc.returncode == 0
+        killed.add(proc.pid)
         now = load_bundle(target).config["train"]["seed"]
         assert now in (seeds[-1], seed)  # the old bundle or the new one, whole
         seeds.append(now)
-        for left in _leftovers(target.parent, "m"):
-            m = LEFTOVER.match(left.name)
-            assert left.name == ".m.lock" or int(m["pid"]) == proc.pid, left
-    done = subprocess.run([*CLV, *base, "--seed", "99"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        _assert_only_leftovers_of(killed, target.parent, "m")
+    done = subprocess.run(
+        [*CLV, *base, "--seed", "99"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in target.parent.iterdir()) == ["m"]
 
@@ -203,7 +227,13 @@ def test_clv_train_and_score_killed_at_random_moments(tmp_path):
     score = ["score", "-m", str(target), "-t", "cdnow-sample", "--out", str(out)]
     refs = {}
     for horizon in ("26", "52"):
-        done = subprocess.run([*CLV, *score, "--horizon", horizon], cwd=tmp_path, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [*CLV, *score, "--horizon", horizon],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
         refs[horizon] = out.read_bytes()
     assert refs["26"] != refs["52"]
@@ -213,10 +243,12 @@ def test_clv_train_and_score_killed_at_random_moments(tmp_path):
         time.sleep(rng.uniform(0.2, 4.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
+        killed.add(proc.pid)
         assert out.read_bytes() in refs.values()
-        for left in _leftovers(out.parent, "s.csv"):
-            assert int(LEFTOVER.match(left.name)["pid"]) == proc.pid, left
-    done = subprocess.run([*CLV, *score, "--horizon", "52"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        _assert_only_leftovers_of(killed, out.parent, "s.csv")
+    done = subprocess.run(
+        [*CLV, *score, "--horizon", "52"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0 and out.read_bytes() == refs["52"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["s.csv"]
     assert not any((tmp_path / "spill").iterdir())  # DuckDB spill folders of killed runs: gone
@@ -246,9 +278,11 @@ def test_the_lock_names_its_holder_and_is_reentrant(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(LockedError, match=rf"pid {holder.pid} .*a test holder"):
-            with folder_lock(folder, wait=0.5):
-                pass
+        with (
+            pytest.raises(LockedError, match=rf"pid {holder.pid} .*a test holder"),
+            folder_lock(folder, wait=0.5),
+        ):
+            pass
     finally:
         holder.kill()
         holder.wait()
@@ -265,8 +299,20 @@ def test_two_trainings_of_one_folder_and_a_fresh_store(tmp_path):
 
     def pair(store: str, dirs: tuple[str, str], *extra: str) -> list[subprocess.CompletedProcess]:
         procs = [
-            _clv("train", "-c", str(cfg), "-t", "cdnow-sample", "--model-dir", d,
-                 "--tracking-uri", f"sqlite:///{tmp_path / store}", *extra, cwd=tmp_path, env=env)
+            _clv(
+                "train",
+                "-c",
+                str(cfg),
+                "-t",
+                "cdnow-sample",
+                "--model-dir",
+                d,
+                "--tracking-uri",
+                f"sqlite:///{tmp_path / store}",
+                *extra,
+                cwd=tmp_path,
+                env=env,
+            )
             for d in dirs
         ]
         return [(p, *p.communicate(timeout=600)) for p in procs]
@@ -285,8 +331,12 @@ def test_two_trainings_of_one_folder_and_a_fresh_store(tmp_path):
 
     results = pair("two.db", ("models/x", "models/y"))
     assert [p.returncode for p, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
-    for name in ("x", "y"):
-        assert load_bundle(tmp_path / "models" / name).registry["version"] in (1, 2)
+    # one log, one registered model: the second to register is a challenger in <dir>-v2
+    placed = [load_bundle(p).registry for p in sorted((tmp_path / "models").glob("[xy]*"))]
+    assert sorted((r["version"], r["alias"]) for r in placed) == [
+        (1, "champion"),
+        (2, "challenger"),
+    ]
 
 
 # --- the tracking store ---------------------------------------------------------------------
@@ -296,9 +346,23 @@ def test_no_server_stops_before_any_work_naming_the_uri(tmp_path):
     env, cfg = _env(tmp_path), _config(tmp_path)
     started = time.perf_counter()
     done = subprocess.run(
-        [*CLV, "train", "-c", str(cfg), "-t", "cdnow-sample", "--model-dir", "models/m",
-         "--tracking-uri", "http://127.0.0.1:9"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            *CLV,
+            "train",
+            "-c",
+            str(cfg),
+            "-t",
+            "cdnow-sample",
+            "--model-dir",
+            "models/m",
+            "--tracking-uri",
+            "http://127.0.0.1:9",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     elapsed = time.perf_counter() - started
     err = " ".join(done.stderr.split())
@@ -307,7 +371,7 @@ def test_no_server_stops_before_any_work_naming_the_uri(tmp_path):
     assert "--no-mlflow" in err
     assert "Read and cleaned" not in done.stdout  # stopped before any work
     assert elapsed < 30
-    assert not (tmp_path / "models").exists()
+    assert list((tmp_path / "models").iterdir()) == []  # nothing written, the lock let go
 
 
 def test_a_server_that_dies_mid_run_keeps_the_bundle(tmp_path, ui_smoke):
@@ -315,16 +379,29 @@ def test_a_server_that_dies_mid_run_keeps_the_bundle(tmp_path, ui_smoke):
     whole at <model_dir>-unlogged and the message says where and how to go on."""
     env, cfg = _env(tmp_path), _config(tmp_path)
     (tmp_path / "store").mkdir()
-    server = ui_smoke.mlflow_server(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "store")
+    server = ui_smoke.mlflow_server(
+        f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "store"
+    )
     uri = server.__enter__()
     try:
-        proc = _clv("train", "-c", str(cfg), "-t", "cdnow-sample", "--model-dir", "models/m",
-                    "--tracking-uri", uri, cwd=tmp_path, env=env)
+        proc = _clv(
+            "train",
+            "-c",
+            str(cfg),
+            "-t",
+            "cdnow-sample",
+            "--model-dir",
+            "models/m",
+            "--tracking-uri",
+            uri,
+            cwd=tmp_path,
+            env=env,
+        )
         first = proc.stdout.readline()  # the first stage line: the store check has passed
         assert "Read and cleaned" in first, first
     finally:
         server.__exit__(None, None, None)
-    out, err = proc.communicate(timeout=600)
+    _, err = proc.communicate(timeout=600)
     err = " ".join(err.split())
     assert proc.returncode == 1, err
     assert "Traceback" not in err

@@ -470,7 +470,7 @@ def train(
     try:
         settings = _settings(config, overrides, no_amounts)
         from clv.data import load_run_inputs
-        from clv.training import StageLog
+        from clv.training import StageLog, run_guard
         from clv.training import train as run_training
 
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # INFO lines drown the report
@@ -483,7 +483,7 @@ def train(
                 spinner.update(f"Training — last step: {line.split('] ', 1)[-1]}")
 
         stages = StageLog(show)
-        with warnings.catch_warnings():  # training collects its own notices
+        with run_guard(settings), warnings.catch_warnings():  # lock, store check; notices
             warnings.simplefilter("ignore")
             with _reading_bar() as reading:
                 inputs = load_run_inputs(settings, progress=reading)

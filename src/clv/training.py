@@ -29,7 +29,8 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -182,13 +183,22 @@ def train(
     ModelFitError
         If no candidate purchase model converges.
     """
+    with run_guard(config):
+        return _train(config, progress, inputs, stages if stages is not None else StageLog())
+
+
+@contextmanager
+def run_guard(config: Config) -> Iterator[None]:
+    """What a training run holds and checks before any work: the lock of ``train.model_dir``
+    (waiting ``train.lock_wait`` seconds for another run) and, with MLflow, the tracking store.
+    Callers that read the log first (the CLI) enter it before reading; it is re-entrant."""
     settings = config.train
-    with folder_lock(settings.model_dir, settings.lock_wait):
+    with folder_lock(settings.model_dir, settings.lock_wait, purpose="training"):
         if config.mlflow.enabled:
             from clv.tracking import check_store, tracking_uri
 
             check_store(tracking_uri(config))
-        return _train(config, progress, inputs, stages if stages is not None else StageLog())
+        yield
 
 
 def _refit(
