@@ -321,9 +321,37 @@ def _bg_expected_purchases(
         direct = np.log(hyp2f1(A, B, c, z)) + A * log_1mz
         log_silent = np.where(np.isfinite(euler), euler, direct)
         bracket = (c / (a - 1.0)) * -np.expm1(log_silent)
+    failed = ~np.isfinite(bracket)
+    if failed.any():  # ₂F₁ out of reach (r or α in the millions): the integral it stands for
+        bracket[failed] = [
+            _bg_bracket_by_quadrature(r + xi, alpha + Ti, a, b + xi + m, t)
+            for xi, Ti in zip(np.broadcast_to(kx, z.shape)[failed], kT[failed], strict=True)
+        ]
     with np.errstate(over="ignore"):
         alive = expit(-_bg_log_odds_dead(params, modified, x, t_x, T))
     return (bracket[index] * alive).reshape(shape)
+
+
+def _bg_bracket_by_quadrature(r: float, alpha: float, a: float, b: float, t: float) -> float:
+    """Expected purchases in the next ``t`` of a customer alive now, with purchase rate
+    λ ~ Gamma(r, α) and dropout probability p ~ Beta(a, b) after the history:
+    ``E_p[(1 − (α / (α + p t))^r) / p]``, the integral that the closed form's ₂F₁ sums. Written
+    as ``g(0) + E_p[g(p) − g(0)]`` so that the integrand has no singularity at p = 0, and taken
+    by adaptive quadrature; used only where the closed form is not finite."""
+    from scipy.integrate import quad
+    from scipy.special import betaln
+
+    def g(p: float) -> float:
+        return -np.expm1(-r * np.log1p(p * t / alpha)) / p if p > 0 else r * t / alpha
+
+    g0, log_norm = r * t / alpha, betaln(a, b)
+
+    def integrand(p: float) -> float:
+        log_density = (a - 1.0) * np.log(p) + (b - 1.0) * np.log1p(-p) - log_norm
+        return (g(p) - g0) * np.exp(log_density) if 0 < p < 1 else 0.0
+
+    value, _ = quad(integrand, 0.0, 1.0, limit=200, points=[min(0.5, 10 / (a + b))])
+    return float(g0 + value)
 
 
 def _bg_log_odds_dead(
@@ -382,11 +410,21 @@ def _arrays(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarra
     )
 
 
+#: A fitted parameter below this has run to the boundary of its space (e.g. BG/NBD's a, b → 0 on
+#: a log where nobody seems to drop out): the fit is treated as not converged.
+MIN_PARAMETER = 1e-8
+
+
 def _fit_once(kind: str, patterns: Patterns, penalizer: float) -> Fit:
     fit = fit_btyd(kind, patterns, penalizer)
     values = np.array(list(fit.params.values()))
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ArithmeticError(f"non-finite or non-positive parameters {fit.params}")
+    if np.any(values < MIN_PARAMETER):
+        raise ArithmeticError(
+            f"a shape parameter ran to the edge of its space (below {MIN_PARAMETER:g}: the data "
+            f"do not identify the model, and its scores would not be numbers) at {fit.params}"
+        )
     if not fit.converged:
         raise ArithmeticError(f"the optimizer did not converge ({fit.message}) at {fit.params}")
     return fit

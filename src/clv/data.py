@@ -917,8 +917,8 @@ def load_surveys(path: str | Path | None, config: DataConfig | None = None) -> p
     if missing:
         raise DataValidationError(
             f"Survey table {path}: missing column(s) {', '.join(missing)}; it has "
-            f"{list(frame.columns)}. Map them with --survey-customer-col / --survey-date-col / "
-            "--survey-nps-col."
+            f"{list(frame.columns)}. Map them with --survey-col ROLE=COLUMN (e.g. "
+            "--survey-col customer_id=cust) or the config keys named."
         )
     renamed = {c: name for c, (name, _) in mapping.items() if c in frame.columns and c != name}
     return read_surveys(frame.rename(columns=renamed))
@@ -933,12 +933,13 @@ def load_costs(path: str | Path, customer_col: str, kpis: Any) -> pd.DataFrame:
     if kpis.costs_amount_col not in frame.columns:
         raise DataValidationError(
             f"Cost table {path}: missing column {kpis.costs_amount_col!r} (the cost; map it "
-            f"with --cost-amount-col); it has {list(frame.columns)}."
+            f"with --cost-col acquisition_cost=COLUMN); it has {list(frame.columns)}."
         )
     if customer not in frame.columns and kpis.costs_channel_col not in frame.columns:
         raise DataValidationError(
-            f"Cost table {path}: needs a customer column {customer!r} (--cost-customer-col) or "
-            f"a channel column {kpis.costs_channel_col!r} (--cost-channel-col); it has "
+            f"Cost table {path}: needs a customer column {customer!r} (--cost-col "
+            f"customer_id=COLUMN) or a channel column {kpis.costs_channel_col!r} (--cost-col "
+            f"channel=COLUMN); it has "
             f"{list(frame.columns)}."
         )
     mapping = {

@@ -96,6 +96,11 @@ class SpendModel:
         )
 
 
+#: As for the purchase models (:data:`clv.btyd.MIN_PARAMETER`): below it, a parameter has run to
+#: the boundary of its space and the fit is treated as not converged.
+MIN_PARAMETER = 1e-8
+
+
 def _fit_once(x: np.ndarray, m: np.ndarray, penalizer: float) -> Any:
     fitter = fitters().GammaGammaFitter(penalizer_coef=penalizer)
     with guarded(), np.errstate(all="ignore"):
@@ -103,6 +108,16 @@ def _fit_once(x: np.ndarray, m: np.ndarray, penalizer: float) -> Any:
     values = fitter.params_.to_numpy(dtype=float)
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ArithmeticError(f"non-finite or non-positive parameters {dict(fitter.params_)}")
+    if fitter.params_["q"] <= 1.0:
+        raise ArithmeticError(
+            f"q = {fitter.params_['q']:.4g} ≤ 1: the fitted spend distribution has no finite "
+            "mean, so no expected spend (the amounts are too dispersed for Gamma-Gamma)"
+        )
+    if np.any(values < MIN_PARAMETER):
+        raise ArithmeticError(
+            f"a parameter ran to the edge of its space (below {MIN_PARAMETER:g}) at "
+            f"{dict(fitter.params_)}"
+        )
     return fitter
 
 
