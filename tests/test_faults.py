@@ -75,6 +75,11 @@ def _assert_only_leftovers_of(killed: set[int], folder: Path, name: str) -> None
         assert left.name == f".{name}.lock" or int(match["pid"]) in killed, left
 
 
+def _train(cfg: Path, model_dir: str | Path, *extra: str) -> list[str]:
+    """Arguments of a fast `clv train` (one candidate, no KPI report) on the CDNOW sample."""
+    return ["train", "-c", str(cfg), "-t", "cdnow-sample", "--model-dir", str(model_dir), *extra]
+
+
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "fast.yaml"
     path.write_text(FAST)
@@ -176,6 +181,7 @@ def test_save_bundle_killed_at_random_moments_leaves_one_whole_bundle(two_bundle
         assert bundle.created in created
         outcomes["a" if bundle.created == load_bundle(a).created else "b"] += 1
         _assert_only_leftovers_of(killed, target.parent, "m")
+    print(f"save_bundle: {len(killed)} kills, folder held {outcomes}")
     assert min(outcomes.values()) > 0, outcomes  # the kills landed in both phases
     save_bundle(load_bundle(b), target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["m"]
@@ -187,16 +193,7 @@ def test_clv_train_and_score_killed_at_random_moments(tmp_path):
     same way: the score file is the previous one or the new one, byte for byte."""
     env, cfg = _env(tmp_path), _config(tmp_path)
     target = tmp_path / "models" / "m"
-    base = [
-        "train",
-        "-c",
-        str(cfg),
-        "-t",
-        "cdnow-sample",
-        "--no-mlflow",
-        "--model-dir",
-        str(target),
-    ]
+    base = _train(cfg, target, "--no-mlflow")
 
     started = time.perf_counter()
     done = subprocess.run(
@@ -217,6 +214,7 @@ def test_clv_train_and_score_killed_at_random_moments(tmp_path):
         assert now in (seeds[-1], seed)  # the old bundle or the new one, whole
         seeds.append(now)
         _assert_only_leftovers_of(killed, target.parent, "m")
+    print(f"clv train: {len(killed)} kills, bundle seeds after each {seeds[1:]}")
     done = subprocess.run(
         [*CLV, *base, "--seed", "99"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
@@ -237,6 +235,7 @@ def test_clv_train_and_score_killed_at_random_moments(tmp_path):
         assert done.returncode == 0, done.stderr
         refs[horizon] = out.read_bytes()
     assert refs["26"] != refs["52"]
+    kept: list[str] = []
     for i in range(8):
         horizon = ("26", "52")[i % 2]
         proc = _clv(*score, "--horizon", horizon, cwd=tmp_path, env=env)
@@ -245,7 +244,9 @@ def test_clv_train_and_score_killed_at_random_moments(tmp_path):
         proc.communicate()
         killed.add(proc.pid)
         assert out.read_bytes() in refs.values()
+        kept.append(next(h for h, ref in refs.items() if out.read_bytes() == ref))
         _assert_only_leftovers_of(killed, out.parent, "s.csv")
+    print(f"clv score: 8 kills, file held the horizon-{kept} scores after each")
     done = subprocess.run(
         [*CLV, *score, "--horizon", "52"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
@@ -297,19 +298,10 @@ def test_two_trainings_of_one_folder_and_a_fresh_store(tmp_path):
     Two runs into different folders against another new store: both succeed."""
     env, cfg = _env(tmp_path), _config(tmp_path)
 
-    def pair(store: str, dirs: tuple[str, str], *extra: str) -> list[subprocess.CompletedProcess]:
+    def pair(store: str, dirs: tuple[str, str], *extra: str) -> list[tuple]:
         procs = [
             _clv(
-                "train",
-                "-c",
-                str(cfg),
-                "-t",
-                "cdnow-sample",
-                "--model-dir",
-                d,
-                "--tracking-uri",
-                f"sqlite:///{tmp_path / store}",
-                *extra,
+                *_train(cfg, d, "--tracking-uri", f"sqlite:///{tmp_path / store}", *extra),
                 cwd=tmp_path,
                 env=env,
             )
@@ -346,18 +338,7 @@ def test_no_server_stops_before_any_work_naming_the_uri(tmp_path):
     env, cfg = _env(tmp_path), _config(tmp_path)
     started = time.perf_counter()
     done = subprocess.run(
-        [
-            *CLV,
-            "train",
-            "-c",
-            str(cfg),
-            "-t",
-            "cdnow-sample",
-            "--model-dir",
-            "models/m",
-            "--tracking-uri",
-            "http://127.0.0.1:9",
-        ],
+        [*CLV, *_train(cfg, "models/m", "--tracking-uri", "http://127.0.0.1:9")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -384,19 +365,7 @@ def test_a_server_that_dies_mid_run_keeps_the_bundle(tmp_path, ui_smoke):
     )
     uri = server.__enter__()
     try:
-        proc = _clv(
-            "train",
-            "-c",
-            str(cfg),
-            "-t",
-            "cdnow-sample",
-            "--model-dir",
-            "models/m",
-            "--tracking-uri",
-            uri,
-            cwd=tmp_path,
-            env=env,
-        )
+        proc = _clv(*_train(cfg, "models/m", "--tracking-uri", uri), cwd=tmp_path, env=env)
         first = proc.stdout.readline()  # the first stage line: the store check has passed
         assert "Read and cleaned" in first, first
     finally:
