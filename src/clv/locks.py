@@ -15,6 +15,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -104,10 +105,13 @@ def folder_lock(folder: str | Path, wait: float = 0.0, purpose: str = "") -> Ite
             f"{Path(folder)} is being written by {_holder(path)}. Wait for that run to "
             "finish (or pass --wait SECONDS), or write another folder with --model-dir."
         )
+    program = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
+    program = "clv" if program in ("clv", "cli") else program  # `clv …` or `python -m clv.cli …`
+    command = " ".join([program, *sys.argv[1:]])
+    command = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", command)  # no passwords in the file
     info = {
         "pid": os.getpid(),
-        "command": purpose
-        or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)),
+        "command": f"{command}: {purpose}" if purpose else command,
         "since": dt.datetime.now().isoformat(timespec="seconds"),
     }
     os.ftruncate(fd, 0)
