@@ -1,7 +1,12 @@
-"""Reading and writing tables (CSV or Parquet), chosen by the file's suffix.
+"""Reading and writing tables, and putting files and folders in place safely.
 
-Writes are atomic: the table goes to a temporary file in the destination folder, which is then
-renamed over the destination, so an interrupted run never leaves a partial file behind.
+Tables are CSV (or TSV/TXT, optionally ``.gz``/``.zst``/``.bz2`` compressed; the delimiter is
+detected) or Parquet, chosen by the file's suffix.
+
+Writes are atomic and durable: a file goes to a hidden temporary file beside the destination,
+is flushed to disk and renamed over it; a folder is written beside its destination and swapped
+in as a whole (:func:`replace_dir`). An interrupted run never leaves a partial file, and the
+leftovers of a killed one (named with its pid) are removed by the next run that writes there.
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ from typing import Any
 import pandas as pd
 
 from clv.errors import DataValidationError
-
-SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def duckdb_settings() -> dict[str, str]:
