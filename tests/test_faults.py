@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,10 +120,7 @@ def two_bundles(tmp_path_factory):
 
 def test_a_mixed_or_edited_bundle_is_refused_naming_the_file(two_bundles, tmp_path):
     a, b = two_bundles
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    for file in a.iterdir():
-        (mixed / file.name).write_bytes(file.read_bytes())
+    mixed = Path(shutil.copytree(a, tmp_path / "mixed"))
     (mixed / BOOSTER).write_bytes((b / BOOSTER).read_bytes())  # b's booster beside a's manifest
     with pytest.raises(BundleError, match=rf"{BOOSTER} does not match the bundle's manifest"):
         load_bundle(mixed)
@@ -133,10 +131,7 @@ def test_a_mixed_or_edited_bundle_is_refused_naming_the_file(two_bundles, tmp_pa
 
 def test_a_version_1_bundle_without_hashes_still_loads(two_bundles, tmp_path):
     a, _ = two_bundles
-    old = tmp_path / "old"
-    old.mkdir()
-    for file in a.iterdir():
-        (old / file.name).write_bytes(file.read_bytes())
+    old = Path(shutil.copytree(a, tmp_path / "old"))
     manifest = json.loads((old / MANIFEST).read_text())
     del manifest["files"]
     manifest["format_version"] = 1
