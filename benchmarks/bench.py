@@ -94,13 +94,14 @@ def main(customers: int, repeats: int, lifetimes_repeats: int) -> list[dict[str,
         warnings.simplefilter("ignore")
         from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
         from lifetimes.utils import summary_data_from_transaction_data
-    from clv.btyd import fit_purchase_model, rfm_patterns_index
     from clv.bundle import Bundle
     from clv.config import DataConfig
     from clv.data import clean_transactions
     from clv.features import build_calibration_holdout
+    from clv.models.fitting import fit_purchase_model
+    from clv.models.gamma_gamma import fit_spend_model
+    from clv.models.patterns import rfm_patterns_index
     from clv.predict import score_rfm
-    from clv.spend import fit_spend_model
     from clv.value import discounted_purchases
 
     raw = simulate(customers, seed=1)

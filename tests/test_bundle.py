@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from clv.btyd import fit_purchase_model
 from clv.bundle import FORMAT_VERSION, MANIFEST, Bundle, load_bundle, save_bundle
 from clv.errors import BundleError
-from clv.spend import fit_spend_model
+from clv.models.fitting import fit_purchase_model
+from clv.models.gamma_gamma import fit_spend_model
 
 
 @pytest.fixture(scope="module")

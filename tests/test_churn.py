@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
-from clv.btyd import fit_purchase_model
 from clv.bundle import Bundle, load_bundle, save_bundle
 from clv.churn import churn_features, churn_labels, train_churn_model
 from clv.config import Config, DataConfig
@@ -18,6 +17,7 @@ from clv.data import load_transactions
 from clv.evaluation import evaluate
 from clv.features import build_rfm
 from clv.metrics import brier, roc_auc
+from clv.models.fitting import fit_purchase_model
 
 CUT = pd.Timestamp("1997-06-30")
 

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 import clv.predict as predict
-from clv.btyd import EnsembleModel, fit_purchase_model
 from clv.bundle import Bundle, load_bundle, save_bundle
 from clv.config import Config
 from clv.evaluation import evaluate
-from clv.spend import fit_spend_model
+from clv.models.ensemble import EnsembleModel
+from clv.models.fitting import fit_purchase_model
+from clv.models.gamma_gamma import fit_spend_model
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clv.btyd import PurchaseModel
+from clv.models.fitted import PurchaseModel
 
 mp.mp.dps = 40
 

@@ -429,7 +429,7 @@ def test_expected_purchases_stay_numbers_where_the_closed_form_fails():
     the closed form where both exist and reaches the no-heterogeneity limit where it does not."""
     from scipy.special import hyp2f1
 
-    from clv.btyd import _bg_bracket_by_quadrature, _bg_expected_purchases
+    from clv.models.beta_geo import _bg_bracket_by_quadrature, _bg_expected_purchases
 
     for r, alpha, a, b in [(0.24, 4.4, 0.79, 2.4), (2.0, 10.0, 0.3, 0.5), (0.5, 3.0, 1.5, 8.0)]:
         for x, T in [(0, 30.0), (5, 40.0), (40, 70.0)]:

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from clv.btyd import fit_purchase_model
 from clv.bundle import Bundle
 from clv.churn import SURVEY_FEATURES, survey_features, train_churn_model
 from clv.cli import app
@@ -27,8 +26,9 @@ from clv.kpis import (
     servqual,
     simple_clv,
 )
+from clv.models.fitting import fit_purchase_model
+from clv.models.gamma_gamma import fit_spend_model
 from clv.predict import score_transactions
-from clv.spend import fit_spend_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "examples"
 runner = CliRunner()

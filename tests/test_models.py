@@ -11,16 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clv._lifetimes import fit_with_retry, fitters
-from clv.btyd import PurchaseModel, fit_purchase_model, rfm_patterns
 from clv.errors import ModelFitError
-from clv.likelihood import (
-    PARAMS,
-    Patterns,
-    _bg_objective,
-    _central_gradient,
-    log_likelihood,
-)
-from clv.spend import SpendCorrelationWarning, fit_spend_model
+from clv.models.base import _central_gradient
+from clv.models.beta_geo import _bg_objective
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import fit_purchase_model, log_likelihood
+from clv.models.gamma_gamma import SpendCorrelationWarning, fit_spend_model
+from clv.models.patterns import Patterns, rfm_patterns
+from clv.models.registry import purchase_process
 
 
 def test_patterns_keep_every_customer(sample_split):
@@ -89,7 +87,7 @@ def test_pareto_penalty_shrinks_the_rescaled_parameters(sample_split):
 def test_log_likelihood_equals_lifetimes(sample_split, theta, kind):
     patterns = rfm_patterns(sample_split)
     data = Patterns.from_table(patterns)
-    params = dict(zip(PARAMS[kind], theta, strict=True))
+    params = dict(zip(purchase_process(kind).params, theta, strict=True))
     x, t_x, T, w = data.x, data.t_x, data.T, data.weight
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -260,7 +258,7 @@ def test_pareto_p_no_purchase_matches_a_simulation():
 )
 def test_expected_purchases_equal_lifetimes(sample_split, kind, theta, t):
     """clv evaluates the hypergeometric term on the (x, T) grid; lifetimes per customer."""
-    params = dict(zip(PARAMS[kind], theta, strict=True))
+    params = dict(zip(purchase_process(kind).params, theta, strict=True))
     params["a"] += 1.0  # lifetimes' formula needs a > 1
     model = PurchaseModel(kind, params, "week")
     x, t_x, T = (sample_split[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))

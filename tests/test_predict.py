@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 import clv.predict as predict
-from clv.btyd import fit_purchase_model
 from clv.bundle import Bundle
 from clv.config import DataConfig
 from clv.data import load_transactions
 from clv.errors import DataValidationError
-from clv.spend import fit_spend_model
+from clv.models.fitting import fit_purchase_model
+from clv.models.gamma_gamma import fit_spend_model
 
 COLUMNS = [
     "customer_id",

@@ -67,7 +67,7 @@ def test_the_champion_is_refitted_on_the_challengers_split_and_tested(registry):
     cal = ev.calibration
     y = cal["frequency_holdout"].to_numpy(dtype=float)
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    from clv.btyd import fit_purchase_model
+    from clv.models.fitting import fit_purchase_model
 
     mu_champion = fit_purchase_model("bgnbd", cal, "week").expected_purchases(39.0, x, t_x, T)
     mu_challenger = ev.predictions["pareto"]

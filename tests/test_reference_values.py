@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clv.btyd import PurchaseModel, fit_purchase_model
-from clv.spend import fit_spend_model
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import fit_purchase_model
+from clv.models.gamma_gamma import fit_spend_model
 
 REL = 0.002  # the tolerance, relative to the published value
 

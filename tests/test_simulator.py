@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.btyd import PurchaseModel, fit_purchase_model
 from clv.metrics import mae
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import fit_purchase_model
 from conftest import load_script
 
 simulate = load_script("benchmarks/simulate.py")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from clv._lifetimes import fitters, guarded
-from clv.btyd import fit_purchase_model
-from clv.spend import fit_spend_model
+from clv.models.fitting import fit_purchase_model
+from clv.models.gamma_gamma import fit_spend_model
 from clv.value import discounted_clv, step_boundaries
 
 

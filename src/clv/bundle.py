@@ -25,11 +25,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from clv.btyd import EnsembleModel, PurchaseModel, purchase_model_from_dict
 from clv.churn import ChurnModel
 from clv.errors import BundleError
 from clv.locks import folder_lock
-from clv.spend import SpendModel
+from clv.models.ensemble import EnsembleModel
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import purchase_model_from_dict
+from clv.models.gamma_gamma import SpendModel
 from clv.tables import (
     leftover_name,
     remove_leftovers,

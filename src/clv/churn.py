@@ -53,10 +53,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.btyd import PurchaseModel, churn_feature_model
 from clv.config import DAYS_PER_UNIT
 from clv.data import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
 from clv.features import rfm_select
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import churn_feature_model
 from clv.tables import query
 
 WINDOWS_DAYS = (30, 90, 180, 365)

@@ -27,20 +27,15 @@ import numpy as np
 import pandas as pd
 
 from clv import metrics
-from clv.btyd import (
-    ENSEMBLE,
-    ENSEMBLE_MEMBERS,
-    EnsembleModel,
-    PurchaseModel,
-    churn_feature_model,
-    display_name,
-    fit_purchase_model,
-)
 from clv.config import DAYS_PER_UNIT, Config
 from clv.data import TransactionLog, day_number
 from clv.errors import DataValidationError, ModelFitError
 from clv.features import build_calibration_holdout
-from clv.spend import SpendModel, fit_spend_model
+from clv.models.ensemble import EnsembleModel
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import churn_feature_model, fit_purchase_model
+from clv.models.gamma_gamma import SpendModel, fit_spend_model
+from clv.models.registry import ENSEMBLE, ENSEMBLE_MEMBERS, display_name
 from clv.tables import query
 
 NAIVE = "naive"

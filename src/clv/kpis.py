@@ -397,8 +397,8 @@ def revenue_forecast(
     from their RFM table as of ``as_of`` (:func:`clv.features.build_rfm`, in the bundle's time
     unit). New customers are not included.
     """
-    from clv.btyd import rfm_patterns_index
     from clv.config import DAYS_PER_UNIT
+    from clv.models.patterns import rfm_patterns_index
 
     patterns, inverse = rfm_patterns_index(frame)
     x, t_x, T = patterns.T

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from clv.btyd import PurchaseModel
 from clv.data import CUSTOMER, DAY, Compact, compact, day_number
+from clv.models.fitted import PurchaseModel
 from clv.tables import query
 
 

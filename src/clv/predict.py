@@ -39,12 +39,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.btyd import rfm_patterns_index
 from clv.bundle import Bundle, load_bundle
 from clv.config import DAYS_PER_UNIT, DEFAULT_SEGMENTS
 from clv.data import CUSTOMER, TransactionLog
 from clv.errors import DataValidationError, ScoreError
 from clv.features import build_rfm
+from clv.models.patterns import rfm_patterns_index
 from clv.value import discounted_purchases
 
 #: Score columns that always hold a finite number when present (checked before every write).

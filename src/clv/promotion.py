@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from clv import metrics
-from clv.btyd import fit_purchase_model
+from clv.models.fitting import fit_purchase_model
 
 MIN_Z = 1.645  # one-sided 5 %
 

@@ -36,13 +36,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv.btyd import (
-    CHURN_FEATURE_MODELS,
-    EnsembleModel,
-    PurchaseModel,
-    display_name,
-    fit_first,
-)
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
 from clv.churn import ChurnModel, leak_free_window, train_churn_model
 from clv.config import DAYS_PER_UNIT, Config
@@ -52,8 +45,12 @@ from clv.evaluation import Evaluation, churn_horizon, evaluate, label, observati
 from clv.features import build_rfm
 from clv.kpis import KpiReport
 from clv.locks import folder_lock
+from clv.models.ensemble import EnsembleModel
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import fit_first
+from clv.models.gamma_gamma import SpendModel, fit_spend_model
+from clv.models.registry import CHURN_FEATURE_MODELS, display_name
 from clv.predict import define_segments
-from clv.spend import SpendModel, fit_spend_model
 from clv.tables import leftover_name
 
 

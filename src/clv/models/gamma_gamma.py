@@ -96,8 +96,8 @@ class SpendModel:
         )
 
 
-#: As for the purchase models (:data:`clv.btyd.MIN_PARAMETER`): below it, a parameter has run to
-#: the boundary of its space and the fit is treated as not converged.
+#: As for the purchase models (:data:`clv.models.fitting.MIN_PARAMETER`): below it, a parameter
+#: has run to the boundary of its space and the fit is treated as not converged.
 MIN_PARAMETER = 1e-8
 
 

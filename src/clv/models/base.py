@@ -1,0 +1,240 @@
+"""What every purchase model is, and the one pattern-weighted maximum-likelihood fit they share.
+
+A purchase model (:class:`PurchaseProcess`) is its mathematics, with no state: parameter names
+and bounds, the mean negative log-likelihood over weighted patterns (with its gradient where it
+has one in closed form), and the score quantities given parameters — P(alive) through its log
+odds, expected purchases and P(no purchase) in ``(T, T + t]``. :func:`fit_patterns` maximizes any
+of them with lifetimes' conventions (log parameters, time rescaled so that the largest ``T`` is 1,
+the mean negative log-likelihood per customer plus ``penalizer · Σ θ²`` on the rescaled
+parameters), on distinct ``(x, t_x, T)`` patterns weighted by their counts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.optimize import minimize
+
+from clv.models.patterns import Patterns
+
+
+class PurchaseProcess(ABC):
+    """The mathematics of one BTYD purchase model; one subclass per model, one module each.
+
+    Class attributes name the model (``kind`` is its config name), its parameters in optimizer
+    order, which of them are times (they scale with the time unit), their bounds, lifetimes'
+    fitter of the same model, and the optimizer's start and gradient tolerance. Parameters are
+    passed as a dict of name → value in the data's time unit; histories as float arrays.
+    """
+
+    kind: ClassVar[str]
+    name: ClassVar[str]
+    params: ClassVar[tuple[str, ...]]
+    time_params: ClassVar[tuple[str, ...]]
+    lifetimes_fitter: ClassVar[str]
+    #: Starting value of every log parameter of the time-rescaled problem (lifetimes' default).
+    start: ClassVar[float]
+    #: Gradient tolerance of BFGS on the mean negative log-likelihood.
+    gtol: ClassVar[float]
+    #: Whether :meth:`objective` returns the gradient (else the fit differentiates numerically).
+    analytic_gradient: ClassVar[bool]
+
+    @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """Open interval of each parameter (all BTYD parameters are positive)."""
+        return dict.fromkeys(self.params, (0.0, np.inf))
+
+    def prepare(self, data: Patterns) -> Any:
+        """Whatever :meth:`objective` reuses across evaluations on ``data`` (default: nothing)."""
+        return None
+
+    @abstractmethod
+    def objective(
+        self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
+    ) -> tuple[float, np.ndarray | None]:
+        """Mean negative log-likelihood per customer plus ``penalizer · Σ θ²``, and its gradient
+        in log parameters (``None`` unless :attr:`analytic_gradient`)."""
+
+    @abstractmethod
+    def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
+        """Total log-likelihood of ``data`` at ``params`` (no penalty, the data's time unit)."""
+
+    @abstractmethod
+    def log_odds_dead(
+        self, params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        """``log((1 − P_alive) / P_alive)`` of each history (``-inf`` where it must be alive)."""
+
+    @abstractmethod
+    def expected_purchases(
+        self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        """Expected number of purchases in ``(T, T + t]``, ``t > 0``."""
+
+    @abstractmethod
+    def p_no_purchase(
+        self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        """Probability of no purchase in ``(T, T + t]``, ``t > 0``."""
+
+
+def _logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``numpy.logaddexp`` for finite ``a``, in a third of its time."""
+    high = np.maximum(a, b)
+    return high + np.log1p(np.exp(np.minimum(a, b) - high))
+
+
+def _central_gradient(fun, point: np.ndarray, step: float = 1e-6) -> np.ndarray:
+    grad = np.empty_like(point)
+    for i in range(point.size):
+        h = np.zeros_like(point)
+        h[i] = step
+        grad[i] = (fun(point + h) - fun(point - h)) / (2 * step)
+    return grad
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Result of :func:`fit_patterns`.
+
+    Parameters
+    ----------
+    params : dict
+        Fitted parameters in the data's own time unit.
+    log_likelihood : float
+        Total log-likelihood over customers at ``params`` (unscaled time, no penalty).
+    standard_errors : dict
+        From the inverse Hessian of the total negative log-likelihood (delta method from log
+        parameters); empty when the Hessian is not positive definite.
+    converged : bool
+        Whether the optimizer reported success.
+    message : str
+        The optimizer's message.
+    """
+
+    params: dict[str, float]
+    log_likelihood: float
+    standard_errors: dict[str, float]
+    converged: bool
+    message: str
+
+
+def fit_patterns(
+    process: PurchaseProcess,
+    data: Patterns,
+    penalizer: float = 0.0,
+    start: np.ndarray | None = None,
+    tol: float | None = None,
+) -> Fit:
+    """Maximize the likelihood of a purchase model on weighted patterns.
+
+    Parameters
+    ----------
+    process : PurchaseProcess
+    data : Patterns
+    penalizer : float
+        L2 penalizer on the parameters of the time-rescaled problem (lifetimes' convention).
+    start : numpy.ndarray, optional
+        Starting log parameters of the rescaled problem; default ``process.start`` each.
+    tol : float, optional
+        Gradient tolerance of BFGS; default ``process.gtol`` (1e-10 with an analytic gradient,
+        1e-8 with central differences: tighter only adds evaluations that stall on rounding).
+
+    Returns
+    -------
+    Fit
+    """
+    names = process.params
+    tol = tol if tol is not None else process.gtol
+    scale = 1.0 / float(data.T.max())
+    scaled = data.scaled(scale)
+    prepared = process.prepare(scaled)
+    if process.analytic_gradient:
+
+        def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
+            return process.objective(p, scaled, penalizer, prepared)
+    else:
+
+        def value(p: np.ndarray) -> float:
+            out = process.objective(p, scaled, penalizer, prepared)[0]
+            return out if np.isfinite(out) else 1e300
+
+        def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
+            return value(p), _central_gradient(value, p)
+
+    x0 = np.full(len(names), process.start) if start is None else np.asarray(start, dtype=float)
+    with np.errstate(all="ignore"):
+        result = minimize(
+            objective, x0, jac=True, method="BFGS", options={"gtol": tol, "maxiter": 1000}
+        )
+    theta = np.exp(result.x)
+    # Rescaling time adds a constant to the log-likelihood and shifts the log of each time
+    # parameter: the Hessian in log parameters is the same on the scaled data.
+    errors = _standard_errors(process, result.x, scaled, prepared)
+    for i, name in enumerate(names):  # back to the data's time unit
+        if name in process.time_params:
+            theta[i] /= scale
+    params = dict(zip(names, theta.tolist(), strict=True))
+    with np.errstate(all="ignore"):
+        log_likelihood = process.log_likelihood(params, data)
+    return Fit(
+        params=params,
+        log_likelihood=log_likelihood,
+        standard_errors=_errors_of(errors, theta, names),
+        converged=bool(result.success) or _stalled_at_optimum(result, tol),
+        message=str(result.message),
+    )
+
+
+def _stalled_at_optimum(result, tol: float) -> bool:
+    """BFGS' "precision loss" at a point whose gradient is already tiny is a converged fit."""
+    return bool(np.all(np.isfinite(result.x)) and np.max(np.abs(result.jac)) < max(tol, 1e-6))
+
+
+def _standard_errors(
+    process: PurchaseProcess,
+    log_params: np.ndarray,
+    data: Patterns,
+    prepared: Any,
+) -> np.ndarray | None:
+    """Standard deviations of the log parameters: inverse Hessian of the total negative
+    log-likelihood (central differences of the gradient); ``None`` when it is not invertible."""
+    total, k = data.total, len(log_params)
+    with np.errstate(all="ignore"):
+        if process.analytic_gradient:
+
+            def grad(p: np.ndarray) -> np.ndarray:
+                return process.objective(p, data, 0.0, prepared)[1] * total
+        else:
+
+            def grad(p: np.ndarray) -> np.ndarray:
+                return _central_gradient(
+                    lambda q: process.objective(q, data, 0.0, prepared)[0] * total, p, 1e-5
+                )
+
+        step = 1e-5
+        hessian = np.empty((k, k))
+        for i in range(k):
+            h = np.zeros(k)
+            h[i] = step
+            hessian[:, i] = (grad(log_params + h) - grad(log_params - h)) / (2 * step)
+        try:
+            covariance = np.linalg.inv((hessian + hessian.T) / 2)
+        except np.linalg.LinAlgError:
+            return None
+    variance = np.diag(covariance)
+    if not np.all(np.isfinite(variance)) or np.any(variance <= 0):
+        return None
+    return np.sqrt(variance)
+
+
+def _errors_of(
+    log_sd: np.ndarray | None, theta: np.ndarray, names: tuple[str, ...]
+) -> dict[str, float]:
+    """Delta method: the standard error of θ is θ times the standard deviation of log θ."""
+    if log_sd is None:
+        return {}
+    return dict(zip(names, (theta * log_sd).tolist(), strict=True))

@@ -1,0 +1,136 @@
+"""A fitted purchase model: a registered model's name, its parameters and its time unit.
+
+:class:`PurchaseModel` is plain data (saved as JSON, never pickled) whose score methods take
+arrays of customers and hand them to the model's mathematics
+(:class:`~clv.models.base.PurchaseProcess`) — so scoring code never asks which model it holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from clv._lifetimes import fitters
+from clv.models.base import PurchaseProcess
+from clv.models.registry import purchase_process
+
+
+@dataclass(frozen=True)
+class PurchaseModel:
+    """A fitted BTYD purchase model.
+
+    Parameters
+    ----------
+    kind : str
+        Config name of the model (:data:`clv.models.registry.PURCHASE_MODELS`).
+    params : dict
+        The model's parameters (e.g. ``r, alpha, a, b`` of BG/NBD), time in ``time_unit``.
+    time_unit : str
+        Unit of ``recency``, ``T`` and ``t`` in every method.
+    log_likelihood : float
+        Log-likelihood of the fitting data at ``params`` (without the penalty).
+    penalizer : float
+        L2 penalizer of the fit that was kept.
+    standard_errors : dict
+        Standard errors of the parameters (inverse Hessian of the log-likelihood; empty when
+        it is not positive definite).
+    """
+
+    kind: str
+    params: dict[str, float]
+    time_unit: str
+    log_likelihood: float = float("nan")
+    penalizer: float = 0.0
+    standard_errors: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def process(self) -> PurchaseProcess:
+        """The model's mathematics (:data:`clv.models.registry.PURCHASE_MODELS`)."""
+        return purchase_process(self.kind)
+
+    @property
+    def name(self) -> str:
+        """Display name, e.g. ``BG/NBD``."""
+        return self.process.name
+
+    def expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
+        """Expected repeat purchases in ``(0, t]`` of a customer acquired at 0 (unconditional)."""
+        return np.asarray(self._fitter.expected_number_of_purchases_up_to_time(t), dtype=float)
+
+    @cached_property
+    def _fitter(self) -> Any:
+        names = self.process.params
+        fitter = getattr(fitters(), self.process.lifetimes_fitter)()
+        fitter.params_ = pd.Series([self.params[n] for n in names], index=list(names), dtype=float)
+        return fitter
+
+    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Probability that each customer is still active at ``T``.
+
+        Evaluated in log space (:func:`_log_odds_dead`), so it is finite for any history.
+        """
+        x, t_x, T_ = _arrays(frequency, recency, T)
+        with np.errstate(over="ignore"):
+            return np.clip(expit(-self._log_odds_dead(x, t_x, T_)), 0.0, 1.0)
+
+    def _log_odds_dead(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """``log((1 − P_alive) / P_alive)`` (``-inf`` where a customer must be alive)."""
+        return self.process.log_odds_dead(self.params, x, t_x, T)
+
+    def expected_purchases(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Expected number of purchases in ``(T, T + t]`` for each customer."""
+        if t <= 0:
+            return np.zeros(np.shape(frequency), dtype=float)
+        x, t_x, T_ = _arrays(frequency, recency, T)
+        return self.process.expected_purchases(self.params, t, x, t_x, T_)
+
+    def p_no_purchase(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Probability of no purchase in ``(T, T + t]`` (see each model's ``p_no_purchase``)."""
+        x, t_x, T_ = _arrays(frequency, recency, T)
+        if t <= 0:
+            return np.ones(x.shape, dtype=float)
+        return self.process.p_no_purchase(self.params, t, x, t_x, T_)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the model as JSON-compatible values."""
+        return {
+            "kind": self.kind,
+            "params": {k: float(v) for k, v in self.params.items()},
+            "time_unit": self.time_unit,
+            "log_likelihood": float(self.log_likelihood),
+            "penalizer": float(self.penalizer),
+            "standard_errors": {k: float(v) for k, v in self.standard_errors.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PurchaseModel:
+        """Rebuild a model from :meth:`to_dict` output; checks kind and parameter names."""
+        kind = data["kind"]
+        process = purchase_process(kind)
+        params = {n: float(data["params"][n]) for n in process.params}
+        if not all(
+            np.isfinite(v) and low < v < high
+            for v, (low, high) in zip(params.values(), process.bounds.values(), strict=True)
+        ):
+            raise ValueError(f"parameters of {kind} are outside their bounds: {params}")
+        return cls(
+            kind=kind,
+            params=params,
+            time_unit=data["time_unit"],
+            log_likelihood=float(data.get("log_likelihood", float("nan"))),
+            penalizer=float(data.get("penalizer", 0.0)),
+            standard_errors={k: float(v) for k, v in data.get("standard_errors", {}).items()},
+        )
+
+
+def _arrays(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.asarray(frequency, dtype=float),
+        np.asarray(recency, dtype=float),
+        np.asarray(T, dtype=float),
+    )

@@ -1,0 +1,167 @@
+"""Fitting purchase models by name, with one retry, and rebuilding them from JSON.
+
+A fit that does not converge, or ends with parameters outside their bounds, is retried once with
+a small L2 penalizer, then fails with a :class:`~clv.errors.ModelFitError` that describes the
+data. The ensemble is fitted as its members.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv._lifetimes import fit_with_retry
+from clv.errors import ModelFitError
+from clv.models.base import Fit, PurchaseProcess, fit_patterns
+from clv.models.ensemble import EnsembleModel
+from clv.models.fitted import PurchaseModel
+from clv.models.patterns import Patterns, describe_pattern, rfm_patterns
+from clv.models.registry import (
+    CHURN_FEATURE_MODELS,
+    ENSEMBLE,
+    ENSEMBLE_MEMBERS,
+    display_name,
+    purchase_process,
+)
+
+
+def log_likelihood(kind: str, params: dict[str, float], data: Patterns) -> float:
+    """Total log-likelihood of ``data`` under model ``kind`` at ``params`` (no penalty)."""
+    with np.errstate(all="ignore"):
+        return purchase_process(kind).log_likelihood(params, data)
+
+
+def purchase_model_from_dict(data: dict[str, Any]) -> PurchaseModel | EnsembleModel:
+    """Rebuild a purchase model (a single model or the ensemble) from its ``to_dict`` output."""
+    if data.get("kind") == ENSEMBLE:
+        members = tuple(PurchaseModel.from_dict(m) for m in data["members"])
+        if not members:
+            raise ValueError("the ensemble has no members")
+        return EnsembleModel(members)
+    return PurchaseModel.from_dict(data)
+
+
+#: A fitted parameter below this has run to the boundary of its space (e.g. BG/NBD's a, b → 0 on
+#: a log where nobody seems to drop out): the fit is treated as not converged.
+MIN_PARAMETER = 1e-8
+
+
+def _fit_once(process: PurchaseProcess, patterns: Patterns, penalizer: float) -> Fit:
+    fit = fit_patterns(process, patterns, penalizer)
+    values = np.array(list(fit.params.values()))
+    low, high = np.array(list(process.bounds.values())).T
+    if not np.all(np.isfinite(values)) or np.any(values <= low) or np.any(values >= high):
+        raise ArithmeticError(f"non-finite parameters or parameters out of bounds {fit.params}")
+    if np.any(values < MIN_PARAMETER):
+        raise ArithmeticError(
+            f"a shape parameter ran to the edge of its space (below {MIN_PARAMETER:g}: the data "
+            f"do not identify the model, and its scores would not be numbers) at {fit.params}"
+        )
+    if not fit.converged:
+        raise ArithmeticError(f"the optimizer did not converge ({fit.message}) at {fit.params}")
+    return fit
+
+
+def fit_purchase_model(
+    kind: str,
+    rfm: pd.DataFrame,
+    time_unit: str,
+    penalizer: float = 0.0,
+    retry_penalizer: float = 0.001,
+) -> PurchaseModel | EnsembleModel:
+    """Fit a BTYD purchase model on RFM data.
+
+    Parameters
+    ----------
+    kind : str
+        A name in :data:`~clv.models.registry.CANDIDATES`; ``ensemble`` fits each of
+        ``ENSEMBLE_MEMBERS`` and returns their mixture.
+    rfm : pandas.DataFrame
+        Columns ``frequency``, ``recency``, ``T`` (see :mod:`clv.features`).
+    time_unit : str
+        The unit of ``recency`` and ``T``, stored with the model.
+    penalizer : float
+        L2 penalizer of the first attempt.
+    retry_penalizer : float
+        Penalizer of the single retry after a failed first attempt (at least ``penalizer``).
+
+    Returns
+    -------
+    PurchaseModel or EnsembleModel
+
+    Raises
+    ------
+    ModelFitError
+        If neither attempt converges to finite, positive parameters.
+    """
+    if kind == ENSEMBLE:
+        return EnsembleModel(
+            tuple(
+                fit_purchase_model(k, rfm, time_unit, penalizer, retry_penalizer)
+                for k in ENSEMBLE_MEMBERS
+            )
+        )
+    process = purchase_process(kind)
+    if len(rfm) == 0:
+        raise ModelFitError(f"Cannot fit {display_name(kind)}: there are no customers.")
+    if not (rfm["frequency"] > 0).any():
+        raise ModelFitError(
+            f"Cannot fit {display_name(kind)} on {describe_pattern(rfm)}: with no repeat "
+            "purchase at all, the purchase rate cannot be estimated (the fit degenerates to "
+            "r → 0). Use a longer calibration period or check that customer ids are consistent."
+        )
+    table = rfm_patterns(rfm)
+    patterns = Patterns.from_table(table)
+    fit, coef = fit_with_retry(
+        lambda coef: _fit_once(process, patterns, coef),
+        [penalizer, max(retry_penalizer, penalizer * 10)],
+        what=display_name(kind),
+        data=f"{describe_pattern(rfm)} ({len(table):,} unique patterns)",
+        advice="Try a larger train.penalizer, a longer calibration period, or another model.",
+    )
+    return PurchaseModel(
+        kind=kind,
+        params=fit.params,
+        time_unit=time_unit,
+        log_likelihood=fit.log_likelihood,
+        penalizer=coef,
+        standard_errors=fit.standard_errors,
+    )
+
+
+def fit_first(
+    kinds: tuple[str, ...],
+    rfm: pd.DataFrame,
+    time_unit: str,
+    penalizer: float = 0.0,
+    retry_penalizer: float = 0.001,
+) -> tuple[PurchaseModel | EnsembleModel, dict[str, str]]:
+    """Fit the first of ``kinds`` that converges (:func:`fit_purchase_model`).
+
+    Returns
+    -------
+    tuple
+        The model, and the failures before it (kind → message).
+
+    Raises
+    ------
+    ModelFitError
+        If none converges, with every failure.
+    """
+    failures: dict[str, str] = {}
+    for kind in kinds:
+        try:
+            return fit_purchase_model(kind, rfm, time_unit, penalizer, retry_penalizer), failures
+        except ModelFitError as exc:
+            failures[kind] = str(exc)
+    raise ModelFitError(" ".join(failures.values()))
+
+
+def churn_feature_model(
+    rfm: pd.DataFrame, time_unit: str
+) -> tuple[PurchaseModel | EnsembleModel, dict[str, str]]:
+    """The BTYD model whose P(alive), expected purchases and P(no purchase) feed the churn
+    classifier: BG/NBD, or the first of :data:`CHURN_FEATURE_MODELS` that converges."""
+    return fit_first(CHURN_FEATURE_MODELS, rfm, time_unit)

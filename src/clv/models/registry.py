@@ -1,0 +1,50 @@
+"""Config names → purchase models: the one place that lists them.
+
+Adding a purchase model is a module with a :class:`~clv.models.base.PurchaseProcess` subclass,
+its test, and its line in :data:`PURCHASE_MODELS`; ``train.candidates``, fitting, scoring, the
+bundle and MLflow find it here.
+"""
+
+from __future__ import annotations
+
+from clv.models.base import PurchaseProcess
+from clv.models.beta_geo import BetaGeo
+from clv.models.modified_beta_geo import ModifiedBetaGeo
+from clv.models.pareto_nbd import ParetoNBD
+
+#: Every purchase model by its config name (``train.candidates``).
+PURCHASE_MODELS: dict[str, PurchaseProcess] = {
+    process.kind: process for process in (BetaGeo(), ModifiedBetaGeo(), ParetoNBD())
+}
+
+#: The ensemble candidate: an equal-weight mixture of these models (:mod:`clv.models.ensemble`).
+ENSEMBLE = "ensemble"
+ENSEMBLE_MEMBERS = ("bgnbd", "mbgnbd", "pareto")
+
+#: Every name ``train.candidates`` accepts.
+CANDIDATES = (*PURCHASE_MODELS, ENSEMBLE)
+
+#: The model whose quantities feed the churn classifier, then its stand-ins (in this order) when
+#: it does not converge on a log.
+CHURN_FEATURE_MODELS = ("bgnbd", "mbgnbd", "pareto")
+
+
+def purchase_process(kind: str) -> PurchaseProcess:
+    """The purchase model named ``kind`` in the config.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known ones.
+    """
+    try:
+        return PURCHASE_MODELS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown purchase model {kind!r}; choose from {sorted(PURCHASE_MODELS)}"
+        ) from None
+
+
+def display_name(kind: str) -> str:
+    """Return the usual name of a model kind (``"bgnbd"`` → ``"BG/NBD"``)."""
+    return "Ensemble" if kind == ENSEMBLE else purchase_process(kind).name
