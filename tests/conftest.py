@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -44,9 +45,12 @@ def _mlflow_store(tmp_path_factory) -> str:
 
 @pytest.fixture(autouse=True)
 def _restore_tracking_uri(_mlflow_store: str):
-    """``mlflow.set_tracking_uri`` also sets $MLFLOW_TRACKING_URI: a test that points clv at
-    another store (a server that it then stops) must not leave the next test pointing there."""
+    """A test that points MLflow at another store (``mlflow.set_tracking_uri``, which also sets
+    $MLFLOW_TRACKING_URI; e.g. a server that it then stops) must not leave the next test pointing
+    there: clv itself never changes MLflow's tracking URI for longer than a call."""
     yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
     os.environ["MLFLOW_TRACKING_URI"] = _mlflow_store
 
 

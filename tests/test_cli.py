@@ -285,7 +285,7 @@ def test_a_terminated_run_removes_its_temporary_files(tmp_path):
         f"""
         import os, signal
         from pathlib import Path
-        from clv.cli import _main
+        from clv.cli import install_signal_handlers as _main
         from clv.tables import atomic_path, query
         _main()  # what every clv command runs first
         with atomic_path(Path({str(tmp_path)!r}) / "scores.csv") as tmp:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clv.config import DAYS_PER_UNIT
-from clv.data import _embedded_path
+from clv.data.read import _embedded_path
 from clv.features import build_calibration_holdout, build_rfm
+from clv.units import DAYS_PER_UNIT
 
 
 def reference_rfm(tx: pd.DataFrame, end: pd.Timestamp, unit: str) -> pd.DataFrame:

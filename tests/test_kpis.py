@@ -21,13 +21,13 @@ from clv.kpis import (
     acquisition_costs,
     build_report,
     monthly_table,
-    nps,
     period_summary,
     servqual,
     simple_clv,
 )
 from clv.models.fitting import fit_purchase_model
 from clv.models.gamma_gamma import fit_spend_model
+from clv.nps import nps
 from clv.predict import score_transactions
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "examples"

@@ -88,6 +88,7 @@ def test_a_run_has_config_fingerprint_scorecard_and_children(store):
 def test_plots_and_scorecard_are_artifacts(store):
     uri, *_ = store
     client = MlflowClient(uri)
+    mlflow.set_tracking_uri(uri)  # each test points MLflow at the store itself (conftest resets it)
     run = mlflow.search_runs(
         experiment_names=["tests"], filter_string="tags.chosen_model != ''"
     ).iloc[0]

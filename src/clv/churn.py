@@ -53,15 +53,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.config import DAYS_PER_UNIT
-from clv.data import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
+from clv import units
+from clv.config import ChurnConfig
+from clv.data.compact import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
 from clv.features import rfm_select
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model
+from clv.nps import is_detractor
 from clv.tables import query
 
 WINDOWS_DAYS = (30, 90, 180, 365)
-BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # weight of LightGBM; 0 is the BG/NBD score alone
 MONOTONE = {
     "p_no_purchase": 1,
     "since_last": 1,
@@ -69,7 +70,6 @@ MONOTONE = {
     "expected_purchases": -1,
     **{f"n_{d}d": -1 for d in WINDOWS_DAYS},
 }
-MIN_Z = 1.645  # a challenger must beat the BG/NBD score at one-sided 5 % (DeLong SE)
 MIN_CUSTOMERS = 50  # fewer in a training window, or fewer than 5 of a class: BTYD score only
 
 
@@ -117,7 +117,7 @@ def behaviour_features(
     log = compact(transactions)
     table = query(
         _window_sql(log.has_amounts, log.ordered),
-        {"cut": day_number(cutoff), "unit": DAYS_PER_UNIT[time_unit]},
+        {"cut": day_number(cutoff), "unit": units.days(1.0, time_unit)},
         tx=log.frame,
     )
     return log.finish(table)
@@ -197,7 +197,7 @@ def survey_features(surveys: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame
             CUSTOMER: latest[CUSTOMER].astype("str").to_numpy(),
             "nps_latest": latest["nps"].to_numpy(dtype=float),
             "days_since_survey": (cutoff - latest["date"]).dt.days.to_numpy(dtype=float),
-            "nps_detractor": (latest["nps"] <= 6).to_numpy(dtype=float),
+            "nps_detractor": is_detractor(latest["nps"]).astype(float),
         },
         columns=[CUSTOMER, *SURVEY_FEATURES],
     )
@@ -284,20 +284,20 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _lgb_params(columns: list[str], seed: int) -> dict[str, Any]:
+def _lgb_params(columns: list[str], seed: int, settings: ChurnConfig) -> dict[str, Any]:
     return {
         "objective": "binary",
-        "learning_rate": 0.03,
-        "num_leaves": 15,
-        "min_data_in_leaf": 40,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
+        "learning_rate": settings.learning_rate,
+        "num_leaves": settings.num_leaves,
+        "min_data_in_leaf": settings.min_data_in_leaf,
+        "feature_fraction": settings.feature_fraction,
+        "bagging_fraction": settings.bagging_fraction,
         "bagging_freq": 1,
-        "lambda_l2": 1.0,
+        "lambda_l2": settings.lambda_l2,
         "monotone_constraints": [MONOTONE.get(c, 0) for c in columns],
         "seed": seed,
         "deterministic": True,
-        "num_threads": 2,
+        "num_threads": settings.threads,
         "verbose": -1,
     }
 
@@ -420,8 +420,10 @@ def _choose_calibration(
     btyd: np.ndarray,
     labels: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
+    min_z: float,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cross-validate the calibrations (module docstring) and choose one."""
+    """Cross-validate the calibrations (module docstring) and choose one: a richer one only when
+    its log-loss gain has a paired z above ``min_z``."""
     methods = CALIBRATIONS if not np.array_equal(score, btyd) else ("platt",)
     losses = {}
     for method in methods:
@@ -437,7 +439,7 @@ def _choose_calibration(
         se = float(gain.std(ddof=1) / np.sqrt(len(gain)))
         z = float(gain.mean() / se) if se > 0 else 0.0
         tests[method] = {"log_loss_gain": float(gain.mean()), "z": z}
-        if z > MIN_Z:
+        if z > min_z:
             chosen = method
     info = {
         "method": chosen,
@@ -457,8 +459,12 @@ def train_churn_model(
     seed: int = 42,
     surveys: pd.DataFrame | None = None,
     max_customers: int | None = None,
+    settings: ChurnConfig | None = None,
 ) -> ChurnModel:
     """Train a churn score on one leak-free window (features ≤ cutoff, labels in (cutoff, end]).
+
+    ``settings`` are LightGBM's, the folds and the blend rule (``churn`` in the config; its
+    defaults when omitted).
 
     The returned model's ``btyd`` is the BG/NBD fitted up to ``feature_cutoff``; to score later
     customers, replace it with one fitted on data up to the scoring day
@@ -476,8 +482,9 @@ def train_churn_model(
         ``MIN_CUSTOMERS`` customers or fewer than 5 of either class.
     """
 
+    settings = settings if settings is not None else ChurnConfig()
     cut, end = pd.Timestamp(feature_cutoff), pd.Timestamp(label_end)
-    horizon = (end - cut).days / DAYS_PER_UNIT[time_unit]
+    horizon = units.in_units((end - cut).days, time_unit)
     rfm = behaviour_features(transactions, cut, time_unit)
     identity = {"a": 1.0, "b": 0.0}
     window = {
@@ -531,18 +538,18 @@ def train_churn_model(
         if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     }
     X = _design(frame, columns, categories)
-    params = _lgb_params(columns, seed)
-    folds = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(X, labels))
+    params = _lgb_params(columns, seed, settings)
+    folds = list(StratifiedKFold(settings.folds, shuffle=True, random_state=seed).split(X, labels))
     data = lgb.Dataset(
         X, labels, categorical_feature=list(categories) or "auto", free_raw_data=False
     )
     cv = lgb.cv(
         params,
         data,
-        num_boost_round=1000,
+        num_boost_round=settings.max_rounds,
         folds=folds,
         metrics="auc",
-        callbacks=[lgb.early_stopping(50, verbose=False)],
+        callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
         return_cvbooster=True,
     )
     rounds = len(cv["valid auc-mean"])
@@ -550,17 +557,17 @@ def train_churn_model(
     for booster, (_, valid) in zip(cv["cvbooster"].boosters, folds, strict=True):
         oof[valid] = booster.predict(X.iloc[valid], num_iteration=rounds)
     btyd_score = frame["p_no_purchase"].to_numpy(dtype=float)
-    aucs, gains = _compare_on_validation(labels, oof, btyd_score)
-    eligible = [w for w in BLEND_WEIGHTS if w == 0.0 or gains[w]["z"] > MIN_Z]
+    aucs, gains = _compare_on_validation(labels, oof, btyd_score, settings.blend_weights)
+    eligible = [w for w in settings.blend_weights if w == 0.0 or gains[w]["z"] > settings.min_z]
     top = max(round(aucs[w], 6) for w in eligible)
     best = min((w for w in eligible if round(aucs[w], 6) == top), key=_simplicity)
     choice = "lightgbm" if best == 1.0 else "btyd" if best == 0.0 else "blend"
     final = lgb.train(params, data, num_boost_round=rounds)
     platt, calibration = _choose_calibration(
-        best * oof + (1 - best) * btyd_score, btyd_score, labels, folds
+        best * oof + (1 - best) * btyd_score, btyd_score, labels, folds, settings.min_z
     )
     validation = {
-        "decision": _decision_text(choice, best, aucs, gains),
+        "decision": _decision_text(choice, best, aucs, gains, settings.min_z),
         "calibration": calibration,
         "oof_auc": {f"lightgbm_weight_{w:g}": float(a) for w, a in aucs.items()},
         "oof_gain_over_btyd": {f"lightgbm_weight_{w:g}": g for w, g in gains.items() if w > 0},
@@ -585,6 +592,33 @@ def train_churn_model(
         validation,
         window,
     )
+
+
+def train_churn_window(
+    transactions: pd.DataFrame | Compact,
+    end: pd.Timestamp,
+    horizon_days: int,
+    time_unit: str,
+    seed: int,
+    max_customers: int | None,
+    settings: ChurnConfig,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+) -> tuple[ChurnModel, str | None]:
+    """Train the churn model on the latest leak-free window that ends at ``end``: features up to
+    ``end − H`` (or later, when the log is too short: :func:`leak_free_window`), labels in the
+    window after. The one way every step (evaluation, shipping, promotion) trains it.
+
+    Returns
+    -------
+    tuple
+        The model, and the window's note (None when the whole horizon fits).
+    """
+    start, note = leak_free_window(transactions, end, horizon_days)
+    model = train_churn_model(
+        transactions, start, end, time_unit, attributes, seed, surveys, max_customers, settings
+    )
+    return model, note
 
 
 def _delong_components(labels: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -618,7 +652,7 @@ def paired_auc_test(
 
 
 def _compare_on_validation(
-    labels: np.ndarray, oof: np.ndarray, btyd: np.ndarray
+    labels: np.ndarray, oof: np.ndarray, btyd: np.ndarray, weights: list[float]
 ) -> tuple[dict[float, float], dict[float, dict[str, float]]]:
     """ROC AUC of each blend, and its gain over the BG/NBD score with DeLong's standard error.
 
@@ -627,7 +661,7 @@ def _compare_on_validation(
     """
     base10, base01 = _delong_components(labels, btyd)
     aucs, gains = {0.0: float(base10.mean())}, {}
-    for w in (w for w in BLEND_WEIGHTS if w > 0):
+    for w in (w for w in weights if w > 0):
         v10, v01 = _delong_components(labels, w * oof + (1 - w) * btyd)
         aucs[w] = float(v10.mean())
         d10, d01 = v10 - base10, v01 - base01
@@ -638,14 +672,18 @@ def _compare_on_validation(
 
 
 def _decision_text(
-    choice: str, best: float, aucs: dict[float, float], gains: dict[float, dict[str, float]]
+    choice: str,
+    best: float,
+    aucs: dict[float, float],
+    gains: dict[float, dict[str, float]],
+    min_z: float,
 ) -> str:
     strongest = max(gains, key=lambda w: gains[w]["z"])
     g = gains[strongest]
     return (
         f"{choice} (LightGBM weight {best:g}, out-of-fold AUC {aucs[best]:.4f}); strongest "
         f"challenger weight {strongest:g}: AUC gain {g['gain']:+.4f} over BG/NBD, z = {g['z']:.2f} "
-        f"(ships only above {MIN_Z})"
+        f"(ships only above {min_z:g})"
     )
 
 

@@ -16,16 +16,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clv.errors import DataValidationError
+from clv.segments import DEFAULT_SEGMENTS
+from clv.units import TimeUnit
 
-TimeUnit = Literal["day", "week", "month"]
-PurchaseModelKind = Literal["bgnbd", "mbgnbd", "pareto", "ensemble"]
-
-#: Length of each time unit in days. A month is a twelfth of a Julian year (365.25 / 12 days),
-#: never a hidden 30-day month.
-DAYS_PER_UNIT: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12.0}
-
-#: Value tiers from the top by predicted CLV: top 10 %, next 20 %, then the rest.
-DEFAULT_SEGMENTS: dict[str, float] = {"top": 0.10, "high": 0.20}
+#: z above which a paired difference counts, one-sided at 5 % (promotion, churn blends).
+ONE_SIDED_Z_5PCT = 1.645
 
 #: Names of the transaction logs that ship inside ``lifetimes`` (see :mod:`clv.data`).
 EMBEDDED_DATASETS = ("cdnow", "cdnow-sample")
@@ -115,11 +110,22 @@ class FeaturesConfig(_Section):
 class TrainConfig(_Section):
     """Model selection on a calibration/holdout split, then a refit on the whole log."""
 
-    candidates: list[PurchaseModelKind] = Field(
+    candidates: list[str] = Field(
         default_factory=lambda: ["bgnbd", "mbgnbd", "pareto", "ensemble"],
         description="Purchase models to compare on the holdout; 'ensemble' is the equal-weight "
         "mixture of BG/NBD, MBG/NBD and Pareto/NBD.",
     )
+
+    @field_validator("candidates")
+    @classmethod
+    def _registered(cls, value: list[str]) -> list[str]:
+        from clv.models.registry import CANDIDATES  # the registry names the models
+
+        unknown = [k for k in value if k not in CANDIDATES]
+        if unknown:
+            raise ValueError(f"unknown purchase models {unknown}; choose from {list(CANDIDATES)}")
+        return value
+
     selection_metric: Literal["poisson_deviance", "rmse", "mae"] = Field(
         "poisson_deviance",
         description="Holdout score that chooses the purchase model. Poisson deviance and RMSE "
@@ -169,6 +175,44 @@ class TrainConfig(_Section):
         description="Seconds to wait when another run is writing model_dir; 0 stops at once "
         "with a message naming that run.",
     )
+
+
+class ChurnConfig(_Section):
+    """The churn classifier: LightGBM's settings, its cross-validation, and how a blend with the
+    BTYD score is chosen (DOMAIN.md; :mod:`clv.churn`). The horizon and the sample size are
+    ``train.churn_horizon`` and ``train.churn_max_customers``."""
+
+    learning_rate: float = Field(0.03, gt=0, le=1, description="LightGBM learning rate.")
+    num_leaves: int = Field(15, ge=2, description="LightGBM leaves per tree.")
+    min_data_in_leaf: int = Field(40, ge=1, description="LightGBM minimum customers per leaf.")
+    feature_fraction: float = Field(0.8, gt=0, le=1, description="Features per tree.")
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="Customers per tree.")
+    lambda_l2: float = Field(1.0, ge=0, description="LightGBM L2 regularization.")
+    threads: int = Field(2, ge=1, description="LightGBM threads.")
+    folds: int = Field(
+        5, ge=2, description="Stratified cross-validation folds (out-of-fold scores, rounds)."
+    )
+    max_rounds: int = Field(1000, ge=1, description="Most boosting rounds.")
+    early_stopping: int = Field(
+        50, ge=1, description="Stop when the cross-validated AUC has not improved for this many."
+    )
+    blend_weights: list[float] = Field(
+        default_factory=lambda: [1.0, 0.75, 0.5, 0.25, 0.0],
+        description="Weights of LightGBM in the blends tried with the BTYD score (0: the BTYD "
+        "score alone, always a candidate).",
+    )
+    min_z: float = Field(
+        ONE_SIDED_Z_5PCT,
+        description="A blend (or a calibration) must beat the BTYD score by this DeLong z on the "
+        "out-of-fold scores (1.645: one-sided 5 %).",
+    )
+
+    @field_validator("blend_weights")
+    @classmethod
+    def _weights(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 <= w <= 1.0 for w in value) or not any(w > 0 for w in value):
+            raise ValueError("blend weights must lie in [0, 1], at least one above 0")
+        return sorted({*value, 0.0}, reverse=True)
 
 
 class ScoreConfig(_Section):
@@ -289,6 +333,7 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    churn: ChurnConfig = Field(default_factory=ChurnConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     kpis: KpiConfig = Field(default_factory=KpiConfig)

@@ -23,3 +23,7 @@ class BundleError(ClvError, ValueError):
 
 class ScoreError(ClvError, ValueError):
     """Scores that would hold a non-finite number where one is promised."""
+
+
+class ClvWarning(UserWarning):
+    """A notice about the data or the run that the user should read (the CLI prints these)."""

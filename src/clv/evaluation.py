@@ -26,16 +26,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv import metrics
-from clv.config import DAYS_PER_UNIT, Config
-from clv.data import TransactionLog, day_number
+from clv import metrics, units
+from clv.config import Config
+from clv.data.compact import day_number
+from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
 from clv.features import build_calibration_holdout
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model, fit_purchase_model
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
-from clv.models.registry import ENSEMBLE, ENSEMBLE_MEMBERS, display_name
+from clv.models.registry import CHURN_FEATURE_MODELS, ENSEMBLE, ENSEMBLE_MEMBERS, display_name
 from clv.tables import query
 
 NAIVE = "naive"
@@ -89,15 +90,15 @@ def choose_split(log: TransactionLog, config: Config) -> Split:
     if config.train.calibration_end is not None:
         cal_end = pd.Timestamp(config.train.calibration_end)
     else:
-        cal_end = end - pd.Timedelta(days=round(config.train.holdout * DAYS_PER_UNIT[unit]))
-    span = (end - first).days / DAYS_PER_UNIT[unit]
+        cal_end = end - pd.Timedelta(days=units.whole_days(config.train.holdout, unit))
+    span = units.in_units((end - first).days, unit)
     if not first <= cal_end < end:
         raise DataValidationError(
             f"The log spans {first.date()} .. {end.date()} ({span:.1f} {unit}s); a calibration "
             f"period ending {cal_end.date()} leaves no calibration or no holdout. Use a shorter "
             "--holdout or a --calibration-end inside the log."
         )
-    return Split(cal_end, end, (end - cal_end).days / DAYS_PER_UNIT[unit])
+    return Split(cal_end, end, units.in_units((end - cal_end).days, unit))
 
 
 def churn_horizon(config: Config, split: Split) -> float:
@@ -399,11 +400,11 @@ def _evaluate_churn(
     attributes: pd.DataFrame | None,
     surveys: pd.DataFrame | None,
 ) -> tuple[Any, pd.DataFrame | None]:
-    from clv.churn import churn_features, churn_labels, leak_free_window, train_churn_model
+    from clv.churn import churn_features, churn_labels, train_churn_window
 
     unit = config.features.time_unit
     H = churn_horizon(config, split)
-    days = round(H * DAYS_PER_UNIT[unit])
+    days = units.whole_days(H, unit)
     c = split.calibration_end
     label_end = min(c + pd.Timedelta(days=days), split.observation_end)
     if split.duration + 1e-9 < H:
@@ -411,20 +412,20 @@ def _evaluate_churn(
             f"churn horizon {H:g} {unit}s is longer than the holdout ({split.duration:g} "
             f"{unit}s): evaluation labels cover ({c.date()}, {label_end.date()}] only"
         )
-    start, note = leak_free_window(log.compact, c, days)
+    model, note = train_churn_window(
+        log.compact,
+        c,
+        days,
+        unit,
+        config.train.seed,
+        config.train.churn_max_customers,
+        config.churn,
+        attributes,
+        surveys,
+    )
     if note:
         card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
-    model = train_churn_model(
-        log.compact,
-        start,
-        c,
-        unit,
-        attributes,
-        config.train.seed,
-        surveys,
-        config.train.churn_max_customers,
-    )
-    bgnbd = models.get("bgnbd") or churn_feature_model(cal, unit)[0]
+    bgnbd = models.get(CHURN_FEATURE_MODELS[0]) or churn_feature_model(cal, unit)[0]
     model = replace(model, btyd=bgnbd)
     frame = churn_features(log.compact, c, unit, bgnbd, H, attributes, surveys)
     labels = churn_labels(log.compact, frame["customer_id"], c, label_end)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from clv.config import DAYS_PER_UNIT
-from clv.data import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number
+from clv import units
+from clv.data.compact import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number
 from clv.tables import query
 
 
@@ -81,7 +81,7 @@ def build_rfm(
     log = compact(transactions)
     frame = query(
         f"SELECT {rfm_select(log.has_amounts)} FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}",
-        {"unit": DAYS_PER_UNIT[time_unit], "end": day_number(observation_end)},
+        {"unit": units.days(1.0, time_unit), "end": day_number(observation_end)},
         tx=log.frame,
     )
     return log.finish(frame)
@@ -136,7 +136,7 @@ def build_calibration_holdout(
     frame = query(
         sql,
         {
-            "unit": DAYS_PER_UNIT[time_unit],
+            "unit": units.days(1.0, time_unit),
             "end": day_number(cal_end),
             "obs_end": day_number(obs_end),
         },

@@ -28,24 +28,23 @@ Definitions (each is stated in the report too):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from clv import units
 from clv.config import SERVQUAL_DIMENSIONS
-from clv.data import (
-    AMOUNT,
-    CUSTOMER,
-    DAY,
-    SERVQUAL_COLUMN,
-    TransactionLog,
-    day_number,
-    day_start,
-    sorted_arrays,
-)
+from clv.data.compact import AMOUNT, CUSTOMER, DAY, day_number, day_start, sorted_arrays
+from clv.data.customers import SERVQUAL_COLUMN
+from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
+from clv.features import build_rfm
+from clv.models.patterns import rfm_patterns_index
+from clv.nps import band_shares, nps
+from clv.segments import value_segments
 from clv.tables import query
 
 
@@ -58,18 +57,6 @@ def simple_clv(
     9000.0
     """
     return float(annual_revenue * lifetime_years - acquisition_cost)
-
-
-def nps(scores: Any) -> float:
-    """Net Promoter Score: % promoters (9–10) − % detractors (0–6), from −100 to 100.
-
-    >>> nps([10] * 70 + [7] * 15 + [3] * 15)
-    55.0
-    """
-    s = np.asarray(scores, dtype=float)
-    if s.size == 0:
-        return float("nan")
-    return float(100.0 * (int((s >= 9).sum()) - int((s <= 6).sum())) / s.size)
 
 
 def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int) -> pd.DataFrame:
@@ -275,25 +262,14 @@ def nps_table(
     """NPS per month of survey and over the last ``months`` months to ``as_of``."""
     answered = surveys[surveys["nps"].notna() & (surveys["date"] <= as_of)]
     by_month = answered.groupby(answered["date"].dt.to_period("M"))["nps"]
-    table = pd.DataFrame(
-        {
-            "responses": by_month.size(),
-            "promoters_pct": by_month.apply(lambda s: 100 * (s >= 9).mean()),
-            "passives_pct": by_month.apply(lambda s: 100 * s.between(7, 8).mean()),
-            "detractors_pct": by_month.apply(lambda s: 100 * (s <= 6).mean()),
-            "nps": by_month.apply(nps),
-        }
-    ).reset_index(names="month")
+    shares = by_month.apply(lambda s: pd.Series(band_shares(s))).unstack()
+    table = pd.concat([by_month.size().rename("responses"), shares], axis=1)
+    table["nps"] = by_month.apply(nps)
+    table = table.reset_index(names="month")
     table["month"] = table["month"].astype("str")
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
     recent = answered[answered["date"] >= start]["nps"]
-    overall = {
-        "responses": len(recent),
-        "promoters_pct": float(100 * (recent >= 9).mean()) if len(recent) else float("nan"),
-        "passives_pct": float(100 * recent.between(7, 8).mean()) if len(recent) else float("nan"),
-        "detractors_pct": float(100 * (recent <= 6).mean()) if len(recent) else float("nan"),
-        "nps": nps(recent),
-    }
+    overall = {"responses": len(recent), **band_shares(recent), "nps": nps(recent)}
     return table, overall
 
 
@@ -355,8 +331,6 @@ def value_segments_table(
 ) -> pd.DataFrame:
     """Share of customers and of revenue per value tier: by predicted CLV when given, else by
     revenue over the period."""
-    from clv.predict import value_segments
-
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
     view = log.compact
     frame = view.finish(
@@ -388,6 +362,21 @@ def value_segments_table(
     )
 
 
+def _monthly_purchases(
+    bundle: Any, frame: pd.DataFrame, months: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Each customer's expected transactions in each of the next ``months`` months (per
+    pattern, then per customer), from their RFM table in the bundle's time unit."""
+    patterns, inverse = rfm_patterns_index(frame)
+    x, t_x, T = patterns.T
+    step = units.conversion("month", bundle.time_unit)
+    previous = np.zeros(len(patterns))
+    for k in range(1, months + 1):
+        current = bundle.purchase.expected_purchases(k * step, x, t_x, T)  # per pattern
+        yield k, (current - previous)[inverse]
+        previous = current
+
+
 def revenue_forecast(
     bundle: Any, frame: pd.DataFrame, as_of: pd.Timestamp, months: int
 ) -> pd.DataFrame:
@@ -397,28 +386,28 @@ def revenue_forecast(
     from their RFM table as of ``as_of`` (:func:`clv.features.build_rfm`, in the bundle's time
     unit). New customers are not included.
     """
-    from clv.config import DAYS_PER_UNIT
-    from clv.models.patterns import rfm_patterns_index
-
-    patterns, inverse = rfm_patterns_index(frame)
-    x, t_x, T = patterns.T
     value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
-    step = DAYS_PER_UNIT["month"] / DAYS_PER_UNIT[bundle.time_unit]
-    previous = np.zeros(len(patterns))
-    rows = []
     first = pd.Timestamp(as_of).to_period("M") + 1
-    for k in range(1, months + 1):
-        current = bundle.purchase.expected_purchases(k * step, x, t_x, T)  # per pattern
-        purchases = (current - previous)[inverse]
-        rows.append(
-            {
-                "month": str(first + (k - 1)),
-                "expected_transactions": float(purchases.sum()),
-                "expected_revenue": float((purchases * value).sum()),
-            }
-        )
-        previous = current
+    rows = [
+        {
+            "month": str(first + (k - 1)),
+            "expected_transactions": float(purchases.sum()),
+            "expected_revenue": float((purchases * value).sum()),
+        }
+        for k, purchases in _monthly_purchases(bundle, frame, months)
+    ]
     return pd.DataFrame(rows)
+
+
+def model_clv(bundle: Any, frame: pd.DataFrame, months: int = 12) -> pd.Series:
+    """Each customer's undiscounted CLV over the next ``months`` months (margin 1): expected
+    transactions × Gamma-Gamma expected spend — what ``clv score`` gives at that horizon in
+    months with no discount; the KPI report ranks its value tiers by it."""
+    value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
+    total = None
+    for _, purchases in _monthly_purchases(bundle, frame, months):
+        total = purchases if total is None else total + purchases
+    return pd.Series(value * total, index=frame[CUSTOMER].to_numpy(), name="clv")
 
 
 def build_report(
@@ -498,12 +487,8 @@ def build_report(
     predicted = None
     forecast = None
     if bundle is not None and bundle.spend is not None:
-        from clv.features import build_rfm
-        from clv.predict import score_rfm
-
-        rfm = build_rfm(log.compact, as_of, bundle.time_unit)  # segments need no churn features
-        scores = score_rfm(replace(bundle, churn=None), rfm, horizon=12, time_unit="month")
-        predicted = scores.set_index(CUSTOMER)["clv"]
+        rfm = build_rfm(log.compact, as_of, bundle.time_unit)
+        predicted = model_clv(bundle, rfm, 12)
         forecast = revenue_forecast(bundle, rfm, as_of, settings.forecast_months)
     segments = value_segments_table(
         log,

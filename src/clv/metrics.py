@@ -142,38 +142,33 @@ def decile_table(actual, predicted, groups: int = 10) -> pd.DataFrame:
 
 
 def roc_auc(labels, scores) -> float:
-    """Area under the ROC curve (probability a random positive outranks a random negative).
+    """Area under the ROC curve (probability a random positive outranks a random negative):
+    scikit-learn's ``roc_auc_score``, NaN when only one class is present.
 
     >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     """
+    from sklearn.metrics import roc_auc_score
+
     y, s = _arrays(labels, scores)
-    if y.min() == y.max():
+    if y.size == 0 or y.min() == y.max():
         return float("nan")
-    ranks = pd.Series(s).rank().to_numpy()
-    n_pos = y.sum()
-    n_neg = len(y) - n_pos
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(y, s))
 
 
 def pr_auc(labels, scores) -> float:
-    """Average precision: Σ over score thresholds of (recall gained) × precision there.
-
-    Tied scores form one threshold, as in scikit-learn.
+    """Average precision: Σ over score thresholds of (recall gained) × precision there —
+    scikit-learn's ``average_precision_score``, NaN without a positive.
 
     >>> round(pr_auc([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]), 4)
     0.8333
     """
+    from sklearn.metrics import average_precision_score
+
     y, s = _arrays(labels, scores)
     if y.sum() == 0:
         return float("nan")
-    order = np.argsort(-s, kind="stable")
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each group of tied scores
-    hits = np.cumsum(y)[last]
-    precision = hits / (last + 1)
-    recall_gain = np.diff(np.r_[0.0, hits]) / y.sum()
-    return float((recall_gain * precision).sum())
+    return float(average_precision_score(y, s))
 
 
 def brier(labels, probabilities) -> float:

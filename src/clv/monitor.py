@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv import metrics
+from clv import metrics, units
 from clv.bundle import Bundle
-from clv.config import DAYS_PER_UNIT
-from clv.data import CUSTOMER, TransactionLog
+from clv.data.compact import CUSTOMER
+from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.evaluation import purchase_metrics
 from clv.features import build_calibration_holdout
@@ -95,7 +95,7 @@ def monitor(bundle: Bundle, log: TransactionLog) -> Monitoring:
             f"The log ends {end.date()}, not after the model's training end {start.date()}: "
             "there is nothing to compare the forecasts with. Pass a newer log."
         )
-    window = (end - start).days / DAYS_PER_UNIT[unit]
+    window = units.in_units((end - start).days, unit)
     then = customer_features(bundle, log, as_of=start)
     scores = score_rfm(bundle, then, horizon=window)
     outcome = build_calibration_holdout(log.compact, start, end, unit)
@@ -131,7 +131,7 @@ def monitor(bundle: Bundle, log: TransactionLog) -> Monitoring:
     reliability = pd.DataFrame()
     if "churn_probability" in scores:
         horizon = min(bundle.churn.horizon, window)
-        label_end = start + pd.Timedelta(days=round(horizon * DAYS_PER_UNIT[unit]))
+        label_end = start + pd.Timedelta(days=units.whole_days(horizon, unit))
         churned = _no_purchase(log, scores[CUSTOMER], start, label_end)
         probability = scores["churn_probability"].to_numpy()
         customers["churn_probability"], customers["churned"] = probability, churned
@@ -170,7 +170,7 @@ def monitor(bundle: Bundle, log: TransactionLog) -> Monitoring:
     return Monitoring(summary, customers, monthly, reliability, drift, cumulative)
 
 
-def _title(model: dict[str, Any]) -> str:
+def model_title(model: dict[str, Any]) -> str:
     """``clv-cdnow v3`` for a registered model, else a plain description."""
     if model.get("registered_model"):
         return f"{model['registered_model']} v{model['version']}"
@@ -199,7 +199,7 @@ def _by_month(
     end: pd.Timestamp,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predicted vs actual repeat purchases per calendar month of the window, and cumulated."""
-    unit = DAYS_PER_UNIT[bundle.time_unit]
+    unit = units.days(1.0, bundle.time_unit)
     bounds = pd.date_range(start, end, freq="ME").union([end])
     bounds = bounds[bounds > start]
     x, t_x, T = (then[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
@@ -312,7 +312,7 @@ def render_html(result: Monitoring) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>clv monitor</title>"
         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}</style>"
-        f"</head><body><h1>Monitoring {html.escape(_title(s['model']))}</h1>"
+        f"</head><body><h1>Monitoring {html.escape(model_title(s['model']))}</h1>"
         f"<p>Forecast as of {s['training_end']}, compared with {s['window']['from']} .. "
         f"{s['window']['to']} ({s['customers_forecast']:,} customers; "
         f"{s['customers_acquired_after_training']:,} acquired later, not forecast).</p>"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from clv.data import CUSTOMER, DAY, Compact, compact, day_number
+from clv.data.compact import CUSTOMER, DAY, Compact, compact, day_number
 from clv.models.fitted import PurchaseModel
 from clv.tables import query
 
@@ -197,7 +197,7 @@ def save_evaluation_figures(
 
     ``churn`` is the churn model whose feature importance is drawn (default: the evaluated one).
     """
-    from clv.config import DAYS_PER_UNIT
+    from clv import units
 
     ev = evaluation
     chosen = ev.best_purchase_model
@@ -208,7 +208,7 @@ def save_evaluation_figures(
             ev.scorecard["conditional_expectations"], chosen
         ),
         "tracking_cumulative.png": cumulative_tracking(
-            transactions, model, ev.split.calibration_end, DAYS_PER_UNIT[model.time_unit]
+            transactions, model, ev.split.calibration_end, units.days(1.0, model.time_unit)
         ),
         "frequency_recency_matrix.png": rfm_matrix(model, "expected", T=T),
         "p_alive_matrix.png": rfm_matrix(model, "p_alive", T=T),

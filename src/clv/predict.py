@@ -39,12 +39,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clv import units
 from clv.bundle import Bundle, load_bundle
-from clv.config import DAYS_PER_UNIT, DEFAULT_SEGMENTS
-from clv.data import CUSTOMER, TransactionLog
-from clv.errors import DataValidationError, ScoreError
+from clv.data.compact import CUSTOMER
+from clv.data.log import TransactionLog
+from clv.errors import ClvWarning, DataValidationError, ScoreError
 from clv.features import build_rfm
 from clv.models.patterns import rfm_patterns_index
+from clv.segments import (
+    DEFAULT_SEGMENTS,
+    apply_segments,
+    cumulative_shares,
+    tier_sizes,
+    value_segments,
+)
 from clv.value import discounted_purchases
 
 #: Score columns that always hold a finite number when present (checked before every write).
@@ -113,7 +121,7 @@ def load_model(uri: str | Path, tracking_uri: str | None = None) -> Bundle:
     """
     text = str(uri)
     if text.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
-        from clv.tracking import download_bundle
+        from clv.mlflow_store import download_bundle
 
         return load_bundle(download_bundle(text, tracking_uri))
     return load_bundle(uri)
@@ -142,43 +150,6 @@ def _check_rfm(rfm: pd.DataFrame, needs_value: bool) -> None:
                 f"RFM table: {int(bad.sum()):,} row(s) where {rule}, e.g. customer "
                 f"{rfm[CUSTOMER].iloc[row]!r}. Rebuild it with clv.features.build_rfm."
             )
-
-
-def value_segments(
-    ranking: np.ndarray, tiers: dict[str, float] | None = None, rest: str = "rest"
-) -> np.ndarray:
-    """Assign tiers from the top of ``ranking``: e.g. top 10 %, next 20 %, rest.
-
-    Ranks *within* ``ranking``: used for population reports (KPIs) and to define the thresholds
-    of a bundle's segments; scoring applies those thresholds (:func:`apply_segments`).
-
-    >>> value_segments(np.array([5.0, 1.0, 3.0, 9.0, 0.0]), {"top": 0.2, "high": 0.4}).tolist()
-    ['high', 'rest', 'high', 'top', 'rest']
-    """
-    tiers = DEFAULT_SEGMENTS if tiers is None else tiers
-    n = len(ranking)
-    position = np.empty(n, dtype=float)
-    position[np.argsort(-np.asarray(ranking, dtype=float), kind="stable")] = np.arange(1, n + 1)
-    out = np.full(n, rest, dtype=object)
-    for name, share in reversed(list(_cumulative(tiers).items())):  # widest tier first
-        out[position <= _tier_size(share, n)] = name
-    return out
-
-
-def _cumulative(tiers: dict[str, float]) -> dict[str, float]:
-    total, out = 0.0, {}
-    for name, share in tiers.items():
-        total += share
-        out[name] = total
-    return out
-
-
-def _tier_size(cumulative_share: float, n: int) -> int:
-    return int(np.ceil(cumulative_share * n - 1e-9))
-
-
-#: What value tiers are ranked by: CLV per unit of margin, or expected purchases without amounts.
-SEGMENT_BASES = ("clv", "expected_purchases")
 
 
 def define_segments(
@@ -230,35 +201,20 @@ def define_segments(
     }
     basis = _segment_basis(bundle, rfm, rule)
     ordered = {k: np.sort(v)[::-1] for k, v in basis.items()}
-    for name, share in _cumulative(tiers).items():
-        size = _tier_size(share, len(rfm))
-        tier: dict[str, Any] = {"name": name, "share": share}
+    shares = cumulative_shares(tiers)
+    for name, size in tier_sizes(tiers, len(rfm)).items():
+        tier: dict[str, Any] = {"name": name, "share": shares[name]}
         for key, values in ordered.items():
             tier[key] = float(values[min(size, len(values)) - 1]) if size > 0 else None
         rule["tiers"].append(tier)
     return rule
 
 
-def apply_segments(values: np.ndarray, rule: dict[str, Any], basis: str) -> np.ndarray:
-    """The tier of each value under a bundle's rule (:func:`define_segments`).
-
-    >>> tiers = [{"name": "top", "clv": 9.0}, {"name": "high", "clv": 3.0}]
-    >>> rule = {"rest": "rest", "tiers": tiers}
-    >>> apply_segments(np.array([5.0, 1.0, 3.0, 9.0]), rule, "clv").tolist()
-    ['high', 'rest', 'high', 'top']
-    """
-    out = np.full(len(values), rule["rest"], dtype=object)
-    for tier in reversed(rule["tiers"]):  # widest tier first
-        if tier[basis] is not None:  # None: the tier held no training customer
-            out[np.asarray(values) >= tier[basis]] = tier["name"]
-    return out
-
-
 def _segment_basis(
     bundle: Bundle, rfm: pd.DataFrame, rule: dict[str, Any]
 ) -> dict[str, np.ndarray]:
     """Reference values of the tiers: expected purchases and (with spend) CLV per unit margin."""
-    step = DAYS_PER_UNIT[rule["time_unit"]] / DAYS_PER_UNIT[bundle.time_unit]
+    step = units.conversion(rule["time_unit"], bundle.time_unit)
     horizon = rule["horizon"]
     outputs = _purchase_outputs(bundle, rfm, horizon * step, horizon, step, rule["discount_rate"])
     basis = {"expected_purchases": outputs["expected_purchases"]}
@@ -280,7 +236,7 @@ def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> np.ndarray | None
             f"No churn_probability: the input lacks the churn features {missing[:5]}"
             f"{'…' if len(missing) > 5 else ''}; score a transaction log, or build the frame "
             "with clv.predict.customer_features.",
-            UserWarning,
+            ClvWarning,
             stacklevel=3,
         )
         return None
@@ -288,7 +244,7 @@ def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> np.ndarray | None
     if absent:
         warnings.warn(
             f"Customer attributes {absent} are missing; the churn model treats them as unknown.",
-            UserWarning,
+            ClvWarning,
             stacklevel=3,
         )
     x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
@@ -349,11 +305,13 @@ def score_rfm(
     if discount_rate < 0 or margin <= 0:
         raise DataValidationError("discount_rate must be ≥ 0 and margin > 0.")
     unit = time_unit or bundle.time_unit
-    if unit not in DAYS_PER_UNIT:
-        raise DataValidationError(f"time unit must be one of {list(DAYS_PER_UNIT)}, got {unit!r}.")
+    try:
+        units.check_unit(unit)
+    except ValueError as exc:
+        raise DataValidationError(str(exc)) from None
     has_value = bundle.spend is not None and "monetary_value" in rfm
     _check_rfm(rfm, has_value)
-    step = DAYS_PER_UNIT[unit] / DAYS_PER_UNIT[bundle.time_unit]
+    step = units.conversion(unit, bundle.time_unit)
     t = horizon * step
     out = pd.DataFrame({CUSTOMER: rfm[CUSTOMER].astype("str").reset_index(drop=True)})
     out["has_history"] = (
@@ -381,7 +339,7 @@ def score_rfm(
         warnings.warn(
             "This bundle has no stored segment thresholds (made by an older clv): value "
             "segments are ranked within this list. Retrain to fix them at training.",
-            UserWarning,
+            ClvWarning,
             stacklevel=2,
         )
         out["value_segment"] = value_segments(reference[basis], segments, segment_rest)
@@ -390,7 +348,7 @@ def score_rfm(
             warnings.warn(
                 f"Value segments are defined at training ({_shares(rule)}); the tiers asked for "
                 f"here ({dict(segments)}) take effect when the model is retrained.",
-                UserWarning,
+                ClvWarning,
                 stacklevel=2,
             )
         if (rule["horizon"], rule["time_unit"], rule["discount_rate"]) != (

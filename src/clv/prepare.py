@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clv.config import Config
-from clv.data import load_configured_log
+from clv.data.clean import load_configured_log
 from clv.evaluation import choose_split, observation_end
 from clv.features import build_calibration_holdout, build_rfm
 from clv.tables import write_json, write_table

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from clv import metrics
+from clv.config import ONE_SIDED_Z_5PCT, ChurnConfig
 from clv.models.fitting import fit_purchase_model
-
-MIN_Z = 1.645  # one-sided 5 %
 
 #: Per-customer loss of each purchase metric that can decide promotion (lower is better).
 LOSSES = {
@@ -109,7 +108,7 @@ def compare_on_same_split(
         "mean_loss_difference": float(gain.mean()),
         "standard_error": se,
         "z": z,
-        "promote": z > MIN_Z,
+        "promote": z > ONE_SIDED_Z_5PCT,
     }
 
 
@@ -153,7 +152,7 @@ def _outcome(test: dict[str, Any], measured: str, champion: str, statistic: str)
     decision = (
         f"{verdict}: on this split {measured} {test['challenger_value']:.4f} vs {champion} "
         f"{test['champion_value']:.4f}, {statistic} z = {test['z']:.2f} "
-        f"(promotion needs z > {MIN_Z})"
+        f"(promotion needs z > {ONE_SIDED_Z_5PCT})"
     )
     return {"alias": "champion" if test["promote"] else "challenger", "decision": decision, **test}
 
@@ -169,8 +168,8 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
     """
     from dataclasses import replace
 
-    from clv.churn import leak_free_window, paired_auc_test, train_churn_model
-    from clv.config import DAYS_PER_UNIT
+    from clv import units
+    from clv.churn import paired_auc_test, train_churn_window
 
     ev = result.evaluation
     if ev.churn_frame is None or champion_bundle.churn is None:
@@ -180,22 +179,21 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
         return "the champion's churn model uses customer attributes or surveys"
     unit = ev.scorecard["protocol"]["time_unit"]
     horizon = ev.scorecard["churn_protocol"]["horizon"]
-    days = round(horizon * DAYS_PER_UNIT[unit])
-    if round(champion.horizon * DAYS_PER_UNIT[champion.time_unit]) != days:
+    days = units.whole_days(horizon, unit)
+    if units.whole_days(champion.horizon, champion.time_unit) != days:
         return (
             f"the champion's churn horizon ({champion.horizon:g} {champion.time_unit}s) is not "
             f"this run's ({horizon:g} {unit}s)"
         )
-    settings = champion_bundle.config.get("train", {})
-    cutoff = ev.split.calibration_end
-    start, _ = leak_free_window(result.log.compact, cutoff, days)
-    refit = train_churn_model(
+    trained = champion_bundle.config.get("train", {})
+    refit, _ = train_churn_window(
         result.log.compact,
-        start,
-        cutoff,
+        ev.split.calibration_end,
+        days,
         unit,
-        seed=int(settings.get("seed", 42)),
-        max_customers=settings.get("churn_max_customers"),
+        int(trained.get("seed", 42)),
+        trained.get("churn_max_customers"),
+        ChurnConfig.model_validate(champion_bundle.config.get("churn", {})),
     )
     refit = replace(refit, btyd=ev.churn_model.btyd)  # the same BG/NBD features as the challenger
     frame = ev.churn_frame
@@ -208,7 +206,7 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
         "champion_value": test["baseline_auc"],
         "champion_model": f"churn {refit.choice}",
         "z": test["z"],
-        "promote": test["z"] > MIN_Z,
+        "promote": test["z"] > ONE_SIDED_Z_5PCT,
     }
 
 

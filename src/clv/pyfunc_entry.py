@@ -1,7 +1,13 @@
-"""Entry file for MLflow's "models from code": defines the model object to log."""
+"""Entry file for MLflow's "models from code": MLflow runs this file to get the model object.
 
-import mlflow
+MLflow executes it under a module name of its own and reads the model that
+:func:`mlflow.models.set_model` registers. Imported as ``clv.pyfunc_entry`` (e.g. by a test
+collecting the package's doctests) it does nothing.
+"""
 
-from clv.pyfunc import ClvModel
+if __name__ != "clv.pyfunc_entry":
+    import mlflow
 
-mlflow.models.set_model(ClvModel())
+    from clv.pyfunc import ClvModel
+
+    mlflow.models.set_model(ClvModel())

@@ -25,14 +25,37 @@ import pandas as pd
 
 from clv.tables import leftover_name, remove_leftovers, replace_dir
 
+#: Environment of the Spark processes unless the user set it: bound to the loopback interface,
+#: workers running this Python.
+SPARK_ENV = {
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    "PYSPARK_PYTHON": sys.executable,
+    "PYSPARK_DRIVER_PYTHON": sys.executable,
+}
+
 
 def spark_session(master: str = "local[2]") -> Any:
-    """A Spark session bound to the loopback interface, UI off, Arrow on."""
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    """A Spark session bound to the loopback interface, UI off, Arrow on.
+
+    :data:`SPARK_ENV` is set while the session starts (the JVM and the worker command are fixed
+    then) and the caller's environment put back afterwards.
+    """
     from pyspark.sql import SparkSession
 
+    saved = {key: os.environ.get(key) for key in SPARK_ENV}
+    for key, value in SPARK_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        return _build(SparkSession, master)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _build(SparkSession: Any, master: str) -> Any:
     return (
         SparkSession.builder.master(master)
         .appName("clv-score")

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -194,17 +195,21 @@ def private_temp_dir(prefix: str, base: str | Path | None = None) -> Iterator[st
         yield folder
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it (Linux); else by setting it back at once."""
+def _umask(folder: Path) -> int:
+    """The process's umask, read without changing it: from ``/proc`` (Linux), else from the
+    mode a new file in ``folder`` gets (``os.umask`` would change it process-wide)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
     except OSError:
         pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    probe = folder / f".umask-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        return 0o666 & ~stat.S_IMODE(probe.stat().st_mode)
+    finally:
+        probe.unlink()
 
 
 def _fsync(path: Path) -> None:
@@ -263,7 +268,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(str(leftover_name(path, "writing")) + ".tmp")
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # what a plain open() would give
+        os.chmod(tmp, 0o666 & ~_umask(path.parent))  # what a plain open() would give
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)

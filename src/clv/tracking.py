@@ -1,8 +1,8 @@
 """The one module that talks to MLflow: runs, plots, the pyfunc model and the registry.
 
-Tracking URI: ``mlflow.tracking_uri`` in the config (``--tracking-uri``), else
-``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working directory. Telemetry is
-turned off (``MLFLOW_DISABLE_TELEMETRY=true``) before mlflow is imported.
+Which store and with which client settings is :mod:`clv.mlflow_store`'s job; every function
+here works inside its :func:`~clv.mlflow_store.session`, so the caller's MLflow tracking URI and
+environment are left as they were.
 
 A ``clv train`` run is one parent run: the config as params, data fingerprint and package
 versions as tags, the scorecard as metrics (``purchases.bgnbd.mae``, ``churn.churn_model.roc_auc``
@@ -21,18 +21,33 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from clv.errors import ClvError
+from clv.mlflow_store import download_bundle, redact, session, tracking_uri
 
 if TYPE_CHECKING:
+    from clv.bundle import Bundle
     from clv.config import Config
-    from clv.training import TrainResult
+    from clv.evaluation import Evaluation
+    from clv.kpis import KpiReport
 
-DEFAULT_URI = "sqlite:///mlflow.db"
+
+class TrainedRun(Protocol):
+    """What :func:`log_training_run` logs: a finished training
+    (:class:`clv.training.TrainResult`)."""
+
+    bundle: Bundle
+    path: Path
+    evaluation: Evaluation
+    log: Any
+    kpis: KpiReport | None
+    stage_log: list[str]
+
+
 _REQUIREMENTS = (
     "lifetimes",
     "pandas",
@@ -51,15 +66,6 @@ _REQUIREMENTS = (
 )
 
 
-def tracking_uri(config: Config, redacted: bool = False) -> str:
-    """The tracking URI this run uses (see the module docstring); ``redacted`` hides a
-    password in it (for messages)."""
-    uri = config.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    if uri == DEFAULT_URI:
-        uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    return redact(uri) if redacted else uri
-
-
 def store_errors() -> tuple[type[BaseException], ...]:
     """The exceptions by which a failing tracking store shows itself: MLflow's own, the HTTP
     client's, the database's, and the file system's."""
@@ -75,13 +81,6 @@ def store_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-#: MLflow's HTTP client settings unless the user set them: MLflow's own defaults (7 retries with
-#: exponential backoff, 120 s timeouts) keep a run waiting for minutes on a dead server.
-HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
 #: Seconds :func:`check_store` waits for the tracking store to answer.
 CHECK_TIMEOUT = 5.0
 
@@ -151,17 +150,6 @@ def check_store(uri: str, timeout: float = CHECK_TIMEOUT) -> None:
             )
 
 
-def redact(uri: str) -> str:
-    """``uri`` without a password (``scheme://user:***@host``)."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(uri)
-    if parsed.password:
-        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
-    return uri
-
-
 def prepare_store(uri: str) -> None:
     """Create a new sqlite tracking store's tables one process at a time.
 
@@ -177,25 +165,13 @@ def prepare_store(uri: str) -> None:
     fd = os.open(folder if str(folder) else ".", os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        _mlflow()
-        from mlflow.tracking import MlflowClient
+        with session(uri):
+            from mlflow.tracking import MlflowClient
 
-        MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the tables
+            MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates tables
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def _mlflow(uri: str | None = None) -> Any:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    import mlflow
-
-    if uri:
-        mlflow.set_tracking_uri(uri)
-    return mlflow
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -226,7 +202,7 @@ def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float
 
 
 def _register(
-    mlflow: Any, model_uri: str, result: TrainResult, config: Config, metrics: dict[str, float]
+    mlflow: Any, model_uri: str, result: TrainedRun, config: Config, metrics: dict[str, float]
 ) -> dict[str, Any]:
     """Register the run's model and set its alias by :func:`clv.promotion.decide`."""
     from mlflow.exceptions import MlflowException
@@ -307,23 +283,48 @@ def _pip_requirements() -> list[str]:
 
 
 def log_training_run(
-    result: TrainResult, config: Config, stages: Callable[[str], None] | None = None
+    result: TrainedRun,
+    config: Config,
+    example: pd.DataFrame,
+    example_scores: pd.DataFrame,
+    stages: Callable[[str], None] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Log a finished training run to MLflow and register its model (module docstring).
 
-    ``stages`` is called with a line as logging and registration end; the lines of
-    ``result.stage_log`` so far are logged as the run's ``train.log``.
+    Parameters
+    ----------
+    result : TrainedRun
+        The finished training.
+    config : Config
+        Its settings (``mlflow`` section: where and under which names).
+    example, example_scores : pandas.DataFrame
+        A few customers' model input and their scores: the pyfunc model's input example and
+        signature (built by the caller, which knows how to score).
+    stages : callable, optional
+        Called with a line as logging and registration end; the lines of ``result.stage_log``
+        so far are logged as the run's ``train.log``.
 
     Returns
     -------
     tuple
         The parent run id and the registry decision.
     """
+    uri = tracking_uri(config.mlflow.tracking_uri)
+    prepare_store(uri)
+    with session(uri) as mlflow:
+        return _log_run(mlflow, result, config, example, example_scores, stages)
+
+
+def _log_run(
+    mlflow: Any,
+    result: TrainedRun,
+    config: Config,
+    example: pd.DataFrame,
+    output: pd.DataFrame,
+    stages: Callable[[str], None] | None,
+) -> tuple[str, dict[str, Any]]:
     import clv
 
-    uri = tracking_uri(config)
-    mlflow = _mlflow(uri)
-    prepare_store(uri)
     bundle, ev = result.bundle, result.evaluation
     chosen = bundle.selection["chosen"]
     metrics = scorecard_metrics(bundle.scorecard, chosen)
@@ -390,12 +391,8 @@ def log_training_run(
         mlflow.log_artifact(str(result.path / "scorecard.json"))
         if result.kpis is not None:
             log_kpi_report(result.kpis, config, active=True)
-        example = _input_example(result)
         from mlflow.models import infer_signature
 
-        from clv.predict import score_rfm
-
-        output = score_rfm(bundle, example, horizon=float(config.score.horizon))
         params_schema = {
             "horizon": float(config.score.horizon),
             "discount_rate": float(config.score.discount_rate),
@@ -423,46 +420,11 @@ def log_training_run(
     return run_id, decision
 
 
-def _input_example(result: TrainResult):
-    from clv.predict import customer_features
-
-    log = result.log
-    as_of = pd.Timestamp(log.report.last_date)  # the full log's end, not the sample's
-    frame = customer_features(result.bundle, log.first_customers(5), as_of=as_of)
-    frame = frame.reset_index(drop=True)
-    numeric = frame.select_dtypes(
-        "number"
-    ).columns  # doubles, so that missing values fit the schema
-    return frame.astype({c: "float64" for c in numeric})
-
-
-def download_bundle(uri: str, tracking: str | None = None) -> Path:
-    """Download the bundle of an MLflow model (``models:/NAME@alias``, ``runs:/ID/model``).
-
-    ``tracking`` is the tracking URI; by default ``$MLFLOW_TRACKING_URI`` or
-    ``sqlite:///mlflow.db`` in the working directory.
-    """
-    from clv.config import Config, MlflowConfig
-
-    mlflow = _mlflow(tracking_uri(Config(mlflow=MlflowConfig(tracking_uri=tracking))))
-    from mlflow.exceptions import MlflowException
-
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    except (MlflowException, OSError) as exc:
-        raise ClvError(f"Could not fetch model {uri}: {exc}") from None
-    candidates = [p.parent for p in local.rglob("bundle.json")]
-    if not candidates:
-        raise ClvError(f"{uri} holds no clv bundle (no bundle.json among its artifacts).")
-    return candidates[0]
-
-
 def log_kpi_report(report: Any, config: Config, active: bool = False) -> str:
     """Log a KPI report (HTML, JSON, CSV) as artifacts under ``kpis/``, and its headline numbers
     as metrics; into the active run, or a new run named ``kpis``. Returns the run id."""
     from clv.report import write_report
 
-    mlflow = _mlflow(tracking_uri(config))
     summary = report.summary
     numbers = {
         f"kpi.{k}": v
@@ -471,32 +433,35 @@ def log_kpi_report(report: Any, config: Config, active: bool = False) -> str:
     }
     numbers = {k.replace(" ", "_"): float(v) for k, v in numbers.items()}
 
-    def log() -> str:
+    def log(mlflow: Any) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             write_report(report, tmp)
             mlflow.log_artifacts(tmp, artifact_path="kpis")
         mlflow.log_metrics(numbers)
         return mlflow.active_run().info.run_id
 
-    if active:
-        return log()
-    mlflow.set_experiment(config.mlflow.experiment)
-    with mlflow.start_run(run_name="kpis"):
-        mlflow.log_params(
-            {"as_of": summary["as_of"], "lost_definition": summary["lost_definition"]}
-        )
-        return log()
+    with session(tracking_uri(config.mlflow.tracking_uri)) as mlflow:
+        if active:
+            return log(mlflow)
+        mlflow.set_experiment(config.mlflow.experiment)
+        with mlflow.start_run(run_name="kpis"):
+            mlflow.log_params(
+                {"as_of": summary["as_of"], "lost_definition": summary["lost_definition"]}
+            )
+            return log(mlflow)
 
 
 def model_versions(name: str, tracking: str | None = None) -> list[dict[str, Any]]:
     """Every registered version of ``name``, newest first: aliases, run, chosen model, the
     champion metric, data window and the registry decision (for ``clv models``)."""
+    with session(tracking_uri(tracking)):
+        return _versions(name)
+
+
+def _versions(name: str) -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from clv.config import Config, MlflowConfig
-
-    _mlflow(tracking_uri(Config(mlflow=MlflowConfig(tracking_uri=tracking))))
     client = MlflowClient()
     try:
         versions = client.search_model_versions(f"name = '{name}'")
@@ -544,42 +509,49 @@ def promote(
         version = matches[0]
     if version not in {r["version"] for r in rows}:
         raise ClvError(f"{name!r} has no version {version}; `clv models` lists them.")
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri(tracking))
     try:
-        client.set_registered_model_alias(name, "champion", str(version))
-        client.set_model_version_tag(name, str(version), "registry.decision", "promoted by hand")
+        with session(client.tracking_uri):
+            client.set_registered_model_alias(name, "champion", str(version))
+            client.set_model_version_tag(
+                name, str(version), "registry.decision", "promoted by hand"
+            )
     except MlflowException as exc:
         raise ClvError(f"Could not promote {name!r} v{version}: {exc}") from None
     return int(version)
 
 
+#: The sections of a monitoring summary logged as metrics.
+MONITOR_SECTIONS = ("purchases", "value", "churn", "drift")
+
+
 def log_monitoring(result: Any, paths: list[Path], config: Config) -> str:
     """Log a ``clv monitor`` result as a run tagged with the model's name and version."""
-    mlflow = _mlflow(tracking_uri(config))
+    from clv.monitor import model_title
+
     summary = result.summary
     model = summary["model"]
-    mlflow.set_experiment(config.mlflow.experiment)
-    from clv.monitor import _title
-
-    with mlflow.start_run(run_name=f"monitor {_title(model)}") as run:
-        mlflow.set_tags(
-            {
-                "clv.kind": "monitor",
-                "model.name": str(model.get("registered_model")),
-                "model.version": str(model.get("version")),
-                "model.run_id": str(model.get("run_id")),
-                "window": f"{summary['window']['from']} .. {summary['window']['to']}",
-                "retrain": str(summary["retrain"]).lower(),
+    with session(tracking_uri(config.mlflow.tracking_uri)) as mlflow:
+        mlflow.set_experiment(config.mlflow.experiment)
+        with mlflow.start_run(run_name=f"monitor {model_title(model)}") as run:
+            mlflow.set_tags(
+                {
+                    "clv.kind": "monitor",
+                    "model.name": str(model.get("registered_model")),
+                    "model.version": str(model.get("version")),
+                    "model.run_id": str(model.get("run_id")),
+                    "window": f"{summary['window']['from']} .. {summary['window']['to']}",
+                    "retrain": str(summary["retrain"]).lower(),
+                }
+            )
+            numbers = {
+                k: float(v)
+                for k, v in flatten(
+                    {k: summary[k] for k in MONITOR_SECTIONS if k in summary}
+                ).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
             }
-        )
-        numbers = {
-            k: float(v)
-            for k, v in flatten(
-                {k: summary[k] for k in ("purchases", "value", "churn", "drift") if k in summary}
-            ).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-        }
-        mlflow.log_metrics(numbers)
-        for path in paths:
-            mlflow.log_artifact(str(path), artifact_path="monitor")
-        return run.info.run_id
+            mlflow.log_metrics(numbers)
+            for path in paths:
+                mlflow.log_artifact(str(path), artifact_path="monitor")
+            return run.info.run_id

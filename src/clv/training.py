@@ -36,10 +36,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from clv import units
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
-from clv.churn import ChurnModel, leak_free_window, train_churn_model
-from clv.config import DAYS_PER_UNIT, Config
-from clv.data import RunInputs, TransactionLog, load_run_inputs, read_customer_list
+from clv.churn import ChurnModel, train_churn_window
+from clv.config import Config
+from clv.data.clean import RunInputs, load_run_inputs
+from clv.data.customers import read_customer_list
+from clv.data.log import TransactionLog
 from clv.errors import ModelFitError
 from clv.evaluation import Evaluation, churn_horizon, evaluate, label, observation_end
 from clv.features import build_rfm
@@ -50,7 +53,7 @@ from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_first
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
 from clv.models.registry import CHURN_FEATURE_MODELS, display_name
-from clv.predict import define_segments
+from clv.predict import customer_features, define_segments, score_rfm
 from clv.tables import leftover_name
 
 
@@ -81,19 +84,19 @@ def _ship_churn(
 ) -> ChurnModel:
     unit = config.features.time_unit
     end = observation_end(log, config)
-    cutoff, note = leak_free_window(log.compact, end, round(H * DAYS_PER_UNIT[unit]))
+    model, note = train_churn_window(
+        log.compact,
+        end,
+        units.whole_days(H, unit),
+        unit,
+        config.train.seed,
+        config.train.churn_max_customers,
+        config.churn,
+        attributes,
+        surveys,
+    )
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
-    model = train_churn_model(
-        log.compact,
-        cutoff,
-        end,
-        unit,
-        attributes,
-        config.train.seed,
-        surveys,
-        config.train.churn_max_customers,
-    )
     # the scoring features come from a whole-log fit of the model the classifier learned on
     kind = model.btyd.kind if model.btyd is not None else CHURN_FEATURE_MODELS[0]
     if purchase.kind == kind:
@@ -112,7 +115,7 @@ def build_kpis(
     log: TransactionLog, config: Config, bundle: Bundle | None, surveys: pd.DataFrame | None
 ) -> KpiReport:
     """The KPI report (:mod:`clv.kpis`) with the cost and customer tables the config names."""
-    from clv.data import load_costs
+    from clv.data.customers import load_costs
     from clv.kpis import build_report
 
     settings = config.kpis
@@ -192,9 +195,10 @@ def run_guard(config: Config) -> Iterator[None]:
     settings = config.train
     with folder_lock(settings.model_dir, settings.lock_wait, purpose="training"):
         if config.mlflow.enabled:
-            from clv.tracking import check_store, tracking_uri
+            from clv.mlflow_store import tracking_uri
+            from clv.tracking import check_store
 
-            check_store(tracking_uri(config))
+            check_store(tracking_uri(config.mlflow.tracking_uri))
         yield
 
 
@@ -319,20 +323,36 @@ def unlogged_dir(model_dir: Path) -> Path:
 def _log_or_keep(result: TrainResult, config: Config, stages: StageLog) -> None:
     """Log and register the run (:func:`clv.tracking.log_training_run`); when the tracking store
     fails on the way, keep the bundle at :func:`unlogged_dir` and say how to go on."""
-    from clv.tracking import TrackingStoreError, log_training_run, store_errors, tracking_uri
+    from clv.mlflow_store import tracking_uri
+    from clv.tracking import TrackingStoreError, log_training_run, store_errors
 
+    example = input_example(result)
+    scores = score_rfm(result.bundle, example, horizon=float(config.score.horizon))
     try:
-        result.run_id, result.registry = log_training_run(result, config, stages)
+        result.run_id, result.registry = log_training_run(result, config, example, scores, stages)
     except (*store_errors(), TrackingStoreError) as exc:
         kept = save_bundle(result.bundle, unlogged_dir(Path(config.train.model_dir)))
         raise TrackingStoreError(
-            f"The MLflow tracking store {tracking_uri(config, redacted=True)} failed while this "
+            f"The MLflow tracking store {tracking_uri(config.mlflow.tracking_uri, redacted=True)} "
+            "failed while this "
             f"run was being logged ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}). "
             f"The trained model is complete and kept, unregistered, at {kept}: score with it "
             f"now (`clv score --model {kept}`). To log and register it, rerun the same "
             "`clv train` once the store answers (the same log and seed give the same model), "
             "or use --no-mlflow to write the model folder without tracking."
         ) from None
+
+
+def input_example(result: TrainResult) -> pd.DataFrame:
+    """Five customers' model input (:func:`clv.predict.customer_features` at the log's end):
+    the logged pyfunc model's input example, its numbers as doubles so that missing values fit
+    the signature."""
+    log = result.log
+    as_of = pd.Timestamp(log.report.last_date)  # the full log's end, not the sample's
+    frame = customer_features(result.bundle, log.first_customers(5), as_of=as_of)
+    frame = frame.reset_index(drop=True)
+    numeric = frame.select_dtypes("number").columns
+    return frame.astype({c: "float64" for c in numeric})
 
 
 def challenger_dir(model_dir: Path, version: int) -> Path:

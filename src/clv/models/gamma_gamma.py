@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 
 from clv._lifetimes import fit_with_retry, fitters, guarded
-from clv.errors import ModelFitError
+from clv.errors import ClvWarning, ModelFitError
 
 #: |Pearson r| between frequency and spend above which the independence assumption is flagged.
 CORRELATION_LIMIT = 0.3
 
 
-class SpendCorrelationWarning(UserWarning):
+class SpendCorrelationWarning(ClvWarning):
     """Frequency and spend per transaction are correlated; Gamma-Gamma assumes they are not."""
 
 

@@ -1,0 +1,92 @@
+"""The ``clv`` command: one module per command, registered on one Typer app.
+
+- :mod:`~clv.cli.options` — the options the commands share, option → config key maps, and
+  settings (defaults ← ``--config`` file ← command line);
+- :mod:`~clv.cli.console` — consoles, tables, progress bars and the shared printers;
+- :mod:`~clv.cli.train`, :mod:`~clv.cli.evaluate`, :mod:`~clv.cli.score`,
+  :mod:`~clv.cli.prepare`, :mod:`~clv.cli.kpis`, :mod:`~clv.cli.monitor`,
+  :mod:`~clv.cli.models`, :mod:`~clv.cli.promote` — one command each, with its own printers.
+
+Heavy libraries (pandas, DuckDB, lifetimes, scipy, MLflow) are imported inside the commands,
+so ``clv --help`` stays fast. :func:`main` is the installed ``clv`` entry point; it alone
+changes process-wide state (signal handlers, MLflow's log level), and puts the handlers back
+when the command ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+import typer
+
+from clv.cli import evaluate, kpis, models, monitor, prepare, promote, score, train
+
+app = typer.Typer(
+    help="Customer lifetime value: train BTYD + Gamma-Gamma models and score customer lists.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+for command in (
+    train.train,
+    evaluate.evaluate,
+    score.score,
+    prepare.prepare,
+    kpis.kpis,
+    monitor.monitor,
+    models.models,
+    promote.promote,
+):
+    app.command()(command)
+
+#: The ``clv`` process's MLflow settings unless the user set them: MLflow's INFO lines drown the
+#: command's own report, and its artifact progress bars fight the rich spinner.
+MLFLOW_PROCESS_DEFAULTS = {
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def _terminating() -> list[signal.Signals]:
+    """SIGTERM, and SIGHUP where it exists (not on Windows)."""
+    return [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+
+
+def install_signal_handlers() -> dict[signal.Signals, Any]:
+    """Make a terminating signal (kill, a CI timeout, a closed terminal) unwind like Ctrl-C:
+    temporary folders, DuckDB spill files and half-written outputs are removed on the way out,
+    and the process exits with 128 + the signal number. A second signal does not cut that
+    clean-up short. Returns the handlers it replaced (for :func:`restore_signal_handlers`)."""
+    state: dict[str, int] = {}
+
+    def terminate(signum: int, frame: Any) -> None:
+        if "code" in state:
+            return  # a second signal must not cut the clean-up short (it may already be pending)
+        for sig in _terminating():
+            signal.signal(sig, signal.SIG_IGN)
+        code = state["code"] = 128 + signum
+        # DuckDB turns the exit into "Query interrupted" after cleaning up: end quietly
+        sys.excepthook = lambda *_: os._exit(code)
+        raise SystemExit(code)
+
+    return {sig: signal.signal(sig, terminate) for sig in _terminating()}
+
+
+def restore_signal_handlers(previous: dict[signal.Signals, Any]) -> None:
+    """Put back the handlers :func:`install_signal_handlers` replaced."""
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def main() -> None:
+    """The ``clv`` command (the installed entry point, and ``python -m clv.cli``)."""
+    for key, value in MLFLOW_PROCESS_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    previous = install_signal_handlers()
+    try:
+        app()
+    finally:
+        restore_signal_handlers(previous)

@@ -1,0 +1,5 @@
+"""``python -m clv.cli``: the ``clv`` command."""
+
+from clv.cli import main
+
+main()

@@ -1,0 +1,225 @@
+"""The terminal: rich consoles, tables, notices, progress bars, and the printers that more than
+one command uses (the cleaning report, the scorecard, which model scores). A printer used by
+one command lives beside it."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clv.errors import ClvError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(exc: ClvError) -> typer.Exit:
+    """Print a :class:`~clv.errors.ClvError` without a traceback; the exit to raise (code 1)."""
+    err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    """A borderless table: the first column left-aligned, the others right-aligned."""
+    out = Table(title=title, title_justify="left", show_edge=False)
+    for i, col in enumerate(columns):
+        out.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        out.add_row(*row)
+    return out
+
+
+def print_notices(caught: list[warnings.WarningMessage], notices: list[str] = ()) -> None:
+    """Each distinct notice (given, then from warnings) once, on stderr."""
+    for message in dict.fromkeys([*notices, *(str(w.message) for w in caught)]):
+        err_console.print(f"[yellow]Notice:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def clv_notices(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    """The warnings clv itself raised for the user (:class:`~clv.errors.ClvWarning`)."""
+    from clv.errors import ClvWarning
+
+    return [w for w in caught if issubclass(w.category, ClvWarning)]
+
+
+def print_cleaning(report: Any) -> None:
+    """The cleaning report (a :class:`clv.data.CleaningReport` or its dict) and, when rows were
+    implausible, which and why."""
+    if isinstance(report, dict):
+        from clv.data.screen import CleaningReport
+
+        report = CleaningReport(**report)
+    rows = [list(r) for r in report.rows()]
+    console.print(table("Cleaning report", ["rule", "rows"], rows))
+    note = report.implausible_note()
+    if note:
+        err_console.print(f"[yellow]Notice:[/] {note}", highlight=False, soft_wrap=True)
+
+
+def fmt(value: float, pct: bool = False) -> str:
+    """A metric for a table: 4 decimals, or a signed percentage; NaN as a dash."""
+    if value is None or value != value:  # NaN
+        return "–"
+    return f"{value:+.2f} %" if pct else f"{value:.4f}"
+
+
+def deviance(row: dict[str, Any]) -> str:
+    """Poisson deviance for the table: ∞ where a forecast of 0 met a purchase."""
+    if "poisson_deviance" not in row:  # a scorecard of an older clv
+        return "–"
+    value = row["poisson_deviance"]
+    return "∞" if value is None else fmt(value)
+
+
+def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
+    """The holdout scorecard: purchases, value and churn tables (``clv train``, ``evaluate``)."""
+    from clv.evaluation import label
+
+    protocol = card["protocol"]
+    where = (
+        f"calibration to {protocol['calibration_end']}, holdout {protocol['holdout_length']:g} "
+        f"{protocol['time_unit']}s to {protocol['observation_end']} "
+        f"({protocol['customers']:,} customers)"
+    )
+    mark = lambda key: label(key) + (" ✓" if key == chosen else "")  # noqa: E731
+    rows = [
+        [
+            mark(k),
+            deviance(m),
+            fmt(m["rmse"]),
+            fmt(m["mae"]),
+            fmt(m["spearman"]),
+            fmt(m["aggregate_error_pct"], pct=True),
+            f"{m['predicted_total']:,.0f}",
+            f"{m['actual_total']:,.0f}",
+        ]
+        for k, m in card["purchases"].items()
+    ]
+    zero = card.get("zero_forecast")
+    if zero is not None:  # MAE's blind spot, shown beside the models
+        rows.append(["zero for everyone", "∞", fmt(zero["rmse"]), fmt(zero["mae"])] + [""] * 4)
+    criterion = card.get("selection_metric", "mae").replace("_", " ")
+    console.print(
+        table(
+            f"Purchases — {where}; chosen ✓ by {criterion}",
+            ["model", "deviance", "RMSE", "MAE", "Spearman", "agg. error", "predicted", "actual"],
+            rows,
+        )
+    )
+    if card.get("dropped"):
+        names = ", ".join(label(k) for k in card["dropped"])
+        console.print(
+            f"[yellow]Dropped (did not converge; see the notices):[/] {names}", highlight=False
+        )
+    if card.get("conditional_expectations"):
+        by_frequency = card["conditional_expectations"]
+        keys = [k for k in by_frequency[0] if k not in ("frequency", "customers")]
+        rows = [
+            [r["frequency"], f"{r['customers']:,}", *(f"{r[k]:.3f}" for k in keys)]
+            for r in by_frequency
+        ]
+        console.print(
+            table(
+                "Mean holdout purchases by calibration frequency (actual vs predicted)",
+                ["frequency", "customers", *(label(k) if k != "actual" else k for k in keys)],
+                rows,
+            )
+        )
+    if "value" in card:
+        rows = [
+            [
+                label(k),
+                fmt(m["spearman"]),
+                fmt(m["normalized_gini"]),
+                fmt(m["top_decile_capture"]),
+                f"{m['mae']:.2f}",
+            ]
+            for k, m in card["value"].items()
+        ]
+        console.print(
+            table(
+                "Value (holdout revenue)",
+                ["model", "Spearman", "norm. Gini", "top-decile capture", "MAE"],
+                rows,
+            )
+        )
+    if card.get("churn"):
+        cp = card["churn_protocol"]
+        ev = cp["evaluation_window"]
+        rows = [
+            [
+                label(k) + (" (baseline)" if k == cp["baseline"] else ""),
+                fmt(m["roc_auc"]),
+                fmt(m["pr_auc"]),
+                fmt(m["brier"]),
+                fmt(m["ece"]),
+            ]
+            for k, m in card["churn"].items()
+        ]
+        title = (
+            f"Churn: no purchase in {cp['horizon']:g} {protocol['time_unit']}s after "
+            f"{ev['feature_cutoff']} (churn rate {ev['churn_rate']:.1%})"
+        )
+        console.print(table(title, ["score", "ROC AUC", "PR AUC", "Brier", "ECE"], rows))
+        console.print(
+            f"Churn score decision (training window only): {cp['decision']}", highlight=False
+        )
+    if card.get("churn_note"):
+        console.print(f"Churn: {card['churn_note']}", highlight=False)
+
+
+def which_model(uri: str, bundle: Any, default: bool) -> str:
+    """One line saying which model scores: its registry version and alias when known."""
+    reg = bundle.registry
+    where = f"{uri} (the default folder: the last champion `clv train` placed)" if default else uri
+    what = (
+        f"{reg['registered_model']} v{reg['version']} ({reg['alias']} when trained)"
+        if reg
+        else "not registered"
+    )
+    return f"Model: {where} — {what}, {bundle.purchase.name}, trained {bundle.created}"
+
+
+class ProgressBar:
+    """A transient rich progress bar that appears only when the work spans several chunks."""
+
+    def __init__(self, description: str, chunk: int) -> None:
+        self._description, self._chunk = description, chunk
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= self._chunk:
+            return
+        if self._progress is None:
+            from rich.progress import Progress
+
+            self._progress = Progress(console=err_console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self._description, total=total)
+        self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def reading_bar() -> ProgressBar:
+    """The progress bar of reading a log in chunks."""
+    from clv.data.clean import PARQUET_CHUNK_ROWS
+
+    return ProgressBar("Reading transactions", PARQUET_CHUNK_ROWS)

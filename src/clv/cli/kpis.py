@@ -1,0 +1,163 @@
+"""``clv kpis``: the business KPI report (churn, retention, simple CLV, NPS, SERVQUAL, …)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clv.cli.console import console, fail, table
+from clv.cli.options import (
+    DATA_KEYS,
+    AmountColOpt,
+    AsOfOpt,
+    ConfigOpt,
+    CostColOpt,
+    CustomerColOpt,
+    DateColOpt,
+    DateFormatOpt,
+    DelimiterOpt,
+    SurveyColOpt,
+    SurveysOpt,
+    TimezoneOpt,
+    TrackingUriOpt,
+    TransactionsOpt,
+    default,
+    load_settings,
+    overrides,
+)
+from clv.errors import ClvError
+
+
+def kpis(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    customer_col: CustomerColOpt = None,
+    date_col: DateColOpt = None,
+    amount_col: AmountColOpt = None,
+    date_format: DateFormatOpt = None,
+    timezone: TimezoneOpt = None,
+    surveys: SurveysOpt = None,
+    survey_col: SurveyColOpt = None,
+    delimiter: DelimiterOpt = None,
+    costs: Annotated[
+        str | None,
+        typer.Option(help="Acquisition costs: customer_id or channel, and acquisition_cost."),
+    ] = None,
+    cost_col: CostColOpt = None,
+    customers: Annotated[
+        str | None, typer.Option(help="Customer table with a channel column (per-channel costs).")
+    ] = None,
+    as_of: AsOfOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Bundle (or models:/…): CLV segments and a forecast."),
+    ] = None,
+    inactivity_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Days without a purchase after which a customer is lost "
+            f"{default('kpis.inactivity_days')}."
+        ),
+    ] = None,
+    expected_lifetime: Annotated[
+        float | None, typer.Option(help="Expected lifetime in years [1 / annual churn rate].")
+    ] = None,
+    forecast_months: Annotated[
+        int | None, typer.Option(help=f"Months of forecast {default('kpis.forecast_months')}.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help=f"Report folder {default('kpis.out')}.")
+    ] = None,
+    log_to_mlflow: Annotated[
+        bool, typer.Option("--log-to-mlflow", help="Log the report as artifacts of an MLflow run.")
+    ] = False,
+    tracking_uri: TrackingUriOpt = None,
+) -> None:
+    """Business KPIs: churn, retention, acquisition and repeat rates, simple CLV, NPS, SERVQUAL,
+    value segments and a revenue forecast, as an offline HTML report plus JSON and CSV."""
+    changes = overrides(
+        locals(),
+        DATA_KEYS
+        | {
+            "as_of": "train.as_of",
+            "costs": "kpis.costs",
+            "customers": "kpis.customers",
+            "inactivity_days": "kpis.inactivity_days",
+            "expected_lifetime": "kpis.expected_lifetime_years",
+            "forecast_months": "kpis.forecast_months",
+            "out": "kpis.out",
+            "tracking_uri": "mlflow.tracking_uri",
+        },
+    )
+    try:
+        settings = load_settings(config, changes)
+
+        from clv.data.clean import load_configured_log
+        from clv.data.customers import load_surveys
+        from clv.predict import load_model
+        from clv.report import write_report
+        from clv.training import build_kpis
+
+        log = load_configured_log(settings)
+        bundle = load_model(model, settings.mlflow.tracking_uri) if model else None
+        report = build_kpis(
+            log, settings, bundle, load_surveys(settings.data.surveys, settings.data)
+        )
+        paths = write_report(report, settings.kpis.out)
+        run_id = None
+        if log_to_mlflow:
+            from clv.tracking import log_kpi_report
+
+            run_id = log_kpi_report(report, settings)
+    except ClvError as exc:
+        raise fail(exc) from None
+    print_kpis(report.summary)
+    console.print(
+        f"Report: [bold]{paths[0]}[/] (+ {', '.join(p.name for p in paths[1:])})", highlight=False
+    )
+    if run_id:
+        console.print(f"Logged to MLflow run {run_id} (artifacts kpis/)", highlight=False)
+
+
+def print_kpis(summary: dict[str, Any]) -> None:
+    p, c = summary["period"], summary["simple_clv"]
+    rows = [
+        ["period", f"{p['from']} .. {p['to']} ({p['months']} months)"],
+        ["lost", summary["lost_definition"]],
+        [
+            "churn rate",
+            f"{p['churn_rate']:.1%} ({p['customers_lost']:,} lost / "
+            f"{p['average_active_customers']:,.0f} avg. active)",
+        ],
+        ["retention rate", f"{p['retention_rate']:.1%}"],
+        ["new customers per month", f"{p['acquisition_rate_per_month']:,.1f}"],
+        ["repeat-purchase rate", f"{p['repeat_purchase_rate']:.1%}"],
+        ["annual revenue per customer", f"{p['annual_revenue_per_customer']:,.2f}"],
+        [
+            "expected lifetime (years)",
+            f"{c['expected_lifetime_years']:.2f} ({c['lifetime_source']})",
+        ],
+        ["simple CLV", f"{c['simple_clv']:,.2f}"],
+    ]
+    if "acquisition_cost" in c:
+        rows += [
+            ["acquisition cost (CAC)", f"{c['acquisition_cost']:,.2f}"],
+            ["CLV : CAC", f"{c['clv_to_cac']:.2f}"],
+            ["ROI per customer", f"{c['roi_per_customer']:.2f}"],
+        ]
+    if "nps" in summary:
+        n = summary["nps"]
+        rows.append(["NPS", f"{n['nps']:+.1f} ({n['responses']:,} answers)"])
+    if "servqual" in summary:
+        rows.append(["SERVQUAL weighted gap", f"{summary['servqual']['weighted_gap']:+.3f}"])
+    if "forecast" in summary:
+        f = summary["forecast"]
+        rows.append(
+            [
+                f"revenue forecast, {f['months']} months",
+                f"{f['expected_revenue']:,.0f} ({f['scope']})",
+            ]
+        )
+    console.print(table(f"KPIs as of {summary['as_of']}", ["", "value"], rows))

@@ -1,0 +1,202 @@
+"""What the commands share: option definitions, option → config key maps, and settings.
+
+Every option has a config key (:mod:`clv.config`); a command turns the options it was given
+into overrides with :func:`overrides` and reads its settings with :func:`load_settings`
+(defaults ← config file ← command line). Defaults shown in the help come from the config's
+own field defaults (:func:`default`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clv.config import Config, load_config
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+
+
+@cache
+def _defaults() -> dict[str, dict[str, Any]]:
+    return Config().model_dump(mode="json")
+
+
+def default(key: str) -> str:
+    """The built-in default of a config key, as the help shows it: ``default("train.holdout")``
+    is ``"[26]"``."""
+    section, _, name = key.partition(".")
+    value = _defaults()[section][name]
+    return f"[{value:g}]" if isinstance(value, float) else f"[{value}]"
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"YAML settings [default: {DEFAULT_CONFIG} if present]."),
+]
+TransactionsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--transactions",
+        "-t",
+        help="Transaction log (.csv/.parquet), or the embedded 'cdnow' / 'cdnow-sample'.",
+    ),
+]
+CustomerColOpt = Annotated[
+    str | None, typer.Option(help=f"Customer id column {default('data.customer_col')}.")
+]
+DateColOpt = Annotated[
+    str | None, typer.Option(help=f"Purchase date/time column {default('data.date_col')}.")
+]
+AmountColOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Amount column {default('data.amount_col')}; optional when left at its default."
+    ),
+]
+NoAmountsOpt = Annotated[
+    bool, typer.Option("--no-amounts", help="Ignore amounts: purchase models only.")
+]
+DateFormatOpt = Annotated[str | None, typer.Option(help="strftime format of dates, e.g. %Y%m%d.")]
+TimezoneOpt = Annotated[
+    str | None, typer.Option(help=f"Zone in which days are counted {default('data.timezone')}.")
+]
+SurveysOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Survey table (customer_id, date, nps, SERVQUAL items); feeds churn and KPIs."
+    ),
+]
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Field delimiter of a text log: ',', ';', '|' or 'tab' (detected when not given)."
+    ),
+]
+SurveyColOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--survey-col",
+        help="Map a survey column, ROLE=COLUMN with ROLE customer_id, date or nps "
+        "(repeatable; e.g. --survey-col nps=likelihood_to_recommend).",
+    ),
+]
+CostColOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cost-col",
+        help="Map a cost-table column, ROLE=COLUMN with ROLE customer_id, channel or "
+        "acquisition_cost (repeatable).",
+    ),
+]
+ChurnHorizonOpt = Annotated[
+    float | None, typer.Option(help="Churn horizon H in the time unit [the holdout length].")
+]
+AttributesOpt = Annotated[
+    str | None,
+    typer.Option("--customers", help="Customer table whose extra columns feed the churn model."),
+]
+HoldoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        help=f"Holdout length at the end of the log, in the time unit {default('train.holdout')}."
+    ),
+]
+CalibrationEndOpt = Annotated[
+    dt.datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="Last calibration day; overrides --holdout."),
+]
+AsOfOpt = Annotated[
+    dt.datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="Use the log up to this day [its last day]."),
+]
+TimeUnitOpt = Annotated[
+    str | None, typer.Option(help=f"day, week or month {default('features.time_unit')}.")
+]
+TrackingUriOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Registered model [from the config: clv-<file stem of the log>]."),
+]
+
+#: Options of every command that reads a log → config keys.
+DATA_KEYS = {
+    "transactions": "data.transactions",
+    "customer_col": "data.customer_col",
+    "date_col": "data.date_col",
+    "amount_col": "data.amount_col",
+    "date_format": "data.date_format",
+    "timezone": "data.timezone",
+    "surveys": "data.surveys",
+    "delimiter": "data.delimiter",
+}
+#: Options of the commands that split the log into calibration and holdout → config keys.
+SPLIT_KEYS = {
+    "as_of": "train.as_of",
+    "time_unit": "features.time_unit",
+    "holdout": "train.holdout",
+    "calibration_end": "train.calibration_end",
+    "churn_horizon": "train.churn_horizon",
+    "customers": "train.customers",
+}
+#: ``--survey-col`` / ``--cost-col`` roles → config keys.
+SURVEY_ROLES = {
+    "customer_id": "data.survey_customer_col",
+    "date": "data.survey_date_col",
+    "nps": "data.survey_nps_col",
+}
+COST_ROLES = {
+    "customer_id": "kpis.costs_customer_col",
+    "channel": "kpis.costs_channel_col",
+    "acquisition_cost": "kpis.costs_amount_col",
+}
+
+
+def overrides(values: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
+    """Config overrides from a command's option values (its ``locals()``).
+
+    Each option named in ``keys`` sets its config key (``None``, an option not given, leaves
+    the key alone); dates become days, ``--delimiter tab`` a tab, and the ``ROLE=COLUMN``
+    pairs of ``--survey-col`` / ``--cost-col`` their column keys.
+    """
+    out: dict[str, Any] = {}
+    for name, key in keys.items():
+        value = values.get(name)
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        if name == "delimiter" and value is not None and value.lower() in ("tab", "\\t"):
+            value = "\t"
+        out[key] = value
+    out |= _column_map(values.get("survey_col"), SURVEY_ROLES, "--survey-col")
+    return out | _column_map(values.get("cost_col"), COST_ROLES, "--cost-col")
+
+
+def _column_map(values: list[str] | None, roles: dict[str, str], option: str) -> dict[str, str]:
+    """Config overrides from ``ROLE=COLUMN`` pairs of a mapping option."""
+    out = {}
+    for value in values or []:
+        role, sep, column = value.partition("=")
+        if not sep or role.strip() not in roles or not column.strip():
+            raise typer.BadParameter(
+                f"{value!r}: expected ROLE=COLUMN with ROLE one of {list(roles)}.",
+                param_hint=option,
+            )
+        out[roles[role.strip()]] = column.strip()
+    return out
+
+
+def load_settings(
+    config_path: Path | None, changes: dict[str, Any], no_amounts: bool = False
+) -> Config:
+    """Defaults ← config file ← command line; ``--no-amounts`` clears the amount column."""
+    if config_path is None and DEFAULT_CONFIG.is_file():
+        config_path = DEFAULT_CONFIG
+    config = load_config(config_path).with_overrides(changes)
+    if no_amounts:
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"amount_col": None})}
+        )
+    return config

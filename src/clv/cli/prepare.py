@@ -1,0 +1,64 @@
+"""``clv prepare``: the cleaned log, RFM and calibration/holdout tables as Parquet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clv.cli.console import console, fail, print_cleaning
+from clv.cli.options import (
+    DATA_KEYS,
+    SPLIT_KEYS,
+    AmountColOpt,
+    AsOfOpt,
+    CalibrationEndOpt,
+    ConfigOpt,
+    CustomerColOpt,
+    DateColOpt,
+    DateFormatOpt,
+    DelimiterOpt,
+    HoldoutOpt,
+    NoAmountsOpt,
+    TimeUnitOpt,
+    TimezoneOpt,
+    TransactionsOpt,
+    load_settings,
+    overrides,
+)
+from clv.errors import ClvError
+
+
+def prepare(
+    config: ConfigOpt = None,
+    transactions: TransactionsOpt = None,
+    customer_col: CustomerColOpt = None,
+    date_col: DateColOpt = None,
+    amount_col: AmountColOpt = None,
+    no_amounts: NoAmountsOpt = False,
+    date_format: DateFormatOpt = None,
+    timezone: TimezoneOpt = None,
+    delimiter: DelimiterOpt = None,
+    as_of: AsOfOpt = None,
+    time_unit: TimeUnitOpt = None,
+    holdout: HoldoutOpt = None,
+    calibration_end: CalibrationEndOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "data/prepared"
+    ),
+) -> None:
+    """Clean the log and write it with RFM and calibration/holdout tables as Parquet."""
+    changes = overrides(locals(), DATA_KEYS | SPLIT_KEYS)
+    try:
+        settings = load_settings(config, changes, no_amounts)
+        from clv.prepare import prepare as run_prepare
+
+        paths = run_prepare(settings, out)
+    except ClvError as exc:
+        raise fail(exc) from None
+    report = json.loads(paths["report"].read_text())
+    print_cleaning(report["cleaning"])
+    for name, path in paths.items():
+        console.print(f"{name}: [bold]{path}[/]", highlight=False)

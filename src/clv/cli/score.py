@@ -1,0 +1,266 @@
+"""``clv score``: forward-looking value per customer, written atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from clv.cli.console import (
+    ProgressBar,
+    clv_notices,
+    console,
+    fail,
+    print_cleaning,
+    print_notices,
+    reading_bar,
+    table,
+    which_model,
+)
+from clv.cli.options import (
+    DATA_KEYS,
+    AmountColOpt,
+    ConfigOpt,
+    CustomerColOpt,
+    DateColOpt,
+    DateFormatOpt,
+    DelimiterOpt,
+    NoAmountsOpt,
+    SurveyColOpt,
+    SurveysOpt,
+    TimezoneOpt,
+    TransactionsOpt,
+    default,
+    load_settings,
+    overrides,
+)
+from clv.errors import ClvError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def score(
+    config: ConfigOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"Bundle folder, or models:/NAME@alias, runs:/ID/model {default('score.model')}.",
+        ),
+    ] = None,
+    transactions: TransactionsOpt = None,
+    customers: Annotated[
+        str | None, typer.Option(help="CSV/Parquet list of ids to score (others are left out).")
+    ] = None,
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Score as of this day [last day of the log]."),
+    ] = None,
+    horizon: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Horizon in the time unit; may be fractional {default('score.horizon')}."
+        ),
+    ] = None,
+    time_unit: Annotated[
+        str | None, typer.Option(help="Unit of horizon and discount rate [the bundle's].")
+    ] = None,
+    discount_rate: Annotated[
+        float | None,
+        typer.Option(help=f"Discount rate per time unit {default('score.discount_rate')}."),
+    ] = None,
+    margin: Annotated[
+        float | None, typer.Option(help=f"Profit margin on spend {default('score.margin')}.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output .csv or .parquet."),
+    ] = None,
+    customer_col: CustomerColOpt = None,
+    date_col: DateColOpt = None,
+    amount_col: AmountColOpt = None,
+    no_amounts: NoAmountsOpt = False,
+    date_format: DateFormatOpt = None,
+    timezone: TimezoneOpt = None,
+    surveys: SurveysOpt = None,
+    survey_col: SurveyColOpt = None,
+    delimiter: DelimiterOpt = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ models.")
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help=f"local, or spark (Parquet folder out) {default('score.engine')}."),
+    ] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help=f"Spark master URL {default('score.spark_master')}.")
+    ] = None,
+) -> None:
+    """Score customers with a model and write one row per customer.
+
+    Columns: P(alive), expected purchases, P(no purchase), expected spend and discounted CLV over
+    the horizon, churn probability over the churn model's horizon, and value segment. The output
+    file is written atomically.
+    """
+    changes = overrides(
+        locals(),
+        DATA_KEYS
+        | {
+            "model": "score.model",
+            "customers": "score.customers",
+            "as_of": "score.as_of",
+            "horizon": "score.horizon",
+            "time_unit": "score.time_unit",
+            "discount_rate": "score.discount_rate",
+            "margin": "score.margin",
+            "out": "score.out",
+            "tracking_uri": "mlflow.tracking_uri",
+            "engine": "score.engine",
+            "spark_master": "score.spark_master",
+        },
+    )
+    started = time.perf_counter()
+    from clv.predict import CHUNK_SIZE
+
+    bar = ProgressBar("Scoring customers", CHUNK_SIZE)
+    try:
+        settings = load_settings(config, changes, no_amounts)
+        s = settings.score
+        import pandas as pd
+
+        from clv.data.clean import load_transactions
+        from clv.data.customers import load_surveys, read_customer_list
+        from clv.predict import load_model, score_transactions, write_scores
+
+        bundle = load_model(s.model, settings.mlflow.tracking_uri)
+        console.print(which_model(s.model, bundle, model is None), highlight=False)
+        as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
+        with reading_bar() as reading:
+            log = load_transactions(
+                settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
+            )
+        listed = (
+            read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
+        )
+        surveys_table = load_surveys(settings.data.surveys, settings.data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if s.engine == "spark":
+                from clv.spark import score_log_with_spark
+
+                path = score_log_with_spark(
+                    s.model,
+                    bundle,
+                    log,
+                    s.out,
+                    s.horizon,
+                    as_of=as_of_day,
+                    customers=listed,
+                    surveys=surveys_table,
+                    time_unit=s.time_unit,
+                    discount_rate=s.discount_rate,
+                    margin=s.margin,
+                    master=s.spark_master,
+                )
+                scores = pd.read_parquet(path)
+            else:
+                scores = score_transactions(
+                    bundle,
+                    log,
+                    s.horizon,
+                    as_of=as_of_day,
+                    customers=listed,
+                    time_unit=s.time_unit,
+                    discount_rate=s.discount_rate,
+                    margin=s.margin,
+                    progress=bar,
+                    segments=s.segments,
+                    segment_rest=s.segment_rest,
+                    surveys=surveys_table,
+                )
+                path = write_scores(scores, s.out)
+    except ClvError as exc:
+        raise fail(exc) from None
+    finally:
+        bar.close()
+    print_cleaning(log.report)
+    unit = s.time_unit or bundle.time_unit
+    churn_h = None
+    notices = [str(w.message) for w in clv_notices(caught)]
+    if "churn_probability" in scores:
+        from clv import units
+
+        churn_h = bundle.churn.horizon * units.conversion(bundle.time_unit, unit)
+        if abs(churn_h - s.horizon) > 1e-9:
+            notices.append(
+                f"churn_probability is for the churn model's horizon of {churn_h:g} {unit}s "
+                f"(set at training with --churn-horizon), not for --horizon {s.horizon:g}."
+            )
+    print_scores(scores, s.horizon, unit, path, churn_h)
+    if bundle.spend is None or not log.has_amounts:
+        why = "the model has no spend model" if bundle.spend is None else "the log has no amounts"
+        notices.append(f"Value columns (expected_avg_value, clv) are absent: {why}.")
+    print_notices([], notices)
+    console.print(
+        f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
+
+
+def print_scores(
+    scores: pd.DataFrame, horizon: float, unit: str, out: Path, churn_horizon: float | None
+) -> None:
+    n = len(scores)
+    rows = [
+        ["customers scored", f"{n:,}"],
+        [
+            "  with history / new",
+            f"{int(scores['has_history'].sum()):,} / {int((~scores['has_history']).sum()):,}",
+        ],
+        ["mean P(alive)", f"{scores['p_alive'].mean():.3f}"],
+        [
+            f"expected purchases in {horizon:g} {unit}s",
+            f"{scores['expected_purchases'].sum():,.0f}",
+        ],
+        ["mean P(no purchase)", f"{scores['p_no_purchase'].mean():.3f}"],
+    ]
+    if "clv" in scores:
+        rows += [
+            ["mean expected spend per purchase", f"{scores['expected_avg_value'].mean():,.2f}"],
+            ["total CLV", f"{scores['clv'].sum():,.0f}"],
+            ["mean CLV", f"{scores['clv'].mean():,.2f}"],
+        ]
+    if churn_horizon is not None:
+        rows.append(
+            [
+                f"mean churn probability ({churn_horizon:g} {unit}s)",
+                f"{scores['churn_probability'].mean():.3f}",
+            ]
+        )
+    console.print(table(f"Scores → {out}", ["", "value"], rows))
+    ranked_by = "clv" if "clv" in scores else "expected_purchases"
+    groups = scores.groupby("value_segment", sort=False)
+    total = scores[ranked_by].sum()
+    seg_rows = [
+        [
+            str(name),
+            f"{len(g):,}",
+            f"{len(g) / n:.1%}",
+            f"{g[ranked_by].sum() / total:.1%}" if total > 0 else "–",
+            f"{g['churn_probability'].mean():.3f}" if "churn_probability" in g else "–",
+        ]
+        for name, g in sorted(groups, key=lambda kv: -kv[1][ranked_by].mean())
+    ]
+    console.print(
+        table(
+            f"Value segments (by {ranked_by})",
+            ["segment", "customers", "share", f"share of {ranked_by}", "mean churn prob."],
+            seg_rows,
+        )
+    )
