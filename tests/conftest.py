@@ -1,4 +1,19 @@
-"""Shared fixtures: the raw CDNOW sample through clv's own cleaning and features."""
+"""Shared fixtures (the raw CDNOW sample through clv's own cleaning and features) and the tiers.
+
+The tests come in four tiers, one folder each, each also a marker (``pytest -m unit``):
+
+- ``unit`` — pure functions on small hand-checkable inputs (metrics, CLV arithmetic, RFM, KPIs);
+- ``contracts`` — data contracts: what clv accepts, refuses with a clear message, and writes
+  (logs, bundles, score files);
+- ``models`` — model behaviour: published values, lifetimes' fits, invariants, baselines on a
+  real cutoff;
+- ``integration`` — real services and processes: the CLI, MLflow (sqlite and a server), Spark,
+  DVC, notebooks, killed runs, the UI.
+
+``slow`` marks what starts a heavy service: Spark, DVC, an MLflow server, the notebooks
+(``pytest -m "not slow"`` leaves them out while working; CI runs everything). Hypothesis runs
+a fixed profile: derandomized, no deadline, so every run checks the same examples.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +25,34 @@ from types import ModuleType
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from clv.config import DataConfig
 from clv.data import TransactionLog, load_transactions
 from clv.features import build_calibration_holdout
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+settings.register_profile("clv", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("clv")
+
+TIERS = ("unit", "contracts", "models", "integration")
+#: Test files that start Spark, DVC or run the notebooks; tests using an MLflow server are found
+#: by their ``ui_smoke`` fixture.
+SLOW_FILES = {"test_spark.py", "test_pipeline.py", "test_notebooks.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder) and, when it starts a heavy service, ``slow``."""
+    for item in items:
+        path = Path(str(item.path))
+        tier = path.parent.name
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+        uses_server = "ui_smoke" in getattr(item, "fixturenames", ())
+        if path.name in SLOW_FILES or path.suffix == ".ipynb" or uses_server:
+            item.add_marker(pytest.mark.slow)
+
 
 REPO = Path(__file__).resolve().parents[1]
 APPAREL = REPO.parent / "shared" / "data" / "apparel"

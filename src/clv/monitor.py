@@ -268,7 +268,7 @@ def render_html(result: Monitoring) -> str:
 
     from matplotlib.figure import Figure
 
-    from clv.report import _png, _table
+    from clv.report import html_table, png_data_uri
 
     s = result.summary
     images = {}
@@ -285,7 +285,7 @@ def render_html(result: Monitoring) -> str:
     )
     ax.set(title="Cumulative repeat purchases since training", ylabel="purchases")
     ax.legend()
-    images["Forecast vs actual"] = _png(fig)
+    images["Forecast vs actual"] = png_data_uri(fig)
     if len(result.reliability):
         fig = Figure(figsize=(5, 4), layout="constrained")
         ax = fig.add_subplot()
@@ -293,14 +293,14 @@ def render_html(result: Monitoring) -> str:
         ax.plot([0, 1], [0, 1], ":", color="grey")
         ax.plot(curve["mean_predicted"], curve["observed_rate"], "o-")
         ax.set(title="Churn calibration", xlabel="predicted", ylabel="observed")
-        images["Churn calibration by decile"] = _png(fig)
+        images["Churn calibration by decile"] = png_data_uri(fig)
     fig = Figure(figsize=(8, 3.4), layout="constrained")
     ax = fig.add_subplot()
     colors = ["#c0392b" if v > MAX_PSI else "#2e86c1" for v in result.drift["psi"]]
     ax.barh(result.drift["feature"], result.drift["psi"], color=colors)
     ax.axvline(MAX_PSI, color="grey", linestyle=":")
     ax.set(title="Population stability index (training → today)", xlabel="PSI")
-    images["Drift"] = _png(fig)
+    images["Drift"] = png_data_uri(fig)
     verdict = "Retrain advised: " + "; ".join(s["reasons"]) if s["retrain"] else "No retrain needed"
     figures = "".join(
         f"<h2>{html.escape(k)}</h2><img alt='{html.escape(k)}' src='{v}'>"
@@ -317,6 +317,6 @@ def render_html(result: Monitoring) -> str:
         f"{s['window']['to']} ({s['customers_forecast']:,} customers; "
         f"{s['customers_acquired_after_training']:,} acquired later, not forecast).</p>"
         f"<p><b>{html.escape(verdict)}</b>. Rule: {html.escape(s['rule'])}.</p>"
-        f"<h2>Purchases</h2>{_table(headline)}<h2>By value segment</h2>{_table(segments)}"
-        f"<h2>By month</h2>{_table(result.monthly)}{figures}</body></html>"
+        f"<h2>Purchases</h2>{html_table(headline)}<h2>By value segment</h2>{html_table(segments)}"
+        f"<h2>By month</h2>{html_table(result.monthly)}{figures}</body></html>"
     )

@@ -37,7 +37,8 @@ img{max-width:100%;margin:.5rem 0}
 """
 
 
-def _png(fig: Figure) -> str:
+def png_data_uri(fig: Figure) -> str:
+    """A figure as a PNG ``data:`` URI, for an offline HTML page."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -53,7 +54,8 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
+def html_table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
+    """A table as HTML: numbers formatted, the ``percent`` columns as percentages."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for _, row in frame.iterrows():
@@ -163,7 +165,7 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
     """The whole report as one HTML document."""
     from clv import kpis
 
-    images = {name: _png(fig) for name, fig in charts(report).items()}
+    images = {name: png_data_uri(fig) for name, fig in charts(report).items()}
     s = report.summary
     p = s["period"]
     parts = [
@@ -179,27 +181,27 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
         f"customers ({p['average_active_customers']:,.0f}) = <b>{p['churn_rate']:.1%}</b>.</p>",
         f"<img alt='customers per month' src='{images['customers.png']}'>",
         f"<img alt='monthly rates' src='{images['rates.png']}'>",
-        _table(
+        html_table(
             report.monthly.tail(p["months"]),
             percent=("churn_rate", "retention_rate", "repeat_purchase_rate"),
         ),
         "<h2>Simple CLV</h2>",
         "<p>annual revenue per customer × expected lifetime (years) − acquisition cost.</p>",
-        _table(pd.DataFrame([{k: v for k, v in s["simple_clv"].items()}])),
+        html_table(pd.DataFrame([{k: v for k, v in s["simple_clv"].items()}])),
     ]
     if report.channels is not None:
-        parts += ["<h3>By acquisition channel</h3>", _table(report.channels)]
+        parts += ["<h3>By acquisition channel</h3>", html_table(report.channels)]
     parts += [
         f"<h2>Value segments</h2><p class='muted'>Ranked by {html.escape(s['segments_by'])}.</p>",
         f"<img alt='value segments' src='{images['segments.png']}'>",
-        _table(report.segments, percent=tuple(c for c in report.segments if c.startswith("share"))),
+        html_table(report.segments, percent=tuple(c for c in report.segments if "share" in c)),
         "<h2>Revenue</h2>",
         f"<img alt='revenue history and forecast' src='{images['revenue.png']}'>",
     ]
     if report.forecast is not None:
         parts += [
             f"<p class='muted'>Forecast: {html.escape(s['forecast']['scope'])}.</p>",
-            _table(report.forecast),
+            html_table(report.forecast),
         ]
     if report.nps_monthly is not None:
         n = s["nps"]
@@ -211,14 +213,14 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
         ]
         if "nps.png" in images:
             parts.append(f"<img alt='NPS by month' src='{images['nps.png']}'>")
-        parts.append(_table(report.nps_monthly))
+        parts.append(html_table(report.nps_monthly))
     if report.servqual is not None:
         parts += [
             "<h2>SERVQUAL</h2>",
             f"<p>Weighted gap <b>{s['servqual']['weighted_gap']:+.2f}</b> "
             "(below 0: the service falls short of expectations).</p>",
             f"<img alt='SERVQUAL gaps' src='{images['servqual.png']}'>",
-            _table(report.servqual),
+            html_table(report.servqual),
         ]
     parts += [
         "<h2>Definitions</h2><pre style='white-space:pre-wrap;font-size:.8rem'>",

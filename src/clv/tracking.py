@@ -221,7 +221,7 @@ def _register(
     try:
         champion = client.get_model_version_by_alias(name, "champion")
     except MlflowException as exc:
-        if not _no_such_alias(exc):  # auth, network, a damaged store: never "no champion"
+        if not no_such_alias(exc):  # auth, network, a damaged store: never "no champion"
             raise TrackingStoreError(
                 f"Could not look up the champion of {name!r} in the registry at "
                 f"{mlflow.get_tracking_uri()}: {exc}. The new model was registered as version "
@@ -252,7 +252,7 @@ def _register(
     return decision
 
 
-def _no_such_alias(exc: Exception) -> bool:
+def no_such_alias(exc: Exception) -> bool:
     """Whether a registry error only says that the alias (or the model) does not exist yet."""
     code = getattr(exc, "error_code", "")
     text = str(exc).lower()

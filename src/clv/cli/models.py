@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clv.cli.console import console, fail
+from clv.cli.console import console, fail, table
 from clv.cli.options import ConfigOpt, NameOpt, TrackingUriOpt, load_settings
 from clv.errors import ClvError
 
@@ -21,7 +21,7 @@ def models(
         rows = model_versions(name, settings.mlflow.tracking_uri)
     except ClvError as exc:
         raise fail(exc) from None
-    table = [
+    cells = [
         [
             f"v{r['version']}",
             ", ".join(r["aliases"]) or "–",
@@ -33,4 +33,4 @@ def models(
         for r in rows
     ]
     columns = ["version", "alias", "model", "champion metric", "data", "decision"]
-    console.print(table(f"Registered model {name}", columns, table))
+    console.print(table(f"Registered model {name}", columns, cells))

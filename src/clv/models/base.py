@@ -12,6 +12,7 @@ parameters), on distinct ``(x, t_x, T)`` patterns weighted by their counts.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -81,13 +82,16 @@ class PurchaseProcess(ABC):
         """Probability of no purchase in ``(T, T + t]``, ``t > 0``."""
 
 
-def _logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``numpy.logaddexp`` for finite ``a``, in a third of its time."""
     high = np.maximum(a, b)
     return high + np.log1p(np.exp(np.minimum(a, b) - high))
 
 
-def _central_gradient(fun, point: np.ndarray, step: float = 1e-6) -> np.ndarray:
+def central_gradient(
+    fun: Callable[[np.ndarray], float], point: np.ndarray, step: float = 1e-6
+) -> np.ndarray:
+    """Gradient of ``fun`` at ``point`` by central differences of width ``2 · step``."""
     grad = np.empty_like(point)
     for i in range(point.size):
         h = np.zeros_like(point)
@@ -163,7 +167,7 @@ def fit_patterns(
             return out if np.isfinite(out) else 1e300
 
         def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
-            return value(p), _central_gradient(value, p)
+            return value(p), central_gradient(value, p)
 
     x0 = np.full(len(names), process.start) if start is None else np.asarray(start, dtype=float)
     with np.errstate(all="ignore"):
@@ -211,7 +215,7 @@ def _standard_errors(
         else:
 
             def grad(p: np.ndarray) -> np.ndarray:
-                return _central_gradient(
+                return central_gradient(
                     lambda q: process.objective(q, data, 0.0, prepared)[0] * total, p, 1e-5
                 )
 

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
-from clv.models.base import PurchaseProcess, _logaddexp
+from clv.models.base import PurchaseProcess, logaddexp
 from clv.models.patterns import Patterns
 
 
-def _bg_objective(
+def bg_objective(
     log_params: np.ndarray, data: Patterns, penalizer: float, modified: bool
 ) -> tuple[float, np.ndarray]:
     """Mean negative log-likelihood of (M)BG/NBD and its gradient in log parameters."""
@@ -57,7 +57,7 @@ def _bg_objective(
         repeat = data.repeat
         denominator = np.where(repeat, b + x - 1.0, 1.0)
         second = np.where(repeat, np.log(a) - np.log(denominator) - rx * log_t, -np.inf)
-    both = _logaddexp(first, second)
+    both = logaddexp(first, second)
     p_second = np.exp(second - both)
     p_first = 1.0 - p_second
     ll += w @ both
@@ -71,7 +71,7 @@ def _bg_objective(
     return value, theta * (-grad / total + 2.0 * penalizer * theta)
 
 
-def _bg_expected_purchases(
+def bg_expected_purchases(
     params: dict[str, float],
     modified: bool,
     t: float,
@@ -117,15 +117,15 @@ def _bg_expected_purchases(
     failed = ~np.isfinite(bracket)
     if failed.any():  # ₂F₁ out of reach (r or α in the millions): the integral it stands for
         bracket[failed] = [
-            _bg_bracket_by_quadrature(r + xi, alpha + Ti, a, b + xi + m, t)
+            bg_bracket_by_quadrature(r + xi, alpha + Ti, a, b + xi + m, t)
             for xi, Ti in zip(np.broadcast_to(kx, z.shape)[failed], kT[failed], strict=True)
         ]
     with np.errstate(over="ignore"):
-        alive = expit(-_bg_log_odds_dead(params, modified, x, t_x, T))
+        alive = expit(-bg_log_odds_dead(params, modified, x, t_x, T))
     return (bracket[index] * alive).reshape(shape)
 
 
-def _bg_bracket_by_quadrature(r: float, alpha: float, a: float, b: float, t: float) -> float:
+def bg_bracket_by_quadrature(r: float, alpha: float, a: float, b: float, t: float) -> float:
     """Expected purchases in the next ``t`` of a customer alive now, with purchase rate
     λ ~ Gamma(r, α) and dropout probability p ~ Beta(a, b) after the history:
     ``E_p[(1 − (α / (α + p t))^r) / p]``, the integral that the closed form's ₂F₁ sums. Written
@@ -147,7 +147,7 @@ def _bg_bracket_by_quadrature(r: float, alpha: float, a: float, b: float, t: flo
     return float(g0 + value)
 
 
-def _bg_log_odds_dead(
+def bg_log_odds_dead(
     params: dict[str, float], modified: bool, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
     """``log((1 − P_alive) / P_alive)`` of BG/NBD: ``log(a / (b + x − 1)) + (r + x)
@@ -177,22 +177,22 @@ class BetaGeo(PurchaseProcess):
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
     ) -> tuple[float, np.ndarray]:
-        return _bg_objective(log_params, data, penalizer, self.modified)
+        return bg_objective(log_params, data, penalizer, self.modified)
 
     def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
         theta = np.array([params[n] for n in self.params], dtype=float)
-        value, _ = _bg_objective(np.log(theta), data, 0.0, self.modified)
+        value, _ = bg_objective(np.log(theta), data, 0.0, self.modified)
         return -value * data.total
 
     def log_odds_dead(
         self, params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
-        return _bg_log_odds_dead(params, self.modified, x, t_x, T)
+        return bg_log_odds_dead(params, self.modified, x, t_x, T)
 
     def expected_purchases(
         self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
-        return _bg_expected_purchases(params, self.modified, t, x, t_x, T)
+        return bg_expected_purchases(params, self.modified, t, x, t_x, T)
 
     def p_no_purchase(
         self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray

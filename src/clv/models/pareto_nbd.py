@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit, gammaln, hyp2f1
 
-from clv.models.base import PurchaseProcess, _logaddexp
+from clv.models.base import PurchaseProcess, logaddexp
 from clv.models.patterns import Patterns
 
 
@@ -70,7 +70,7 @@ def _pareto_time_terms(theta: np.ndarray, data: Patterns, pairs: _ParetoPairs) -
     with np.errstate(divide="ignore"):
         log_a0 = u + np.log1p(-np.exp(np.minimum(v - u, 0.0)))  # -inf when t_x = T
     x, T = data.x, data.T
-    return _logaddexp(
+    return logaddexp(
         -(r + x) * np.log(alpha + T) - s * np.log(beta + T),
         np.log(s) + log_a0 - np.log(r + s + x),
     )

@@ -30,7 +30,7 @@ from clv.models.gamma_gamma import fit_spend_model
 from clv.nps import nps
 from clv.predict import score_transactions
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "configs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "examples"
 runner = CliRunner()
 
 

@@ -191,7 +191,7 @@ def test_only_a_missing_alias_reads_as_no_champion(tmp_path):
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from clv.tracking import _no_such_alias
+    from clv.tracking import no_such_alias as _no_such_alias
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'r.db'}")
     client.create_registered_model("m")

@@ -225,7 +225,7 @@ def test_survey_and_cost_columns_are_mapped_like_the_log(tmp_path):
 def test_the_cli_maps_survey_and_cost_columns(tmp_path):
     """The example survey and cost tables with their columns renamed, mapped back with
     --survey-col / --cost-col: the same KPI report as the originals."""
-    examples = Path(__file__).resolve().parents[1] / "configs" / "examples"
+    examples = Path(__file__).resolve().parents[2] / "configs" / "examples"
     surveys = pd.read_csv(examples / "cdnow_surveys.csv", dtype={"customer_id": str})
     surveys.rename(columns={"customer_id": "cust", "date": "when", "nps": "ltr"}).to_csv(
         tmp_path / "surveys.csv", index=False
@@ -429,7 +429,10 @@ def test_expected_purchases_stay_numbers_where_the_closed_form_fails():
     the closed form where both exist and reaches the no-heterogeneity limit where it does not."""
     from scipy.special import hyp2f1
 
-    from clv.models.beta_geo import _bg_bracket_by_quadrature, _bg_expected_purchases
+    from clv.models.beta_geo import (
+        bg_bracket_by_quadrature as _bg_bracket_by_quadrature,
+    )
+    from clv.models.beta_geo import bg_expected_purchases as _bg_expected_purchases
 
     for r, alpha, a, b in [(0.24, 4.4, 0.79, 2.4), (2.0, 10.0, 0.3, 0.5), (0.5, 3.0, 1.5, 8.0)]:
         for x, T in [(0, 30.0), (5, 40.0), (40, 70.0)]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clv.data.read import _embedded_path
+from clv.data.read import embedded_path as _embedded_path
 from clv.features import build_calibration_holdout, build_rfm
 from clv.units import DAYS_PER_UNIT
 

@@ -16,7 +16,7 @@ from clv.cli import app
 from clv.config import Config, load_config
 from clv.tables import write_table
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
