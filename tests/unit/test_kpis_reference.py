@@ -1,7 +1,8 @@
-"""The KPI tables, computed on the compact log, equal a plain pandas reference on random logs.
+"""The KPI tables, computed on the compact log, equal a plain reference on random logs.
 
-The reference functions below are the straightforward pandas definitions (the first
-implementation of :mod:`clv.kpis`, which copied and regrouped the log per month).
+The reference functions below count from the definitions, customer by customer and day by day
+(actives, losses, reactivations) and with plain pandas group-bys (buyers, repeat rate, revenue);
+they share no code with :mod:`clv.kpis`.
 """
 
 from __future__ import annotations
@@ -18,61 +19,43 @@ from clv.data import AMOUNT, CUSTOMER, DATE, TransactionLog, clean_transactions
 from clv.kpis import monthly_table, period_summary, value_segments_table
 
 
-def reference_lapse_events(
-    log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int
-) -> pd.DataFrame:
-    """Acquisition, loss and reactivation events up to ``as_of``, one row each.
-
-    A customer is lost ``inactivity_days`` after a purchase not followed by another within that
-    window (on or before ``as_of``), and *reactivated* by the purchase that ends such a lapse.
-    Active on day t = acquired − lost + reactivated, counting events on or before t.
-    """
-    tx = log.frame.loc[log.frame[DATE] <= as_of, [CUSTOMER, DATE]].sort_values([CUSTOMER, DATE])
-    window = pd.Timedelta(days=inactivity_days)
-    following = tx.groupby(CUSTOMER)[DATE].shift(-1)
-    lapse = following.isna() | (following - tx[DATE] > window)
-    lost = (tx[DATE] + window)[lapse]
-    lost = lost[lost <= as_of]
-    previous = tx.groupby(CUSTOMER)[DATE].shift(1)
-    back = tx[DATE][previous.notna() & (tx[DATE] - previous > window)]
-    first = tx.groupby(CUSTOMER)[DATE].min()
-    return pd.concat(
-        [
-            pd.DataFrame({"event": "acquired", "date": first.to_numpy()}),
-            pd.DataFrame({"event": "lost", "date": lost.to_numpy()}),
-            pd.DataFrame({"event": "reactivated", "date": back.to_numpy()}),
-        ],
-        ignore_index=True,
-    )
-
-
 def reference_monthly_table(
     log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int = 365
 ) -> pd.DataFrame:
-    """Per calendar month to ``as_of``: actives, new, lost, rates and revenue (module docstring)."""
+    """Per calendar month to ``as_of``: actives, new, lost, rates and revenue, counted customer by
+    customer and day by day from the definitions (not from event arrays, as clv does):
+
+    - a customer is *active* at the end of day t when one of their purchases p ≤ t has
+      t − p < inactivity_days;
+    - *lost* on p + inactivity_days when purchase p is followed by none within that window (a
+      loss after ``as_of`` is not counted); *reactivated* by a purchase more than that window
+      after the previous one; *new* on the first purchase.
+    """
     as_of = pd.Timestamp(as_of).normalize()
-    events = reference_lapse_events(log, as_of, inactivity_days)
-    dates = {k: np.sort(g["date"].to_numpy()) for k, g in events.groupby("event")}
-    dates = {
-        k: dates.get(k, np.array([], dtype="datetime64[ns]"))
-        for k in ("acquired", "lost", "reactivated")
-    }
+    window = pd.Timedelta(days=inactivity_days)
+    seen = log.frame[log.frame[DATE] <= as_of]
+    days = {c: sorted(g[DATE]) for c, g in seen.groupby(CUSTOMER)}
 
     def active(day: pd.Timestamp, inclusive: bool) -> int:
-        side = "right" if inclusive else "left"
-        t = np.datetime64(day)
-        return int(
-            np.searchsorted(dates["acquired"], t, side)
-            - np.searchsorted(dates["lost"], t, side)
-            + np.searchsorted(dates["reactivated"], t, side)
-        )
+        end = day if inclusive else day - pd.Timedelta(days=1)
+        return sum(any(p <= end and end - p < window for p in ps) for ps in days.values())
+
+    def events(kind: str) -> list[pd.Timestamp]:
+        out = []
+        for ps in days.values():
+            if kind == "acquired":
+                out.append(ps[0])
+            for k, p in enumerate(ps):
+                following = ps[k + 1] if k + 1 < len(ps) else None
+                lapses = following is None or following - p > window
+                if kind == "lost" and lapses and p + window <= as_of:
+                    out.append(p + window)
+                if kind == "reactivated" and k > 0 and p - ps[k - 1] > window:
+                    out.append(p)
+        return out
 
     def within(kind: str, start: pd.Timestamp, end: pd.Timestamp) -> int:
-        d = dates[kind]
-        return int(
-            np.searchsorted(d, np.datetime64(end), "right")
-            - np.searchsorted(d, np.datetime64(start), "left")
-        )
+        return sum(start <= d <= end for d in events(kind))
 
     firsts = log.frame.groupby(CUSTOMER)[DATE].min()
     tx = log.frame[log.frame[DATE] <= as_of]

@@ -113,11 +113,12 @@ class PurchaseModel:
         kind = data["kind"]
         process = purchase_process(kind)
         params = {n: float(data["params"][n]) for n in process.params}
-        if not all(
-            np.isfinite(v) and low < v < high
-            for v, (low, high) in zip(params.values(), process.bounds.values(), strict=True)
-        ):
-            raise ValueError(f"parameters of {kind} are outside their bounds: {params}")
+        bounds = process.bounds
+        if not all(np.isfinite(v) and bounds[n][0] < v < bounds[n][1] for n, v in params.items()):
+            raise ValueError(
+                f"parameters of {kind} must be finite and within their bounds "
+                f"({_describe(bounds)}): {params}"
+            )
         return cls(
             kind=kind,
             params=params,
@@ -134,3 +135,10 @@ def _arrays(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarra
         np.asarray(recency, dtype=float),
         np.asarray(T, dtype=float),
     )
+
+
+def _describe(bounds: dict[str, tuple[float, float]]) -> str:
+    """``positive and finite`` when every bound is (0, ∞), else each parameter's interval."""
+    if all(b == (0.0, np.inf) for b in bounds.values()):
+        return "positive and finite"
+    return ", ".join(f"{n} in ({low:g}, {high:g})" for n, (low, high) in bounds.items())

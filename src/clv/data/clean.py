@@ -1,0 +1,247 @@
+"""From a source to a cleaned :class:`~clv.data.log.TransactionLog`: read, screen, merge same-day
+purchases — in memory, or in chunks through DuckDB for a large Parquet log — and the inputs a
+run needs (log, customer attributes, surveys)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from clv.config import EMBEDDED_DATASETS, Config, DataConfig
+from clv.data.compact import (
+    AMOUNT,
+    CUSTOMER,
+    DATE,
+    DAY,
+    Compact,
+    assemble,
+    customer_codes,
+    day_start,
+)
+from clv.data.customers import load_surveys, read_customer_list
+from clv.data.log import TransactionLog
+from clv.data.read import for_columns, read_transactions
+from clv.data.screen import CleaningReport, RowCounts, require_columns, screen_bulk, screen_rows
+from clv.errors import DataValidationError
+from clv.tables import (
+    is_parquet,
+    private_temp_dir,
+    query_arrow,
+    query_to_parquet,
+)
+
+#: The error for a log without rows.
+EMPTY_LOG = "The transaction log is empty: there is nothing to train or score on."
+
+
+def _finish(used: pd.DataFrame | Path, counts: RowCounts, config: DataConfig) -> TransactionLog:
+    """Apply the whole-log part of rule 4, merge same-day purchases of the screened rows (a
+    frame, or Parquet chunks in a folder) and write the cleaning report with the counts."""
+    if counts.used == 0:
+        raise DataValidationError(
+            f"No purchase is left after cleaning ({counts.rows_read:,} rows read, "
+            f"{counts.after:,} after the as-of day, {counts.negative:,} negative, "
+            f"{counts.implausible_dates + counts.implausible_amounts:,} implausible). "
+            "Check --as-of and the amount policies."
+        )
+    keep, rule, counts = screen_bulk(used, counts, config)
+    daily = _merge_same_day(used, config.amount_col is not None, keep)
+    days = daily.frame[DAY]
+    report = CleaningReport(
+        rows_read=counts.rows_read,
+        rows_after_as_of=counts.after,
+        negative_amount_rows=counts.negative,
+        negative_amount_total=counts.negative_total,
+        negative_amount_policy=config.negative_amounts,
+        zero_amount_rows=counts.zero,
+        zero_amount_policy=config.zero_amounts,
+        rows_used=counts.used,
+        same_day_merged=int(counts.used - len(days)),
+        transactions=len(days),
+        customers=len(daily.ids),
+        first_date=str(day_start(days.min()).astype("datetime64[D]")),
+        last_date=str(day_start(days.max()).astype("datetime64[D]")),
+        timezone=config.timezone,
+        has_amounts=config.amount_col is not None,
+        implausible_policy=config.implausible,
+        implausible_date_rows=counts.implausible_dates,
+        implausible_amount_rows=counts.implausible_amounts,
+        implausible_rule=rule,
+        implausible_examples=counts.examples,
+    )
+    return TransactionLog(daily, report)
+
+
+def clean_transactions(
+    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None = None
+) -> TransactionLog:
+    """Validate a raw log and clean it into one row per customer and purchase day.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        The log with the user's column names.
+    config : DataConfig
+        Column names, date format, timezone and the policies for negative and zero amounts.
+    as_of : pandas.Timestamp, optional
+        Rows dated after this day are ignored (and counted).
+
+    Returns
+    -------
+    TransactionLog
+
+    Raises
+    ------
+    DataValidationError
+        On an empty log, missing columns, missing ids, missing or unparsable dates, missing or
+        non-numeric amounts, negative amounts under the 'error' policy, or nothing left to use.
+    """
+    if len(raw) == 0:
+        raise DataValidationError(EMPTY_LOG)
+    used, counts = screen_rows(raw, config, as_of)
+    return _finish(used, counts, config)
+
+
+#: Rows per chunk when a Parquet log is read in pieces (about 0.3 GB of raw rows in memory).
+PARQUET_CHUNK_ROWS = 5_000_000
+
+
+def clean_parquet(
+    path: str | Path,
+    config: DataConfig,
+    as_of: pd.Timestamp | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_rows: int = PARQUET_CHUNK_ROWS,
+) -> TransactionLog:
+    """Clean a Parquet log chunk by chunk: the same rules as :func:`clean_transactions`, but
+    only the mapped columns of ``chunk_rows`` rows are in memory at a time.
+
+    Screened chunks go to a temporary Parquet folder; DuckDB merges same-day purchases and sorts
+    the result from there (spilling to disk under its memory limit, see
+    :func:`clv.tables.duckdb_settings`). ``progress(rows_done, rows_total)`` is called after
+    each chunk. A validation error names the rows of the chunk where it was found (later chunks
+    are not checked).
+    """
+
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"{path} does not exist.")
+    try:
+        source = pq.ParquetFile(path)
+    except (OSError, ValueError) as exc:
+        raise DataValidationError(f"{path} could not be read as parquet: {exc}") from None
+    names = source.schema_arrow.names
+    config = for_columns(config, names)
+    wanted = [config.customer_col, config.date_col, config.amount_col]
+    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
+    require_columns(pd.DataFrame(columns=columns), config)
+    total = source.metadata.num_rows
+    if total == 0:
+        raise DataValidationError(EMPTY_LOG)
+    if total <= chunk_rows:  # one chunk: clean it in memory
+        raw = source.read(columns=columns).to_pandas()
+        return clean_transactions(raw, config, as_of)
+    counts = RowCounts()
+    with private_temp_dir("clv-clean") as folder:
+        for number, batch in enumerate(source.iter_batches(chunk_rows, columns=columns)):
+            start = counts.rows_read
+            try:
+                used, part = screen_rows(batch.to_pandas(), config, as_of, start)
+            except DataValidationError as exc:
+                raise DataValidationError(
+                    f"{exc} (in rows {start + 1:,}–{start + batch.num_rows:,} of {path.name}; "
+                    "row numbers in the message count from the start of those rows)"
+                ) from None
+            used.to_parquet(Path(folder) / f"{number:06d}.parquet", index=False)
+            counts += part
+            del used
+            if progress is not None:
+                progress(counts.rows_read, total)
+        return _finish(Path(folder), counts, config)
+
+
+def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "TRUE") -> Compact:
+    """Merge a customer's purchases on the same day into one transaction (amounts summed).
+
+    ``used`` is a frame or a folder of Parquet chunks. DuckDB sorts by customer and day and
+    returns day numbers, so the compact view is built from its Arrow result directly — for
+    chunks on disk through a Parquet file, so that DuckDB's memory is released first — without
+    a pandas copy of the log.
+    """
+    import pyarrow as pa
+
+    amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if has_amounts else ""
+    sql = (
+        f"SELECT {CUSTOMER}::VARCHAR AS {CUSTOMER}, "
+        f"date_diff('day', TIMESTAMP '1970-01-01', {DATE})::INTEGER AS {DAY}{amount} "
+        f"FROM tx WHERE {keep} GROUP BY {CUSTOMER}, {DAY} ORDER BY {CUSTOMER}, {DAY}"
+    )
+    if isinstance(used, pd.DataFrame):
+        table = query_arrow(sql, tx=used)
+    else:
+        import pyarrow.parquet as pq
+
+        merged = query_to_parquet(sql, used / "merged.parquet", tx=used / "[0-9]*.parquet")
+        table = pq.read_table(merged)
+    days = table.column(DAY).to_numpy()
+    amounts = table.column(AMOUNT).to_numpy() if has_amounts else None
+    ids = table.column(CUSTOMER)
+    del table
+    codes, uniques, sorted_ids = customer_codes(ids)  # sorted by the ORDER BY: run numbers
+    del ids
+    return assemble(codes, uniques.cast(pa.large_string()), sorted_ids, days, amounts)
+
+
+def load_transactions(
+    source: str | Path,
+    config: DataConfig,
+    as_of: pd.Timestamp | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TransactionLog:
+    """Read and clean a log in one call: Parquet files chunk by chunk (:func:`clean_parquet`),
+    CSV files and embedded data sets whole.
+
+    See :func:`read_transactions` and :func:`clean_transactions` for parameters and errors.
+    """
+    if str(source) not in EMBEDDED_DATASETS and is_parquet(source):
+        return clean_parquet(source, config, as_of, progress)
+    raw, effective = read_transactions(source, config)
+    return clean_transactions(raw, effective, as_of=as_of)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a training or evaluation run reads: the log (to ``train.as_of``), the customer
+    attributes of ``train.customers`` and the survey table of ``data.surveys`` (None if unset)."""
+
+    log: TransactionLog
+    attributes: pd.DataFrame | None
+    surveys: pd.DataFrame | None
+
+
+def load_configured_log(
+    config: Config, progress: Callable[[int, int], None] | None = None
+) -> TransactionLog:
+    """The cleaned log of ``data.transactions``, ignoring rows after ``train.as_of`` if set."""
+    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
+    return load_transactions(config.data.transactions, config.data, as_of=as_of, progress=progress)
+
+
+def load_run_inputs(
+    config: Config, progress: Callable[[int, int], None] | None = None
+) -> RunInputs:
+    """Read the log (reporting ``progress`` of a chunked read), customer attributes and surveys
+    a run is configured with."""
+    col = config.data.customer_col
+    return RunInputs(
+        log=load_configured_log(config, progress),
+        attributes=read_customer_list(config.train.customers, col)
+        if config.train.customers
+        else None,
+        surveys=load_surveys(config.data.surveys, config.data),
+    )

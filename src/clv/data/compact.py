@@ -1,0 +1,144 @@
+"""The compact log: int32 customer codes and day numbers, what clv's SQL reads.
+
+Clean logs are held this way (about 20 bytes a row with amounts); :meth:`Compact.to_frame` gives
+back the readable table. Day numbers count days since 1970-01-01.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Column names used inside clv, whatever the user's log calls them.
+CUSTOMER, DATE, AMOUNT = "customer_id", "date", "amount"
+
+
+#: Day-number column of the compact log.
+DAY = "day"
+
+
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def day_number(day: pd.Timestamp) -> int:
+    """Days since 1970-01-01 of a day (the time of day is dropped)."""
+    return int((pd.Timestamp(day).normalize() - _EPOCH).days)
+
+
+def day_start(days: np.ndarray) -> np.ndarray:
+    """Midnight timestamps (datetime64[ns]) of day numbers."""
+    return (np.asarray(days).astype("int64") * _NS_PER_DAY).astype("datetime64[ns]")
+
+
+@dataclass(frozen=True)
+class Compact:
+    """A log as clv's SQL reads it: ``customer_id`` (int32 codes), ``day`` (int32 days since
+    1970-01-01), ``amount`` when present and, when rows are ordered by customer and day,
+    ``gap`` (days since the customer's previous purchase; −1 on the first).
+
+    ``ids`` (an Arrow array, in sorted order) holds each code's text id. About 20 bytes a row
+    with amounts, and the integer group-bys run about twice as fast as on text ids and
+    timestamps.
+    """
+
+    frame: pd.DataFrame
+    ids: Any
+    ordered: bool
+
+    @property
+    def has_amounts(self) -> bool:
+        """Whether the log has amounts."""
+        return AMOUNT in self.frame.columns
+
+    def to_frame(self, rows: slice | None = None) -> pd.DataFrame:
+        """The readable table (text ids, timestamps, amounts) of all rows or a slice of them."""
+        part = self.frame if rows is None else self.frame.iloc[rows]
+        ids = self.ids.take(part[CUSTOMER].to_numpy()).to_pandas().astype("str")
+        out = pd.DataFrame({CUSTOMER: ids, DATE: day_start(part[DAY].to_numpy())})
+        if self.has_amounts:
+            out[AMOUNT] = part[AMOUNT].to_numpy()
+        return out
+
+    def finish(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A per-customer result of a ``GROUP BY customer_id``: text ids, sorted by id, without
+        ``monetary_value`` when the log has no amounts."""
+        table = table.sort_values(CUSTOMER, ignore_index=True)
+        table[CUSTOMER] = self.ids.take(table[CUSTOMER].to_numpy()).to_pandas().astype("str")
+        if not self.has_amounts and "monetary_value" in table:
+            table = table.drop(columns="monetary_value")
+        return table
+
+
+def customer_codes(ids: pd.Series | Any) -> tuple[np.ndarray, Any, bool]:
+    """Codes of the customer ids (a Series or an Arrow array, in sorted id order), the id of
+    each code as an Arrow array, and whether the ids were already sorted (then codes are run
+    numbers: no hashing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(ids, pd.Series):
+        array = pa.chunked_array([pa.array(ids.astype("str"), type=pa.large_string())])
+    else:
+        array = ids if isinstance(ids, pa.ChunkedArray) else pa.chunked_array([ids])
+    if len(array) < 2 or pc.all(pc.less_equal(array[:-1], array[1:])).as_py():
+        change = pc.not_equal(array[:-1], array[1:]).to_numpy(zero_copy_only=False)
+        starts = np.concatenate([np.ones(min(len(array), 1), dtype=bool), change.astype(bool)])
+        del change
+        codes = np.cumsum(starts, dtype=np.int32) - 1
+        return codes, array.filter(pa.array(starts)), True
+    codes, uniques = pd.factorize(array.to_pandas().astype("str"), sort=True)
+    return codes.astype(np.int32), pa.array(np.asarray(uniques, dtype=object)), False
+
+
+def _day_numbers(dates: pd.Series, chunk: int = 10_000_000) -> np.ndarray:
+    """Day numbers of midnight timestamps as int32, converted in chunks (no int64 copy of a
+    long log)."""
+    values = dates.to_numpy(dtype="datetime64[ns]").view("int64")
+    out = np.empty(len(values), dtype=np.int32)
+    for start in range(0, len(values), chunk):
+        part = values[start : start + chunk] - _EPOCH.value
+        out[start : start + chunk] = part // _NS_PER_DAY
+    return out
+
+
+def compact(transactions: pd.DataFrame | Compact) -> Compact:
+    """The compact view of a log frame (:class:`Compact`); a compact view is returned as is."""
+    if isinstance(transactions, Compact):
+        return transactions
+    amounts = transactions[AMOUNT].to_numpy(dtype=float) if AMOUNT in transactions.columns else None
+    codes, ids, sorted_ids = customer_codes(transactions[CUSTOMER])
+    return assemble(codes, ids, sorted_ids, _day_numbers(transactions[DATE]), amounts)
+
+
+def assemble(
+    codes: np.ndarray, ids: Any, sorted_ids: bool, days: np.ndarray, amounts: np.ndarray | None
+) -> Compact:
+    """The :class:`Compact` log of codes, day numbers and amounts (``gap`` when ordered)."""
+    columns: dict[str, Any] = {CUSTOMER: codes, DAY: days}
+    if amounts is not None:
+        columns[AMOUNT] = amounts
+    same = codes[1:] == codes[:-1]
+    step = np.diff(days)
+    ordered = sorted_ids and not np.any(step[same] < 0)
+    if ordered:
+        columns["gap"] = np.concatenate([[-1], np.where(same, step, -1)]).astype(np.int32)
+    del same, step
+    return Compact(pd.DataFrame(columns, copy=False), ids, ordered)
+
+
+def sorted_arrays(log: Compact) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Customer codes, day numbers and amounts (None without) of a compact log, ordered by
+    customer and day (as they are for a cleaned log)."""
+    frame = log.frame
+    codes, days = frame[CUSTOMER].to_numpy(), frame[DAY].to_numpy()
+    amounts = frame[AMOUNT].to_numpy() if log.has_amounts else None
+    if log.ordered:
+        return codes, days, amounts
+    order = np.lexsort((days, codes))
+    return codes[order], days[order], None if amounts is None else amounts[order]

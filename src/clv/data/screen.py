@@ -1,0 +1,426 @@
+"""Screening rules: which rows of a log are used, and the report that counts every one left out.
+
+Read a transaction log, check it, and clean it into one row per customer and purchase day.
+
+The cleaning rules, in order, each counted in a :class:`CleaningReport` (no row is dropped
+without being counted there):
+
+1. rows dated after ``as_of`` are ignored (scoring or training "as of" a day);
+2. negative amounts are returns, not purchases: excluded (default) or an error
+   (``data.negative_amounts``);
+3. zero amounts are kept as purchase occasions (default) or excluded (``data.zero_amounts``);
+4. implausible rows are excluded (default) or an error (``data.implausible``): a date no
+   timestamp can hold, or more than ``data.date_window_years`` before or after the bulk of the
+   log (its 1st–99th percentile of dates; in a log of fewer than 500 rows a narrower central
+   range, so that one typo cannot stretch it); an amount that is not finite, above 1e15 in
+   absolute value, or more than ``data.max_amount_ratio`` times the median positive amount.
+   The report names the window and bounds and shows examples;
+5. **same-day purchases of a customer are merged into one transaction, amounts summed** —
+   the convention of the BTYD papers and of CDNOW as they use it. This is the one place where
+   it is applied.
+
+Timestamps: timezone-aware values are converted to ``data.timezone`` (default UTC) and calendar
+days are counted there; naive values are taken to be in that zone already. Customer ids are read
+as text, so ``00042`` stays ``00042``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, astuple, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv.config import DataConfig
+from clv.data.compact import AMOUNT, CUSTOMER, DATE
+from clv.errors import DataValidationError
+from clv.tables import (
+    query,
+)
+
+
+@dataclass(frozen=True)
+class CleaningReport:
+    """What cleaning did to the log: counts of rows per rule, and the result.
+
+    ``rows_read = rows_used + negative_amount_rows (when excluded) + zero_amount_rows (when
+    excluded) + rows_after_as_of + implausible_date_rows + implausible_amount_rows`` and
+    ``transactions = rows_used - same_day_merged``.
+    """
+
+    rows_read: int
+    rows_after_as_of: int
+    negative_amount_rows: int
+    negative_amount_total: float
+    negative_amount_policy: str
+    zero_amount_rows: int
+    zero_amount_policy: str
+    rows_used: int
+    same_day_merged: int
+    transactions: int
+    customers: int
+    first_date: str
+    last_date: str
+    timezone: str
+    has_amounts: bool
+    implausible_policy: str = "exclude"
+    implausible_date_rows: int = 0
+    implausible_amount_rows: int = 0
+    implausible_rule: str = ""
+    implausible_examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as a JSON-compatible dict."""
+        return asdict(self) | {"implausible_examples": list(self.implausible_examples)}
+
+    def implausible_note(self) -> str | None:
+        """What rule 4 left out or None: counts, the bounds, and examples of the rows."""
+        count = self.implausible_date_rows + self.implausible_amount_rows
+        if not count:
+            return None
+        bounds = "; ".join(
+            filter(
+                None,
+                [
+                    "dates no timestamp can hold"
+                    if "dates outside" not in self.implausible_rule
+                    else "",
+                    self.implausible_rule,
+                ],
+            )
+        )
+        return (
+            f"{count:,} implausible row(s) excluded from the log ({bounds}), e.g. "
+            f"{'; '.join(self.implausible_examples)}. Check them at the source; "
+            "data.implausible: error stops instead."
+        )
+
+    def rows(self) -> list[tuple[str, str]]:
+        """Return (rule, what happened) pairs for printing."""
+        out = [("rows read", f"{self.rows_read:,}")]
+        if self.rows_after_as_of:
+            out.append(("rows after the as-of day (ignored)", f"{self.rows_after_as_of:,}"))
+        if self.has_amounts:
+            neg = f"{self.negative_amount_rows:,}"
+            if self.negative_amount_rows:
+                neg += f" (total {self.negative_amount_total:,.2f})"
+            out.append((f"negative amounts / returns ({self.negative_amount_policy})", neg))
+            out.append((f"zero amounts ({self.zero_amount_policy})", f"{self.zero_amount_rows:,}"))
+        if self.implausible_date_rows or self.implausible_amount_rows:
+            policy = self.implausible_policy
+            out.append((f"implausible dates ({policy})", f"{self.implausible_date_rows:,}"))
+            if self.has_amounts:
+                out.append((f"implausible amounts ({policy})", f"{self.implausible_amount_rows:,}"))
+        out += [
+            ("rows used", f"{self.rows_used:,}"),
+            ("same-day rows merged", f"{self.same_day_merged:,}"),
+            ("transactions (customer-days)", f"{self.transactions:,}"),
+            ("customers", f"{self.customers:,}"),
+            ("date range", f"{self.first_date} .. {self.last_date} ({self.timezone})"),
+        ]
+        return out
+
+
+def first_example(values: pd.Series, mask: np.ndarray) -> str:
+    """The first row where ``mask`` holds and its value, for messages (``row 3 ('x')``)."""
+    position = int(np.flatnonzero(mask)[0])
+    return f"row {position + 1} ({values.iloc[position]!r})"
+
+
+def require_columns(frame: pd.DataFrame, config: DataConfig) -> None:
+    """Stop with the missing columns of ``config`` and the ones the table has."""
+    needed = {"customer": config.customer_col, "date": config.date_col}
+    if config.amount_col is not None:
+        needed["amount"] = config.amount_col
+    missing = [f"{col!r} ({role})" for role, col in needed.items() if col not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"Missing column(s) {', '.join(missing)}; the log has {list(frame.columns)}. "
+            "Map your columns with --customer-col / --date-col / --amount-col."
+        )
+
+
+def customer_ids(values: pd.Series, column: str) -> pd.Series:
+    """Customer ids as text; stop when some are missing, naming how many and an example."""
+    if pd.api.types.is_float_dtype(values):
+        finite = values.dropna()
+        if (finite == np.round(finite)).all():
+            values = values.astype("Int64")
+    ids = values.astype("str").where(values.notna())
+    ids = ids.str.strip()
+    missing = (ids.isna() | (ids == "")).to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(missing.sum()):,} row(s) have no customer id, e.g. "
+            f"{first_example(values, missing)}. Fill or remove them before training."
+        )
+    return ids.astype("str")
+
+
+#: The days a timestamp (datetime64[ns]) can hold: 1677-09-22 .. 2262-04-11.
+_FIRST_DAY = pd.Timestamp.min.ceil("D")
+
+
+_LAST_DAY = pd.Timestamp.max.floor("D")
+
+
+def _dates(
+    values: pd.Series, column: str, fmt: str | None, zone: str
+) -> tuple[pd.Series, np.ndarray]:
+    """Parsed days (midnight, in ``zone``), and which rows hold a date no timestamp can hold
+    (NaT in the result)."""
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(missing.sum()):,} row(s) have no date, e.g. "
+            f"{first_example(values, missing)}. Every purchase needs a date."
+        )
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("str").str.strip()
+        parsed = _parse_dates(text, fmt)
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            hint = f"expected format {fmt!r}" if fmt else "set --date-format (e.g. %Y-%m-%d)"
+            raise DataValidationError(
+                f"Column {column!r}: {int(bad.sum()):,} row(s) have a date that cannot be parsed, "
+                f"e.g. {first_example(values, bad)}; {hint}."
+            )
+    aware = isinstance(parsed.dtype, pd.DatetimeTZDtype)
+    first, last = (d.tz_localize("UTC") if aware else d for d in (_FIRST_DAY, _LAST_DAY))
+    outside = ((parsed < first) | (parsed > last)).to_numpy()
+    if outside.any():
+        parsed = parsed.where(~outside, first)  # a placeholder: these rows are excluded
+    if aware:
+        try:
+            parsed = parsed.dt.tz_convert(zone).dt.tz_localize(None)
+        except (KeyError, ValueError, TypeError) as exc:  # an unknown zone (a KeyError)
+            raise DataValidationError(f"Unknown timezone {zone!r}: {exc}") from None
+    return parsed.astype("datetime64[ns]").dt.normalize(), outside
+
+
+def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
+    """Parse with ``fmt``, else with the format inferred from the first value, else value by value.
+
+    Values that carry different UTC offsets are parsed as instants (UTC) to be converted later.
+    """
+    formats = [fmt] if fmt else [None, "mixed"]
+    for attempt in formats:
+        try:
+            parsed = pd.to_datetime(text, format=attempt, errors="coerce")
+        except (ValueError, TypeError):  # mixed UTC offsets
+            parsed = pd.to_datetime(text, format=attempt, errors="coerce", utc=True)
+        if not parsed.isna().any():
+            break
+    return parsed
+
+
+def _amounts(values: pd.Series, column: str) -> pd.Series:
+    numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(missing.sum()):,} row(s) have no amount, e.g. "
+            f"{first_example(values, missing)}. Fill them, or train without amounts "
+            "(amount_col: null) to fit purchase models only."
+        )
+    bad = numeric.isna().to_numpy()  # not a number at all; ±inf is an implausible amount
+    if bad.any():
+        raise DataValidationError(
+            f"Column {column!r}: {int(bad.sum()):,} row(s) have a non-numeric amount, e.g. "
+            f"{first_example(values, bad)}. Amounts must be plain numbers (no currency signs)."
+        )
+    return numeric
+
+
+#: Amounts beyond this (in absolute value) are implausible in any currency, and sums of them
+#: lose cents in double precision.
+MAX_ABS_AMOUNT = 1e15
+
+
+#: Examples of implausible rows kept for the cleaning report.
+EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """What screening did to a raw log (or to one chunk of it); chunks' counts add up."""
+
+    rows_read: int = 0
+    after: int = 0
+    negative: int = 0
+    negative_total: float = 0.0
+    zero: int = 0
+    used: int = 0
+    implausible_dates: int = 0
+    implausible_amounts: int = 0
+    examples: tuple[str, ...] = ()
+
+    def __add__(self, other: RowCounts) -> RowCounts:
+        numbers = [a + b for a, b in zip(astuple(self)[:-1], astuple(other)[:-1], strict=True)]
+        return RowCounts(*numbers, (self.examples + other.examples)[:EXAMPLES])
+
+
+def _implausible(
+    what: str, values: pd.Series, ids: pd.Series, mask: np.ndarray, offset: int
+) -> list[str]:
+    """Examples ("row 12: customer '7', date '29990101'") of the rows in ``mask``."""
+    rows = np.flatnonzero(mask)[:EXAMPLES]
+    shown = [values.iloc[r] for r in rows]
+    shown = [repr(v) if isinstance(v, str) else str(v) for v in shown]
+    return [
+        f"row {offset + r + 1:,}: customer {ids.iloc[r]!r}, {what} {v}"
+        for r, v in zip(rows, shown, strict=True)
+    ]
+
+
+def _refuse(kind: str, count: int, examples: list[str] | tuple[str, ...], rule: str) -> None:
+    raise DataValidationError(
+        f"{count:,} row(s) have an implausible {kind} ({rule}), e.g. {'; '.join(examples)}. "
+        "Fix them upstream, or set data.implausible: exclude to leave them out (counted in the "
+        "cleaning report); the rule's bounds are data.date_window_years and "
+        "data.max_amount_ratio."
+    )
+
+
+def screen_rows(
+    raw: pd.DataFrame, config: DataConfig, as_of: pd.Timestamp | None, offset: int = 0
+) -> tuple[pd.DataFrame, RowCounts]:
+    """Check and filter raw rows: rules 1–3 and the row-wise part of rule 4 of the module
+    docstring (no merging yet); the rows kept and the counts. ``offset`` is the number of rows
+    before ``raw`` in the file (for the row numbers of examples)."""
+    require_columns(raw, config)
+    ids = customer_ids(raw[config.customer_col], config.customer_col)
+    dates, outside = _dates(
+        raw[config.date_col], config.date_col, config.date_format, config.timezone
+    )
+    frame = pd.DataFrame({CUSTOMER: ids, DATE: dates})
+    has_amounts = config.amount_col is not None
+    absurd = np.zeros(len(frame), dtype=bool)
+    if has_amounts:
+        frame[AMOUNT] = _amounts(raw[config.amount_col], config.amount_col).to_numpy()
+        with np.errstate(invalid="ignore"):
+            absurd = ~(np.abs(frame[AMOUNT].to_numpy()) <= MAX_ABS_AMOUNT) & ~outside
+    rows_read = len(frame)
+    examples = _implausible("date", raw[config.date_col], ids, outside, offset)
+    if has_amounts:
+        examples += _implausible("amount", raw[config.amount_col], ids, absurd, offset)
+    if config.implausible == "error":
+        if outside.any():
+            _refuse("date", int(outside.sum()), examples, "outside 1677-09-22 .. 2262-04-11")
+        if absurd.any():
+            _refuse(
+                "amount", int(absurd.sum()), examples, f"not finite or above {MAX_ABS_AMOUNT:g}"
+            )
+
+    keep = ~(outside | absurd)
+    after = np.zeros(rows_read, dtype=bool)
+    if as_of is not None:
+        after = (frame[DATE] > pd.Timestamp(as_of).normalize()).to_numpy() & keep
+        keep &= ~after
+    negative = zero = np.zeros(rows_read, dtype=bool)
+    negative_total = 0.0
+    if has_amounts:
+        amounts = frame[AMOUNT].to_numpy()
+        negative = (amounts < 0) & keep
+        zero = (amounts == 0) & keep
+        negative_total = float(amounts[negative].sum())
+        if negative.any() and config.negative_amounts == "error":
+            raise DataValidationError(
+                f"Column {config.amount_col!r}: {int(negative.sum()):,} row(s) have a negative "
+                f"amount, e.g. {first_example(raw[config.amount_col], negative)}. Remove returns "
+                "upstream or set data.negative_amounts: exclude."
+            )
+        keep &= ~negative
+        if config.zero_amounts == "exclude":
+            keep &= ~zero
+    used = frame.loc[keep]
+    counts = RowCounts(
+        rows_read,
+        int(after.sum()),
+        int(negative.sum()),
+        negative_total,
+        int(zero.sum()),
+        len(used),
+        int(outside.sum()),
+        int(absurd.sum()),
+        tuple(examples[:EXAMPLES]),
+    )
+    return used, counts
+
+
+def screen_bulk(
+    used: pd.DataFrame | Path, counts: RowCounts, config: DataConfig
+) -> tuple[str, str, RowCounts]:
+    """The part of rule 4 that needs the whole log: dates far outside its bulk, amounts far
+    above its median. Returns the SQL condition of the rows to keep (``TRUE`` for all), the
+    rule's description, and the counts with those rows moved from used to implausible."""
+    tx = used if isinstance(used, pd.DataFrame) else used / "[0-9]*.parquet"
+    has_amounts = config.amount_col is not None
+    share = min(0.25, max(0.01, 5 / max(counts.used, 1)))
+    median = f"median({AMOUNT}) FILTER (WHERE {AMOUNT} > 0)" if has_amounts else "NULL"
+    stats = query(
+        f"SELECT quantile_disc({DATE}, {share}) AS lo, quantile_disc({DATE}, {1 - share}) AS hi, "
+        f"{median} AS median FROM tx",
+        tx=tx,
+    ).iloc[0]
+    conditions, rules = [], []
+    if config.date_window_years is not None:
+        reach = pd.Timedelta(days=round(config.date_window_years * 365.25))
+        lo, hi = pd.Timestamp(stats["lo"]) - reach, pd.Timestamp(stats["hi"]) + reach
+        conditions.append(
+            f"({DATE} < TIMESTAMP '{lo:%Y-%m-%d}' OR {DATE} > TIMESTAMP '{hi:%Y-%m-%d}')"
+        )
+        rules.append(
+            f"dates outside {lo:%Y-%m-%d} .. {hi:%Y-%m-%d} ({config.date_window_years:g} years "
+            f"around the bulk of the log, {pd.Timestamp(stats['lo']):%Y-%m-%d} .. "
+            f"{pd.Timestamp(stats['hi']):%Y-%m-%d})"
+        )
+    if has_amounts and config.max_amount_ratio is not None and pd.notna(stats["median"]):
+        limit = config.max_amount_ratio * float(stats["median"])
+        conditions.append(f"({AMOUNT} > {limit!r})")
+        rules.append(
+            f"amounts above {limit:,.2f} ({config.max_amount_ratio:g} × the median positive "
+            f"amount {float(stats['median']):,.2f})"
+        )
+    rule = "; ".join(rules)
+    if not conditions:
+        return "TRUE", rule, counts
+    date_rule = conditions[0] if config.date_window_years is not None else "FALSE"
+    either = " OR ".join(conditions)
+    found = query(
+        f"SELECT count(*) FILTER (WHERE {date_rule}) AS dates, "
+        f"count(*) FILTER (WHERE ({either}) AND NOT {date_rule}) AS amounts FROM tx",
+        tx=tx,
+    ).iloc[0]
+    dates, amounts = int(found["dates"]), int(found["amounts"])
+    if not dates + amounts:
+        return "TRUE", rule, counts
+    amount = f", {AMOUNT}" if has_amounts else ""
+    rows = query(
+        f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx WHERE {either} ORDER BY {DATE} LIMIT 3",
+        tx=tx,
+    )
+    examples = tuple(
+        f"customer {row[CUSTOMER]!r} on {pd.Timestamp(row[DATE]):%Y-%m-%d}"
+        + (f", amount {row[AMOUNT]!r}" if has_amounts else "")
+        for _, row in rows.iterrows()
+    )
+    if config.implausible == "error":
+        _refuse(
+            "date or amount" if dates and amounts else "date" if dates else "amount",
+            dates + amounts,
+            examples,
+            rule,
+        )
+    moved = replace(
+        counts,
+        used=counts.used - dates - amounts,
+        implausible_dates=counts.implausible_dates + dates,
+        implausible_amounts=counts.implausible_amounts + amounts,
+        examples=(counts.examples + examples)[:EXAMPLES],
+    )
+    return f"NOT ({either})", rule, moved
