@@ -41,13 +41,13 @@ import pandas as pd
 
 from clv import units
 from clv.bundle import Bundle, load_bundle
+from clv.config import DEFAULT_SEGMENTS
 from clv.data.compact import CUSTOMER
 from clv.data.log import TransactionLog
 from clv.errors import ClvWarning, DataValidationError, ScoreError
 from clv.features import build_rfm
 from clv.models.patterns import rfm_patterns_index
 from clv.segments import (
-    DEFAULT_SEGMENTS,
     apply_segments,
     cumulative_shares,
     tier_sizes,

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-#: Value tiers from the top by predicted CLV: top 10 %, next 20 %, then the rest.
-DEFAULT_SEGMENTS: dict[str, float] = {"top": 0.10, "high": 0.20}
+from clv.config import DEFAULT_SEGMENTS
 
 
 def value_segments(
