@@ -262,11 +262,14 @@ def nps_table(
     """NPS per month of survey and over the last ``months`` months to ``as_of``."""
     answered = surveys[surveys["nps"].notna() & (surveys["date"] <= as_of)]
     by_month = answered.groupby(answered["date"].dt.to_period("M"))["nps"]
-    shares = by_month.apply(lambda s: pd.Series(band_shares(s))).unstack()
-    table = pd.concat([by_month.size().rename("responses"), shares], axis=1)
-    table["nps"] = by_month.apply(nps)
-    table = table.reset_index(names="month")
-    table["month"] = table["month"].astype("str")
+    columns = ["month", "responses", "promoters_pct", "passives_pct", "detractors_pct", "nps"]
+    table = pd.DataFrame(
+        [
+            {"month": str(month), "responses": len(s), **band_shares(s), "nps": nps(s)}
+            for month, s in by_month
+        ],
+        columns=columns,
+    )
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
     recent = answered[answered["date"] >= start]["nps"]
     overall = {"responses": len(recent), **band_shares(recent), "nps": nps(recent)}
