@@ -509,9 +509,9 @@ def promote(
         version = matches[0]
     if version not in {r["version"] for r in rows}:
         raise ClvError(f"{name!r} has no version {version}; `clv models` lists them.")
-    client = MlflowClient(tracking_uri(tracking))
     try:
-        with session(client.tracking_uri):
+        with session(tracking_uri(tracking)):
+            client = MlflowClient()  # tracking and registry: the session's store
             client.set_registered_model_alias(name, "champion", str(version))
             client.set_model_version_tag(
                 name, str(version), "registry.decision", "promoted by hand"
