@@ -4,9 +4,10 @@ Usage: ``python scripts/ui_smoke.py [--out DIR]`` (needs Debian's ``chromium``).
 
 1. trains twice on the CDNOW sample (all candidates; BG/NBD only) into a fresh sqlite store;
 2. starts ``mlflow server`` on a free loopback port (job execution off, one worker);
-3. checks through the REST API that both runs, their scorecard metrics and plot artifacts are
-   there — what the pages show;
-4. screenshots the runs page and the compare page of the two runs into ``DIR``;
+3. checks through the REST API that both runs, their scorecard metrics, plot artifacts and
+   dataset inputs are there, and that the experiment opens as a model-training one;
+4. screenshots the runs page and the compare page of the two runs into ``DIR``, and checks
+   that the rendered runs table has a Dataset column naming the log;
 5. stops the server.
 """
 
@@ -140,6 +141,18 @@ def screenshot(chromium: str, url: str, path: Path) -> None:
         )
 
 
+def dump_dom(chromium: str, url: str) -> str:
+    """The page's DOM after its scripts ran (headless Chromium)."""
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    return done.stdout
+
+
 def main(out: Path) -> dict:
     """Run the smoke test; return what was checked. Raises on any failure."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -187,6 +200,17 @@ def _check_and_screenshot(base: str, chromium: str, out: Path) -> dict:
         }
         if not files >= PLOTS:
             raise AssertionError(f"run {run['info']['run_id']} lacks plots {PLOTS - files}")
+        contexts = {
+            tag["value"]
+            for d in run.get("inputs", {}).get("dataset_inputs", [])
+            for tag in d.get("tags", [])
+            if tag["key"] == "mlflow.data.context"
+        }
+        if contexts != {"training", "calibration"}:
+            raise AssertionError(f"run {run['info']['run_id']} logs datasets {contexts}")
+    kind = {t["key"]: t["value"] for t in exp.get("tags", [])}.get("mlflow.experimentKind")
+    if kind != "custom_model_development":
+        raise AssertionError(f"the experiment opens as {kind!r}, not a model-training one")
     runs_page = f"{base}/#/experiments/{exp['experiment_id']}/runs"
     compare = (
         f"{base}/#/compare-runs?runs={urllib.parse.quote(json.dumps(ids))}"
@@ -194,6 +218,9 @@ def _check_and_screenshot(base: str, chromium: str, out: Path) -> dict:
     )
     screenshot(chromium, runs_page, out / "mlflow_runs.png")
     screenshot(chromium, compare, out / "mlflow_compare.png")
+    page = dump_dom(chromium, runs_page)
+    if "cdnow-sample" not in page or "Dataset" not in page:
+        raise AssertionError("the runs table shows no Dataset column with the log's name")
     return {
         "experiment": exp["experiment_id"],
         "runs": ids,

@@ -7,10 +7,11 @@ One code path for the CLI, notebooks and the MLflow model::
     scores = score_transactions(bundle, log, horizon=52, discount_rate=0.0019)
 
 Output columns (value columns only when the bundle has a spend model and the input has
-amounts; churn only when the bundle has a churn model and the input has its features):
+amounts; churn columns when the bundle has a churn model):
 
 ``customer_id, has_history, frequency, recency, T, monetary_value, p_alive,
-expected_purchases, p_no_purchase, expected_avg_value, clv, churn_probability, value_segment``
+expected_purchases, p_no_purchase, expected_avg_value, clv, churn_probability, churn_source,
+value_segment``
 
 - ``expected_purchases`` / ``p_no_purchase``: expected transactions / probability of none within
   the horizon;
@@ -18,6 +19,9 @@ expected_purchases, p_no_purchase, expected_avg_value, clv, churn_probability, v
 - ``clv``: margin × discounted expected spend over the horizon (:mod:`clv.value`);
 - ``churn_probability``: calibrated probability of no purchase within the churn model's own
   horizon H (``bundle.churn.horizon``), whatever the scoring horizon;
+- ``churn_source``: ``churn_model`` when it comes from the shipped churn classifier;
+  ``btyd_p_no_purchase`` when the input lacks the classifier's features (an RFM table alone):
+  then it is the churn model's BTYD P(no purchase) over H, uncalibrated, and a notice says so;
 - ``value_segment``: the value tier, by thresholds fixed at training (:func:`define_segments`):
   a customer's segment depends on the customer and the model, never on who else is scored.
 
@@ -224,22 +228,30 @@ def _segment_basis(
     return basis
 
 
-def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> np.ndarray | None:
+#: ``churn_source`` values: the shipped classifier, or its BTYD stand-in for an RFM-only input.
+CHURN_FROM_MODEL, CHURN_FROM_BTYD = "churn_model", "btyd_p_no_purchase"
+
+
+def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> tuple[np.ndarray, str] | None:
+    """The churn probability of each customer and where it comes from (``churn_source``)."""
     churn = bundle.churn
     if churn is None:
         return None
+    x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    h = churn.horizon
     attributes = set(churn.attributes)
     btyd_outputs = {"p_alive", "expected_purchases", "p_no_purchase"}
     missing = [c for c in churn.features if c not in frame and c not in attributes | btyd_outputs]
     if missing:
         warnings.warn(
-            f"No churn_probability: the input lacks the churn features {missing[:5]}"
-            f"{'…' if len(missing) > 5 else ''}; score a transaction log, or build the frame "
-            "with clv.predict.customer_features.",
+            f"churn_probability is the BTYD P(no purchase) over the churn horizon, not the churn "
+            f"classifier's (churn_source = {CHURN_FROM_BTYD!r}): the input lacks its features "
+            f"{missing[:5]}{'…' if len(missing) > 5 else ''}. Score a transaction log, or build "
+            "the frame with clv.predict.customer_features, for the classifier's probability.",
             ClvWarning,
             stacklevel=3,
         )
-        return None
+        return churn.btyd.p_no_purchase(h, x, t_x, T), CHURN_FROM_BTYD
     absent = [c for c in churn.attributes if c not in frame]
     if absent:
         warnings.warn(
@@ -247,14 +259,12 @@ def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> np.ndarray | None
             ClvWarning,
             stacklevel=3,
         )
-    x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    h = churn.horizon
     features = frame.assign(
         p_alive=churn.btyd.p_alive(x, t_x, T),
         expected_purchases=churn.btyd.expected_purchases(h, x, t_x, T),
         p_no_purchase=churn.btyd.p_no_purchase(h, x, t_x, T),
     )
-    return churn.predict_proba(features)
+    return churn.predict_proba(features), CHURN_FROM_MODEL
 
 
 def score_rfm(
@@ -333,7 +343,7 @@ def score_rfm(
         out["clv"] = margin * reference["clv"]
     churn = _churn_probability(bundle, rfm.reset_index(drop=True))
     if churn is not None:
-        out["churn_probability"] = churn
+        out["churn_probability"], out["churn_source"] = churn
     rule = bundle.segments
     if not rule:
         warnings.warn(

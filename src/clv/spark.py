@@ -95,6 +95,7 @@ def _result_schema(columns: list[str]) -> str:
         "has_history": "boolean",
         "frequency": "long",
         "value_segment": "string",
+        "churn_source": "string",
     }
     return ", ".join(f"`{c}` {types.get(c, 'double')}" for c in columns)
 

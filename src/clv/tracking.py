@@ -17,6 +17,7 @@ the test statistic are tags ``registry.*`` on the run and on the model version.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -174,6 +175,89 @@ def prepare_store(uri: str) -> None:
         os.close(fd)
 
 
+#: Shown as the experiment's description in the MLflow UI.
+EXPERIMENT_NOTE = (
+    "clv training runs. Compare them by `purchases.chosen.poisson_deviance` (holdout Poisson "
+    "deviance of the chosen purchase model, lower is better; beside `purchases.naive.*`, the "
+    "naive rate), `churn.churn_model.roc_auc` (churn classifier, holdout) and "
+    "`value.chosen.normalized_gini` (CLV ranking). Each run's Dataset column is its transaction "
+    "log: the full log (context `training`) and the calibration part (context `calibration`). "
+    "Child runs hold each candidate model; `registry.*` tags say champion or challenger and why."
+)
+
+
+def use_experiment(mlflow: Any, name: str) -> str:
+    """Make ``name`` the active experiment, created as a model-training experiment (the UI then
+    opens on its runs table, not the GenAI view) with :data:`EXPERIMENT_NOTE` as description;
+    an existing experiment gets those tags when it lacks them. Returns its id."""
+    from mlflow.tracking import MlflowClient
+
+    tags = {
+        "mlflow.experimentKind": "custom_model_development",
+        "mlflow.note.content": EXPERIMENT_NOTE,
+    }
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        experiment_id = client.create_experiment(name, tags=tags)
+    else:
+        experiment_id = found.experiment_id
+        for key, value in tags.items():
+            if key not in found.tags:
+                client.set_experiment_tag(experiment_id, key, value)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def log_datasets(run_id: str, result: TrainedRun, config: Config) -> None:
+    """Log the run's transaction log as MLflow dataset inputs: the full log (context
+    ``training``) and its calibration part (context ``calibration``), each with its source
+    (credentials redacted), a digest from the log's fingerprint, its schema, and a profile of
+    rows, customers and dates."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.tracking import MlflowClient
+
+    from clv.data.compact import AMOUNT, CUSTOMER, DATE, day_number
+
+    log, fingerprint = result.log, result.bundle.fingerprint
+    source = str(config.data.transactions)
+    name = Path(source.rstrip("/")).name.split(".")[0] or "log"
+    columns = [{"type": "string", "name": CUSTOMER}, {"type": "datetime", "name": DATE}]
+    if log.has_amounts:
+        columns.append({"type": "double", "name": AMOUNT})
+    schema = json.dumps({"mlflow_colspec": columns})
+    cut = result.evaluation.split.calibration_end
+    days = log.compact.frame["day"].to_numpy()
+    parts = {
+        "training": (name, fingerprint["sha256"], fingerprint),
+        "calibration": (
+            f"{name} to {cut.date()}",
+            hashlib.sha256(f"{fingerprint['sha256']} {cut.date()}".encode()).hexdigest(),
+            {
+                "transactions": int((days <= day_number(cut)).sum()),
+                "customers": len(result.evaluation.calibration),
+                "first_date": fingerprint["first_date"],
+                "last_date": str(cut.date()),
+            },
+        ),
+    }
+    inputs = []
+    for context, (title, digest, counts) in parts.items():
+        profile = {k: counts[k] for k in ("transactions", "customers", "first_date", "last_date")}
+        dataset = Dataset(
+            name=title,
+            digest=digest[:32],
+            source_type="local",
+            source=json.dumps({"uri": redact(source)}),
+            schema=schema,
+            profile=json.dumps({"num_rows": profile["transactions"], **profile}),
+        )
+        inputs.append(DatasetInput(dataset, [InputTag("mlflow.data.context", context)]))
+    MlflowClient().log_inputs(run_id, datasets=inputs)
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested dicts into dotted keys (lists are kept as values).
 
@@ -328,9 +412,10 @@ def _log_run(
     bundle, ev = result.bundle, result.evaluation
     chosen = bundle.selection["chosen"]
     metrics = scorecard_metrics(bundle.scorecard, chosen)
-    mlflow.set_experiment(config.mlflow.experiment)
+    use_experiment(mlflow, config.mlflow.experiment)
     with mlflow.start_run(run_name=f"train {bundle.purchase.name}") as parent:
         run_id = parent.info.run_id
+        log_datasets(run_id, result, config)
         params = {k: str(v) for k, v in flatten(config.to_dict()).items()}
         mlflow.log_params(params)
         tags = {f"data.{k}": str(v) for k, v in bundle.fingerprint.items()}
@@ -391,7 +476,7 @@ def _log_run(
         mlflow.log_artifact(str(result.path / "scorecard.json"))
         if result.kpis is not None:
             log_kpi_report(result.kpis, config, active=True)
-        from mlflow.models import infer_signature
+        from clv.pyfunc import signature
 
         params_schema = {
             "horizon": float(config.score.horizon),
@@ -404,7 +489,7 @@ def _log_run(
             python_model=str(Path(clv.__file__).parent / "pyfunc_entry.py"),
             artifacts={"bundle": str(result.path)},
             code_paths=[str(Path(clv.__file__).parent)],
-            signature=infer_signature(example, output, params=params_schema),
+            signature=signature(bundle, output, params_schema),
             input_example=example,
             pip_requirements=_pip_requirements(),
         )
@@ -443,7 +528,7 @@ def log_kpi_report(report: Any, config: Config, active: bool = False) -> str:
     with session(tracking_uri(config.mlflow.tracking_uri)) as mlflow:
         if active:
             return log(mlflow)
-        mlflow.set_experiment(config.mlflow.experiment)
+        use_experiment(mlflow, config.mlflow.experiment)
         with mlflow.start_run(run_name="kpis"):
             mlflow.log_params(
                 {"as_of": summary["as_of"], "lost_definition": summary["lost_definition"]}
@@ -532,7 +617,7 @@ def log_monitoring(result: Any, paths: list[Path], config: Config) -> str:
     summary = result.summary
     model = summary["model"]
     with session(tracking_uri(config.mlflow.tracking_uri)) as mlflow:
-        mlflow.set_experiment(config.mlflow.experiment)
+        use_experiment(mlflow, config.mlflow.experiment)
         with mlflow.start_run(run_name=f"monitor {model_title(model)}") as run:
             mlflow.set_tags(
                 {

@@ -1,0 +1,177 @@
+"""The registered model as users meet it: predict on features, an RFM table or raw transactions,
+serve it over HTTP, and find the training data as the run's dataset inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from clv.cli import app
+from clv.config import DataConfig
+from clv.data import load_transactions
+from clv.predict import customer_features, load_model
+
+runner = CliRunner()
+NAME = "clv-pyfunc-test"
+MODEL = f"models:/{NAME}@champion"
+SERVE = [sys.executable, "-m", "mlflow", "models", "serve"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One training run on the CDNOW sample in its own store, and `clv score` of the champion."""
+    tmp = tmp_path_factory.mktemp("pyfunc")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    common = ["-t", "cdnow-sample", "--tracking-uri", uri]
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            *common,
+            "--registered-model",
+            NAME,
+            "--experiment",
+            "pyfunc",
+            "--model-dir",
+            str(tmp / "m"),
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    out = tmp / "scores.csv"
+    scored = runner.invoke(app, ["score", *common, "-m", MODEL, "-o", str(out)])
+    assert scored.exit_code == 0, scored.output
+    return uri, pd.read_csv(out, dtype={"customer_id": str})
+
+
+def _same_scores(ours: pd.DataFrame, reference: pd.DataFrame) -> None:
+    ours = ours.reset_index(drop=True)
+    assert ours["customer_id"].tolist() == reference["customer_id"].tolist()
+    numeric = [c for c in reference.select_dtypes("number").columns if c in ours]
+    assert {"p_alive", "expected_purchases", "clv"} <= set(numeric)
+    np.testing.assert_allclose(
+        ours[numeric].to_numpy(float), reference[numeric].to_numpy(float), rtol=1e-12, atol=0
+    )
+    assert ours["value_segment"].tolist() == reference["value_segment"].tolist()
+
+
+def test_predict_on_features_an_rfm_table_and_raw_transactions(store):
+    uri, reference = store
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(MODEL)
+    log = load_transactions("cdnow-sample", DataConfig())
+    features = customer_features(load_model(MODEL, uri), log)
+    assert (features.dtypes == "int64").any()  # as the function returns it, integers included
+    from_features = model.predict(features)
+    _same_scores(from_features, reference)
+    assert "churn_probability" in from_features
+    assert set(reference["churn_source"]) == {"churn_model"}
+
+    rfm = features[["customer_id", "frequency", "recency", "T", "monetary_value"]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from_rfm = model.predict(rfm)
+    assert set(from_rfm["churn_source"]) == {"btyd_p_no_purchase"}
+    assert any("BTYD P(no purchase)" in str(w.message) for w in caught)
+    churn_free = reference.drop(columns=["churn_probability", "churn_source"])
+    _same_scores(from_rfm.drop(columns=["churn_probability"]), churn_free)
+    assert from_rfm["churn_probability"].between(0, 1).all()
+    # the stand-in still ranks churners like the classifier does, roughly
+    rho = from_rfm["churn_probability"].corr(reference["churn_probability"], method="spearman")
+    assert rho > 0.8
+
+    raw = log.frame  # customer_id, date, amount: one row per purchase day
+    _same_scores(model.predict(raw), reference)
+    early = model.predict(raw, params={"as_of": "1997-12-31", "horizon": 26.0})
+    assert early["T"].max() < reference["T"].max()
+    assert early["expected_purchases"].sum() < reference["expected_purchases"].sum()
+
+
+def test_a_frame_that_is_neither_says_what_it_accepts(store):
+    uri, _ = store
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(MODEL)
+    with pytest.raises(Exception, match="give customer features") as error:
+        model.predict(pd.DataFrame({"customer_id": ["a"], "spend": [3.0]}))
+    assert "transactions" in str(error.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_mlflow_serves_the_champion_on_localhost(store, tmp_path):
+    uri, reference = store
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    server = subprocess.Popen(
+        [*SERVE, "-m", MODEL, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "w"),  # noqa: SIM115 - closed with the process
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "the server did not answer /ping"
+                time.sleep(1)
+        batch = reference[["customer_id", "frequency", "recency", "T", "monetary_value"]].head(50)
+        body = {"dataframe_split": batch.to_dict(orient="split"), "params": {"horizon": 52.0}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            predictions = pd.DataFrame(json.loads(answer.read())["predictions"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    expected = reference.head(50).drop(columns=["churn_probability", "churn_source"])
+    _same_scores(predictions.drop(columns=["churn_probability", "churn_source"]), expected)
+
+
+def test_the_run_logs_its_data_and_the_experiment_is_for_model_training(store):
+    uri, _ = store
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("pyfunc")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "purchases.chosen.poisson_deviance" in experiment.tags["mlflow.note.content"]
+    run = client.search_runs([experiment.experiment_id], "tags.chosen_model != ''")[0]
+    inputs = {
+        next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset
+        for d in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "calibration"}
+    full, calibration = inputs["training"], inputs["calibration"]
+    assert full.digest == run.data.tags["data.sha256"][:32]
+    assert json.loads(full.source)["uri"] == "cdnow-sample"
+    profile = json.loads(full.profile)
+    assert profile["customers"] == 2357 and profile["transactions"] == int(
+        run.data.tags["data.transactions"]
+    )
+    early = json.loads(calibration.profile)
+    assert early["transactions"] < profile["transactions"]
+    assert early["last_date"] < profile["last_date"] and calibration.digest != full.digest
+    columns = [c["name"] for c in json.loads(full.schema)["mlflow_colspec"]]
+    assert columns == ["customer_id", "date", "amount"]
