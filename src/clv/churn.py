@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv import units
+from clv import resources, units
 from clv.config import ChurnConfig
 from clv.data.compact import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
 from clv.features import rfm_select
@@ -284,7 +284,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _lgb_params(columns: list[str], seed: int, settings: ChurnConfig) -> dict[str, Any]:
+def _lgb_params(columns: list[str], seed: int, settings: ChurnConfig, rows: int) -> dict[str, Any]:
     return {
         "objective": "binary",
         "learning_rate": settings.learning_rate,
@@ -297,7 +297,7 @@ def _lgb_params(columns: list[str], seed: int, settings: ChurnConfig) -> dict[st
         "monotone_constraints": [MONOTONE.get(c, 0) for c in columns],
         "seed": seed,
         "deterministic": True,
-        "num_threads": settings.threads,
+        "num_threads": resources.lightgbm_threads(rows),
         "verbose": -1,
     }
 
@@ -538,7 +538,7 @@ def train_churn_model(
         if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     }
     X = _design(frame, columns, categories)
-    params = _lgb_params(columns, seed, settings)
+    params = _lgb_params(columns, seed, settings, len(X))
     folds = list(StratifiedKFold(settings.folds, shuffle=True, random_state=seed).split(X, labels))
     data = lgb.Dataset(
         X, labels, categorical_feature=list(categories) or "auto", free_raw_data=False

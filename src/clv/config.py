@@ -191,7 +191,6 @@ class ChurnConfig(_Section):
     feature_fraction: float = Field(0.8, gt=0, le=1, description="Features per tree.")
     bagging_fraction: float = Field(0.8, gt=0, le=1, description="Customers per tree.")
     lambda_l2: float = Field(1.0, ge=0, description="LightGBM L2 regularization.")
-    threads: int = Field(2, ge=1, description="LightGBM threads.")
     folds: int = Field(
         5, ge=2, description="Stratified cross-validation folds (out-of-fold scores, rounds)."
     )
@@ -216,6 +215,17 @@ class ChurnConfig(_Section):
         if any(not 0.0 <= w <= 1.0 for w in value) or not any(w > 0 for w in value):
             raise ValueError("blend weights must lie in [0, 1], at least one above 0")
         return sorted({*value, 0.0}, reverse=True)
+
+
+class ResourcesConfig(_Section):
+    """What the run may use of the machine (:mod:`clv.resources`)."""
+
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads for LightGBM, DuckDB and BLAS; null: the CPUs this process may use "
+        "(its affinity and cgroup quota).",
+    )
 
 
 class ScoreConfig(_Section):
@@ -340,6 +350,7 @@ class Config(_Section):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     kpis: KpiConfig = Field(default_factory=KpiConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @field_validator("train")
     @classmethod

@@ -25,11 +25,13 @@ from typing import Any
 
 import pandas as pd
 
+from clv import resources
 from clv.errors import DataValidationError
 
 
-def duckdb_settings() -> dict[str, str]:
-    """DuckDB's memory limit and spill folder for clv's queries.
+def duckdb_settings() -> dict[str, Any]:
+    """DuckDB's threads (:func:`clv.resources.threads`), memory limit and spill folder for
+    clv's queries.
 
     ``CLV_DUCKDB_MEMORY_LIMIT`` (default ``4GB``; DuckDB's own default would be 80 % of the
     machine's memory) caps what a query's hash tables and sorts hold before they spill to a
@@ -37,6 +39,7 @@ def duckdb_settings() -> dict[str, str]:
     ``<system temp>/clv-duckdb``, never the working folder), removed when the connection ends.
     """
     return {
+        "threads": resources.threads(),
         "memory_limit": os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", "4GB"),
         "temp_directory": os.environ.get(
             "CLV_DUCKDB_TEMP_DIRECTORY", str(Path(tempfile.gettempdir()) / "clv-duckdb")

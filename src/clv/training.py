@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv import units
+from clv import resources, units
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
 from clv.churn import ChurnModel, train_churn_window
 from clv.config import Config
@@ -183,7 +183,7 @@ def train(
     ModelFitError
         If no candidate purchase model converges.
     """
-    with run_guard(config):
+    with run_guard(config), resources.limits(config.resources.threads):
         return _train(config, progress, inputs, stages if stages is not None else StageLog())
 
 

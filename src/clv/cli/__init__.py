@@ -9,8 +9,8 @@
 
 Heavy libraries (pandas, DuckDB, lifetimes, scipy, MLflow) are imported inside the commands,
 so ``clv --help`` stays fast. :func:`main` is the installed ``clv`` entry point; it alone
-changes process-wide state (signal handlers, MLflow's log level), and puts the handlers back
-when the command ends.
+changes process-wide state (signal handlers, OpenMP's wait policy, MLflow's log level), and
+puts the handlers back when the command ends.
 """
 
 from __future__ import annotations
@@ -42,9 +42,12 @@ for command in (
 ):
     app.command()(command)
 
-#: The ``clv`` process's MLflow settings unless the user set them: MLflow's INFO lines drown the
-#: command's own report, and its artifact progress bars fight the rich spinner.
-MLFLOW_PROCESS_DEFAULTS = {
+#: The ``clv`` process's environment unless the user set it: OpenMP threads (LightGBM's) sleep
+#: while they wait instead of spinning — on a busy machine spinning turns seconds into minutes
+#: (:mod:`clv.resources`); MLflow's INFO lines drown the command's own report, and its artifact
+#: progress bars fight the rich spinner. Set before any library loads.
+PROCESS_DEFAULTS = {
+    "OMP_WAIT_POLICY": "PASSIVE",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
@@ -83,7 +86,7 @@ def restore_signal_handlers(previous: dict[signal.Signals, Any]) -> None:
 
 def main() -> None:
     """The ``clv`` command (the installed entry point, and ``python -m clv.cli``)."""
-    for key, value in MLFLOW_PROCESS_DEFAULTS.items():
+    for key, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(key, value)
     previous = install_signal_handlers()
     try:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from clv import resources
 from clv.cli.console import (
     clv_notices,
     console,
@@ -19,6 +20,7 @@ from clv.cli.console import (
 )
 from clv.cli.options import (
     DATA_KEYS,
+    RESOURCE_KEYS,
     SPLIT_KEYS,
     AmountColOpt,
     AsOfOpt,
@@ -34,6 +36,7 @@ from clv.cli.options import (
     NoAmountsOpt,
     SurveyColOpt,
     SurveysOpt,
+    ThreadsOpt,
     TimeUnitOpt,
     TimezoneOpt,
     TransactionsOpt,
@@ -45,6 +48,7 @@ from clv.errors import ClvError
 
 def evaluate(
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
     transactions: TransactionsOpt = None,
     customer_col: CustomerColOpt = None,
     date_col: DateColOpt = None,
@@ -74,24 +78,25 @@ def evaluate(
     top-decile capture) and churn (ROC AUC, PR AUC, Brier, ECE); models see nothing after the
     calibration cutoff.
     """
-    changes = overrides(locals(), DATA_KEYS | SPLIT_KEYS)
+    changes = overrides(locals(), DATA_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
     try:
         settings = load_settings(config, changes, no_amounts)
-        from clv.data.clean import load_run_inputs
-        from clv.evaluation import evaluate as run_evaluation
-        from clv.tables import write_json
+        with resources.limits(settings.resources.threads):
+            from clv.data.clean import load_run_inputs
+            from clv.evaluation import evaluate as run_evaluation
+            from clv.tables import write_json
 
-        with reading_bar() as reading:
-            inputs = load_run_inputs(settings, progress=reading)
-        log = inputs.log
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = run_evaluation(log, settings, inputs.attributes, inputs.surveys)
-        path = write_json(result.scorecard, out)
-        if plots is not None:
-            from clv.plots import save_evaluation_figures
+            with reading_bar() as reading:
+                inputs = load_run_inputs(settings, progress=reading)
+            log = inputs.log
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = run_evaluation(log, settings, inputs.attributes, inputs.surveys)
+            path = write_json(result.scorecard, out)
+            if plots is not None:
+                from clv.plots import save_evaluation_figures
 
-            save_evaluation_figures(result, log.compact, plots)
+                save_evaluation_figures(result, log.compact, plots)
     except ClvError as exc:
         raise fail(exc) from None
     print_cleaning(log.report)

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
+from clv import resources
 from clv.cli.console import console, fail, table
 from clv.cli.options import (
     DATA_KEYS,
+    RESOURCE_KEYS,
     AmountColOpt,
     AsOfOpt,
     ConfigOpt,
@@ -20,6 +22,7 @@ from clv.cli.options import (
     DelimiterOpt,
     SurveyColOpt,
     SurveysOpt,
+    ThreadsOpt,
     TimezoneOpt,
     TrackingUriOpt,
     TransactionsOpt,
@@ -32,6 +35,7 @@ from clv.errors import ClvError
 
 def kpis(
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
     transactions: TransactionsOpt = None,
     customer_col: CustomerColOpt = None,
     date_col: DateColOpt = None,
@@ -80,6 +84,7 @@ def kpis(
     changes = overrides(
         locals(),
         DATA_KEYS
+        | RESOURCE_KEYS
         | {
             "as_of": "train.as_of",
             "costs": "kpis.costs",
@@ -93,24 +98,24 @@ def kpis(
     )
     try:
         settings = load_settings(config, changes)
+        with resources.limits(settings.resources.threads):
+            from clv.data.clean import load_configured_log
+            from clv.data.customers import load_surveys
+            from clv.predict import load_model
+            from clv.report import write_report
+            from clv.training import build_kpis
 
-        from clv.data.clean import load_configured_log
-        from clv.data.customers import load_surveys
-        from clv.predict import load_model
-        from clv.report import write_report
-        from clv.training import build_kpis
+            log = load_configured_log(settings)
+            bundle = load_model(model, settings.mlflow.tracking_uri) if model else None
+            report = build_kpis(
+                log, settings, bundle, load_surveys(settings.data.surveys, settings.data)
+            )
+            paths = write_report(report, settings.kpis.out)
+            run_id = None
+            if log_to_mlflow:
+                from clv.tracking import log_kpi_report
 
-        log = load_configured_log(settings)
-        bundle = load_model(model, settings.mlflow.tracking_uri) if model else None
-        report = build_kpis(
-            log, settings, bundle, load_surveys(settings.data.surveys, settings.data)
-        )
-        paths = write_report(report, settings.kpis.out)
-        run_id = None
-        if log_to_mlflow:
-            from clv.tracking import log_kpi_report
-
-            run_id = log_kpi_report(report, settings)
+                run_id = log_kpi_report(report, settings)
     except ClvError as exc:
         raise fail(exc) from None
     print_kpis(report.summary)

@@ -8,15 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
+from clv import resources
 from clv.cli.console import console, deviance, fail, fmt, reading_bar, table, which_model
 from clv.cli.options import (
     DATA_KEYS,
+    RESOURCE_KEYS,
     AmountColOpt,
     ConfigOpt,
     CustomerColOpt,
     DateColOpt,
     DateFormatOpt,
     DelimiterOpt,
+    ThreadsOpt,
     TimezoneOpt,
     TrackingUriOpt,
     TransactionsOpt,
@@ -29,6 +32,7 @@ from clv.errors import ClvError
 
 def monitor(
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -62,28 +66,30 @@ def monitor(
     plus feature drift; writes JSON, CSV and an HTML page, and says whether to retrain.
     """
     changes = overrides(
-        locals(), DATA_KEYS | {"model": "score.model", "tracking_uri": "mlflow.tracking_uri"}
+        locals(),
+        DATA_KEYS | RESOURCE_KEYS | {"model": "score.model", "tracking_uri": "mlflow.tracking_uri"},
     )
     try:
         settings = load_settings(config, changes)
-        from clv.data.clean import load_transactions
-        from clv.monitor import monitor as run_monitor
-        from clv.monitor import write_monitoring
-        from clv.predict import load_model
+        with resources.limits(settings.resources.threads):
+            from clv.data.clean import load_transactions
+            from clv.monitor import monitor as run_monitor
+            from clv.monitor import write_monitoring
+            from clv.predict import load_model
 
-        bundle = load_model(settings.score.model, settings.mlflow.tracking_uri)
-        console.print(which_model(settings.score.model, bundle, model is None), highlight=False)
-        with reading_bar() as reading:
-            log = load_transactions(settings.data.transactions, settings.data, progress=reading)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            result = run_monitor(bundle, log)
-        paths = write_monitoring(result, out)
-        run_id = None
-        if mlflow:
-            from clv.tracking import log_monitoring
+            bundle = load_model(settings.score.model, settings.mlflow.tracking_uri)
+            console.print(which_model(settings.score.model, bundle, model is None), highlight=False)
+            with reading_bar() as reading:
+                log = load_transactions(settings.data.transactions, settings.data, progress=reading)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                result = run_monitor(bundle, log)
+            paths = write_monitoring(result, out)
+            run_id = None
+            if mlflow:
+                from clv.tracking import log_monitoring
 
-            run_id = log_monitoring(result, paths, settings)
+                run_id = log_monitoring(result, paths, settings)
     except ClvError as exc:
         raise fail(exc) from None
     print_monitoring(result.summary)

@@ -117,6 +117,13 @@ TimeUnitOpt = Annotated[
     str | None, typer.Option(help=f"day, week or month {default('features.time_unit')}.")
 ]
 TrackingUriOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Threads for LightGBM, DuckDB and BLAS (default: the CPUs this process may use, "
+        "from its affinity and cgroup quota)."
+    ),
+]
 NameOpt = Annotated[
     str | None,
     typer.Option("--name", help="Registered model [from the config: clv-<file stem of the log>]."),
@@ -133,6 +140,8 @@ DATA_KEYS = {
     "surveys": "data.surveys",
     "delimiter": "data.delimiter",
 }
+#: ``--threads`` of the commands that compute → its config key.
+RESOURCE_KEYS = {"threads": "resources.threads"}
 #: Options of the commands that split the log into calibration and holdout → config keys.
 SPLIT_KEYS = {
     "as_of": "train.as_of",

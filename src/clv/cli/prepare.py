@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
+from clv import resources
 from clv.cli.console import console, fail, print_cleaning
 from clv.cli.options import (
     DATA_KEYS,
+    RESOURCE_KEYS,
     SPLIT_KEYS,
     AmountColOpt,
     AsOfOpt,
@@ -22,6 +24,7 @@ from clv.cli.options import (
     DelimiterOpt,
     HoldoutOpt,
     NoAmountsOpt,
+    ThreadsOpt,
     TimeUnitOpt,
     TimezoneOpt,
     TransactionsOpt,
@@ -33,6 +36,7 @@ from clv.errors import ClvError
 
 def prepare(
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
     transactions: TransactionsOpt = None,
     customer_col: CustomerColOpt = None,
     date_col: DateColOpt = None,
@@ -50,12 +54,13 @@ def prepare(
     ),
 ) -> None:
     """Clean the log and write it with RFM and calibration/holdout tables as Parquet."""
-    changes = overrides(locals(), DATA_KEYS | SPLIT_KEYS)
+    changes = overrides(locals(), DATA_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
     try:
         settings = load_settings(config, changes, no_amounts)
-        from clv.prepare import prepare as run_prepare
+        with resources.limits(settings.resources.threads):
+            from clv.prepare import prepare as run_prepare
 
-        paths = run_prepare(settings, out)
+            paths = run_prepare(settings, out)
     except ClvError as exc:
         raise fail(exc) from None
     report = json.loads(paths["report"].read_text())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from clv import resources
 from clv.cli.console import (
     ProgressBar,
     clv_notices,
@@ -23,6 +24,7 @@ from clv.cli.console import (
 )
 from clv.cli.options import (
     DATA_KEYS,
+    RESOURCE_KEYS,
     AmountColOpt,
     ConfigOpt,
     CustomerColOpt,
@@ -32,6 +34,7 @@ from clv.cli.options import (
     NoAmountsOpt,
     SurveyColOpt,
     SurveysOpt,
+    ThreadsOpt,
     TimezoneOpt,
     TransactionsOpt,
     default,
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 
 def score(
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -111,6 +115,7 @@ def score(
     changes = overrides(
         locals(),
         DATA_KEYS
+        | RESOURCE_KEYS
         | {
             "model": "score.model",
             "customers": "score.customers",
@@ -131,60 +136,61 @@ def score(
     bar = ProgressBar("Scoring customers", CHUNK_SIZE)
     try:
         settings = load_settings(config, changes, no_amounts)
-        s = settings.score
-        import pandas as pd
+        with resources.limits(settings.resources.threads):
+            s = settings.score
+            import pandas as pd
 
-        from clv.data.clean import load_transactions
-        from clv.data.customers import load_surveys, read_customer_list
-        from clv.predict import load_model, score_transactions, write_scores
+            from clv.data.clean import load_transactions
+            from clv.data.customers import load_surveys, read_customer_list
+            from clv.predict import load_model, score_transactions, write_scores
 
-        bundle = load_model(s.model, settings.mlflow.tracking_uri)
-        console.print(which_model(s.model, bundle, model is None), highlight=False)
-        as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
-        with reading_bar() as reading:
-            log = load_transactions(
-                settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
+            bundle = load_model(s.model, settings.mlflow.tracking_uri)
+            console.print(which_model(s.model, bundle, model is None), highlight=False)
+            as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
+            with reading_bar() as reading:
+                log = load_transactions(
+                    settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
+                )
+            listed = (
+                read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
             )
-        listed = (
-            read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
-        )
-        surveys_table = load_surveys(settings.data.surveys, settings.data)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if s.engine == "spark":
-                from clv.spark import score_log_with_spark
+            surveys_table = load_surveys(settings.data.surveys, settings.data)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if s.engine == "spark":
+                    from clv.spark import score_log_with_spark
 
-                path = score_log_with_spark(
-                    s.model,
-                    bundle,
-                    log,
-                    s.out,
-                    s.horizon,
-                    as_of=as_of_day,
-                    customers=listed,
-                    surveys=surveys_table,
-                    time_unit=s.time_unit,
-                    discount_rate=s.discount_rate,
-                    margin=s.margin,
-                    master=s.spark_master,
-                )
-                scores = pd.read_parquet(path)
-            else:
-                scores = score_transactions(
-                    bundle,
-                    log,
-                    s.horizon,
-                    as_of=as_of_day,
-                    customers=listed,
-                    time_unit=s.time_unit,
-                    discount_rate=s.discount_rate,
-                    margin=s.margin,
-                    progress=bar,
-                    segments=s.segments,
-                    segment_rest=s.segment_rest,
-                    surveys=surveys_table,
-                )
-                path = write_scores(scores, s.out)
+                    path = score_log_with_spark(
+                        s.model,
+                        bundle,
+                        log,
+                        s.out,
+                        s.horizon,
+                        as_of=as_of_day,
+                        customers=listed,
+                        surveys=surveys_table,
+                        time_unit=s.time_unit,
+                        discount_rate=s.discount_rate,
+                        margin=s.margin,
+                        master=s.spark_master,
+                    )
+                    scores = pd.read_parquet(path)
+                else:
+                    scores = score_transactions(
+                        bundle,
+                        log,
+                        s.horizon,
+                        as_of=as_of_day,
+                        customers=listed,
+                        time_unit=s.time_unit,
+                        discount_rate=s.discount_rate,
+                        margin=s.margin,
+                        progress=bar,
+                        segments=s.segments,
+                        segment_rest=s.segment_rest,
+                        surveys=surveys_table,
+                    )
+                    path = write_scores(scores, s.out)
     except ClvError as exc:
         raise fail(exc) from None
     finally:

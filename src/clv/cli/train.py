@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from clv import resources
 from clv.cli.console import (
     console,
     fail,
@@ -19,6 +20,7 @@ from clv.cli.console import (
 )
 from clv.cli.options import (
     DATA_KEYS,
+    RESOURCE_KEYS,
     SPLIT_KEYS,
     AmountColOpt,
     AsOfOpt,
@@ -34,6 +36,7 @@ from clv.cli.options import (
     NoAmountsOpt,
     SurveyColOpt,
     SurveysOpt,
+    ThreadsOpt,
     TimeUnitOpt,
     TimezoneOpt,
     TransactionsOpt,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 def train(
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
     transactions: TransactionsOpt = None,
     customer_col: CustomerColOpt = None,
     date_col: DateColOpt = None,
@@ -115,6 +119,7 @@ def train(
         locals(),
         DATA_KEYS
         | SPLIT_KEYS
+        | RESOURCE_KEYS
         | {
             "model_dir": "train.model_dir",
             "model_dir_holds": "train.model_dir_holds",
@@ -130,28 +135,29 @@ def train(
     started = time.perf_counter()
     try:
         settings = load_settings(config, changes, no_amounts)
-        from clv.data.clean import load_run_inputs
-        from clv.training import StageLog, run_guard
-        from clv.training import train as run_training
+        with resources.limits(settings.resources.threads):
+            from clv.data.clean import load_run_inputs
+            from clv.training import StageLog, run_guard
+            from clv.training import train as run_training
 
-        status: list[Any] = []  # the spinner, once it runs
+            status: list[Any] = []  # the spinner, once it runs
 
-        def show(line: str) -> None:
-            console.print(line, highlight=False, soft_wrap=True)
-            for spinner in status:
-                spinner.update(f"Training — last step: {line.split('] ', 1)[-1]}")
+            def show(line: str) -> None:
+                console.print(line, highlight=False, soft_wrap=True)
+                for spinner in status:
+                    spinner.update(f"Training — last step: {line.split('] ', 1)[-1]}")
 
-        stages = StageLog(show)
-        with run_guard(settings), warnings.catch_warnings():  # lock, store check; notices
-            warnings.simplefilter("ignore")
-            with reading_bar() as reading:
-                inputs = load_run_inputs(settings, progress=reading)
-            report = inputs.log.report
-            stages(f"Read and cleaned {report.rows_read:,} rows")
-            print_cleaning(report)
-            with console.status("Training…", spinner="dots") as spinner:
-                status.append(spinner)
-                result = run_training(settings, inputs=inputs, stages=stages)
+            stages = StageLog(show)
+            with run_guard(settings), warnings.catch_warnings():  # lock, store check; notices
+                warnings.simplefilter("ignore")
+                with reading_bar() as reading:
+                    inputs = load_run_inputs(settings, progress=reading)
+                report = inputs.log.report
+                stages(f"Read and cleaned {report.rows_read:,} rows")
+                print_cleaning(report)
+                with console.status("Training…", spinner="dots") as spinner:
+                    status.append(spinner)
+                    result = run_training(settings, inputs=inputs, stages=stages)
     except ClvError as exc:
         raise fail(exc) from None
     print_training(result)
