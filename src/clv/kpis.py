@@ -380,37 +380,34 @@ def _monthly_purchases(
         previous = current
 
 
-def revenue_forecast(
-    bundle: Any, frame: pd.DataFrame, as_of: pd.Timestamp, months: int
-) -> pd.DataFrame:
-    """Expected revenue of the existing customers in each of the next ``months`` months.
+def model_forecast(
+    bundle: Any, frame: pd.DataFrame, as_of: pd.Timestamp, months: int, clv_months: int = 12
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The revenue forecast and each customer's model CLV, from one pass over the months.
 
-    Σ over customers of (expected transactions in the month) × (Gamma-Gamma expected spend),
-    from their RFM table as of ``as_of`` (:func:`clv.features.build_rfm`, in the bundle's time
-    unit). New customers are not included.
+    Forecast: expected revenue of the existing customers in each of the next ``months`` months —
+    Σ over customers of (expected transactions in the month) × (Gamma-Gamma expected spend), from
+    their RFM table as of ``as_of`` (:func:`clv.features.build_rfm`, in the bundle's time unit);
+    new customers are not included. Model CLV: each customer's undiscounted value over the next
+    ``clv_months`` months (margin 1) — what ``clv score`` gives at that horizon in months with no
+    discount; the report ranks its value tiers by it.
     """
     value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
     first = pd.Timestamp(as_of).to_period("M") + 1
-    rows = [
-        {
-            "month": str(first + (k - 1)),
-            "expected_transactions": float(purchases.sum()),
-            "expected_revenue": float((purchases * value).sum()),
-        }
-        for k, purchases in _monthly_purchases(bundle, frame, months)
-    ]
-    return pd.DataFrame(rows)
-
-
-def model_clv(bundle: Any, frame: pd.DataFrame, months: int = 12) -> pd.Series:
-    """Each customer's undiscounted CLV over the next ``months`` months (margin 1): expected
-    transactions × Gamma-Gamma expected spend — what ``clv score`` gives at that horizon in
-    months with no discount; the KPI report ranks its value tiers by it."""
-    value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
-    total = None
-    for _, purchases in _monthly_purchases(bundle, frame, months):
-        total = purchases if total is None else total + purchases
-    return pd.Series(value * total, index=frame[CUSTOMER].to_numpy(), name="clv")
+    rows, total = [], None
+    for k, purchases in _monthly_purchases(bundle, frame, max(months, clv_months)):
+        if k <= months:
+            rows.append(
+                {
+                    "month": str(first + (k - 1)),
+                    "expected_transactions": float(purchases.sum()),
+                    "expected_revenue": float((purchases * value).sum()),
+                }
+            )
+        if k <= clv_months:
+            total = purchases if total is None else total + purchases
+    clv = pd.Series(value * total, index=frame[CUSTOMER].to_numpy(), name="clv")
+    return pd.DataFrame(rows), clv
 
 
 def build_report(
@@ -491,8 +488,7 @@ def build_report(
     forecast = None
     if bundle is not None and bundle.spend is not None:
         rfm = build_rfm(log.compact, as_of, bundle.time_unit)
-        predicted = model_clv(bundle, rfm, 12)
-        forecast = revenue_forecast(bundle, rfm, as_of, settings.forecast_months)
+        forecast, predicted = model_forecast(bundle, rfm, as_of, settings.forecast_months)
     segments = value_segments_table(
         log,
         as_of,

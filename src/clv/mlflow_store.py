@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from clv.errors import ClvError
+from clv.resources import environment
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -66,24 +67,17 @@ def session(uri: str) -> Iterator[Any]:
     On exit the caller's tracking URI (``mlflow.set_tracking_uri`` or ``$MLFLOW_TRACKING_URI``)
     and environment are as they were.
     """
-    keys = (*CLIENT_DEFAULTS, "MLFLOW_TRACKING_URI")
-    saved = {key: os.environ.get(key) for key in keys}
-    for key, value in CLIENT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    import mlflow
-    from mlflow.tracking._tracking_service import utils
+    # set_tracking_uri writes $MLFLOW_TRACKING_URI too: it is put back with the defaults
+    with environment(CLIENT_DEFAULTS, restore=("MLFLOW_TRACKING_URI",)):
+        import mlflow
+        from mlflow.tracking._tracking_service import utils
 
-    previous = utils._tracking_uri  # None unless the caller set one
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield mlflow
-    finally:
-        mlflow.set_tracking_uri(previous)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        previous = utils._tracking_uri  # None unless the caller set one
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield mlflow
+        finally:
+            mlflow.set_tracking_uri(previous)
 
 
 def download_bundle(uri: str, tracking: str | None = None) -> Path:

@@ -1,4 +1,5 @@
-"""How many threads clv's libraries use: sized from the CPUs this process may run on.
+"""What a run may use of the machine: threads sized from its CPUs, and environment variables
+set for a block only (:func:`environment`).
 
 LightGBM, DuckDB and the BLAS under numpy/scipy each start a thread per core by default, and
 LightGBM's OpenMP threads spin while they wait for a core. On a shared machine (a CI runner, a
@@ -52,6 +53,24 @@ def available_cpus() -> int:
     if quota is not None:
         cpus = min(cpus, max(1, math.ceil(quota)))
     return max(1, cpus)
+
+
+@contextmanager
+def environment(defaults: dict[str, str], restore: tuple[str, ...] = ()) -> Iterator[None]:
+    """``defaults`` in ``os.environ`` where the caller has not set them, for a ``with`` block;
+    afterwards those variables, and the ``restore`` ones a library may set inside, are as they
+    were."""
+    saved = {key: os.environ.get(key) for key in (*defaults, *restore)}
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def threads() -> int:

@@ -14,7 +14,6 @@ The session is local (``local[2]``) unless ``score.spark_master`` names a cluste
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from clv.resources import environment
 from clv.tables import leftover_name, remove_leftovers, replace_dir
 
 #: Environment of the Spark processes unless the user set it: bound to the loopback interface,
@@ -42,17 +42,8 @@ def spark_session(master: str = "local[2]") -> Any:
     """
     from pyspark.sql import SparkSession
 
-    saved = {key: os.environ.get(key) for key in SPARK_ENV}
-    for key, value in SPARK_ENV.items():
-        os.environ.setdefault(key, value)
-    try:
+    with environment(SPARK_ENV):
         return _build(SparkSession, master)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _build(SparkSession: Any, master: str) -> Any:
