@@ -639,16 +639,24 @@ def paired_auc_test(
 ) -> dict[str, float]:
     """ROC AUC of two scores on the same customers and DeLong's z for their difference
     (positive when ``challenger`` ranks better)."""
-    c10, c01 = _delong_components(labels, challenger)
-    b10, b01 = _delong_components(labels, baseline)
-    d10, d01 = c10 - b10, c01 - b01
-    se = float(np.sqrt(d10.var(ddof=1) / len(d10) + d01.var(ddof=1) / len(d01)))
-    gain = float(c10.mean() - b10.mean())
+    c = _delong_components(labels, challenger)
+    b = _delong_components(labels, baseline)
+    gain, se = _delong_gain(c, b)
     return {
-        "challenger_auc": float(c10.mean()),
-        "baseline_auc": float(b10.mean()),
+        "challenger_auc": float(c[0].mean()),
+        "baseline_auc": float(b[0].mean()),
         "z": gain / se if se > 0 else 0.0,
     }
+
+
+def _delong_gain(
+    challenger: tuple[np.ndarray, np.ndarray], baseline: tuple[np.ndarray, np.ndarray]
+) -> tuple[float, float]:
+    """AUC gain of one score over another on the same customers, and its DeLong standard
+    error, from their placement values (:func:`_delong_components`)."""
+    d10, d01 = challenger[0] - baseline[0], challenger[1] - baseline[1]
+    se = float(np.sqrt(d10.var(ddof=1) / len(d10) + d01.var(ddof=1) / len(d01)))
+    return float(challenger[0].mean()) - float(baseline[0].mean()), se
 
 
 def _compare_on_validation(
@@ -659,14 +667,12 @@ def _compare_on_validation(
     DeLong, DeLong & Clarke-Pearson (1988): the variance of a difference of two correlated AUCs
     on the same customers, from the placement values of each score.
     """
-    base10, base01 = _delong_components(labels, btyd)
-    aucs, gains = {0.0: float(base10.mean())}, {}
+    base = _delong_components(labels, btyd)
+    aucs, gains = {0.0: float(base[0].mean())}, {}
     for w in (w for w in weights if w > 0):
-        v10, v01 = _delong_components(labels, w * oof + (1 - w) * btyd)
-        aucs[w] = float(v10.mean())
-        d10, d01 = v10 - base10, v01 - base01
-        se = float(np.sqrt(d10.var(ddof=1) / len(d10) + d01.var(ddof=1) / len(d01)))
-        gain = aucs[w] - aucs[0.0]
+        blend = _delong_components(labels, w * oof + (1 - w) * btyd)
+        aucs[w] = float(blend[0].mean())
+        gain, se = _delong_gain(blend, base)
         gains[w] = {"gain": gain, "se": se, "z": gain / se if se > 0 else 0.0}
     return aucs, gains
 
