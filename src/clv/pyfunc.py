@@ -24,7 +24,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-#: What the churn classifier can read beside RFM, and what a transaction frame may carry.
+#: The columns of a raw transaction frame, besides customer_id (and the training log's own names).
 TRANSACTION_COLUMNS = ("date", "amount")
 
 
