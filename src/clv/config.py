@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from clv.errors import DataValidationError
 from clv.units import TimeUnit
 
+#: Level of the predictive intervals and ranges when none is configured.
+DEFAULT_INTERVAL = 0.8
+
 #: Value tiers from the top by predicted CLV: top 10 %, next 20 %, then the rest
 #: (:mod:`clv.segments`).
 DEFAULT_SEGMENTS: dict[str, float] = {"top": 0.10, "high": 0.20}
@@ -240,6 +243,13 @@ class ScoreConfig(_Section):
         0.0, ge=0, description="Discount rate per time unit (e.g. 0.0019 per week ≈ 10 %/year)."
     )
     margin: float = Field(1.0, gt=0, description="Profit margin applied to expected spend.")
+    interval: float = Field(
+        DEFAULT_INTERVAL,
+        ge=0,
+        lt=1,
+        description="Level of the predictive intervals (expected_purchases_low/high, "
+        "clv_low/high) and of the totals' ranges; 0 turns them off.",
+    )
     as_of: dt.date | None = Field(
         None, description="Score as of this day (default: the log's last day); later rows ignored."
     )

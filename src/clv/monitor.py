@@ -97,7 +97,7 @@ def monitor(bundle: Bundle, log: TransactionLog) -> Monitoring:
         )
     window = units.in_units((end - start).days, unit)
     then = customer_features(bundle, log, as_of=start)
-    scores = score_rfm(bundle, then, horizon=window)
+    scores = score_rfm(bundle, then, horizon=window, interval=0)
     outcome = build_calibration_holdout(log.compact, start, end, unit)
     outcome = outcome.set_index(CUSTOMER).loc[scores[CUSTOMER]]
     actual = outcome["frequency_holdout"].to_numpy(dtype=float)

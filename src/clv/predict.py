@@ -10,11 +10,15 @@ Output columns (value columns only when the bundle has a spend model and the inp
 amounts; churn columns when the bundle has a churn model):
 
 ``customer_id, has_history, frequency, recency, T, monetary_value, p_alive,
-expected_purchases, p_no_purchase, expected_avg_value, clv, churn_probability, churn_source,
-value_segment``
+expected_purchases, expected_purchases_low, expected_purchases_high, p_no_purchase,
+expected_avg_value, clv, clv_low, clv_high, churn_probability, churn_source, value_segment``
 
 - ``expected_purchases`` / ``p_no_purchase``: expected transactions / probability of none within
   the horizon;
+- ``expected_purchases_low/high``, ``clv_low/high``: the equal-tailed predictive interval at
+  the ``interval`` level (0.8 by default; 0 leaves the four columns out), from each model's exact
+  predictive distribution of purchases and the Gamma-Gamma posterior of spend
+  (:mod:`clv.intervals`); purchase bounds are whole counts;
 - ``expected_avg_value``: Gamma-Gamma expected spend per transaction;
 - ``clv``: margin × discounted expected spend over the horizon (:mod:`clv.value`);
 - ``churn_probability``: calibrated probability of no purchase within the churn model's own
@@ -45,11 +49,12 @@ import pandas as pd
 
 from clv import units
 from clv.bundle import Bundle, load_bundle
-from clv.config import DEFAULT_SEGMENTS
+from clv.config import DEFAULT_INTERVAL, DEFAULT_SEGMENTS
 from clv.data.compact import CUSTOMER
 from clv.data.log import TransactionLog
 from clv.errors import ClvWarning, DataValidationError, ScoreError
 from clv.features import build_rfm
+from clv.intervals import forecast
 from clv.models.patterns import rfm_patterns_index
 from clv.segments import (
     apply_segments,
@@ -67,9 +72,13 @@ NUMERIC_SCORE_COLUMNS = (
     "monetary_value",
     "p_alive",
     "expected_purchases",
+    "expected_purchases_low",
+    "expected_purchases_high",
     "p_no_purchase",
     "expected_avg_value",
     "clv",
+    "clv_low",
+    "clv_high",
     "churn_probability",
 )
 
@@ -277,6 +286,7 @@ def score_rfm(
     progress: Progress | None = None,
     segments: dict[str, float] | None = None,
     segment_rest: str = "rest",
+    interval: float = DEFAULT_INTERVAL,
 ) -> pd.DataFrame:
     """Score customers given their RFM (and churn features) in the bundle's time unit.
 
@@ -304,16 +314,24 @@ def score_rfm(
         without stored thresholds (an older clv) ranks the list itself by them.
     segment_rest : str
         Name of the customers below the tiers, for such an older bundle.
+    interval : float
+        Level of the predictive intervals (``0 < interval < 1``); 0 leaves them out.
 
     Returns
     -------
     pandas.DataFrame
-        One row per input row, in input order, with the columns of the module docstring.
+        One row per input row, in input order, with the columns of the module docstring. With
+        intervals, ``attrs["ranges"]`` holds the totals of expected purchases (and CLV) over
+        the horizon with their ranges (:class:`clv.intervals.Range` as dicts).
     """
     if horizon <= 0:
         raise DataValidationError(f"horizon must be positive, got {horizon}.")
     if discount_rate < 0 or margin <= 0:
         raise DataValidationError("discount_rate must be ≥ 0 and margin > 0.")
+    if not (interval == 0 or 0 < interval < 1):
+        raise DataValidationError(
+            f"interval must be a level between 0 and 1 (e.g. 0.8), or 0 for none; got {interval}."
+        )
     unit = time_unit or bundle.time_unit
     try:
         units.check_unit(unit)
@@ -341,6 +359,8 @@ def score_rfm(
         out["expected_avg_value"] = bundle.spend.expected_average_value(x, m)
         reference["clv"] = out["expected_avg_value"].to_numpy() * purchases["discounted"]
         out["clv"] = margin * reference["clv"]
+    if interval:
+        _add_intervals(bundle, out, purchases, t, margin, interval, has_value)
     churn = _churn_probability(bundle, rfm.reset_index(drop=True))
     if churn is not None:
         out["churn_probability"], out["churn_source"] = churn
@@ -371,6 +391,38 @@ def score_rfm(
     out["recency"] = out["recency"].to_numpy() / step  # the model's unit → the scoring unit
     out["T"] = out["T"].to_numpy() / step
     return out
+
+
+def _add_intervals(
+    bundle: Bundle,
+    out: pd.DataFrame,
+    purchases: dict[str, np.ndarray],
+    t: float,
+    margin: float,
+    level: float,
+    has_value: bool,
+) -> None:
+    """Insert the interval columns beside their point forecasts, and the totals' ranges into
+    ``out.attrs["ranges"]`` (:func:`clv.intervals.forecast`)."""
+    result = forecast(
+        bundle.purchase,
+        bundle.spend if has_value else None,
+        t,
+        *(out[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")),
+        monetary_value=out["monetary_value"].to_numpy(dtype=float) if has_value else None,
+        discounted=purchases["discounted"],
+        margin=margin,
+        level=level,
+    )
+    for anchor, names in (
+        ("expected_purchases", ("expected_purchases_low", "expected_purchases_high")),
+        ("clv", ("clv_low", "clv_high")),
+    ):
+        if anchor in out:
+            at = out.columns.get_loc(anchor) + 1
+            for offset, name in enumerate(names):
+                out.insert(at + offset, name, result.columns[name])
+    out.attrs["ranges"] = {k: r.to_dict() for k, r in result.ranges.items()}
 
 
 def _shares(rule: dict[str, Any]) -> dict[str, float]:
@@ -478,6 +530,7 @@ def score_transactions(
     segments: dict[str, float] | None = None,
     segment_rest: str = "rest",
     surveys: pd.DataFrame | None = None,
+    interval: float = DEFAULT_INTERVAL,
 ) -> pd.DataFrame:
     """Score a cleaned transaction log (see :func:`customer_features` and :func:`score_rfm`)."""
     if bundle.spend is not None and not log.has_amounts:
@@ -493,4 +546,5 @@ def score_transactions(
         progress=progress,
         segments=segments,
         segment_rest=segment_rest,
+        interval=interval,
     )

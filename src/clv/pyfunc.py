@@ -13,7 +13,8 @@ It scores what users have, recognised by its columns:
   log, scored as of the ``as_of`` param (default: the last day in the frame).
 
 Output: the columns of :func:`clv.predict.score_rfm`. Params (defaults from the training
-config): ``horizon``, ``time_unit``, ``discount_rate``, ``margin``; ``as_of`` (YYYY-MM-DD) and
+config): ``horizon``, ``time_unit``, ``discount_rate``, ``margin``, ``interval`` (0: no
+interval columns); ``as_of`` (YYYY-MM-DD) and
 ``date_format`` for raw transactions.
 """
 
@@ -41,6 +42,7 @@ class ClvModel(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """Score ``model_input`` (see the module docstring)."""
+        from clv.config import DEFAULT_INTERVAL
         from clv.predict import score_rfm
 
         defaults = self.bundle.config.get("score", {})
@@ -58,6 +60,7 @@ class ClvModel(mlflow.pyfunc.PythonModel):
             margin=float(params.get("margin", defaults.get("margin", 1.0))),
             segments=defaults.get("segments"),
             segment_rest=defaults.get("segment_rest", "rest"),
+            interval=float(params.get("interval", defaults.get("interval", DEFAULT_INTERVAL))),
         )
 
 

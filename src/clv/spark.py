@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from clv.config import DEFAULT_INTERVAL
 from clv.resources import environment
 from clv.tables import leftover_name, remove_leftovers, replace_dir
 
@@ -112,7 +113,7 @@ def score_with_spark(
     out : str or Path
         Destination folder.
     params : dict
-        ``horizon``, ``time_unit``, ``discount_rate``, ``margin`` for the model.
+        ``horizon``, ``time_unit``, ``discount_rate``, ``margin``, ``interval`` for the model.
     master : str
         Spark master URL.
     """
@@ -162,6 +163,7 @@ def score_log_with_spark(
     time_unit: str | None = None,
     discount_rate: float = 0.0,
     margin: float = 1.0,
+    interval: float = DEFAULT_INTERVAL,
     master: str = "local[2]",
 ) -> Path:
     """The Spark twin of :func:`clv.predict.score_transactions`: same features, same model.
@@ -189,6 +191,15 @@ def score_log_with_spark(
         "time_unit": time_unit or bundle.time_unit,
         "discount_rate": float(discount_rate),
         "margin": float(margin),
+        "interval": float(interval),
     }
-    probe = score_rfm(bundle, features.head(1), horizon, params["time_unit"], discount_rate, margin)
+    probe = score_rfm(
+        bundle,
+        features.head(1),
+        horizon,
+        params["time_unit"],
+        discount_rate,
+        margin,
+        interval=interval,
+    )
     return score_with_spark(model, features, list(probe.columns), out, params, master)

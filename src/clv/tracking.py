@@ -483,6 +483,7 @@ def _log_run(
             "discount_rate": float(config.score.discount_rate),
             "margin": float(config.score.margin),
             "time_unit": config.score.time_unit or bundle.time_unit,
+            "interval": float(config.score.interval),
         }
         info = mlflow.pyfunc.log_model(
             name="model",

@@ -327,7 +327,9 @@ def _log_or_keep(result: TrainResult, config: Config, stages: StageLog) -> None:
     from clv.tracking import TrackingStoreError, log_training_run, store_errors
 
     example = input_example(result)
-    scores = score_rfm(result.bundle, example, horizon=float(config.score.horizon))
+    scores = score_rfm(
+        result.bundle, example, horizon=float(config.score.horizon), interval=config.score.interval
+    )
     try:
         result.run_id, result.registry = log_training_run(result, config, example, scores, stages)
     except (*store_errors(), TrackingStoreError) as exc:

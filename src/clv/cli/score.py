@@ -82,6 +82,13 @@ def score(
     margin: Annotated[
         float | None, typer.Option(help=f"Profit margin on spend {default('score.margin')}.")
     ] = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Level of the predictive intervals (expected_purchases_low/high, clv_low/high) "
+            f"and of the totals' ranges; 0 for none {default('score.interval')}."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Output .csv or .parquet."),
@@ -109,8 +116,9 @@ def score(
     """Score customers with a model and write one row per customer.
 
     Columns: P(alive), expected purchases, P(no purchase), expected spend and discounted CLV over
-    the horizon, churn probability over the churn model's horizon, and value segment. The output
-    file is written atomically.
+    the horizon (with predictive intervals), churn probability over the churn model's horizon,
+    and value segment. The totals are printed with their ranges. The output file is written
+    atomically.
     """
     changes = overrides(
         locals(),
@@ -124,6 +132,7 @@ def score(
             "time_unit": "score.time_unit",
             "discount_rate": "score.discount_rate",
             "margin": "score.margin",
+            "interval": "score.interval",
             "out": "score.out",
             "tracking_uri": "mlflow.tracking_uri",
             "engine": "score.engine",
@@ -172,6 +181,7 @@ def score(
                         time_unit=s.time_unit,
                         discount_rate=s.discount_rate,
                         margin=s.margin,
+                        interval=s.interval,
                         master=s.spark_master,
                     )
                     scores = pd.read_parquet(path)
@@ -189,6 +199,7 @@ def score(
                         segments=s.segments,
                         segment_rest=s.segment_rest,
                         surveys=surveys_table,
+                        interval=s.interval,
                     )
                     path = write_scores(scores, s.out)
     except ClvError as exc:
@@ -219,10 +230,24 @@ def score(
     )
 
 
+def range_text(total: dict[str, float]) -> str:
+    """``low – high (±x %; parameters y %)``: a total's range and what it is made of."""
+    estimate = total["estimate"]
+    share = (total["high"] - estimate) / estimate if estimate > 0 else float("nan")
+    text = f"{total['low']:,.0f} – {total['high']:,.0f} (±{share:.1%}"
+    if total["parameter_sd"] == total["parameter_sd"]:  # not NaN
+        process, parameters = total["process_sd"] ** 2, total["parameter_sd"] ** 2
+        text += f"; {parameters / (process + parameters):.0%} of it parameter uncertainty"
+    else:
+        text += "; the model carries no parameter covariance: retrain to include it"
+    return text + ")"
+
+
 def print_scores(
     scores: pd.DataFrame, horizon: float, unit: str, out: Path, churn_horizon: float | None
 ) -> None:
     n = len(scores)
+    ranges = scores.attrs.get("ranges", {})
     rows = [
         ["customers scored", f"{n:,}"],
         [
@@ -234,14 +259,19 @@ def print_scores(
             f"expected purchases in {horizon:g} {unit}s",
             f"{scores['expected_purchases'].sum():,.0f}",
         ],
-        ["mean P(no purchase)", f"{scores['p_no_purchase'].mean():.3f}"],
     ]
+    if "purchases" in ranges:
+        purchases = ranges["purchases"]
+        rows.append([f"  {purchases['level']:.0%} range", range_text(purchases)])
+    rows.append(["mean P(no purchase)", f"{scores['p_no_purchase'].mean():.3f}"])
     if "clv" in scores:
         rows += [
             ["mean expected spend per purchase", f"{scores['expected_avg_value'].mean():,.2f}"],
             ["total CLV", f"{scores['clv'].sum():,.0f}"],
-            ["mean CLV", f"{scores['clv'].mean():,.2f}"],
         ]
+        if "clv" in ranges:
+            rows.append([f"  {ranges['clv']['level']:.0%} range", range_text(ranges["clv"])])
+        rows.append(["mean CLV", f"{scores['clv'].mean():,.2f}"])
     if churn_horizon is not None:
         rows.append(
             [

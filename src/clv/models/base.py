@@ -81,6 +81,20 @@ class PurchaseProcess(ABC):
     ) -> np.ndarray:
         """Probability of no purchase in ``(T, T + t]``, ``t > 0``."""
 
+    @abstractmethod
+    def purchase_pmf(
+        self,
+        params: dict[str, float],
+        t: float,
+        x: np.ndarray,
+        t_x: np.ndarray,
+        T: np.ndarray,
+        k_max: int,
+    ) -> np.ndarray:
+        """Predictive distribution of the purchases in ``(T, T + t]`` given each history:
+        ``P(X(t) = k | x, t_x, T)`` for ``k = 0 … k_max``, shape ``(len(x), k_max + 1)``
+        (1-D histories; the mass above ``k_max`` is left out)."""
+
 
 def logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``numpy.logaddexp`` for finite ``a``, in a third of its time."""
@@ -113,6 +127,11 @@ class Fit:
     standard_errors : dict
         From the inverse Hessian of the total negative log-likelihood (delta method from log
         parameters); empty when the Hessian is not positive definite.
+    covariance : tuple
+        Covariance matrix of the log parameters (rows in ``process.params`` order): the
+        inverse observed information, the Laplace approximation of their sampling
+        distribution; empty when the Hessian is not positive definite. Log parameters make it
+        independent of the time unit.
     converged : bool
         Whether the optimizer reported success.
     message : str
@@ -122,6 +141,7 @@ class Fit:
     params: dict[str, float]
     log_likelihood: float
     standard_errors: dict[str, float]
+    covariance: tuple[tuple[float, ...], ...]
     converged: bool
     message: str
 
@@ -177,7 +197,7 @@ def fit_patterns(
     theta = np.exp(result.x)
     # Rescaling time adds a constant to the log-likelihood and shifts the log of each time
     # parameter: the Hessian in log parameters is the same on the scaled data.
-    errors = _standard_errors(process, result.x, scaled, prepared)
+    covariance = _log_covariance(process, result.x, scaled, prepared)
     for i, name in enumerate(names):  # back to the data's time unit
         if name in process.time_params:
             theta[i] /= scale
@@ -187,7 +207,8 @@ def fit_patterns(
     return Fit(
         params=params,
         log_likelihood=log_likelihood,
-        standard_errors=_errors_of(errors, theta, names),
+        standard_errors=standard_errors(covariance, theta, names),
+        covariance=() if covariance is None else tuple(map(tuple, covariance.tolist())),
         converged=bool(result.success) or _stalled_at_optimum(result, tol),
         message=str(result.message),
     )
@@ -198,14 +219,14 @@ def _stalled_at_optimum(result, tol: float) -> bool:
     return bool(np.all(np.isfinite(result.x)) and np.max(np.abs(result.jac)) < max(tol, 1e-6))
 
 
-def _standard_errors(
+def _log_covariance(
     process: PurchaseProcess,
     log_params: np.ndarray,
     data: Patterns,
     prepared: Any,
 ) -> np.ndarray | None:
-    """Standard deviations of the log parameters: inverse Hessian of the total negative
-    log-likelihood (central differences of the gradient); ``None`` when it is not invertible."""
+    """Covariance of the log parameters: inverse Hessian of the total negative log-likelihood
+    (central differences of the gradient); ``None`` when it is not positive definite."""
     total, k = data.total, len(log_params)
     with np.errstate(all="ignore"):
         if process.analytic_gradient:
@@ -225,20 +246,42 @@ def _standard_errors(
             h = np.zeros(k)
             h[i] = step
             hessian[:, i] = (grad(log_params + h) - grad(log_params - h)) / (2 * step)
-        try:
-            covariance = np.linalg.inv((hessian + hessian.T) / 2)
-        except np.linalg.LinAlgError:
-            return None
-    variance = np.diag(covariance)
-    if not np.all(np.isfinite(variance)) or np.any(variance <= 0):
+    return inverse_information(hessian)
+
+
+def inverse_information(hessian: np.ndarray) -> np.ndarray | None:
+    """Covariance from the Hessian of a total negative log-likelihood (symmetrized), or
+    ``None`` unless it is finite and positive definite."""
+    symmetric = (hessian + hessian.T) / 2
+    if not np.all(np.isfinite(symmetric)):
         return None
-    return np.sqrt(variance)
+    try:
+        np.linalg.cholesky(symmetric)
+        covariance = np.linalg.inv(symmetric)
+    except np.linalg.LinAlgError:
+        return None
+    return covariance if np.all(np.isfinite(covariance)) else None
 
 
-def _errors_of(
-    log_sd: np.ndarray | None, theta: np.ndarray, names: tuple[str, ...]
+def standard_errors(
+    log_covariance: np.ndarray | None, theta: np.ndarray, names: tuple[str, ...]
 ) -> dict[str, float]:
     """Delta method: the standard error of θ is θ times the standard deviation of log θ."""
-    if log_sd is None:
+    if log_covariance is None:
         return {}
-    return dict(zip(names, (theta * log_sd).tolist(), strict=True))
+    log_sd = np.sqrt(np.diag(log_covariance))
+    return dict(zip(names, (np.asarray(theta) * log_sd).tolist(), strict=True))
+
+
+def saved_covariance(rows: Any, size: int) -> tuple[tuple[float, ...], ...]:
+    """A saved covariance matrix, checked: ``size × size``, finite and symmetric, or empty."""
+    if not rows:
+        return ()
+    matrix = np.asarray(rows, dtype=float)
+    if (
+        matrix.shape != (size, size)
+        or not np.all(np.isfinite(matrix))
+        or not np.allclose(matrix, matrix.T)
+    ):
+        raise ValueError(f"covariance must be a finite symmetric {size}×{size} matrix: {rows}")
+    return tuple(map(tuple, matrix.tolist()))

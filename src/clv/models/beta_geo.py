@@ -147,6 +147,51 @@ def bg_bracket_by_quadrature(r: float, alpha: float, a: float, b: float, t: floa
     return float(g0 + value)
 
 
+def bg_purchase_pmf(
+    params: dict[str, float],
+    modified: bool,
+    t: float,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    k_max: int,
+) -> np.ndarray:
+    """``P(X(t) = k | x, t_x, T)``, ``k = 0 … k_max``, of BG/NBD or MBG/NBD (1-D histories).
+
+    A customer dead at ``T`` buys nothing. One alive at ``T`` has the posterior purchase rate
+    λ ~ Gamma(r + x, α + T) and dropout probability p ~ Beta(a, b + x + m) (``m = 1`` for
+    MBG/NBD), independent; then makes a ``j``-th purchase in the window when the Poisson
+    process has ``j`` events by ``t`` and the customer survived the ``j − 1`` purchases before:
+    ``P(X ≥ j) = P_alive · B(a, b + x + m + j − 1) / B(a, b + x + m) · I_w(j, r + x)`` with
+    ``w = t / (α + T + t)`` (the tail of a negative binomial NB(r + x, w)). This is the
+    conditional PMF of the Fader–Hardie note "Deriving the conditional PMF of the BG/NBD
+    model", written as differences of tails whose factors are running products (ratios of beta
+    functions, negative binomial probabilities in logs): finite for any history, a few
+    multiplications per count, and its mean is :func:`bg_expected_purchases` (tested to 1e-8).
+    """
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+    with np.errstate(over="ignore"):
+        alive = expit(-bg_log_odds_dead(params, modified, x, t_x, T))
+    n, rx = len(x), (r + x)[:, None]
+    step = np.arange(1.0, k_max + 1.0)[None, :]
+    # survived[j − 1] = B(a, b' + j − 1) / B(a, b') = Π_{i < j − 1} (b' + i) / (a + b' + i)
+    b_post = (b + x + (1.0 if modified else 0.0))[:, None]
+    log_step = np.log(b_post + step - 1.0) - np.log(a + b_post + step - 1.0)
+    survived = np.exp(np.concatenate([np.zeros((n, 1)), np.cumsum(log_step, axis=1)], axis=1))
+    # NB(r + x, w) probabilities of 0 … k_max by their ratios, in logs (no underflow at x ~ 1e4)
+    log_w = np.log(t) - np.log(alpha + T + t)
+    log_none = rx[:, 0] * (np.log(alpha + T) - np.log(alpha + T + t))
+    log_ratio = np.log(rx + step - 1.0) - np.log(step) + log_w[:, None]
+    log_nb = np.concatenate(
+        [log_none[:, None], log_none[:, None] + np.cumsum(log_ratio, axis=1)], 1
+    )
+    at_least = np.clip(1.0 - np.cumsum(np.exp(log_nb), axis=1), 0.0, 1.0)  # P(N ≥ j), j ≥ 1
+    tail = alive[:, None] * survived * at_least  # P(X ≥ j), j = 1 … k_max + 1
+    tail = np.concatenate([np.ones((n, 1)), tail], axis=1)
+    return np.maximum(tail[:, :-1] - tail[:, 1:], 0.0)
+
+
 def bg_log_odds_dead(
     params: dict[str, float], modified: bool, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
@@ -204,3 +249,14 @@ class BetaGeo(PurchaseProcess):
             alive = np.clip(expit(-self.log_odds_dead(params, x, t_x, T)), 0.0, 1.0)
         silent_if_alive = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t)))
         return np.clip((1.0 - alive) + alive * silent_if_alive, 0.0, 1.0)
+
+    def purchase_pmf(
+        self,
+        params: dict[str, float],
+        t: float,
+        x: np.ndarray,
+        t_x: np.ndarray,
+        T: np.ndarray,
+        k_max: int,
+    ) -> np.ndarray:
+        return bg_purchase_pmf(params, self.modified, t, x, t_x, T, k_max)

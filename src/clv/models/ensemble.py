@@ -58,6 +58,12 @@ class EnsembleModel:
         """Mean of the members' probabilities of no purchase in ``(T, T + t]``."""
         return self._mean("p_no_purchase", t, frequency, recency, T)
 
+    def purchase_pmf(
+        self, t: float, frequency: Any, recency: Any, T: Any, k_max: int
+    ) -> np.ndarray:
+        """The mixture's predictive distribution: the mean of the members' PMFs."""
+        return self._mean("purchase_pmf", t, frequency, recency, T, k_max)
+
     def expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
         """Mean of the members' unconditional expected purchases."""
         return self._mean("expected_purchases_new", t)

@@ -7,7 +7,7 @@ arrays of customers and hand them to the model's mathematics
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import expit
 
 from clv._lifetimes import fitters
-from clv.models.base import PurchaseProcess
+from clv.models.base import PurchaseProcess, saved_covariance
 from clv.models.registry import purchase_process
 
 
@@ -39,6 +39,10 @@ class PurchaseModel:
     standard_errors : dict
         Standard errors of the parameters (inverse Hessian of the log-likelihood; empty when
         it is not positive definite).
+    covariance : tuple
+        Covariance of the log parameters in ``process.params`` order (the inverse observed
+        information; empty when unknown): the Laplace approximation that the forecast ranges
+        draw parameter uncertainty from (:mod:`clv.intervals`).
     """
 
     kind: str
@@ -47,6 +51,7 @@ class PurchaseModel:
     log_likelihood: float = float("nan")
     penalizer: float = 0.0
     standard_errors: dict[str, float] = field(default_factory=dict)
+    covariance: tuple[tuple[float, ...], ...] = ()
 
     @cached_property
     def process(self) -> PurchaseProcess:
@@ -96,6 +101,28 @@ class PurchaseModel:
             return np.ones(x.shape, dtype=float)
         return self.process.p_no_purchase(self.params, t, x, t_x, T_)
 
+    def purchase_pmf(
+        self, t: float, frequency: Any, recency: Any, T: Any, k_max: int
+    ) -> np.ndarray:
+        """``P(X(t) = k | history)`` for ``k = 0 … k_max``: one row per customer (see each
+        model's ``purchase_pmf``); ``t ≤ 0`` puts all mass on 0."""
+        x, t_x, T_ = (np.ravel(v) for v in _arrays(frequency, recency, T))
+        if t <= 0:
+            pmf = np.zeros((len(x), k_max + 1))
+            pmf[:, 0] = 1.0
+            return pmf
+        return self.process.purchase_pmf(self.params, t, x, t_x, T_, k_max)
+
+    @property
+    def log_params(self) -> np.ndarray:
+        """The parameters' logs in ``process.params`` order (the covariance's scale)."""
+        return np.log([self.params[n] for n in self.process.params])
+
+    def with_log_params(self, log_params: np.ndarray) -> PurchaseModel:
+        """The same model at other (log) parameters, e.g. a draw from :attr:`covariance`."""
+        values = np.exp(np.asarray(log_params, dtype=float)).tolist()
+        return replace(self, params=dict(zip(self.process.params, values, strict=True)))
+
     def to_dict(self) -> dict[str, Any]:
         """Return the model as JSON-compatible values."""
         return {
@@ -105,6 +132,7 @@ class PurchaseModel:
             "log_likelihood": float(self.log_likelihood),
             "penalizer": float(self.penalizer),
             "standard_errors": {k: float(v) for k, v in self.standard_errors.items()},
+            "covariance": [[float(v) for v in row] for row in self.covariance],
         }
 
     @classmethod
@@ -126,6 +154,7 @@ class PurchaseModel:
             log_likelihood=float(data.get("log_likelihood", float("nan"))),
             penalizer=float(data.get("penalizer", 0.0)),
             standard_errors={k: float(v) for k, v in data.get("standard_errors", {}).items()},
+            covariance=saved_covariance(data.get("covariance", ()), len(process.params)),
         )
 
 

@@ -128,6 +128,7 @@ def fit_purchase_model(
         log_likelihood=fit.log_likelihood,
         penalizer=coef,
         standard_errors=fit.standard_errors,
+        covariance=fit.covariance,
     )
 
 

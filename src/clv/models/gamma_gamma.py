@@ -9,14 +9,15 @@ correlation between the two exceeds 0.3 in absolute value among those customers.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from clv._lifetimes import fit_with_retry, fitters, guarded
 from clv.errors import ClvWarning, ModelFitError
+from clv.models.base import inverse_information, saved_covariance, standard_errors
 
 #: |Pearson r| between frequency and spend above which the independence assumption is flagged.
 CORRELATION_LIMIT = 0.3
@@ -40,6 +41,11 @@ class SpendModel:
         Pearson correlation of frequency and mean repeat spend among them.
     log_likelihood : float
     penalizer : float
+    standard_errors : dict
+        Of ``p, q, v`` (delta method from the log parameters; empty when unknown).
+    covariance : tuple
+        Covariance of ``log p, log q, log v``: the inverse observed information of the
+        unpenalized likelihood at the fit (empty when it is not positive definite).
     """
 
     params: dict[str, float]
@@ -47,6 +53,11 @@ class SpendModel:
     frequency_spend_correlation: float
     log_likelihood: float = float("nan")
     penalizer: float = 0.0
+    standard_errors: dict[str, float] = field(default_factory=dict)
+    covariance: tuple[tuple[float, ...], ...] = ()
+
+    #: Parameter names in the covariance's order.
+    names: ClassVar[tuple[str, str, str]] = ("p", "q", "v")
 
     @property
     def population_mean(self) -> float:
@@ -68,6 +79,36 @@ class SpendModel:
         weight = np.where(usable, p * x / (p * x + q - 1.0), 0.0)
         return (1.0 - weight) * self.population_mean + weight * np.where(usable, m, 0.0)
 
+    def rate_moments(self, frequency: Any, monetary_value: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``E[1/ν]`` and ``E[1/ν²]`` of each customer's posterior spend rate.
+
+        A customer's transactions are Gamma(p, ν) with ν ~ Gamma(q, v); after ``x`` repeat
+        transactions of mean ``m``, ν ~ Gamma(p·x + q, v + x·m) (Fader & Hardie 2013), so the
+        mean spend per transaction p/ν has mean ``p·E[1/ν]`` (:meth:`expected_average_value`).
+        ``E[1/ν²]`` is infinite when ``p·x + q ≤ 2``. Customers without a usable history get
+        the prior (x = 0), as in :meth:`expected_average_value`.
+        """
+        x = np.asarray(frequency, dtype=float)
+        m = np.asarray(monetary_value, dtype=float)
+        p, q, v = (self.params[n] for n in self.names)
+        usable = (x > 0) & (m > 0)
+        shape = np.where(usable, p * x + q, q)
+        rate = np.where(usable, v + x * np.where(usable, m, 0.0), v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            first = np.where(shape > 1.0, rate / (shape - 1.0), np.inf)
+            second = np.where(shape > 2.0, rate**2 / ((shape - 1.0) * (shape - 2.0)), np.inf)
+        return first, second
+
+    @property
+    def log_params(self) -> np.ndarray:
+        """``log p, log q, log v`` (the covariance's scale)."""
+        return np.log([self.params[n] for n in self.names])
+
+    def with_log_params(self, log_params: np.ndarray) -> SpendModel:
+        """The same model at other (log) parameters."""
+        values = np.exp(np.asarray(log_params, dtype=float)).tolist()
+        return replace(self, params=dict(zip(self.names, values, strict=True)))
+
     def to_dict(self) -> dict[str, Any]:
         """Return the model as JSON-compatible values."""
         return {
@@ -77,6 +118,8 @@ class SpendModel:
             "frequency_spend_correlation": float(self.frequency_spend_correlation),
             "log_likelihood": float(self.log_likelihood),
             "penalizer": float(self.penalizer),
+            "standard_errors": {k: float(v) for k, v in self.standard_errors.items()},
+            "covariance": [[float(v) for v in row] for row in self.covariance],
         }
 
     @classmethod
@@ -93,6 +136,8 @@ class SpendModel:
             frequency_spend_correlation=float(data["frequency_spend_correlation"]),
             log_likelihood=float(data.get("log_likelihood", float("nan"))),
             penalizer=float(data.get("penalizer", 0.0)),
+            standard_errors={k: float(v) for k, v in data.get("standard_errors", {}).items()},
+            covariance=saved_covariance(data.get("covariance", ()), len(cls.names)),
         )
 
 
@@ -171,14 +216,28 @@ def fit_spend_model(
         data=f"{len(usable):,} repeat buyers (mean spend {m.mean():,.2f}, max {m.max():,.2f})",
         advice="Check the amount column for outliers or try a larger train.penalizer.",
     )
+    log_params = np.log(fitter.params_[list(SpendModel.names)].to_numpy(dtype=float))
     with guarded(), np.errstate(all="ignore"):
-        nll = type(fitter)._negative_log_likelihood(
-            np.log(fitter.params_.to_numpy(dtype=float)), x, m, np.ones_like(x), 0.0
-        )
+        nll = type(fitter)._negative_log_likelihood(log_params, x, m, np.ones_like(x), 0.0)
+        covariance = _log_covariance(type(fitter)._negative_log_likelihood, log_params, x, m)
     return SpendModel(
         params={k: float(v) for k, v in fitter.params_.items()},
         n_customers=len(usable),
         frequency_spend_correlation=corr,
         log_likelihood=-float(nll) * len(usable),
         penalizer=coef,
+        standard_errors=standard_errors(covariance, np.exp(log_params), SpendModel.names),
+        covariance=() if covariance is None else tuple(map(tuple, covariance.tolist())),
     )
+
+
+def _log_covariance(
+    mean_nll: Any, log_params: np.ndarray, x: np.ndarray, m: np.ndarray
+) -> np.ndarray | None:
+    """Inverse Hessian of the total unpenalized negative log-likelihood in log parameters
+    (autograd's exact Hessian of lifetimes' objective, as lifetimes computes its own)."""
+    from autograd import hessian
+
+    weights = np.ones_like(x)
+    mean_hessian = hessian(mean_nll)(log_params, x, m, weights, 0.0)
+    return inverse_information(np.asarray(mean_hessian, dtype=float) * len(x))
