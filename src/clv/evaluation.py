@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clv import metrics, units
-from clv.config import Config
+from clv.config import DEFAULT_INTERVAL, Config
 from clv.data.compact import day_number
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
@@ -281,6 +281,16 @@ def evaluate(
         )
     if spend is not None:
         report(f"Fitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
+    best = best_model(card, models, settings.selection_metric)
+    card["intervals"] = interval_calibration(
+        models[best], spend, cal, split.duration, config.score.interval or DEFAULT_INTERVAL
+    )
+    card["intervals"]["model"] = best
+    report(
+        f"Scored {models[best].name}'s {card['intervals']['level']:.0%} intervals on the holdout: "
+        f"coverage {card['intervals']['coverage']:.1%} (the model expects "
+        f"{card['intervals']['expected_coverage']:.1%})"
+    )
     churn_model, churn_frame = _evaluate_churn(
         log, config, split, cal, models, card, attributes, surveys
     )
@@ -302,6 +312,105 @@ def evaluate(
         churn_frame,
         settings.selection_metric,
     )
+
+
+#: Calibration-frequency groups of the interval coverage table: (lowest, highest, label).
+FREQUENCY_GROUPS = (
+    (0, 0, "0"),
+    (1, 1, "1"),
+    (2, 2, "2"),
+    (3, 5, "3–5"),
+    (6, 10, "6–10"),
+    (11, np.inf, "11+"),
+)
+#: Bins of the PIT histogram.
+PIT_BINS = 10
+
+
+def interval_calibration(
+    model: PurchaseModel | EnsembleModel,
+    spend: SpendModel | None,
+    cal: pd.DataFrame,
+    duration: float,
+    level: float,
+) -> dict[str, Any]:
+    """How well the predictive distributions held on the holdout (the scorecard's
+    ``intervals``).
+
+    - ``coverage``: the share of customers whose holdout purchases fell inside their ``level``
+      interval, beside ``expected_coverage``, the model's own probability of that (whole counts
+      make an interval hold more than ``level``: a calibrated model has coverage ≈ expected
+      coverage), overall and ``by_frequency`` of calibration purchases;
+    - ``log_score``: the mean negative log predictive probability of the actual count (a proper
+      score of the whole distribution; lower is better);
+    - ``pit``: the non-randomized PIT histogram for counts (Czado, Gneiting & Held 2009): the
+      mass of each of :data:`PIT_BINS` equal bins, all ``1 / bins`` when calibrated; a U shape
+      means intervals too narrow, a hump too wide;
+    - ``totals``: the ranges of total holdout purchases and (with spend) revenue, including
+      parameter uncertainty, with the actual totals and whether they fell inside.
+    """
+    from clv.intervals import forecast, purchase_distribution
+
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    y = cal["frequency_holdout"].to_numpy(dtype=float)
+    keys = pd.DataFrame({"x": x, "t_x": t_x, "T": T, "y": y})
+    codes = keys.groupby(list(keys), sort=False).ngroup().to_numpy()
+    first = ~pd.Series(codes).duplicated().to_numpy()
+    unique = keys.to_numpy()[first]
+    dist = purchase_distribution(model, duration, *unique[:, :3].T, level, observed=unique[:, 3])
+    low, high, inside = dist.low[codes], dist.high[codes], dist.inside[codes]
+    below, at = dist.below[codes], dist.at[codes]
+    covered = (y >= low) & (y <= high)
+    groups = []
+    bounds = [
+        *FREQUENCY_GROUPS,
+        (FREQUENCY_GROUPS[-1][1] + 1, np.inf, f"{FREQUENCY_GROUPS[-1][1] + 1}+"),
+    ]
+    for lowest, highest, name in bounds:
+        members = (x >= lowest) & (x <= highest)
+        if members.any():
+            groups.append(
+                {
+                    "frequency": name,
+                    "customers": int(members.sum()),
+                    "coverage": float(covered[members].mean()),
+                    "expected_coverage": float(inside[members].mean()),
+                }
+            )
+    edges = np.linspace(0.0, 1.0, PIT_BINS + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mass = np.where(at > below, at - below, 1.0)
+        pit_cdf = np.clip((edges[None, :] - below[:, None]) / mass[:, None], 0.0, 1.0)
+        log_score = float(-np.mean(np.log(np.maximum(at - below, 1e-300))))
+    forecasted = forecast(
+        model,
+        spend,
+        duration,
+        x,
+        t_x,
+        T,
+        monetary_value=cal["monetary_value"].to_numpy(dtype=float) if spend else None,
+        level=level,
+    )
+    totals = {}
+    actuals = {"purchases": y.sum()}
+    if spend is not None:
+        actuals["clv"] = cal["revenue_holdout"].to_numpy(dtype=float).sum()
+    for name, actual in actuals.items():
+        interval = forecasted.ranges[name].to_dict()
+        totals["revenue" if name == "clv" else name] = interval | {
+            "actual": float(actual),
+            "inside": bool(interval["low"] <= actual <= interval["high"]),
+        }
+    return {
+        "level": level,
+        "coverage": float(covered.mean()),
+        "expected_coverage": float(inside.mean()),
+        "log_score": log_score,
+        "by_frequency": groups,
+        "pit": np.diff(pit_cdf, axis=1).mean(axis=0).tolist(),
+        "totals": totals,
+    }
 
 
 def _fit_candidate(

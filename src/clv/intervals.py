@@ -483,6 +483,7 @@ def forecast(
     discounted: np.ndarray | None = None,
     margin: float = 1.0,
     level: float = 0.8,
+    customers: bool = True,
 ) -> Forecast:
     """Intervals of every customer and ranges of the totals over ``(T, T + t]``.
 
@@ -500,6 +501,8 @@ def forecast(
         Discounted expected purchases per customer (the CLV's; undiscounted when omitted).
     margin : float
     level : float
+    customers : bool
+        Whether to compute the customers' CLV intervals (``False``: the totals' ranges only).
 
     Returns
     -------
@@ -542,8 +545,12 @@ def forecast(
     def exact_pmf(rows: np.ndarray) -> np.ndarray:
         return full_pmf(purchase, t, x[rows], t_x[rows], T[rows])
 
-    values = value_interval(spend, x, m, spread, scale, level, exact_pmf)
-    columns |= {"clv_low": values.low, "clv_high": values.high}
+    if customers:
+        values = value_interval(spend, x, m, spread, scale, level, exact_pmf)
+        columns |= {"clv_low": values.low, "clv_high": values.high}
+        variance = values.variance
+    else:
+        variance = value_moments(spend, x, m, spread.mean, spread.variance, scale)[1]
     spend_now = spend.expected_average_value(x, m)
     clv = margin * discounted * spend_now
     weights = np.bincount(inverse, weights=clv, minlength=len(patterns)) * per_purchase
@@ -554,7 +561,5 @@ def forecast(
         return float(clv @ ratio)
 
     parameters = np.hypot(sensitivity.sd(weights), parameter_sd(spend, spend_total))
-    ranges["clv"] = make_range(
-        float(clv.sum()), float(values.variance.sum()), float(parameters), level
-    )
+    ranges["clv"] = make_range(float(clv.sum()), float(variance.sum()), float(parameters), level)
     return Forecast(columns, ranges, spread)

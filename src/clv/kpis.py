@@ -36,12 +36,13 @@ import numpy as np
 import pandas as pd
 
 from clv import units
-from clv.config import SERVQUAL_DIMENSIONS
+from clv.config import DEFAULT_INTERVAL, SERVQUAL_DIMENSIONS
 from clv.data.compact import AMOUNT, CUSTOMER, DAY, day_number, day_start, sorted_arrays
 from clv.data.customers import SERVQUAL_COLUMN
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
+from clv.intervals import forecast
 from clv.models.patterns import rfm_patterns_index
 from clv.nps import band_shares, nps
 from clv.segments import value_segments
@@ -381,7 +382,12 @@ def _monthly_purchases(
 
 
 def model_forecast(
-    bundle: Any, frame: pd.DataFrame, as_of: pd.Timestamp, months: int, clv_months: int = 12
+    bundle: Any,
+    frame: pd.DataFrame,
+    as_of: pd.Timestamp,
+    months: int,
+    clv_months: int = 12,
+    level: float = DEFAULT_INTERVAL,
 ) -> tuple[pd.DataFrame, pd.Series]:
     """The revenue forecast and each customer's model CLV, from one pass over the months.
 
@@ -391,6 +397,12 @@ def model_forecast(
     new customers are not included. Model CLV: each customer's undiscounted value over the next
     ``clv_months`` months (margin 1) — what ``clv score`` gives at that horizon in months with no
     discount; the report ranks its value tiers by it.
+
+    The band: ``cumulative_revenue`` to the end of each month with its ``level`` range
+    (``cumulative_low`` / ``cumulative_high``: the customers' randomness and the purchase and
+    spend models' parameter uncertainty, :func:`clv.intervals.forecast`). It is given for the
+    running total, whose spread the models define exactly; a single month's spread would need
+    the joint distribution of two horizons.
     """
     value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
     first = pd.Timestamp(as_of).to_period("M") + 1
@@ -407,6 +419,21 @@ def model_forecast(
         if k <= clv_months:
             total = purchases if total is None else total + purchases
     clv = pd.Series(value * total, index=frame[CUSTOMER].to_numpy(), name="clv")
+    x, t_x, T, m = (
+        frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value")
+    )
+    step = units.conversion("month", bundle.time_unit)
+    cumulative = 0.0
+    for k, row in enumerate(rows, start=1):
+        cumulative += row["expected_revenue"]
+        spread = forecast(
+            bundle.purchase, bundle.spend, k * step, x, t_x, T, m, level=level, customers=False
+        ).ranges["clv"]
+        row |= {
+            "cumulative_revenue": cumulative,
+            "cumulative_low": spread.low,
+            "cumulative_high": spread.high,
+        }
     return pd.DataFrame(rows), clv
 
 
@@ -488,7 +515,13 @@ def build_report(
     forecast = None
     if bundle is not None and bundle.spend is not None:
         rfm = build_rfm(log.compact, as_of, bundle.time_unit)
-        forecast, predicted = model_forecast(bundle, rfm, as_of, settings.forecast_months)
+        forecast, predicted = model_forecast(
+            bundle,
+            rfm,
+            as_of,
+            settings.forecast_months,
+            level=config.score.interval or DEFAULT_INTERVAL,
+        )
     segments = value_segments_table(
         log,
         as_of,
@@ -519,6 +552,9 @@ def build_report(
         summary["forecast"] = {
             "months": settings.forecast_months,
             "expected_revenue": float(forecast["expected_revenue"].sum()),
+            "low": float(forecast["cumulative_low"].iloc[-1]),
+            "high": float(forecast["cumulative_high"].iloc[-1]),
+            "level": config.score.interval or DEFAULT_INTERVAL,
             "scope": "existing customers only (no new acquisitions)",
         }
     return KpiReport(summary, monthly, segments, forecast, nps_monthly, servqual_table, channels)

@@ -150,6 +150,24 @@ def value_deciles(deciles: list[dict[str, float]]) -> Figure:
     return fig
 
 
+def pit_histogram(section: dict[str, Any]) -> Figure:
+    """The non-randomized PIT histogram of the holdout purchases (scorecard ``intervals``):
+    flat at ``1 / bins`` when the predictive distributions are calibrated."""
+    shares = np.asarray(section["pit"])
+    edges = np.linspace(0.0, 1.0, shares.size + 1)
+    fig, ax = _figure()
+    ax.bar(edges[:-1], shares, width=np.diff(edges), align="edge", edgecolor="white")
+    ax.axhline(1.0 / shares.size, color="grey", linestyle=":", label="calibrated")
+    ax.set(
+        xlabel="probability integral transform",
+        ylabel="share of customers",
+        title=f"Holdout purchases: PIT ({section['model']}, coverage of {section['level']:.0%} "
+        f"intervals {section['coverage']:.1%})",
+    )
+    ax.legend()
+    return fig
+
+
 def roc_curves(labels: np.ndarray, scores: dict[str, np.ndarray]) -> Figure:
     """ROC curves of churn scores."""
     from sklearn.metrics import roc_auc_score, roc_curve
@@ -213,6 +231,8 @@ def save_evaluation_figures(
         "frequency_recency_matrix.png": rfm_matrix(model, "expected", T=T),
         "p_alive_matrix.png": rfm_matrix(model, "p_alive", T=T),
     }
+    if "intervals" in ev.scorecard:
+        figures["pit_histogram.png"] = pit_histogram(ev.scorecard["intervals"])
     if "value_deciles" in ev.scorecard:
         figures["value_deciles.png"] = value_deciles(ev.scorecard["value_deciles"])
     if ev.churn_frame is not None:

@@ -110,6 +110,21 @@ def charts(report: KpiReport) -> dict[str, Figure]:
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.legend()
     out["revenue.png"] = fig
+    if report.forecast is not None and "cumulative_low" in report.forecast:
+        f, level = report.forecast, report.summary["forecast"]["level"]
+        fig, ax = _chart()
+        ax.fill_between(
+            f["month"],
+            f["cumulative_low"],
+            f["cumulative_high"],
+            alpha=0.3,
+            label=f"{level:.0%} range",
+        )
+        ax.plot(f["month"], f["cumulative_revenue"], marker=".", label="expected")
+        ax.set(title="Forecast revenue of existing customers, cumulative", ylabel="revenue")
+        ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+        ax.legend(loc="upper left")
+        out["forecast.png"] = fig
     s = report.segments
     fig, ax = _chart(6.0, 3.2)
     x = range(len(s))
@@ -199,8 +214,13 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
         f"<img alt='revenue history and forecast' src='{images['revenue.png']}'>",
     ]
     if report.forecast is not None:
+        f = s["forecast"]
         parts += [
-            f"<p class='muted'>Forecast: {html.escape(s['forecast']['scope'])}.</p>",
+            f"<p>Forecast revenue over {f['months']} months: <b>{f['expected_revenue']:,.0f}</b>"
+            f" ({f['level']:.0%} range {f['low']:,.0f} – {f['high']:,.0f}: the customers' own "
+            "randomness and the models' parameter uncertainty).</p>",
+            f"<img alt='cumulative forecast with its range' src='{images['forecast.png']}'>",
+            f"<p class='muted'>Forecast: {html.escape(f['scope'])}.</p>",
             html_table(report.forecast),
         ]
     if report.nps_monthly is not None:

@@ -276,7 +276,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float]:
     """The scorecard's numbers as MLflow metrics, with ``purchases.chosen.*`` aliases."""
-    names = ("purchases", "zero_forecast", "value", "churn")
+    names = ("purchases", "zero_forecast", "value", "churn", "intervals")
     sections = {k: scorecard[k] for k in names if k in scorecard}
     out = {k: float(v) for k, v in flatten(sections).items() if isinstance(v, (int, float))}
     for section in ("purchases", "value"):
@@ -429,7 +429,10 @@ def _log_run(
         if dropped:
             tags["dropped"] = ", ".join(dropped)
         mlflow.set_tags(tags)
-        mlflow.log_metrics(metrics)
+        errors = {f"purchase_model.se.{k}": v for k, v in bundle.purchase.standard_errors.items()}
+        if bundle.spend is not None:
+            errors |= {f"spend_model.se.{k}": v for k, v in bundle.spend.standard_errors.items()}
+        mlflow.log_metrics(metrics | errors)
         for kind, model in ev.purchase_models.items():
             with mlflow.start_run(run_name=model.name, nested=True):
                 mlflow.log_params(
@@ -445,6 +448,7 @@ def _log_run(
                     for m, v in bundle.scorecard.get("value", {}).get(kind, {}).items()
                 }
                 child["log_likelihood"] = model.log_likelihood
+                child |= {f"se.{k}": v for k, v in model.standard_errors.items()}
                 mlflow.log_metrics({k: v for k, v in child.items() if np.isfinite(v)})
                 mlflow.set_tag("chosen", str(kind == chosen).lower())
         if bundle.churn is not None:

@@ -150,6 +150,8 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
                 rows,
             )
         )
+    if card.get("intervals"):
+        print_interval_calibration(card["intervals"])
     if card.get("churn"):
         cp = card["churn_protocol"]
         ev = cp["evaluation_window"]
@@ -173,6 +175,44 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
         )
     if card.get("churn_note"):
         console.print(f"Churn: {card['churn_note']}", highlight=False)
+
+
+def print_interval_calibration(section: dict[str, Any]) -> None:
+    """The scorecard's ``intervals``: coverage by frequency, log score, PIT, totals."""
+    from clv.evaluation import label
+
+    level = section["level"]
+    rows = [
+        [
+            g["frequency"],
+            f"{g['customers']:,}",
+            f"{g['coverage']:.1%}",
+            f"{g['expected_coverage']:.1%}",
+        ]
+        for g in section["by_frequency"]
+    ]
+    rows.append(["all", "", f"{section['coverage']:.1%}", f"{section['expected_coverage']:.1%}"])
+    console.print(
+        table(
+            f"{label(section['model'])}'s {level:.0%} purchase intervals on the holdout "
+            f"(log score {section['log_score']:.4f})",
+            ["frequency", "customers", "actual in interval", "model's probability"],
+            rows,
+        )
+    )
+    pit = " ".join(f"{share:.3f}" for share in section["pit"])
+    console.print(
+        f"PIT histogram ({len(section['pit'])} bins; {1 / len(section['pit']):.3f} each "
+        f"when calibrated): {pit}",
+        highlight=False,
+    )
+    for name, total in section["totals"].items():
+        console.print(
+            f"Holdout {name}: {total['actual']:,.0f} actual, {level:.0%} range "
+            f"{total['low']:,.0f} – {total['high']:,.0f} around {total['estimate']:,.0f} "
+            f"({'inside' if total['inside'] else '[yellow]outside[/]'})",
+            highlight=False,
+        )
 
 
 def which_model(uri: str, bundle: Any, default: bool) -> str:

@@ -162,7 +162,8 @@ def print_kpis(summary: dict[str, Any]) -> None:
         rows.append(
             [
                 f"revenue forecast, {f['months']} months",
-                f"{f['expected_revenue']:,.0f} ({f['scope']})",
+                f"{f['expected_revenue']:,.0f} ({f['level']:.0%} range {f['low']:,.0f} – "
+                f"{f['high']:,.0f}; {f['scope']})",
             ]
         )
     console.print(table(f"KPIs as of {summary['as_of']}", ["", "value"], rows))

@@ -174,11 +174,14 @@ def print_training(result: TrainResult) -> None:
     bundle = result.bundle
     print_scorecard(bundle.scorecard, bundle.selection["chosen"])
     purchase, spend = bundle.purchase, bundle.spend
-    params = ", ".join(f"{k} {v:.4g}" for k, v in purchase.params.items())
-    console.print(f"Chosen: [bold]{purchase.name}[/] refitted on the whole log: {params}")
+    console.print(
+        f"Chosen: [bold]{purchase.name}[/] refitted on the whole log: {with_errors(purchase)}"
+    )
     if spend is not None:
-        gg = ", ".join(f"{k} {v:.4g}" for k, v in spend.params.items())
-        console.print(f"Gamma-Gamma on {spend.n_customers:,} repeat buyers: {gg}")
+        console.print(
+            f"Gamma-Gamma on {spend.n_customers:,} repeat buyers: {with_errors(spend)}",
+            highlight=False,
+        )
     if bundle.churn is not None:
         churn, window = bundle.churn, bundle.churn.window
         console.print(
@@ -194,6 +197,15 @@ def print_training(result: TrainResult) -> None:
             f"v{reg['version']} as {reg['alias']} — {reg['decision']}",
             highlight=False,
         )
+
+
+def with_errors(model: Any) -> str:
+    """``r 0.2426 (± 0.0127), …``: a model's parameters with their standard errors."""
+    errors = model.standard_errors
+    return ", ".join(
+        f"{k} {v:.4g}" + (f" (± {errors[k]:.2g})" if k in errors else "")
+        for k, v in model.params.items()
+    )
 
 
 def placement(result: TrainResult) -> str:

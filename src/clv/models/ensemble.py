@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,6 @@ class EnsembleModel:
     kind: str = ENSEMBLE
     log_likelihood: float = float("nan")
     penalizer: float = 0.0
-    standard_errors: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -42,6 +41,11 @@ class EnsembleModel:
     def params(self) -> dict[str, float]:
         """The members' parameters as ``kind.name`` (for printing and logging)."""
         return {f"{m.kind}.{k}": v for m in self.members for k, v in m.params.items()}
+
+    @property
+    def standard_errors(self) -> dict[str, float]:
+        """The members' standard errors as ``kind.name`` (like :attr:`params`)."""
+        return {f"{m.kind}.{k}": v for m in self.members for k, v in m.standard_errors.items()}
 
     def _mean(self, method: str, *args: Any) -> np.ndarray:
         return np.mean([getattr(m, method)(*args) for m in self.members], axis=0)
