@@ -12,7 +12,9 @@ history pattern only, so it is evaluated once per distinct ``(x, t_x, T)``. From
   Gamma(p, ν), with the customer's Gamma-Gamma posterior ν ~ Gamma(p·x + q, v + x·m) — summed
   over the purchase distribution: ``P(value = 0)`` is exactly P(no purchase), and the positive
   part is a Gamma matched to the exact first two moments (customer value has no closed-form
-  quantiles; the match is checked against the exact mixture in the tests). Discounting scales
+  quantiles; against the exact mixture, :func:`exact_value_quantiles`, at the CDNOW
+  parameters the upper bound is within 11 % for repeat buyers and up to ~20 % too high for
+  customers without repeat purchases, whose spend is the heavy-tailed prior). Discounting scales
   each customer's value by the ratio of discounted to undiscounted expected purchases.
 - **business totals** (:func:`total_range`): customers are independent given the parameters,
   so a total's process variance is the sum of the customers'; the parameters' own uncertainty
@@ -23,10 +25,12 @@ history pattern only, so it is evaluated once per distinct ``(x, t_x, T)``. From
   uncertainties are added as if perfectly correlated (they are fitted on the same data), an
   upper bound.
 
-Customer-level intervals use the fitted parameters: at the scale where intervals are read one
-customer at a time, the predictive spread of a count dwarfs what the parameters add (measured on
-CDNOW in the tests: mixing over Laplace draws moves no 80 % bound of the sample's customers),
-while at the totals' scale it does not, so the totals carry it.
+Customer-level intervals use the fitted parameters: one customer's count is far more uncertain
+than the parameters make it. Measured on CDNOW (52 weeks, 80 % intervals, mixture over 200
+Laplace draws of the parameters against the plug-in distribution): a bound moved for 0.34 %
+(BG/NBD) and 0.55 % (Pareto/NBD) of the 2,357-customer sample and 0.16 % / 0.06 % of the 23,570
+customers, by one count. At the totals' scale the parameters matter (a third of the spread
+on CDNOW), so the totals carry them.
 """
 
 from __future__ import annotations

@@ -25,9 +25,13 @@ COLUMNS = [
     "monetary_value",
     "p_alive",
     "expected_purchases",
+    "expected_purchases_low",
+    "expected_purchases_high",
     "p_no_purchase",
     "expected_avg_value",
     "clv",
+    "clv_low",
+    "clv_high",
     "value_segment",
 ]
 
