@@ -275,7 +275,9 @@ def test_the_cli_maps_survey_and_cost_columns(tmp_path):
         json.loads((tmp_path / name / "kpis.json").read_text()) for name in ("original", "mapped")
     )
     assert "nps" in mapped and mapped["simple_clv"]["clv_to_cac"] > 0
-    assert mapped == original
+    # DuckDB's parallel sums of doubles may differ in the last bit between two runs
+    assert _numbers(mapped) == pytest.approx(_numbers(original), rel=1e-12)
+    assert _texts(mapped) == _texts(original)
     result = runner.invoke(app, [*common, "--survey-col", "score=ltr"])
     assert result.exit_code == 2 and "ROLE=COLUMN" in result.output
 
@@ -448,3 +450,22 @@ def test_expected_purchases_stay_numbers_where_the_closed_form_fails():
         expected = _bg_expected_purchases(params, modified, 26.0, x, t_x, T)
         # nobody drops out (a / (a + b) ≈ 2e-11) and λ ≈ r / α for everyone
         assert expected == pytest.approx(26 * params["r"] / params["alpha"], rel=1e-5)
+
+
+def _leaves(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from _leaves(value, f"{prefix}{i}.")
+    else:
+        yield prefix, tree
+
+
+def _numbers(tree) -> dict:
+    return {k: v for k, v in _leaves(tree) if isinstance(v, float)}
+
+
+def _texts(tree) -> dict:
+    return {k: v for k, v in _leaves(tree) if not isinstance(v, float)}

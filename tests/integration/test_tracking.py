@@ -25,6 +25,7 @@ PLOTS = {
     "value_deciles.png",
     "churn_roc.png",
     "churn_reliability.png",
+    "pit_histogram.png",
     "churn_feature_importance.png",
 }
 
