@@ -446,14 +446,9 @@ def parameter_sd(model: Any, total: Callable[[Any], float], step: float = 1e-4) 
     covariance = np.asarray(getattr(model, "covariance", ()), dtype=float)
     if covariance.size == 0:
         return float("nan")
-    base = model.log_params
-    gradient = np.empty(base.size)
-    for i in range(base.size):
-        shift = np.zeros(base.size)
-        shift[i] = step
-        up = total(model.with_log_params(base + shift))
-        down = total(model.with_log_params(base - shift))
-        gradient[i] = (up - down) / (2.0 * step)
+    from clv.models.base import central_gradient
+
+    gradient = central_gradient(lambda p: total(model.with_log_params(p)), model.log_params, step)
     return float(np.sqrt(max(gradient @ covariance @ gradient, 0.0)))
 
 
