@@ -87,10 +87,6 @@ class PurchaseDistribution:
     below: np.ndarray | None = None
     at: np.ndarray | None = None
 
-    def covers(self, observed: np.ndarray) -> np.ndarray:
-        """Whether each observed count lies in its interval."""
-        return (observed >= self.low) & (observed <= self.high)
-
 
 def _tables(
     pmf: Callable[[np.ndarray, int], np.ndarray], n: int, needed: np.ndarray
@@ -462,13 +458,10 @@ class Forecast:
         ``expected_purchases_low/high`` and, with a spend model, ``clv_low/high``.
     ranges : dict
         ``purchases`` (total expected purchases) and, with a spend model, ``clv``.
-    purchases : PurchaseDistribution
-        Per customer.
     """
 
     columns: dict[str, np.ndarray]
     ranges: dict[str, Range]
-    purchases: PurchaseDistribution
 
 
 def forecast(
@@ -534,7 +527,7 @@ def forecast(
         )
     }
     if spend is None or monetary_value is None:
-        return Forecast(columns, ranges, spread)
+        return Forecast(columns, ranges)
     m = np.asarray(monetary_value, dtype=float)
     discounted = expected if discounted is None else np.asarray(discounted, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -561,4 +554,4 @@ def forecast(
 
     parameters = np.hypot(sensitivity.sd(weights), parameter_sd(spend, spend_total))
     ranges["clv"] = make_range(float(clv.sum()), float(variance.sum()), float(parameters), level)
-    return Forecast(columns, ranges, spread)
+    return Forecast(columns, ranges)
