@@ -1,5 +1,7 @@
 """What the predictive intervals add to scoring: ``score_rfm`` with and without them on a
-simulated log (BG/NBD and Gamma-Gamma at the CDNOW parameters), median of repeats, same run.
+simulated log (BG/NBD and Gamma-Gamma at the CDNOW parameters), median of repeats, same run,
+and the peak of memory allocated during one call of each (tracemalloc, which sees numpy's
+buffers).
 
 ``python benchmarks/intervals.py --customers 1000000``
 """
@@ -10,6 +12,8 @@ import argparse
 import statistics
 import sys
 import time
+import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +40,8 @@ def main(customers: int, repeats: int) -> None:
     bundle = Bundle(purchase=purchase, spend=spend, config={}, fingerprint={})
     from clv.predict import score_rfm
 
-    times = {}
+    warnings.simplefilter("ignore")  # the bare bundle has no stored segment thresholds
+    times, peaks = {}, {}
     for level in (0.0, 0.8):
         runs = []
         for _ in range(repeats):
@@ -44,10 +49,15 @@ def main(customers: int, repeats: int) -> None:
             score_rfm(bundle, rfm, 52.0, interval=level)
             runs.append(time.perf_counter() - started)
         times[level] = statistics.median(runs)
+        tracemalloc.start()
+        score_rfm(bundle, rfm, 52.0, interval=level)
+        peaks[level] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
     print(
         f"{customers:,} customers, {len(rfm[['frequency', 'recency', 'T']].drop_duplicates()):,}"
         f" patterns: score_rfm {times[0.0]:.2f} s without intervals, {times[0.8]:.2f} s with "
-        f"(+{times[0.8] - times[0.0]:.2f} s, ×{times[0.8] / times[0.0]:.2f}), median of {repeats}"
+        f"(+{times[0.8] - times[0.0]:.2f} s, ×{times[0.8] / times[0.0]:.2f}), median of {repeats}; "
+        f"peak allocated {peaks[0.0]:,.0f} MiB without, {peaks[0.8]:,.0f} MiB with"
     )
 
 

@@ -41,9 +41,15 @@ class DataConfig(_Section):
 
     transactions: str = Field(
         "cdnow",
-        description="CSV or Parquet log, or an embedded data set: 'cdnow' (23,570 customers) "
-        "or 'cdnow-sample' (2,357 customers).",
+        description="CSV or Parquet log, an embedded data set: 'cdnow' (23,570 customers) "
+        "or 'cdnow-sample' (2,357 customers), or a PostgreSQL URI "
+        "(postgresql://user@host:port/db, password in PGPASSWORD or ~/.pgpass) with table or "
+        "query.",
     )
+    table: str | None = Field(
+        None, description="Table or view ('schema.table') of a PostgreSQL log."
+    )
+    query: str | None = Field(None, description="SELECT that returns a PostgreSQL log.")
     customer_col: str = "customer_id"
     date_col: str = "date"
     amount_col: str | None = Field(
@@ -254,7 +260,19 @@ class ScoreConfig(_Section):
         None, description="Score as of this day (default: the log's last day); later rows ignored."
     )
     customers: str | None = Field(None, description="CSV/Parquet list of customer ids to score.")
-    out: Path = Field(Path("scores/cdnow.csv"), description="Output file (.csv or .parquet).")
+    out: str = Field(
+        "scores/cdnow.csv",
+        description="Output file (.csv or .parquet; a Parquet folder for engine spark), or a "
+        "PostgreSQL URI with out_table.",
+    )
+    out_table: str | None = Field(
+        None, description="Table ('schema.table') the scores go to when out is a PostgreSQL URI."
+    )
+    if_exists: Literal["replace", "append", "fail"] = Field(
+        "replace",
+        description="When out_table exists: swap in the new scores, append them (rows carry "
+        "as_of and model_version), or stop.",
+    )
     segments: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_SEGMENTS),
         description="Value tiers from the top by predicted CLV (expected purchases without "

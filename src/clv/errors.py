@@ -25,5 +25,10 @@ class ScoreError(ClvError, ValueError):
     """Scores that would hold a non-finite number where one is promised."""
 
 
+class DatabaseError(ClvError, RuntimeError):
+    """A database could not be reached, read or written (the message names the server without
+    credentials, and says whether anything was changed)."""
+
+
 class ClvWarning(UserWarning):
     """A notice about the data or the run that the user should read (the CLI prints these)."""

@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 from scipy.special import betainc, gammaincinv, ndtri
 
+from clv.models.base import central_gradient
+
 #: A predictive table ends once the probability above its last count is below this (the
 #: variance it leaves out is below 1e-7 × the table's width²).
 TAIL = 1e-7
@@ -418,15 +420,13 @@ def purchase_sensitivity(
     """:class:`Sensitivity` of ``model``'s expected purchases in ``(T, T + t]`` at the patterns."""
     gradients, covariances = [], []
     for member in getattr(model, "members", (model,)):
-        base = member.log_params
-        gradient = np.empty((len(x), base.size))
-        for i in range(base.size):
-            shift = np.zeros(base.size)
-            shift[i] = step
-            up = member.with_log_params(base + shift).expected_purchases(t, x, t_x, T)
-            down = member.with_log_params(base - shift).expected_purchases(t, x, t_x, T)
-            gradient[:, i] = (up - down) / (2.0 * step)
-        gradients.append(gradient)
+        gradients.append(
+            central_gradient(
+                lambda p, m=member: m.with_log_params(p).expected_purchases(t, x, t_x, T),
+                member.log_params,
+                step,
+            ).reshape(len(x), -1)
+        )
         covariance = np.asarray(member.covariance, dtype=float)
         covariances.append(covariance if covariance.size else None)
     return Sensitivity(tuple(gradients), tuple(covariances))
@@ -442,8 +442,6 @@ def parameter_sd(model: Any, total: Callable[[Any], float], step: float = 1e-4) 
     covariance = np.asarray(getattr(model, "covariance", ()), dtype=float)
     if covariance.size == 0:
         return float("nan")
-    from clv.models.base import central_gradient
-
     gradient = central_gradient(lambda p: total(model.with_log_params(p)), model.log_params, step)
     return float(np.sqrt(max(gradient @ covariance @ gradient, 0.0)))
 
@@ -476,6 +474,8 @@ def forecast(
     margin: float = 1.0,
     level: float = 0.8,
     customers: bool = True,
+    expected: np.ndarray | None = None,
+    index: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Forecast:
     """Intervals of every customer and ranges of the totals over ``(T, T + t]``.
 
@@ -495,21 +495,32 @@ def forecast(
     level : float
     customers : bool
         Whether to compute the customers' CLV intervals (``False``: the totals' ranges only).
+    expected : numpy.ndarray, optional
+        Each customer's expected purchases over the horizon when the caller has them already
+        (computed here otherwise).
+    index : tuple of numpy.ndarray, optional
+        The distinct ``(x, t_x, T)`` patterns and each customer's row among them
+        (:func:`clv.models.patterns.rfm_patterns_index`) when the caller has them already.
 
     Returns
     -------
     Forecast
     """
-    import pandas as pd
+    if index is None:
+        import pandas as pd
 
-    from clv.models.patterns import rfm_patterns_index
+        from clv.models.patterns import rfm_patterns_index
 
-    frame = pd.DataFrame({"frequency": x, "recency": t_x, "T": T})
-    patterns, inverse = rfm_patterns_index(frame)
+        index = rfm_patterns_index(pd.DataFrame({"frequency": x, "recency": t_x, "T": T}))
+    patterns, inverse = index
     px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
     counts = np.bincount(inverse, minlength=len(patterns)).astype(float)
     by_pattern = purchase_distribution(purchase, t, px, ptx, pT, level)
-    expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
+    if expected is None:
+        expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
+    else:
+        expected_by_pattern = np.zeros(len(patterns))
+        expected_by_pattern[inverse] = np.asarray(expected, dtype=float)
     spread = PurchaseDistribution(
         **{k: getattr(by_pattern, k)[inverse] for k in ("low", "high", "mean", "variance")},
         p_zero=by_pattern.p_zero[inverse],

@@ -367,11 +367,12 @@ def value_segments_table(
 
 
 def _monthly_purchases(
-    bundle: Any, frame: pd.DataFrame, months: int
+    bundle: Any, index: tuple[np.ndarray, np.ndarray], months: int
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Each customer's expected transactions in each of the next ``months`` months (per
-    pattern, then per customer), from their RFM table in the bundle's time unit."""
-    patterns, inverse = rfm_patterns_index(frame)
+    pattern, then per customer), from the patterns of their RFM table in the bundle's time
+    unit (:func:`~clv.models.patterns.rfm_patterns_index`)."""
+    patterns, inverse = index
     x, t_x, T = patterns.T
     step = units.conversion("month", bundle.time_unit)
     previous = np.zeros(len(patterns))
@@ -405,35 +406,44 @@ def model_forecast(
     the joint distribution of two horizons.
     """
     value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
-    first = pd.Timestamp(as_of).to_period("M") + 1
-    rows, total = [], None
-    for k, purchases in _monthly_purchases(bundle, frame, max(months, clv_months)):
-        if k <= months:
-            rows.append(
-                {
-                    "month": str(first + (k - 1)),
-                    "expected_transactions": float(purchases.sum()),
-                    "expected_revenue": float((purchases * value).sum()),
-                }
-            )
-        if k <= clv_months:
-            total = purchases if total is None else total + purchases
-    clv = pd.Series(value * total, index=frame[CUSTOMER].to_numpy(), name="clv")
     x, t_x, T, m = (
         frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value")
     )
     step = units.conversion("month", bundle.time_unit)
-    cumulative = 0.0
-    for k, row in enumerate(rows, start=1):
-        cumulative += row["expected_revenue"]
-        spread = forecast(
-            bundle.purchase, bundle.spend, k * step, x, t_x, T, m, level=level, customers=False
-        ).ranges["clv"]
-        row |= {
-            "cumulative_revenue": cumulative,
-            "cumulative_low": spread.low,
-            "cumulative_high": spread.high,
-        }
+    first = pd.Timestamp(as_of).to_period("M") + 1
+    rows, running, cumulative, total = [], np.zeros(len(frame)), 0.0, None
+    index = rfm_patterns_index(frame)
+    for k, purchases in _monthly_purchases(bundle, index, max(months, clv_months)):
+        running += purchases
+        if k <= months:
+            revenue = float((purchases * value).sum())
+            cumulative += revenue
+            spread = forecast(
+                bundle.purchase,
+                bundle.spend,
+                k * step,
+                x,
+                t_x,
+                T,
+                m,
+                level=level,
+                customers=False,
+                expected=running,
+                index=index,
+            ).ranges["clv"]
+            rows.append(
+                {
+                    "month": str(first + (k - 1)),
+                    "expected_transactions": float(purchases.sum()),
+                    "expected_revenue": revenue,
+                    "cumulative_revenue": cumulative,
+                    "cumulative_low": spread.low,
+                    "cumulative_high": spread.high,
+                }
+            )
+        if k == clv_months:
+            total = running.copy()
+    clv = pd.Series(value * total, index=frame[CUSTOMER].to_numpy(), name="clv")
     return pd.DataFrame(rows), clv
 
 

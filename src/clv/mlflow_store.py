@@ -21,6 +21,7 @@ from typing import Any
 
 from clv.errors import ClvError
 from clv.resources import environment
+from clv.uris import redact
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 
@@ -43,21 +44,6 @@ def tracking_uri(configured: str | None = None, redacted: bool = False) -> str:
     if uri == DEFAULT_URI:
         uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     return redact(uri) if redacted else uri
-
-
-def redact(uri: str) -> str:
-    """``uri`` without a password (``scheme://user:***@host``).
-
-    >>> redact("postgresql://ann:secret@db:5432/mlflow")
-    'postgresql://ann:***@db:5432/mlflow'
-    """
-    from urllib.parse import urlparse
-
-    parsed = urlparse(uri)
-    if parsed.password:
-        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
-    return uri
 
 
 @contextmanager

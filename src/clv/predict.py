@@ -54,7 +54,7 @@ from clv.data.compact import CUSTOMER
 from clv.data.log import TransactionLog
 from clv.errors import ClvWarning, DataValidationError, ScoreError
 from clv.features import build_rfm
-from clv.intervals import forecast
+from clv.intervals import Forecast, forecast
 from clv.models.patterns import rfm_patterns_index
 from clv.segments import (
     apply_segments,
@@ -349,7 +349,8 @@ def score_rfm(
     for col in cols:
         out[col] = rfm[col].to_numpy(dtype=float)
     out["frequency"] = out["frequency"].astype("int64")
-    purchases = _purchase_outputs(bundle, out, t, horizon, step, discount_rate, progress)
+    index = rfm_patterns_index(out)
+    purchases = _purchase_outputs(bundle, out, t, horizon, step, discount_rate, progress, index)
     for name in ("p_alive", "expected_purchases", "p_no_purchase"):
         out[name] = purchases[name]
     basis = "clv" if has_value else "expected_purchases"
@@ -360,7 +361,7 @@ def score_rfm(
         reference["clv"] = out["expected_avg_value"].to_numpy() * purchases["discounted"]
         out["clv"] = margin * reference["clv"]
     if interval:
-        _add_intervals(bundle, out, purchases, t, margin, interval, has_value)
+        _add_intervals(bundle, out, purchases, index, t, margin, interval, has_value)
     churn = _churn_probability(bundle, rfm.reset_index(drop=True))
     if churn is not None:
         out["churn_probability"], out["churn_source"] = churn
@@ -397,6 +398,7 @@ def _add_intervals(
     bundle: Bundle,
     out: pd.DataFrame,
     purchases: dict[str, np.ndarray],
+    index: tuple[np.ndarray, np.ndarray],
     t: float,
     margin: float,
     level: float,
@@ -404,16 +406,7 @@ def _add_intervals(
 ) -> None:
     """Insert the interval columns beside their point forecasts, and the totals' ranges into
     ``out.attrs["ranges"]`` (:func:`clv.intervals.forecast`)."""
-    result = forecast(
-        bundle.purchase,
-        bundle.spend if has_value else None,
-        t,
-        *(out[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")),
-        monetary_value=out["monetary_value"].to_numpy(dtype=float) if has_value else None,
-        discounted=purchases["discounted"],
-        margin=margin,
-        level=level,
-    )
+    result = _forecast(bundle, out, purchases, index, t, margin, level, has_value, customers=True)
     for anchor, names in (
         ("expected_purchases", ("expected_purchases_low", "expected_purchases_high")),
         ("clv", ("clv_low", "clv_high")),
@@ -423,6 +416,65 @@ def _add_intervals(
             for offset, name in enumerate(names):
                 out.insert(at + offset, name, result.columns[name])
     out.attrs["ranges"] = {k: r.to_dict() for k, r in result.ranges.items()}
+
+
+def _forecast(
+    bundle: Bundle,
+    frame: pd.DataFrame,
+    purchases: dict[str, np.ndarray],
+    index: tuple[np.ndarray, np.ndarray],
+    t: float,
+    margin: float,
+    level: float,
+    has_value: bool,
+    customers: bool,
+) -> Forecast:
+    """:func:`clv.intervals.forecast` of the customers in ``frame`` (model time unit)."""
+    return forecast(
+        bundle.purchase,
+        bundle.spend if has_value else None,
+        t,
+        *(frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")),
+        monetary_value=frame["monetary_value"].to_numpy(dtype=float) if has_value else None,
+        discounted=purchases["discounted"],
+        margin=margin,
+        level=level,
+        customers=customers,
+        expected=purchases["expected_purchases"],
+        index=index,
+    )
+
+
+def total_ranges(
+    bundle: Bundle,
+    rfm: pd.DataFrame,
+    horizon: float,
+    time_unit: str | None = None,
+    discount_rate: float = 0.0,
+    margin: float = 1.0,
+    interval: float = DEFAULT_INTERVAL,
+) -> dict[str, dict[str, float]]:
+    """The totals' ranges of :func:`score_rfm` (its ``attrs["ranges"]``) without scoring each
+    customer: for an engine that scores the customers elsewhere (Spark), from the same inputs.
+
+    Parameters are those of :func:`score_rfm`; ``rfm`` is validated the same way. Returns
+    ``{}`` when ``interval`` is 0.
+    """
+    if not interval:
+        return {}
+    unit = time_unit or bundle.time_unit
+    has_value = bundle.spend is not None and "monetary_value" in rfm
+    _check_rfm(rfm, has_value)
+    step = units.conversion(unit, bundle.time_unit)
+    cols = ["frequency", "recency", "T"] + (["monetary_value"] if has_value else [])
+    frame = rfm[cols].astype(float).reset_index(drop=True)
+    index = rfm_patterns_index(frame)
+    t = horizon * step
+    purchases = _purchase_outputs(bundle, frame, t, horizon, step, discount_rate, index=index)
+    result = _forecast(
+        bundle, frame, purchases, index, t, margin, interval, has_value, customers=False
+    )
+    return {k: r.to_dict() for k, r in result.ranges.items()}
 
 
 def _shares(rule: dict[str, Any]) -> dict[str, float]:
@@ -442,25 +494,31 @@ def _purchase_outputs(
     step: float,
     discount_rate: float,
     progress: Progress | None = None,
+    index: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Purchase-model outputs per customer, computed once per unique (x, t_x, T) pattern.
 
     They depend on nothing else, and logs have far fewer patterns than customers (recency and T
     are whole days), so this is where most of scoring's time is saved. ``discounted`` is the
     discounted expected number of purchases over the horizon (CLV = margin × spend × it).
+    ``index`` is :func:`~clv.models.patterns.rfm_patterns_index` of ``rfm`` when the caller
+    has it already.
     """
-    patterns, inverse = rfm_patterns_index(rfm)
+    patterns, inverse = rfm_patterns_index(rfm) if index is None else index
     model, total = bundle.purchase, len(patterns)
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("p_alive", "expected_purchases", "p_no_purchase", "discounted")
     }
     for start in range(0, max(total, 1), CHUNK_SIZE):
         x, t_x, T = patterns[start : start + CHUNK_SIZE].T
+        expected = model.expected_purchases(t, x, t_x, T)
         parts["p_alive"].append(model.p_alive(x, t_x, T))
-        parts["expected_purchases"].append(model.expected_purchases(t, x, t_x, T))
+        parts["expected_purchases"].append(expected)
         parts["p_no_purchase"].append(model.p_no_purchase(t, x, t_x, T))
         parts["discounted"].append(
-            discounted_purchases(
+            expected  # undiscounted, the steps' sum telescopes to the horizon's expectation
+            if discount_rate == 0
+            else discounted_purchases(
                 lambda s, x=x, t_x=t_x, T=T: model.expected_purchases(s, x, t_x, T),
                 horizon,
                 step_length=step,

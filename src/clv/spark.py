@@ -165,8 +165,17 @@ def score_log_with_spark(
     margin: float = 1.0,
     interval: float = DEFAULT_INTERVAL,
     master: str = "local[2]",
-) -> Path:
+) -> tuple[Path, dict[str, dict[str, float]]]:
     """The Spark twin of :func:`clv.predict.score_transactions`: same features, same model.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The Parquet folder of scores.
+    ranges : dict
+        The totals' ranges (:func:`clv.predict.total_ranges`), taken on the driver from the
+        same features: the sums over customers need all of them, and they cost a pass over the
+        distinct patterns.
 
     Raises
     ------
@@ -175,7 +184,7 @@ def score_log_with_spark(
         depend on Spark's partitions): retrain it.
     """
     from clv.errors import BundleError
-    from clv.predict import customer_features, score_rfm
+    from clv.predict import customer_features, score_rfm, total_ranges
 
     if not bundle.segments:
         raise BundleError(
@@ -202,4 +211,8 @@ def score_log_with_spark(
         margin,
         interval=interval,
     )
-    return score_with_spark(model, features, list(probe.columns), out, params, master)
+    path = score_with_spark(model, features, list(probe.columns), out, params, master)
+    ranges = total_ranges(
+        bundle, features, horizon, params["time_unit"], discount_rate, margin, interval
+    )
+    return path, ranges

@@ -23,12 +23,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 
 from clv.errors import ClvError
-from clv.mlflow_store import download_bundle, redact, session, tracking_uri
+from clv.mlflow_store import download_bundle, session, tracking_uri
+from clv.uris import is_postgres, redact
 
 if TYPE_CHECKING:
     from clv.bundle import Bundle
@@ -223,7 +225,10 @@ def log_datasets(run_id: str, result: TrainedRun, config: Config) -> None:
 
     log, fingerprint = result.log, result.bundle.fingerprint
     source = str(config.data.transactions)
-    name = Path(source.rstrip("/")).name.split(".")[0] or "log"
+    name = source_name(config)
+    where = {"uri": redact(source)}
+    if is_postgres(source):
+        where |= {"table": config.data.table} if config.data.table else {"query": config.data.query}
     columns = [{"type": "string", "name": CUSTOMER}, {"type": "datetime", "name": DATE}]
     if log.has_amounts:
         columns.append({"type": "double", "name": AMOUNT})
@@ -249,8 +254,8 @@ def log_datasets(run_id: str, result: TrainedRun, config: Config) -> None:
         dataset = Dataset(
             name=title,
             digest=digest[:32],
-            source_type="local",
-            source=json.dumps({"uri": redact(source)}),
+            source_type="postgresql" if is_postgres(source) else "local",
+            source=json.dumps(where),
             schema=schema,
             profile=json.dumps({"num_rows": profile["transactions"], **profile}),
         )
@@ -350,8 +355,19 @@ def registered_model_name(config: Config) -> str:
     (``clv-cdnow`` for the embedded log), so unrelated logs never share a champion."""
     if config.mlflow.registered_model:
         return config.mlflow.registered_model
-    stem = Path(str(config.data.transactions).rstrip("/")).name.split(".")[0] or "log"
+    stem = source_name(config)
     return "clv-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in stem.lower())
+
+
+def source_name(config: Config) -> str:
+    """A short name of the log: a file's stem (``cdnow`` for the embedded log); for PostgreSQL
+    the database and the table, or a digest of the query (``shop-sales.orders``)."""
+    source = str(config.data.transactions)
+    if is_postgres(source):
+        database = urlparse(source).path.strip("/") or "postgres"
+        query = hashlib.sha256(str(config.data.query).encode()).hexdigest()[:8]
+        return f"{database}-{config.data.table or 'query-' + query}"
+    return Path(source.rstrip("/")).name.split(".")[0] or "log"
 
 
 def _pip_requirements() -> list[str]:

@@ -31,6 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -187,19 +188,35 @@ def train(
         return _train(config, progress, inputs, stages if stages is not None else StageLog())
 
 
+#: The model folders whose :func:`run_guard` this thread of work is inside.
+_GUARDED: ContextVar[frozenset[str]] = ContextVar("clv_guarded", default=frozenset())
+
+
 @contextmanager
 def run_guard(config: Config) -> Iterator[None]:
     """What a training run holds and checks before any work: the lock of ``train.model_dir``
     (waiting ``train.lock_wait`` seconds for another run) and, with MLflow, the tracking store.
-    Callers that read the log first (the CLI) enter it before reading; it is re-entrant."""
+    Callers that read the log first (the CLI) enter it before reading; entered again inside
+    (by :func:`train`), it neither locks nor checks again: the store is checked once, before
+    the work, and a store that fails later is met when the run is logged (the bundle is kept).
+    """
     settings = config.train
-    with folder_lock(settings.model_dir, settings.lock_wait, purpose="training"):
-        if config.mlflow.enabled:
-            from clv.mlflow_store import tracking_uri
-            from clv.tracking import check_store
-
-            check_store(tracking_uri(config.mlflow.tracking_uri))
+    key = str(Path(settings.model_dir).resolve())
+    held = _GUARDED.get()
+    if key in held:
         yield
+        return
+    token = _GUARDED.set(held | {key})
+    try:
+        with folder_lock(settings.model_dir, settings.lock_wait, purpose="training"):
+            if config.mlflow.enabled:
+                from clv.mlflow_store import tracking_uri
+                from clv.tracking import check_store
+
+                check_store(tracking_uri(config.mlflow.tracking_uri))
+            yield
+    finally:
+        _GUARDED.reset(token)
 
 
 def _refit(

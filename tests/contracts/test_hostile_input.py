@@ -288,13 +288,22 @@ def test_the_cli_maps_survey_and_cost_columns(tmp_path):
 @pytest.fixture(scope="module")
 def degrade_log(raw, tmp_path_factory) -> Path:
     """20 CDNOW customers and one buying every day for two years: BG/NBD does not converge on
-    the calibration period (its a, b run to 0), MBG/NBD and Pareto/NBD do; Gamma-Gamma does not
-    converge on the whole log."""
+    the calibration period (its a, b run to 0), MBG/NBD and Pareto/NBD do. Twelve customers
+    who arrive in the holdout and spend from 0.01 to 10,000 a purchase make the whole log's
+    spend too dispersed for Gamma-Gamma (q ≤ 1, no finite mean, with and without the
+    penalizer), while it converges on the calibration period."""
     ids = sorted(raw["customer_id"].unique())[:20]
     days = pd.date_range("1997-01-01", "1998-12-31", freq="D").strftime("%Y%m%d")
     daily = pd.DataFrame({"customer_id": "99999", "date": days, "amount": 10.0})
+    late = pd.DataFrame(
+        {
+            "customer_id": np.repeat([f"8{i:04d}" for i in range(12)], 2),
+            "date": np.tile(["19981101", "19981201"], 12),
+            "amount": np.repeat(np.geomspace(0.01, 10_000, 12), 2),
+        }
+    )
     path = tmp_path_factory.mktemp("degrade") / "daily.csv"
-    pd.concat([raw[raw["customer_id"].isin(ids)], daily]).to_csv(path, index=False)
+    pd.concat([raw[raw["customer_id"].isin(ids)], daily, late]).to_csv(path, index=False)
     return path
 
 

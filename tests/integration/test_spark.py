@@ -67,10 +67,15 @@ def test_spark_scores_equal_local_scores(setup, monkeypatch):
     ]
     done = runner.invoke(app, [*common, "-o", str(local)])
     assert done.exit_code == 0, done.output
+    printed = [done.output]
     done = runner.invoke(
         app, [*common, "-o", str(spark), "--engine", "spark", "--spark-master", "local[2]"]
     )
     assert done.exit_code == 0, done.output
+    printed.append(done.output)
+    # both engines print the totals of purchases and CLV with the same ranges
+    ranges = [[line for line in out.splitlines() if "% range" in line] for out in printed]
+    assert len(ranges[0]) == 2 and ranges[1] == ranges[0], ranges
     assert spark.is_dir() and not (tmp / ".spark.parquet.spark-tmp").exists()
     a = pd.read_parquet(local).sort_values("customer_id", ignore_index=True)
     b = pd.read_parquet(spark).sort_values("customer_id", ignore_index=True)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clv._lifetimes import fit_with_retry, fitters
+from clv._lifetimes import fit_with_retry, fitters, guarded
 from clv.errors import ModelFitError
 from clv.models.base import central_gradient as _central_gradient
 from clv.models.beta_geo import bg_objective as _bg_objective
@@ -271,3 +271,54 @@ def test_expected_purchases_equal_lifetimes(sample_split, kind, theta, t):
     undefined = np.isnan(theirs)
     assert np.all(undefined == ((kind == "bgnbd") & (params["b"] == 1.0) & (x == 0)))
     np.testing.assert_allclose(ours[~undefined], theirs[~undefined], rtol=1e-10)
+
+
+@pytest.mark.parametrize("penalizer", [0.0, 0.001])
+def test_gamma_gamma_fit_equals_lifetimes(sample_split, penalizer):
+    """clv maximizes lifetimes' objective with its exact gradient: same parameters, and the
+    exact Hessian gives lifetimes' standard errors (autograd's Hessian of the same function)."""
+    usable = sample_split[(sample_split["frequency"] > 0) & (sample_split["monetary_value"] > 0)]
+    reference = fitters().GammaGammaFitter(penalizer_coef=penalizer)
+    with guarded():
+        reference.fit(usable["frequency"], usable["monetary_value"])
+    model = fit_spend_model(sample_split, penalizer=penalizer)
+    for name in ("p", "q", "v"):
+        assert model.params[name] == pytest.approx(reference.params_[name], rel=1e-8), name
+        if penalizer == 0.0:
+            se = reference.standard_errors_[name]
+            assert model.standard_errors[name] == pytest.approx(se, rel=1e-8), name
+
+
+def test_gamma_gamma_does_not_accept_a_ridge_for_a_minimum():
+    """One customer buying 547 times at the same price pulls the unpenalized fit along a ridge
+    (p → ∞, v → 0: spend per purchase without spread), where BFGS stops for precision loss
+    with a tiny gradient. That is no minimum (the Hessian is nearly singular): the fit retries
+    with the penalizer and lands on an interior one, as lifetimes does."""
+    x = [3, 1, 15, 1, 2, 4, 6, 7, 7, 1, 547]
+    m = [23.72, 11.77, 71.4, 11.77, 13.38, 27.14, 30.03, 20.52, 22.31, 70.38, 10.0]
+    rfm = pd.DataFrame({"frequency": x, "monetary_value": m})
+    model = fit_spend_model(rfm, penalizer=0.0, retry_penalizer=0.001)
+    assert model.penalizer == 0.001
+    assert model.params == pytest.approx({"p": 7.43, "q": 2.564, "v": 6.58}, rel=1e-3)
+    reference = fitters().GammaGammaFitter(penalizer_coef=0.001)
+    with guarded():
+        reference.fit(rfm["frequency"], rfm["monetary_value"])
+    assert model.params == pytest.approx(dict(reference.params_), rel=1e-6)
+
+    # far along the ridge the gradient vanishes too; the curvature test still says no
+    from scipy.optimize import OptimizeResult
+
+    from clv.models.gamma_gamma import GRADIENT_TOLERANCE, _at_a_strict_minimum, _Likelihood
+
+    likelihood = _Likelihood(np.array(x, dtype=float), np.array(m))
+    point = np.log([4.75e8, 2.9726, 1.2e-7])  # p·v fixed: spend per purchase without spread
+    for _ in range(20):  # Newton steps to where the gradient passes as zero
+        gradient = likelihood.objective(point, 0.0)[1]
+        point = point - np.linalg.lstsq(likelihood.log_hessian(point) / 11, gradient)[0]
+    ridge = OptimizeResult(x=point, jac=likelihood.objective(point, 0.0)[1])
+    assert np.abs(ridge.jac).max() < GRADIENT_TOLERANCE and np.exp(point[0]) > 1e6
+    assert not _at_a_strict_minimum(likelihood, ridge, 0.0)
+    interior = OptimizeResult(
+        x=model.log_params, jac=likelihood.objective(model.log_params, 0.001)[1]
+    )
+    assert _at_a_strict_minimum(likelihood, interior, 0.001)

@@ -193,3 +193,28 @@ def test_holdout_intervals_are_calibrated_on_the_cdnow_sample(sample_split):
     # the published parameters forecast ~1,654 (model error the customers' noise cannot
     # explain): the range is honest about that, not stretched to cover it
     assert total["estimate"] == pytest.approx(1654, abs=10) and not total["inside"]
+
+
+def test_total_ranges_alone_equal_the_scores_ranges(sample_split):
+    """What the Spark engine prints (the totals without each customer's interval) is what the
+    local engine prints, for every option that changes a total."""
+    import warnings
+
+    from clv.bundle import Bundle
+    from clv.models.fitting import fit_purchase_model
+    from clv.models.gamma_gamma import fit_spend_model
+    from clv.predict import score_rfm, total_ranges
+
+    rfm = sample_split.drop(columns=["frequency_holdout"], errors="ignore")
+    purchase = fit_purchase_model("bgnbd", rfm, "week")
+    bundle = Bundle(purchase=purchase, spend=fit_spend_model(rfm), config={}, fingerprint={})
+    options = {"time_unit": "month", "discount_rate": 0.01, "margin": 0.3, "interval": 0.9}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a bare bundle has no stored segment thresholds
+        scored = score_rfm(bundle, rfm, 12.0, **options).attrs["ranges"]
+    alone = total_ranges(bundle, rfm, 12.0, **options)
+    assert set(alone) == {"purchases", "clv"}
+    for name, expected in scored.items():
+        assert alone[name] == pytest.approx(expected, rel=1e-12), name
+    assert alone["clv"]["level"] == 0.9 and alone["clv"]["low"] < alone["clv"]["estimate"]
+    assert total_ranges(bundle, rfm, 12.0, interval=0) == {}

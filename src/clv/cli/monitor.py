@@ -19,6 +19,8 @@ from clv.cli.options import (
     DateColOpt,
     DateFormatOpt,
     DelimiterOpt,
+    QueryOpt,
+    TableOpt,
     ThreadsOpt,
     TimezoneOpt,
     TrackingUriOpt,
@@ -48,6 +50,8 @@ def monitor(
     date_format: DateFormatOpt = None,
     timezone: TimezoneOpt = None,
     delimiter: DelimiterOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path(
         "reports/monitor"
     ),

@@ -42,9 +42,15 @@ TransactionsOpt = Annotated[
     typer.Option(
         "--transactions",
         "-t",
-        help="Transaction log (.csv/.parquet), or the embedded 'cdnow' / 'cdnow-sample'.",
+        help="Transaction log (.csv/.parquet), the embedded 'cdnow' / 'cdnow-sample', or "
+        "postgresql://user@host:port/db with --table or --query (password: PGPASSWORD or "
+        "~/.pgpass).",
     ),
 ]
+TableOpt = Annotated[
+    str | None, typer.Option("--table", help="Table or view of a PostgreSQL log (schema.table).")
+]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="SELECT returning a PostgreSQL log.")]
 CustomerColOpt = Annotated[
     str | None, typer.Option(help=f"Customer id column {default('data.customer_col')}.")
 ]
@@ -139,6 +145,8 @@ DATA_KEYS = {
     "timezone": "data.timezone",
     "surveys": "data.surveys",
     "delimiter": "data.delimiter",
+    "table": "data.table",
+    "query": "data.query",
 }
 #: ``--threads`` of the commands that compute → its config key.
 RESOURCE_KEYS = {"threads": "resources.threads"}

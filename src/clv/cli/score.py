@@ -6,7 +6,7 @@ import datetime as dt
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,8 +32,10 @@ from clv.cli.options import (
     DateFormatOpt,
     DelimiterOpt,
     NoAmountsOpt,
+    QueryOpt,
     SurveyColOpt,
     SurveysOpt,
+    TableOpt,
     ThreadsOpt,
     TimezoneOpt,
     TransactionsOpt,
@@ -41,7 +43,8 @@ from clv.cli.options import (
     load_settings,
     overrides,
 )
-from clv.errors import ClvError
+from clv.errors import ClvError, DataValidationError
+from clv.uris import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,8 +93,23 @@ def score(
         ),
     ] = None,
     out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Output .csv or .parquet."),
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output .csv or .parquet, or postgresql://user@host:port/db with --out-table.",
+        ),
+    ] = None,
+    out_table: Annotated[
+        str | None,
+        typer.Option(help="Table (schema.table) for the scores when --out is a PostgreSQL URI."),
+    ] = None,
+    if_exists: Annotated[
+        str | None,
+        typer.Option(
+            help="When --out-table exists: replace (swapped in one transaction), append (rows "
+            f"carry as_of and model_version) or fail {default('score.if_exists')}."
+        ),
     ] = None,
     customer_col: CustomerColOpt = None,
     date_col: DateColOpt = None,
@@ -102,6 +120,8 @@ def score(
     surveys: SurveysOpt = None,
     survey_col: SurveyColOpt = None,
     delimiter: DelimiterOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ models.")
     ] = None,
@@ -134,6 +154,8 @@ def score(
             "margin": "score.margin",
             "interval": "score.interval",
             "out": "score.out",
+            "out_table": "score.out_table",
+            "if_exists": "score.if_exists",
             "tracking_uri": "mlflow.tracking_uri",
             "engine": "score.engine",
             "spark_master": "score.spark_master",
@@ -153,6 +175,7 @@ def score(
             from clv.data.customers import load_surveys, read_customer_list
             from clv.predict import load_model, score_transactions, write_scores
 
+            to_database = database_output(s)
             bundle = load_model(s.model, settings.mlflow.tracking_uri)
             console.print(which_model(s.model, bundle, model is None), highlight=False)
             as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
@@ -169,7 +192,7 @@ def score(
                 if s.engine == "spark":
                     from clv.spark import score_log_with_spark
 
-                    path = score_log_with_spark(
+                    path, ranges = score_log_with_spark(
                         s.model,
                         bundle,
                         log,
@@ -185,6 +208,7 @@ def score(
                         master=s.spark_master,
                     )
                     scores = pd.read_parquet(path)
+                    scores.attrs["ranges"] = ranges
                 else:
                     scores = score_transactions(
                         bundle,
@@ -201,7 +225,20 @@ def score(
                         surveys=surveys_table,
                         interval=s.interval,
                     )
-                    path = write_scores(scores, s.out)
+                    if to_database:
+                        from clv.data import postgres
+
+                        postgres.write_scores(
+                            scores,
+                            s.out,
+                            s.out_table,
+                            s.if_exists,
+                            as_of=str(as_of_day.date()) if as_of_day else log.report.last_date,
+                            model_version=model_version(s.model, bundle),
+                        )
+                        path = f"{redact(s.out)} table {s.out_table} ({s.if_exists})"
+                    else:
+                        path = write_scores(scores, s.out)
     except ClvError as exc:
         raise fail(exc) from None
     finally:
@@ -230,6 +267,40 @@ def score(
     )
 
 
+def database_output(settings: Any) -> bool:
+    """Whether the scores go to a PostgreSQL table; refuses what cannot work before any
+    work is done (no table, the Spark engine, a password in the URI)."""
+    from clv.uris import is_postgres
+
+    if not is_postgres(settings.out):
+        if settings.out_table is not None:
+            raise DataValidationError(
+                "--out-table names a table in a database: give --out postgresql://user@host/db."
+            )
+        return False
+    from clv.data.postgres import check_uri
+
+    check_uri(settings.out)
+    if settings.out_table is None:
+        raise DataValidationError(
+            "Scores written to PostgreSQL need a table: add --out-table (e.g. clv_scores)."
+        )
+    if settings.engine == "spark":
+        raise DataValidationError(
+            "The Spark engine writes a Parquet folder; score to PostgreSQL with --engine local."
+        )
+    return True
+
+
+def model_version(uri: str, bundle: Any) -> str:
+    """What the ``model_version`` column of a score table says: registry name and version,
+    else the model's location and training time."""
+    reg = bundle.registry
+    if reg:
+        return f"{reg['registered_model']} v{reg['version']}"
+    return f"{redact(uri)} trained {bundle.created}"
+
+
 def range_text(total: dict[str, float]) -> str:
     """``low – high (±x %; parameters y %)``: a total's range and what it is made of."""
     estimate = total["estimate"]
@@ -244,7 +315,7 @@ def range_text(total: dict[str, float]) -> str:
 
 
 def print_scores(
-    scores: pd.DataFrame, horizon: float, unit: str, out: Path, churn_horizon: float | None
+    scores: pd.DataFrame, horizon: float, unit: str, out: Path | str, churn_horizon: float | None
 ) -> None:
     n = len(scores)
     ranges = scores.attrs.get("ranges", {})

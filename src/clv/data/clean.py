@@ -4,8 +4,9 @@ run needs (log, customer attributes, surveys)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,7 @@ from clv.tables import (
     query_arrow,
     query_to_parquet,
 )
+from clv.uris import is_postgres
 
 #: The error for a log without rows.
 EMPTY_LOG = "The transaction log is empty: there is nothing to train or score on."
@@ -136,30 +138,82 @@ def clean_parquet(
     except (OSError, ValueError) as exc:
         raise DataValidationError(f"{path} could not be read as parquet: {exc}") from None
     names = source.schema_arrow.names
-    config = for_columns(config, names)
-    wanted = [config.customer_col, config.date_col, config.amount_col]
-    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
-    require_columns(pd.DataFrame(columns=columns), config)
+    config, columns = _mapped_columns(config, names)
     total = source.metadata.num_rows
     if total == 0:
         raise DataValidationError(EMPTY_LOG)
     if total <= chunk_rows:  # one chunk: clean it in memory
-        raw = source.read(columns=columns).to_pandas()
+        raw = source.read(columns=columns).to_pandas(date_as_object=False)
         return clean_transactions(raw, config, as_of)
+    chunks = (
+        b.to_pandas(date_as_object=False) for b in source.iter_batches(chunk_rows, columns=columns)
+    )
+    return _clean_chunks(chunks, total, config, as_of, progress, path.name)
+
+
+def _mapped_columns(config: DataConfig, names: list[str]) -> tuple[DataConfig, list[str]]:
+    """The settings that apply to a source with columns ``names`` (:func:`for_columns`) and the
+    mapped columns to read from it; an error naming any mapped column it lacks."""
+    config = for_columns(config, names)
+    wanted = [config.customer_col, config.date_col, config.amount_col]
+    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
+    require_columns(pd.DataFrame(columns=columns), config)
+    return config, columns
+
+
+def clean_postgres(
+    uri: str,
+    config: DataConfig,
+    as_of: pd.Timestamp | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_rows: int = PARQUET_CHUNK_ROWS,
+) -> TransactionLog:
+    """Clean a log in PostgreSQL (``data.table`` or ``data.query``) chunk by chunk, as
+    :func:`clean_parquet` does a Parquet file: only the mapped columns are read, as Arrow
+    batches through ADBC (:mod:`clv.data.postgres`), at most two chunks of ``chunk_rows`` rows
+    in memory at a time (the first two, to tell a one-chunk log, cleaned in memory, apart).
+    """
+    from clv.data.postgres import PostgresLog
+
+    source = PostgresLog(uri, config.table, config.query)
+    names = source.columns()
+    config, columns = _mapped_columns(config, names)
+    total = source.count()  # for the progress bar: the rows read are counted as they come
+    chunks = source.chunks(columns, chunk_rows)
+    first = next(chunks, None)
+    if first is None:
+        raise DataValidationError(EMPTY_LOG)
+    second = next(chunks, None)
+    if second is None:  # one chunk: clean it in memory
+        return clean_transactions(first, config, as_of)
+    return _clean_chunks(
+        chain([first, second], chunks), max(total, 1), config, as_of, progress, source.name
+    )
+
+
+def _clean_chunks(
+    chunks: Iterator[pd.DataFrame],
+    total: int,
+    config: DataConfig,
+    as_of: pd.Timestamp | None,
+    progress: Callable[[int, int], None] | None,
+    name: str,
+) -> TransactionLog:
+    """Screen each chunk of a log into a temporary Parquet folder, then merge and report."""
     counts = RowCounts()
     with private_temp_dir("clv-clean") as folder:
-        for number, batch in enumerate(source.iter_batches(chunk_rows, columns=columns)):
+        for number, chunk in enumerate(chunks):
             start = counts.rows_read
             try:
-                used, part = screen_rows(batch.to_pandas(), config, as_of, start)
+                used, part = screen_rows(chunk, config, as_of, start)
             except DataValidationError as exc:
                 raise DataValidationError(
-                    f"{exc} (in rows {start + 1:,}–{start + batch.num_rows:,} of {path.name}; "
+                    f"{exc} (in rows {start + 1:,}–{start + len(chunk):,} of {name}; "
                     "row numbers in the message count from the start of those rows)"
                 ) from None
             used.to_parquet(Path(folder) / f"{number:06d}.parquet", index=False)
             counts += part
-            del used
+            del used, chunk
             if progress is not None:
                 progress(counts.rows_read, total)
         return _finish(Path(folder), counts, config)
@@ -203,11 +257,14 @@ def load_transactions(
     as_of: pd.Timestamp | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TransactionLog:
-    """Read and clean a log in one call: Parquet files chunk by chunk (:func:`clean_parquet`),
-    CSV files and embedded data sets whole.
+    """Read and clean a log in one call: Parquet files (:func:`clean_parquet`) and PostgreSQL
+    tables or queries (:func:`clean_postgres`) chunk by chunk, CSV files and embedded data sets
+    whole.
 
     See :func:`read_transactions` and :func:`clean_transactions` for parameters and errors.
     """
+    if is_postgres(source):
+        return clean_postgres(str(source), config, as_of, progress)
     if str(source) not in EMBEDDED_DATASETS and is_parquet(source):
         return clean_parquet(source, config, as_of, progress)
     raw, effective = read_transactions(source, config)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 
 from clv.models.patterns import Patterns
@@ -96,6 +97,25 @@ class PurchaseProcess(ABC):
         (1-D histories; the mass above ``k_max`` is left out)."""
 
 
+def alive_mixture(
+    alive: np.ndarray,
+    x: np.ndarray,
+    T: np.ndarray,
+    if_alive: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """A predictive PMF from P(alive at T) and the PMF of a customer alive at T.
+
+    ``P(X = k) = P_alive · P(X = k | alive) + (1 − P_alive) · [k = 0]``. Given alive, the
+    models' future depends on the history through ``x`` and ``T`` alone (the posterior of the
+    rates), not ``t_x``: ``if_alive(x, T)`` is called once on the distinct ``(x, T)`` pairs, of
+    which a log has far fewer than ``(x, t_x, T)`` patterns.
+    """
+    which, pairs = pd.factorize(x + 1j * T)  # hashing one complex key beats sorting rows
+    pmf = alive[:, None] * if_alive(pairs.real, pairs.imag)[which]
+    pmf[:, 0] += 1.0 - alive
+    return pmf
+
+
 def logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``numpy.logaddexp`` for finite ``a``, in a third of its time."""
     high = np.maximum(a, b)
@@ -103,15 +123,19 @@ def logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def central_gradient(
-    fun: Callable[[np.ndarray], float], point: np.ndarray, step: float = 1e-6
+    fun: Callable[[np.ndarray], Any], point: np.ndarray, step: float = 1e-6
 ) -> np.ndarray:
-    """Gradient of ``fun`` at ``point`` by central differences of width ``2 · step``."""
-    grad = np.empty_like(point)
+    """Gradient of ``fun`` at ``point`` by central differences of width ``2 · step``.
+
+    For a ``fun`` returning an array, its Jacobian: the array's shape plus a last axis over
+    ``point``'s entries.
+    """
+    columns = []
     for i in range(point.size):
         h = np.zeros_like(point)
         h[i] = step
-        grad[i] = (fun(point + h) - fun(point - h)) / (2 * step)
-    return grad
+        columns.append((np.asarray(fun(point + h)) - np.asarray(fun(point - h))) / (2 * step))
+    return np.stack(columns, axis=-1)
 
 
 @dataclass(frozen=True)

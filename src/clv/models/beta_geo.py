@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
-from clv.models.base import PurchaseProcess, logaddexp
+from clv.models.base import PurchaseProcess, alive_mixture, logaddexp
 from clv.models.patterns import Patterns
 
 
@@ -168,28 +168,36 @@ def bg_purchase_pmf(
     model", written as differences of tails whose factors are running products (ratios of beta
     functions, negative binomial probabilities in logs): finite for any history, a few
     multiplications per count, and its mean is :func:`bg_expected_purchases` (tested to 1e-8).
+    Given alive, the table depends on ``(x, T)`` alone (:func:`~clv.models.base.alive_mixture`).
     """
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
     x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
     with np.errstate(over="ignore"):
         alive = expit(-bg_log_odds_dead(params, modified, x, t_x, T))
-    n, rx = len(x), (r + x)[:, None]
     step = np.arange(1.0, k_max + 1.0)[None, :]
-    # survived[j − 1] = B(a, b' + j − 1) / B(a, b') = Π_{i < j − 1} (b' + i) / (a + b' + i)
-    b_post = (b + x + (1.0 if modified else 0.0))[:, None]
-    log_step = np.log(b_post + step - 1.0) - np.log(a + b_post + step - 1.0)
-    survived = np.exp(np.concatenate([np.zeros((n, 1)), np.cumsum(log_step, axis=1)], axis=1))
-    # NB(r + x, w) probabilities of 0 … k_max by their ratios, in logs (no underflow at x ~ 1e4)
-    log_w = np.log(t) - np.log(alpha + T + t)
-    log_none = rx[:, 0] * (np.log(alpha + T) - np.log(alpha + T + t))
-    log_ratio = np.log(rx + step - 1.0) - np.log(step) + log_w[:, None]
-    log_nb = np.concatenate(
-        [log_none[:, None], log_none[:, None] + np.cumsum(log_ratio, axis=1)], 1
-    )
-    at_least = np.clip(1.0 - np.cumsum(np.exp(log_nb), axis=1), 0.0, 1.0)  # P(N ≥ j), j ≥ 1
-    tail = alive[:, None] * survived * at_least  # P(X ≥ j), j = 1 … k_max + 1
-    tail = np.concatenate([np.ones((n, 1)), tail], axis=1)
-    return np.maximum(tail[:, :-1] - tail[:, 1:], 0.0)
+    counts = np.arange(k_max + 1.0)[None, :]
+
+    def if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        # what depends on the frequency alone is computed once per distinct frequency
+        distinct, which = np.unique(x, return_inverse=True)
+        zero = np.zeros((len(distinct), 1))
+        # survived[j − 1] = B(a, b' + j − 1) / B(a, b') = Π_{i < j − 1} (b' + i) / (a + b' + i)
+        b_post = (b + distinct + (1.0 if modified else 0.0))[:, None]
+        log_step = np.log(b_post + step - 1.0) - np.log(a + b_post + step - 1.0)
+        survived = np.exp(np.concatenate([zero, np.cumsum(log_step, axis=1)], axis=1))[which]
+        # NB(r + x, w) probabilities of 0 … k_max by their ratios, in logs (no underflow at
+        # x ~ 1e4): log P(N = j) = log P(N = 0) + Σ_{i ≤ j} log((r + x + i − 1) / i) + j log w
+        log_w = np.log(t) - np.log(alpha + T + t)
+        log_none = (r + x) * (np.log(alpha + T) - np.log(alpha + T + t))
+        log_coef = np.log(r + distinct[:, None] + step - 1.0) - np.log(step)
+        log_coef = np.concatenate([zero, np.cumsum(log_coef, axis=1)], axis=1)
+        log_nb = log_none[:, None] + log_coef[which] + counts * log_w[:, None]
+        at_least = np.clip(1.0 - np.cumsum(np.exp(log_nb), axis=1), 0.0, 1.0)  # P(N ≥ j)
+        tail = survived * at_least  # P(X ≥ j | alive), j = 1 … k_max + 1
+        tail = np.concatenate([np.ones((len(x), 1)), tail], axis=1)
+        return np.maximum(tail[:, :-1] - tail[:, 1:], 0.0)
+
+    return alive_mixture(alive, x, T, if_alive)
 
 
 def bg_log_odds_dead(
