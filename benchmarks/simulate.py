@@ -1,4 +1,5 @@
-"""Vectorized simulator of transaction logs from known BG/NBD and Gamma-Gamma parameters.
+"""Vectorized simulator of transaction logs from known BG/NBD and Gamma-Gamma parameters (and
+of Gamma-Gompertz/NBD customers' calibration/holdout table: :func:`simulate_ggomnbd`).
 
 Each customer makes a first purchase on a uniformly drawn day of the acquisition window, then
 purchases at rate λ ~ Gamma(r, α) per week and, after each repeat purchase, drops out with
@@ -80,6 +81,36 @@ def simulate(
             "customer_id": owner[order] + first_id,
             "date": START + pd.to_timedelta(day[order], unit="D"),
             "amount": np.round(amount[order], 2),
+        }
+    )
+
+
+def simulate_ggomnbd(customers: int, params: dict[str, float], seed: int = 3) -> pd.DataFrame:
+    """Calibration/holdout table (``frequency, recency, T, frequency_holdout,
+    duration_holdout``) of Gamma-Gompertz/NBD customers acquired over a year, observed to week
+    104, holdout 52 weeks; times exact, in weeks, not floored to days.
+
+    λ ~ Gamma(r, α) per week, η ~ Gamma(s, β), lifetime ``log(1 + E/η) / b`` with E ~ Exp(1)
+    (Gompertz: ``S(t) = e^(−η(e^(bt) − 1))``). Given x purchases in the time seen, their times
+    are uniform, so the last one is that time · U^(1/x).
+    """
+    rng = np.random.default_rng(seed)
+    r, alpha, b, s, beta = (params[k] for k in ("r", "alpha", "b", "s", "beta"))
+    T = 104.0 - rng.uniform(0.0, 52.0, customers)
+    lam = rng.gamma(r, 1.0 / alpha, customers)
+    eta = rng.gamma(s, 1.0 / beta, customers)
+    life = np.log1p(rng.exponential(1.0, customers) / eta) / b
+    seen = np.minimum(life, T)
+    x = rng.poisson(lam * seen)
+    t_x = np.where(x > 0, seen * rng.uniform(size=customers) ** (1.0 / np.maximum(x, 1)), 0.0)
+    holdout = rng.poisson(lam * np.clip(life - T, 0.0, 52.0))
+    return pd.DataFrame(
+        {
+            "frequency": x.astype(float),
+            "recency": t_x,
+            "T": T,
+            "frequency_holdout": holdout.astype(float),
+            "duration_holdout": 52.0,
         }
     )
 

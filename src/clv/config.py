@@ -124,8 +124,9 @@ class TrainConfig(_Section):
 
     candidates: list[str] = Field(
         default_factory=lambda: ["bgnbd", "mbgnbd", "pareto", "ensemble"],
-        description="Purchase models to compare on the holdout; 'ensemble' is the equal-weight "
-        "mixture of BG/NBD, MBG/NBD and Pareto/NBD.",
+        description="Purchase models to compare on the holdout: bgnbd, mbgnbd, pareto, ggomnbd "
+        "(Gamma-Gompertz/NBD) and 'ensemble', the equal-weight mixture of BG/NBD, MBG/NBD and "
+        "Pareto/NBD.",
     )
 
     @field_validator("candidates")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -301,3 +302,29 @@ def test_a_terminated_run_removes_its_temporary_files(tmp_path):
     assert done.returncode == 143, done.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "spill"]
     assert list((tmp_path / "spill").iterdir()) == []
+
+
+def test_gamma_gompertz_trains_saves_and_scores(tmp_path):
+    """A model beyond lifetimes goes through the same train → JSON bundle → score path."""
+    from clv.models.fitted import PurchaseModel
+
+    cfg = tmp_path / "gg.yaml"
+    cfg.write_text(
+        "train:\n  calibration_end: 1997-09-30\n  candidates: [ggomnbd, bgnbd]\n"
+        f"  model_dir: {tmp_path / 'gg'}\nmlflow:\n  enabled: false\n"
+    )
+    result = run("train", "--config", str(cfg), "-t", "cdnow-sample")
+    assert result.exit_code == 0, result.output
+    assert "Fitted GG/NBD on the calibration period" in result.output
+    manifest = json.loads((tmp_path / "gg" / "bundle.json").read_text())
+    saved = manifest["purchase_model"]
+    assert saved["kind"] == "ggomnbd"  # Pareto/NBD's fit beats BG/NBD's on this split
+    assert set(saved["params"]) == {"r", "alpha", "b", "s", "beta"}
+    out = tmp_path / "scores.csv"
+    result = run("score", "-m", str(tmp_path / "gg"), "-t", "cdnow-sample", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    model = PurchaseModel.from_dict(saved)
+    history = (scores[c].to_numpy() for c in ("frequency", "recency", "T"))
+    np.testing.assert_allclose(scores["p_alive"], model.p_alive(*history), rtol=1e-9)
+    assert scores["expected_purchases_low"].le(scores["expected_purchases"]).all()

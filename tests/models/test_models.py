@@ -179,6 +179,9 @@ MODELS = {
     "pareto": PurchaseModel(
         "pareto", {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}, "week"
     ),
+    "ggomnbd": PurchaseModel(
+        "ggomnbd", {"r": 0.7, "alpha": 5.0, "b": 0.02, "s": 0.4, "beta": 0.3}, "week"
+    ),
 }
 
 
@@ -264,7 +267,9 @@ def test_expected_purchases_equal_lifetimes(sample_split, kind, theta, t):
     x, t_x, T = (sample_split[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        theirs = model._fitter.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T)
+        theirs = model.process.lifetimes_model(
+            model.params
+        ).conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T)
     ours = model.expected_purchases(t, x, t_x, T)
     assert np.all(np.isfinite(ours))
     # lifetimes' BG/NBD multiplies (x > 0) by a / (b + x − 1): 0 · ∞ = NaN at x = 0 when b = 1

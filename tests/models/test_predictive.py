@@ -27,7 +27,8 @@ from clv.models.registry import PURCHASE_MODELS
 
 BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, CDNOW weeks
 PARETO = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
-PARAMS = {"bgnbd": BG, "mbgnbd": BG, "pareto": PARETO}
+GGOM = {"r": 0.7, "alpha": 5.0, "b": 0.02, "s": 0.4, "beta": 0.3}  # an ageing hazard
+PARAMS = {"bgnbd": BG, "mbgnbd": BG, "pareto": PARETO, "ggomnbd": GGOM}
 # new customer, non-repeat buyer, FHL's example, recent and lapsed heavy buyers
 X = np.array([0.0, 0.0, 2.0, 5.0, 20.0, 200.0, 30.0])
 T_X = np.array([0.0, 0.0, 30.43, 20.0, 38.0, 77.0, 10.0])
@@ -85,6 +86,11 @@ def _simulate(kind: str, x: float, t_x: float, T: float, t: float, n: int, seed:
         mu = rng.gamma(params["s"], 1.0 / (params["beta"] + T), n)
         exposure = np.minimum(rng.exponential(1.0, n) / mu, t)
         return np.where(alive, rng.poisson(lam * exposure), 0)
+    if kind == "ggomnbd":  # given alive at T: η ~ Gamma(s, β + e^(bT) − 1), Gompertz from T
+        b = params["b"]
+        eta = rng.gamma(params["s"], 1.0 / (params["beta"] + np.expm1(b * T)), n)
+        left = np.log1p(rng.exponential(1.0, n) / (eta * np.exp(b * T))) / b
+        return np.where(alive, rng.poisson(lam * np.minimum(left, t)), 0)
     p = rng.beta(params["a"], params["b"] + x + (kind == "mbgnbd"), n)
     events = rng.poisson(lam * t)  # purchases possible in the window
     survived = rng.geometric(p)  # the j-th purchase happens while j ≤ this

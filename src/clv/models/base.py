@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from scipy.special import gammaln
 
 from clv.models.patterns import Patterns
 
@@ -27,8 +28,9 @@ class PurchaseProcess(ABC):
     """The mathematics of one BTYD purchase model; one subclass per model, one module each.
 
     Class attributes name the model (``kind`` is its config name), its parameters in optimizer
-    order, which of them are times (they scale with the time unit), their bounds, lifetimes'
-    fitter of the same model, and the optimizer's start and gradient tolerance. Parameters are
+    order, which of them are times or rates (they scale with the time unit or its inverse),
+    their bounds, lifetimes' fitter of the same model, and the optimizer's start and gradient
+    tolerance. Parameters are
     passed as a dict of name → value in the data's time unit; histories as float arrays.
     """
 
@@ -36,7 +38,14 @@ class PurchaseProcess(ABC):
     name: ClassVar[str]
     params: ClassVar[tuple[str, ...]]
     time_params: ClassVar[tuple[str, ...]]
-    lifetimes_fitter: ClassVar[str]
+    #: Parameters that are rates per unit of time (they scale with the inverse time unit).
+    rate_params: ClassVar[tuple[str, ...]] = ()
+    #: Parameters that may run to 0 because the model has a proper limit there (GG/NBD's
+    #: ``b`` and ``β``: constant hazard, Pareto/NBD); others below
+    #: :data:`~clv.models.fitting.MIN_PARAMETER` make a fit fail.
+    limit_params: ClassVar[tuple[str, ...]] = ()
+    #: lifetimes' fitter of the same model, if it has one.
+    lifetimes_fitter: ClassVar[str | None] = None
     #: Starting value of every log parameter of the time-rescaled problem (lifetimes' default).
     start: ClassVar[float]
     #: Gradient tolerance of BFGS on the mean negative log-likelihood.
@@ -82,6 +91,29 @@ class PurchaseProcess(ABC):
     ) -> np.ndarray:
         """Probability of no purchase in ``(T, T + t]``, ``t > 0``."""
 
+    def expected_purchases_new(self, params: dict[str, float], t: np.ndarray) -> np.ndarray:
+        """Expected repeat purchases in ``(0, t]`` of a customer acquired at 0 (unconditional);
+        by default lifetimes' ``expected_number_of_purchases_up_to_time``."""
+        return np.asarray(
+            self.lifetimes_model(params).expected_number_of_purchases_up_to_time(t), dtype=float
+        )
+
+    def lifetimes_model(self, params: dict[str, float]) -> Any:
+        """lifetimes' fitter of this model set to ``params`` (for its closed forms).
+
+        Raises
+        ------
+        NotImplementedError
+            When lifetimes does not have the model.
+        """
+        from clv._lifetimes import fitters
+
+        if self.lifetimes_fitter is None:
+            raise NotImplementedError(f"lifetimes has no {self.name} model")
+        fitter = getattr(fitters(), self.lifetimes_fitter)()
+        fitter.params_ = pd.Series([params[n] for n in self.params], index=list(self.params))
+        return fitter
+
     @abstractmethod
     def purchase_pmf(
         self,
@@ -114,6 +146,26 @@ def alive_mixture(
     pmf = alive[:, None] * if_alive(pairs.real, pairs.imag)[which]
     pmf[:, 0] += 1.0 - alive
     return pmf
+
+
+def nb_exposure_mixture(
+    rx: np.ndarray, a_post: np.ndarray, exposure: np.ndarray, weight: np.ndarray, k_max: int
+) -> np.ndarray:
+    """PMF of purchases ``k = 0 … k_max`` of customers alive now whose purchase rate is
+    Gamma(``rx``, ``a_post``) and who stay alive for an exposure ``exposure[:, j]`` with
+    probability ``weight[:, j]`` (a quadrature of the remaining lifetime, its point mass at
+    the window's end included): the mixture of NB(``rx``, u / (``a_post`` + u)) over u."""
+    k = np.arange(k_max + 1.0)
+    log_choose = gammaln(rx[:, None] + k) - gammaln(rx)[:, None] - gammaln(k + 1.0)
+    log_total = np.log(a_post[:, None] + exposure)
+    log_none = rx[:, None] * (np.log(a_post)[:, None] - log_total)  # NB(rx, ·) at 0
+    with np.errstate(divide="ignore"):
+        log_odds = np.log(exposure) - log_total
+        log_front = log_none + np.log(weight)
+    mixture = np.zeros((len(rx), k.size))
+    for node in range(exposure.shape[1]):  # one (histories × k) table at a time
+        mixture += np.exp(log_choose + log_front[:, node, None] + log_odds[:, node, None] * k)
+    return mixture
 
 
 def logaddexp(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -219,12 +271,14 @@ def fit_patterns(
             objective, x0, jac=True, method="BFGS", options={"gtol": tol, "maxiter": 1000}
         )
     theta = np.exp(result.x)
-    # Rescaling time adds a constant to the log-likelihood and shifts the log of each time
-    # parameter: the Hessian in log parameters is the same on the scaled data.
+    # Rescaling time adds a constant to the log-likelihood and shifts the log of each time (or
+    # rate) parameter: the Hessian in log parameters is the same on the scaled data.
     covariance = _log_covariance(process, result.x, scaled, prepared)
     for i, name in enumerate(names):  # back to the data's time unit
         if name in process.time_params:
             theta[i] /= scale
+        elif name in process.rate_params:
+            theta[i] *= scale
     params = dict(zip(names, theta.tolist(), strict=True))
     with np.errstate(all="ignore"):
         log_likelihood = process.log_likelihood(params, data)

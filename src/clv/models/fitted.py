@@ -12,10 +12,8 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.special import expit
 
-from clv._lifetimes import fitters
 from clv.models.base import PurchaseProcess, saved_covariance
 from clv.models.registry import purchase_process
 
@@ -65,14 +63,7 @@ class PurchaseModel:
 
     def expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
         """Expected repeat purchases in ``(0, t]`` of a customer acquired at 0 (unconditional)."""
-        return np.asarray(self._fitter.expected_number_of_purchases_up_to_time(t), dtype=float)
-
-    @cached_property
-    def _fitter(self) -> Any:
-        names = self.process.params
-        fitter = getattr(fitters(), self.process.lifetimes_fitter)()
-        fitter.params_ = pd.Series([self.params[n] for n in names], index=list(names), dtype=float)
-        return fitter
+        return self.process.expected_purchases_new(self.params, np.asarray(t, dtype=float))
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Probability that each customer is still active at ``T``.

@@ -54,7 +54,8 @@ def _fit_once(process: PurchaseProcess, patterns: Patterns, penalizer: float) ->
     low, high = np.array(list(process.bounds.values())).T
     if not np.all(np.isfinite(values)) or np.any(values <= low) or np.any(values >= high):
         raise ArithmeticError(f"non-finite parameters or parameters out of bounds {fit.params}")
-    if np.any(values < MIN_PARAMETER):
+    shapes = [n not in process.limit_params for n in fit.params]
+    if np.any((values < MIN_PARAMETER) & shapes):
         raise ArithmeticError(
             f"a shape parameter ran to the edge of its space (below {MIN_PARAMETER:g}: the data "
             f"do not identify the model, and its scores would not be numbers) at {fit.params}"

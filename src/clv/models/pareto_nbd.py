@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit, gammaln, hyp2f1
 
-from clv.models.base import PurchaseProcess, alive_mixture, logaddexp
+from clv.models.base import PurchaseProcess, alive_mixture, logaddexp, nb_exposure_mixture
 from clv.models.patterns import Patterns
 
 
@@ -167,25 +167,16 @@ def pareto_purchase_pmf(
     x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
     with np.errstate(over="ignore"):
         alive = np.clip(expit(-_pareto_log_odds_dead(params, x, t_x, T)), 0.0, 1.0)
-    k = np.arange(k_max + 1.0)
 
     def if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        a_post, b_post, rx = alpha + T, beta + T, r + x
+        b_post = beta + T
         span = np.log1p(t / b_post)[:, None]
         y = (_DROPOUT_NODES + 1.0) / 2.0 * span
         exposure = np.concatenate([b_post[:, None] * np.expm1(y), np.full((len(x), 1), t)], axis=1)
         weight = np.concatenate(
             [_DROPOUT_WEIGHTS / 2.0 * span * s * np.exp(-s * y), np.exp(-s * span)], axis=1
         )
-        log_choose = gammaln(rx[:, None] + k) - gammaln(rx)[:, None] - gammaln(k + 1.0)
-        log_total = np.log(a_post[:, None] + exposure)
-        log_none = rx[:, None] * (np.log(a_post)[:, None] - log_total)  # NB(r + x, ·) at 0
-        log_odds = np.log(exposure) - log_total
-        log_front = log_none + np.log(weight)
-        mixture = np.zeros((len(x), k.size))
-        for node in range(exposure.shape[1]):  # one (histories × k) table at a time
-            mixture += np.exp(log_choose + log_front[:, node, None] + log_odds[:, node, None] * k)
-        return mixture
+        return nb_exposure_mixture(r + x, alpha + T, exposure, weight, k_max)
 
     return alive_mixture(alive, x, T, if_alive)
 
