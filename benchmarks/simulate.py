@@ -1,5 +1,6 @@
 """Vectorized simulator of transaction logs from known BG/NBD and Gamma-Gamma parameters (and
-of Gamma-Gompertz/NBD customers' calibration/holdout table: :func:`simulate_ggomnbd`).
+calibration/holdout tables of Gamma-Gompertz/NBD and MBG/CNBD-k customers:
+:func:`simulate_ggomnbd`, :func:`simulate_mbgcnbd`).
 
 Each customer makes a first purchase on a uniformly drawn day of the acquisition window, then
 purchases at rate λ ~ Gamma(r, α) per week and, after each repeat purchase, drops out with
@@ -111,6 +112,52 @@ def simulate_ggomnbd(customers: int, params: dict[str, float], seed: int = 3) ->
             "T": T,
             "frequency_holdout": holdout.astype(float),
             "duration_holdout": 52.0,
+        }
+    )
+
+
+def simulate_mbgcnbd(
+    customers: int, params: dict[str, float], seed: int = 5, holdout: float = 52.0
+) -> pd.DataFrame:
+    """Calibration/holdout table (``frequency, recency, T, log_gap_sum, frequency_holdout,
+    duration_holdout``) of MBG/CNBD-k customers acquired over a year and observed to week 104.
+
+    λ ~ Gamma(r, α) per week, p ~ Beta(a, b); after each purchase, the first included, a
+    customer drops out with probability p, else buys again after an Erlang-k(λ) time. Times
+    exact, in weeks.
+    """
+    rng = np.random.default_rng(seed)
+    k, r, alpha, a, b = (params[n] for n in ("k", "r", "alpha", "a", "b"))
+    T = 104.0 - rng.uniform(0.0, 52.0, customers)
+    lam = rng.gamma(r, 1.0 / alpha, customers)
+    p = rng.beta(a, b, customers)
+    x = np.zeros(customers)
+    t_x = np.zeros(customers)
+    log_gaps = np.zeros(customers)
+    later = np.zeros(customers)
+    clock = np.zeros(customers)
+    active = np.arange(customers)
+    while active.size:
+        active = active[rng.random(active.size) >= p[active]]  # survives the last purchase
+        gap = rng.gamma(int(k), 1.0 / lam[active])
+        clock[active] += gap
+        now = clock[active]
+        inside = now <= T[active]
+        seen = active[inside]
+        x[seen] += 1
+        t_x[seen] = now[inside]
+        log_gaps[seen] += np.log(gap[inside])
+        ahead = now <= T[active] + holdout
+        later[active[~inside & ahead]] += 1
+        active = active[ahead]
+    return pd.DataFrame(
+        {
+            "frequency": x,
+            "recency": t_x,
+            "T": T,
+            "log_gap_sum": log_gaps,
+            "frequency_holdout": later,
+            "duration_holdout": holdout,
         }
     )
 

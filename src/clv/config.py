@@ -125,8 +125,8 @@ class TrainConfig(_Section):
     candidates: list[str] = Field(
         default_factory=lambda: ["bgnbd", "mbgnbd", "pareto", "ensemble"],
         description="Purchase models to compare on the holdout: bgnbd, mbgnbd, pareto, ggomnbd "
-        "(Gamma-Gompertz/NBD) and 'ensemble', the equal-weight mixture of BG/NBD, MBG/NBD and "
-        "Pareto/NBD.",
+        "(Gamma-Gompertz/NBD), mbgcnbd (MBG/CNBD-k, regular buyers) and 'ensemble', the "
+        "equal-weight mixture of BG/NBD, MBG/NBD and Pareto/NBD.",
     )
 
     @field_validator("candidates")

@@ -31,12 +31,18 @@ from clv.config import DEFAULT_INTERVAL, Config
 from clv.data.compact import day_number
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
-from clv.features import build_calibration_holdout
+from clv.features import add_log_gaps, build_calibration_holdout, regularity
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model, fit_purchase_model
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
-from clv.models.registry import CHURN_FEATURE_MODELS, ENSEMBLE, ENSEMBLE_MEMBERS, display_name
+from clv.models.registry import (
+    CHURN_FEATURE_MODELS,
+    ENSEMBLE,
+    ENSEMBLE_MEMBERS,
+    display_name,
+    purchase_process,
+)
 from clv.tables import query
 
 NAIVE = "naive"
@@ -155,6 +161,16 @@ class Evaluation:
     churn_frame: pd.DataFrame | None = None
 
     selection_metric: str = "poisson_deviance"
+    log: TransactionLog | None = None
+
+    def calibration_for(self, kind: str) -> pd.DataFrame:
+        """The calibration table with what candidate ``kind`` reads: the times between
+        purchases for a regularity model (e.g. a champion's, refitted on this split)."""
+        cal = self.calibration
+        if needs_log_gaps([kind]) and "log_gap_sum" not in cal and self.log is not None:
+            unit = self.scorecard["protocol"]["time_unit"]
+            cal = add_log_gaps(cal, self.log.compact, self.split.calibration_end, unit)
+        return cal
 
     @property
     def best_purchase_model(self) -> str:
@@ -209,6 +225,8 @@ def evaluate(
     unit, settings = config.features.time_unit, config.train
     split = choose_split(log, config)
     cal = build_calibration_holdout(log.compact, split.calibration_end, split.observation_end, unit)
+    if needs_log_gaps(settings.candidates):  # a regularity model reads the times between buys
+        cal = add_log_gaps(cal, log.compact, split.calibration_end, unit)
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
     report = stages if stages is not None else (lambda message: None)
@@ -216,6 +234,8 @@ def evaluate(
         f"Split at {split.calibration_end.date()}: {len(cal):,} customers, holdout "
         f"{split.duration:g} {unit}s"
     )
+    timing = regularity(log.compact, split.calibration_end)
+    report(describe_regularity(timing, settings.candidates))
     models, predictions = {}, {}
     dropped: dict[str, str] = {}
     singles = [k for k in settings.candidates if k != ENSEMBLE]
@@ -259,6 +279,7 @@ def evaluate(
     }
     if dropped:
         card["dropped"] = dropped
+    card["regularity"] = timing
     spend = None
     if log.has_amounts:
         try:
@@ -311,6 +332,7 @@ def evaluate(
         predictions,
         churn_frame,
         settings.selection_metric,
+        log,
     )
 
 
@@ -411,6 +433,34 @@ def interval_calibration(
         "pit": np.diff(pit_cdf, axis=1).mean(axis=0).tolist(),
         "totals": totals,
     }
+
+
+def needs_log_gaps(kinds: Any) -> bool:
+    """Whether any of these candidates reads the times between purchases (MBG/CNBD-k)."""
+    return any(k != ENSEMBLE and purchase_process(k).needs_log_gaps for k in kinds)
+
+
+#: Above this Wheat-Morrison k, inter-purchase times are regular enough to say so.
+REGULAR = 1.5
+
+
+def describe_regularity(timing: dict[str, Any], candidates: Any) -> str:
+    """One line on how regular purchase timing is (:func:`clv.features.regularity`)."""
+    k, customers = timing["k"], timing["customers"]
+    if not customers or not np.isfinite(k):
+        return "Purchase regularity: too few customers with 3+ purchases to measure it"
+    head = (
+        f"Purchase regularity (Wheat-Morrison, last two gaps of {customers:,} customers with "
+        f"3+ purchases): k = {k:.2f}"
+    )
+    if k < REGULAR:
+        return f"{head}, about as random as Poisson purchasing (k = 1)"
+    advice = (
+        "MBG/CNBD-k is among the candidates"
+        if "mbgcnbd" in candidates
+        else "add mbgcnbd (MBG/CNBD-k) to train.candidates"
+    )
+    return f"{head}: customers buy at regular intervals; {advice}"
 
 
 def _fit_candidate(

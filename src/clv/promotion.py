@@ -80,11 +80,11 @@ def compare_on_same_split(
     """
     name = metric.removeprefix("purchases.chosen.")
     loss = LOSSES[name]
-    cal = evaluation.calibration
-    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    actual = cal["frequency_holdout"].to_numpy(dtype=float)
     settings = champion_bundle.config.get("train", {})
     kind = champion_bundle.selection.get("chosen", champion_bundle.purchase.kind)
+    cal = evaluation.calibration_for(kind)
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    actual = cal["frequency_holdout"].to_numpy(dtype=float)
     refit = fit_purchase_model(
         kind,
         cal,

@@ -45,8 +45,15 @@ from clv.data.clean import RunInputs, load_run_inputs
 from clv.data.customers import read_customer_list
 from clv.data.log import TransactionLog
 from clv.errors import ModelFitError
-from clv.evaluation import Evaluation, churn_horizon, evaluate, label, observation_end
-from clv.features import build_rfm
+from clv.evaluation import (
+    Evaluation,
+    churn_horizon,
+    evaluate,
+    label,
+    needs_log_gaps,
+    observation_end,
+)
+from clv.features import add_log_gaps, build_rfm
 from clv.kpis import KpiReport
 from clv.locks import folder_lock
 from clv.models.ensemble import EnsembleModel
@@ -269,6 +276,8 @@ def _train(
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")
         full = build_rfm(log.compact, observation_end(log, config), unit)
+        if needs_log_gaps(evaluation.ranked_purchase_models):
+            full = add_log_gaps(full, log.compact, observation_end(log, config), unit)
         purchase = _refit(evaluation, full, config, notices)
         chosen = purchase.kind
         stages(f"Refitted {purchase.name} on the whole log ({len(full):,} customers)")

@@ -328,3 +328,42 @@ def test_gamma_gompertz_trains_saves_and_scores(tmp_path):
     history = (scores[c].to_numpy() for c in ("frequency", "recency", "T"))
     np.testing.assert_allclose(scores["p_alive"], model.p_alive(*history), rtol=1e-9)
     assert scores["expected_purchases_low"].le(scores["expected_purchases"]).all()
+
+
+def test_regular_buyers_are_noticed_and_mbg_cnbd_trains_and_scores(tmp_path):
+    """BTYDplus' grocery log: the split line says purchases are regular, MBG/CNBD-k gets the
+    times between purchases on calibration and on the whole log, and scores like its JSON."""
+    from clv.models.fitted import PurchaseModel
+
+    grocery = Path(__file__).parents[1] / "data" / "grocery.csv"
+    result = run(
+        "train",
+        "-t",
+        str(grocery),
+        "--calibration-end",
+        "2006-12-31",
+        "--model-dir",
+        str(tmp_path / "g"),
+        "--no-mlflow",
+        "--config",
+        str(_write(tmp_path / "c.yaml", "train:\n  candidates: [mbgcnbd]\n")),
+    )
+    assert result.exit_code == 0, result.output
+    assert "customers buy at regular intervals" in result.output
+    saved = json.loads((tmp_path / "g" / "bundle.json").read_text())["purchase_model"]
+    assert saved["kind"] == "mbgcnbd" and saved["params"]["k"] == 2.0
+    out = tmp_path / "s.csv"
+    result = run("score", "-m", str(tmp_path / "g"), "-t", str(grocery), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    model = PurchaseModel.from_dict(saved)
+    history = [scores[c].to_numpy() for c in ("frequency", "recency", "T")]
+    np.testing.assert_allclose(scores["p_alive"], model.p_alive(*history), rtol=1e-9)
+    np.testing.assert_allclose(
+        scores["p_no_purchase"], model.p_no_purchase(52.0, *history), rtol=1e-9
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -182,6 +182,9 @@ MODELS = {
     "ggomnbd": PurchaseModel(
         "ggomnbd", {"r": 0.7, "alpha": 5.0, "b": 0.02, "s": 0.4, "beta": 0.3}, "week"
     ),
+    "mbgcnbd": PurchaseModel(
+        "mbgcnbd", {"k": 2.0, "r": 1.329, "alpha": 2.813, "a": 0.425, "b": 0.790}, "week"
+    ),
 }
 
 

@@ -44,6 +44,8 @@ class PurchaseProcess(ABC):
     #: ``b`` and ``β``: constant hazard, Pareto/NBD); others below
     #: :data:`~clv.models.fitting.MIN_PARAMETER` make a fit fail.
     limit_params: ClassVar[tuple[str, ...]] = ()
+    #: Whether the fit reads the times between purchases (``log_gap_sum``), not only patterns.
+    needs_log_gaps: ClassVar[bool] = False
     #: lifetimes' fitter of the same model, if it has one.
     lifetimes_fitter: ClassVar[str | None] = None
     #: Starting value of every log parameter of the time-rescaled problem (lifetimes' default).
@@ -57,6 +59,11 @@ class PurchaseProcess(ABC):
     def bounds(self) -> dict[str, tuple[float, float]]:
         """Open interval of each parameter (all BTYD parameters are positive)."""
         return dict.fromkeys(self.params, (0.0, np.inf))
+
+    def fit(self, data: Patterns, penalizer: float) -> Fit:
+        """Maximum-likelihood fit on weighted patterns (:func:`fit_patterns`; a model with a
+        discrete parameter searches over it here)."""
+        return fit_patterns(self, data, penalizer)
 
     def prepare(self, data: Patterns) -> Any:
         """Whatever :meth:`objective` reuses across evaluations on ``data`` (default: nothing)."""

@@ -7,6 +7,7 @@ data. The ensemble is fitted as its members.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 
 from clv._lifetimes import fit_with_retry
 from clv.errors import ModelFitError
-from clv.models.base import Fit, PurchaseProcess, fit_patterns
+from clv.models.base import Fit, PurchaseProcess
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.patterns import Patterns, describe_pattern, rfm_patterns
@@ -49,7 +50,7 @@ MIN_PARAMETER = 1e-8
 
 
 def _fit_once(process: PurchaseProcess, patterns: Patterns, penalizer: float) -> Fit:
-    fit = fit_patterns(process, patterns, penalizer)
+    fit = process.fit(patterns, penalizer)
     values = np.array(list(fit.params.values()))
     low, high = np.array(list(process.bounds.values())).T
     if not np.all(np.isfinite(values)) or np.any(values <= low) or np.any(values >= high):
@@ -113,8 +114,16 @@ def fit_purchase_model(
             "purchase at all, the purchase rate cannot be estimated (the fit degenerates to "
             "r → 0). Use a longer calibration period or check that customer ids are consistent."
         )
+    if process.needs_log_gaps and "log_gap_sum" not in rfm:
+        raise ModelFitError(
+            f"Cannot fit {display_name(kind)}: it chooses its regularity k by likelihood, which "
+            "needs the times between purchases. Add them with clv.features.add_log_gaps (the "
+            "CLI does when the model is a candidate)."
+        )
     table = rfm_patterns(rfm)
     patterns = Patterns.from_table(table)
+    if "log_gap_sum" in rfm:  # what a model of purchase regularity needs beyond the patterns
+        patterns = replace(patterns, log_gap_sum=float(rfm["log_gap_sum"].sum()))
     fit, coef = fit_with_retry(
         lambda coef: _fit_once(process, patterns, coef),
         [penalizer, max(retry_penalizer, penalizer * 10)],

@@ -23,12 +23,16 @@ class Patterns:
     x, t_x, T, weight : numpy.ndarray
         Frequency, recency, age and number of customers of each pattern (float arrays of one
         length; time in any one unit).
+    log_gap_sum : float, optional
+        Sum over customers of the logs of their times between purchases (in the same unit), when
+        known: what a model of purchase regularity adds to the patterns' likelihood.
     """
 
     x: np.ndarray
     t_x: np.ndarray
     T: np.ndarray
     weight: np.ndarray
+    log_gap_sum: float | None = None
 
     @classmethod
     def from_table(cls, table: pd.DataFrame) -> Patterns:
@@ -62,7 +66,7 @@ class Patterns:
 
     def scaled(self, factor: float) -> Patterns:
         """The same patterns with time multiplied by ``factor``."""
-        return Patterns(self.x, self.t_x * factor, self.T * factor, self.weight)
+        return Patterns(self.x, self.t_x * factor, self.T * factor, self.weight)  # no log gaps
 
 
 def rfm_patterns_index(rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

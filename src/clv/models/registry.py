@@ -10,13 +10,14 @@ from __future__ import annotations
 from clv.models.base import PurchaseProcess
 from clv.models.beta_geo import BetaGeo
 from clv.models.gompertz_nbd import GammaGompertzNBD
+from clv.models.mbg_cnbd import MBGCNBD
 from clv.models.modified_beta_geo import ModifiedBetaGeo
 from clv.models.pareto_nbd import ParetoNBD
 
 #: Every purchase model by its config name (``train.candidates``).
 PURCHASE_MODELS: dict[str, PurchaseProcess] = {
     process.kind: process
-    for process in (BetaGeo(), ModifiedBetaGeo(), ParetoNBD(), GammaGompertzNBD())
+    for process in (BetaGeo(), ModifiedBetaGeo(), ParetoNBD(), GammaGompertzNBD(), MBGCNBD())
 }
 
 #: The ensemble candidate: an equal-weight mixture of these models (:mod:`clv.models.ensemble`).

@@ -1,0 +1,314 @@
+"""MBG/CNBD-k (Platzer & Reutterer 2016): MBG/NBD whose times between purchases are Erlang-k,
+so customers who buy at steady intervals (groceries, refills) are not taken for Poisson buyers.
+
+While alive a customer's inter-purchase times are Erlang-k with rate λ ~ Gamma(r, α) (k = 1 is
+MBG/NBD); after every purchase, the first included, she drops out for good with probability
+p ~ Beta(a, b). The likelihood is BTYDplus' ``xbgcnbd.LL`` (closed form); ``k`` is an integer
+chosen by likelihood, which needs the sum over customers of the logs of their inter-purchase
+times (``log_gap_sum`` in the RFM table; :func:`clv.features.add_log_gaps`): it is the part of
+the likelihood that tells an Erlang-2 from a Poisson buyer.
+
+The scores are exact where BTYDplus approximates (it scales a BG/NBD expectation, then
+rescales the whole cohort's total to the unconditional expectation). Given alive at ``T``,
+the time since the last purchase says how far the current Erlang interval has run: it has
+completed ``j < k`` of its k exponential phases with posterior weight ∝ ``(r + kx)_j ((T −
+t_x)/(α + T))^j / j!``, and then λ ~ Gamma(r + kx + j, α + T). The n-th purchase in the window
+is the ``(nk − j)``-th phase completion, and happens if the customer survived the ``n − 1``
+purchases before it, so ``P(X ≥ n | alive) = Σ_j w_j · I_z(nk − j, r + kx + j) · B(a, b + x +
+n) / B(a, b + x + 1)`` with ``z = t / (α + T + t)`` (Poisson counts of Gamma rates are beta
+tails). The predictive PMF, the mean and P(no purchase) all come from these tails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from math import lgamma
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.special import betainc, betaln, expit, gammaln, logsumexp
+
+from clv.models.base import Fit, PurchaseProcess, fit_patterns, logaddexp
+from clv.models.patterns import Patterns
+
+#: The regularities tried: k = 1 … MAX_K, stopping after the likelihood falls twice in a row
+#: (BTYDplus' search).
+MAX_K = 12
+#: Table cells (pairs × phases × purchases) computed at once when scoring.
+_BLOCK = 4_000_000
+
+
+def _phase_terms(
+    k: int, r: float, alpha: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """``log((r + kx)_j ((T − t_x)/(α + T))^j / j!)`` for ``j = 0 … k − 1``: how far the current
+    Erlang interval has run, shape ``(histories, k)``."""
+    m = r + k * x
+    j = np.arange(k, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log(T - t_x) - np.log(alpha + T)
+        terms = (
+            gammaln(m[:, None] + j)
+            - gammaln(m)[:, None]
+            - gammaln(j + 1.0)
+            + j * log_ratio[:, None]
+        )
+    terms[:, 0] = 0.0  # j = 0 is 1 even when T = t_x
+    return terms
+
+
+def _log_dead_term(k: int, r: float, alpha: float, a: float, b: float, x, t_x, T) -> np.ndarray:
+    """Log of the likelihood's "dropped out after the last purchase" term relative to the
+    alive one's common factor (BTYDplus' ``S1``)."""
+    return np.log(a) - np.log(b + x) + (r + k * x) * (np.log(alpha + T) - np.log(alpha + t_x))
+
+
+def _log_likelihood(
+    k: int, theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """Log-likelihood of each history without the term of the inter-purchase times alone
+    (``(k − 1)·Σ log gaps − x·log((k − 1)!)``, which :meth:`MBGCNBD.fit` adds per k)."""
+    r, alpha, a, b = theta
+    m = r + k * x
+    alive = logsumexp(_phase_terms(k, r, alpha, x, t_x, T), axis=1)
+    dead = _log_dead_term(k, r, alpha, a, b, x, t_x, T)
+    return (
+        betaln(a, b + x + 1.0)
+        - betaln(a, b)
+        + gammaln(m)
+        - gammaln(r)
+        + r * np.log(alpha)
+        - m * np.log(alpha + T)
+        + logaddexp(np.maximum(alive, dead), np.minimum(alive, dead))
+    )
+
+
+def _enough(shape: np.ndarray, z: np.ndarray | float, k: int) -> np.ndarray:
+    """How many purchases to sum so that the rest of ``Σ_n P(X ≥ n)`` is below ~1e-15 of it,
+    when the phase completions are NB(``shape``, ``z``): past the bulk (mean + 14 sd), the
+    tail falls like ``n^shape · z^n``."""
+    z = np.minimum(z, 1.0 - 1e-12)
+    mean = shape * z / (1.0 - z)
+    bulk = mean + 14.0 * np.sqrt(mean / (1.0 - z)) + 30.0
+    tail = (36.0 + (shape + 1.0) * np.log1p(bulk)) / -np.log(z)
+    return np.ceil(np.maximum(bulk, tail) / k).astype(int) + 1
+
+
+def _gap_term(k: int, data: Patterns) -> float:
+    """The likelihood's part that depends on the inter-purchase times alone, at regularity k."""
+    return (k - 1) * float(data.log_gap_sum) - float(data.weight @ data.x) * lgamma(k)
+
+
+class _FixedK(PurchaseProcess):
+    """MBG/CNBD-k at one k, what :func:`~clv.models.base.fit_patterns` maximizes."""
+
+    params: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    time_params: ClassVar[tuple[str, ...]] = ("alpha",)
+    start: ClassVar[float] = 0.0
+    gtol: ClassVar[float] = 1e-8
+    analytic_gradient: ClassVar[bool] = False
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.kind = f"mbgcnbd-{k}"
+        self.name = f"MBG/CNBD-{k}"
+
+    def objective(
+        self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
+    ) -> tuple[float, None]:
+        theta = np.exp(log_params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ll = data.weight @ _log_likelihood(self.k, theta, data.x, data.t_x, data.T)
+        return -float(ll) / data.total + penalizer * float(theta @ theta), None
+
+    def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
+        theta = np.array([params[n] for n in self.params])
+        return float(data.weight @ _log_likelihood(self.k, theta, data.x, data.t_x, data.T))
+
+    # the scores at this k are MBG/CNBD-k's
+    def log_odds_dead(self, params, x, t_x, T):
+        return MBGCNBD().log_odds_dead({"k": self.k} | params, x, t_x, T)
+
+    def expected_purchases(self, params, t, x, t_x, T):
+        return MBGCNBD().expected_purchases({"k": self.k} | params, t, x, t_x, T)
+
+    def p_no_purchase(self, params, t, x, t_x, T):
+        return MBGCNBD().p_no_purchase({"k": self.k} | params, t, x, t_x, T)
+
+    def purchase_pmf(self, params, t, x, t_x, T, k_max):
+        return MBGCNBD().purchase_pmf({"k": self.k} | params, t, x, t_x, T, k_max)
+
+
+def _unpack(params: dict[str, float]) -> tuple[int, float, float, float, float]:
+    return round(params["k"]), params["r"], params["alpha"], params["a"], params["b"]
+
+
+class MBGCNBD(PurchaseProcess):
+    """MBG/CNBD-k: Erlang-k purchases at rate λ ~ Gamma(r, α) while alive; dropout after each
+    purchase with p ~ Beta(a, b); ``k`` chosen by likelihood."""
+
+    kind: ClassVar[str] = "mbgcnbd"
+    name: ClassVar[str] = "MBG/CNBD-k"
+    params: ClassVar[tuple[str, ...]] = ("k", "r", "alpha", "a", "b")
+    time_params: ClassVar[tuple[str, ...]] = ("alpha",)
+    start: ClassVar[float] = 0.0
+    gtol: ClassVar[float] = 1e-8
+    analytic_gradient: ClassVar[bool] = False
+    needs_log_gaps: ClassVar[bool] = True
+
+    @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        return {"k": (0.5, MAX_K + 0.5)} | dict.fromkeys(self.params[1:], (0.0, np.inf))
+
+    def fit(self, data: Patterns, penalizer: float) -> Fit:
+        """The fit of each k = 1, 2, … (BTYDplus' search: stop after the likelihood falls
+        twice in a row), the best kept; ``k`` is fixed, so its row and column of the
+        covariance are zero.
+
+        Raises
+        ------
+        ValueError
+            Without ``log_gap_sum`` in the data: the likelihoods of different k cannot be
+            compared.
+        """
+        if data.log_gap_sum is None:
+            raise ValueError(
+                "MBG/CNBD-k chooses its regularity k by likelihood, which needs the times "
+                "between purchases: give the RFM table a log_gap_sum column "
+                "(clv.features.add_log_gaps)"
+            )
+        fits: list[tuple[float, int, Fit]] = []
+        for k in range(1, MAX_K + 1):
+            fit = fit_patterns(_FixedK(k), data, penalizer)
+            fits.append((fit.log_likelihood + _gap_term(k, data), k, fit))
+            lls = [f[0] for f in fits]
+            if len(lls) >= 3 and lls[-1] < lls[-2] < lls[-3]:
+                break
+        total, k, fit = max(
+            (f for f in fits if f[2].converged), default=fits[0], key=lambda f: f[0]
+        )
+        covariance = ()
+        if fit.covariance:
+            padded = np.zeros((5, 5))
+            padded[1:, 1:] = np.asarray(fit.covariance)
+            covariance = tuple(map(tuple, padded.tolist()))
+        return replace(
+            fit,
+            params={"k": float(k)} | fit.params,
+            log_likelihood=total,
+            standard_errors={"k": 0.0} | fit.standard_errors if fit.standard_errors else {},
+            covariance=covariance,
+        )
+
+    def objective(
+        self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
+    ) -> tuple[float, None]:
+        k = round(float(np.exp(log_params[0])))
+        return _FixedK(k).objective(log_params[1:], data, penalizer, prepared)
+
+    def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
+        k, *theta = _unpack(params)
+        ll = float(data.weight @ _log_likelihood(k, np.array(theta), data.x, data.t_x, data.T))
+        return ll + (_gap_term(k, data) if data.log_gap_sum is not None else 0.0)
+
+    def log_odds_dead(
+        self, params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        k, r, alpha, a, b = _unpack(params)
+        shape = np.broadcast(x, t_x, T).shape
+        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        alive = logsumexp(_phase_terms(k, r, alpha, x, t_x, T), axis=1)
+        return (_log_dead_term(k, r, alpha, a, b, x, t_x, T) - alive).reshape(shape)
+
+    def _tables(
+        self,
+        params: dict[str, float],
+        t: float,
+        x: np.ndarray,
+        t_x: np.ndarray,
+        T: np.ndarray,
+        n_max: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """P(alive), the phase weights of each history, its row among the distinct ``(x, T)``
+        pairs, and per pair and phase ``P(X ≥ n | alive, phase)`` for ``n = 0 … N`` (N =
+        ``n_max`` + 1, else far enough that the mean's neglected tail is below 1e-12)."""
+        k, r, alpha, a, b = _unpack(params)
+        with np.errstate(over="ignore"):
+            alive = np.clip(expit(-self.log_odds_dead(params, x, t_x, T)), 0.0, 1.0)
+        terms = _phase_terms(k, r, alpha, x, t_x, T)
+        weights = np.exp(terms - logsumexp(terms, axis=1, keepdims=True))
+        which, pairs = pd.factorize(x + 1j * T)
+        px, pT = pairs.real, pairs.imag
+        m = r + k * px
+        if n_max is None:  # purchases: phase completions / k; completions ~ NB(m + k, z)
+            counts = _enough(m + k, t / (alpha + pT + t), k) + 1
+        else:
+            counts = np.full(len(pairs), n_max + 2)
+        width = int(counts.max())
+        table = np.zeros((len(pairs), k, width))
+        table[:, :, 0] = 1.0
+        order = np.argsort(counts)
+        rows = max(1, _BLOCK // (k * width))
+        z = t / (alpha + pT + t)
+        j = np.arange(k, dtype=float)
+        for start in range(0, len(order), rows):
+            block = order[start : start + rows]
+            n = np.arange(1.0, counts[block].max())
+            survive = np.exp(
+                betaln(a, b + px[block, None] + n) - betaln(a, b + px[block] + 1.0)[:, None]
+            )
+            table[block, :, 1 : 1 + n.size] = (
+                betainc(n * k - j[:, None], (m[block, None] + j)[:, :, None], z[block, None, None])
+                * survive[:, None, :]
+            )
+        return alive, weights, which, table
+
+    def expected_purchases(
+        self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        """P(alive) · Σ_{n ≥ 1} P(X ≥ n | alive), the sum taken until its tail is negligible."""
+        shape = np.broadcast(x, t_x, T).shape
+        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        alive, weights, which, table = self._tables(params, t, x, t_x, T, None)
+        by_phase = table[:, :, 1:].sum(axis=2)[which]  # (histories, k)
+        return (alive * np.einsum("ij,ij->i", weights, by_phase)).reshape(shape)
+
+    def expected_purchases_new(self, params: dict[str, float], t: np.ndarray) -> np.ndarray:
+        """``Σ_n B(a, b + n)/B(a, b) · I_{t/(α+t)}(nk, r)``: the n-th repeat purchase comes
+        after ``nk`` exponential phases and needs n survived purchases (BTYDplus'
+        ``mbgcnbd.Expectation``)."""
+        k, r, alpha, a, b = _unpack(params)
+        t = np.asarray(t, dtype=float)
+        flat = t.ravel()
+        z = flat / (alpha + flat)
+        n = np.arange(1.0, _enough(np.array([r]), z.max(initial=0.0), k).max() + 1.0)
+        terms = np.exp(betaln(a, b + n) - betaln(a, b)) * betainc(n * k, r, z[:, None])
+        return terms.sum(axis=1).reshape(t.shape)
+
+    def p_no_purchase(
+        self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        shape = np.broadcast(x, t_x, T).shape
+        return self.purchase_pmf(params, t, x, t_x, T, 0)[:, 0].reshape(shape)
+
+    def purchase_pmf(
+        self,
+        params: dict[str, float],
+        t: float,
+        x: np.ndarray,
+        t_x: np.ndarray,
+        T: np.ndarray,
+        k_max: int,
+    ) -> np.ndarray:
+        """``P(X = n) = P(X ≥ n) − P(X ≥ n + 1)`` given alive; a customer dead at ``T`` buys
+        nothing."""
+        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        alive, weights, which, table = self._tables(params, t, x, t_x, T, k_max)
+        steps = table[:, :, : k_max + 1] - table[:, :, 1 : k_max + 2]  # P(X = n | phase)
+        pmf = np.zeros((len(x), k_max + 1))
+        for phase in range(weights.shape[1]):
+            pmf += weights[:, phase, None] * steps[which, phase]
+        pmf *= alive[:, None]
+        pmf[:, 0] += 1.0 - alive
+        return pmf
