@@ -186,3 +186,19 @@ def test_an_mbg_cnbd_champion_is_refitted_on_a_split_that_did_not_need_log_gaps(
     )
     test = compare_on_same_split(ev, "pareto", champion, "purchases.chosen.rmse")
     assert np.isfinite(test["champion_value"]) and np.isfinite(test["z"])
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_gradient_equals_finite_differences(k):
+    from clv.models.base import central_gradient
+    from clv.models.mbg_cnbd import _FixedK
+
+    x = np.array([0.0, 1, 3, 10, 40, 2, 5])
+    t_x = np.array([0.0, 5, 30, 12, 20, 40, 1])
+    T = np.array([40.0, 40, 40, 78, 78, 40, 200])
+    data = Patterns(x, t_x / 200, T / 200, np.arange(1.0, 8.0))
+    process = _FixedK(k)
+    for log_params in (np.log([1.3, 2.8 / 200, 0.42, 0.79]), np.zeros(4)):
+        _, gradient = process.objective(log_params, data, 0.01, None)
+        numeric = central_gradient(lambda p: process.objective(p, data, 0.01, None)[0], log_params)
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-7)

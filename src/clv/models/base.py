@@ -136,6 +136,14 @@ class PurchaseProcess(ABC):
         (1-D histories; the mass above ``k_max`` is left out)."""
 
 
+def flat_histories(
+    x: Any, t_x: Any, T: Any
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """Histories broadcast together: their common shape, and each as a flat float array."""
+    x, t_x, T = np.broadcast_arrays(x, t_x, T)
+    return x.shape, *(np.ravel(v).astype(float) for v in (x, t_x, T))
+
+
 def alive_mixture(
     alive: np.ndarray,
     x: np.ndarray,

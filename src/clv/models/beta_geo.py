@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
-from clv.models.base import PurchaseProcess, alive_mixture, logaddexp
+from clv.models.base import PurchaseProcess, alive_mixture, flat_histories, logaddexp
 from clv.models.patterns import Patterns
 
 
@@ -171,7 +171,7 @@ def bg_purchase_pmf(
     Given alive, the table depends on ``(x, T)`` alone (:func:`~clv.models.base.alive_mixture`).
     """
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
-    x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+    _, x, t_x, T = flat_histories(x, t_x, T)
     with np.errstate(over="ignore"):
         alive = expit(-bg_log_odds_dead(params, modified, x, t_x, T))
     step = np.arange(1.0, k_max + 1.0)[None, :]

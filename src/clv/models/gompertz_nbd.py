@@ -32,7 +32,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
-from clv.models.base import PurchaseProcess, alive_mixture, logaddexp, nb_exposure_mixture
+from clv.models.base import (
+    PurchaseProcess,
+    alive_mixture,
+    flat_histories,
+    logaddexp,
+    nb_exposure_mixture,
+)
 from clv.models.patterns import Patterns
 
 #: Gauss–Legendre rule on (0, 1): for the likelihood's integral over the dropout time and for
@@ -204,14 +210,13 @@ class GammaGompertzNBD(PurchaseProcess):
         self, params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
         """Log-likelihood of each history (no weights)."""
-        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        _, x, t_x, T = flat_histories(x, t_x, T)
         return _terms(_theta(params), x, t_x, T, grad=False).log_likelihood
 
     def log_odds_dead(
         self, params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
-        shape = np.broadcast(x, t_x, T).shape
-        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        shape, x, t_x, T = flat_histories(x, t_x, T)
         with np.errstate(divide="ignore"):
             return _terms(_theta(params), x, t_x, T, grad=False).log_odds_dead.reshape(shape)
 
@@ -225,8 +230,7 @@ class GammaGompertzNBD(PurchaseProcess):
         """P(alive) · (r + x) / (α + T) · E[time alive in (T, T + t] | alive at T]; the
         expectation depends on ``T`` alone and is taken once per distinct ``T``."""
         r, alpha = params["r"], params["alpha"]
-        shape = np.broadcast(x, t_x, T).shape
-        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        shape, x, t_x, T = flat_histories(x, t_x, T)
         which, ages = pd.factorize(T)
         exposure, weight = _remaining_lifetime(params, np.full(len(ages), t), np.asarray(ages))
         time_alive = (exposure * weight).sum(axis=1)[which]
@@ -258,7 +262,7 @@ class GammaGompertzNBD(PurchaseProcess):
         """Dead at ``T``: no purchase. Alive: the NB(r + x, u / (α + T + u)) count mixed over
         the time ``u`` left alive in the window (:func:`_remaining_lifetime`)."""
         r, alpha = params["r"], params["alpha"]
-        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        _, x, t_x, T = flat_histories(x, t_x, T)
         alive = self._p_alive(params, x, t_x, T)
 
         def if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, expit, gammaln, logsumexp
+from scipy.special import betainc, betaln, digamma, expit, gammaln, logsumexp
 
-from clv.models.base import Fit, PurchaseProcess, fit_patterns, logaddexp
+from clv.models.base import Fit, PurchaseProcess, fit_patterns, flat_histories, logaddexp
 from clv.models.patterns import Patterns
 
 #: The regularities tried: k = 1 … MAX_K, stopping after the likelihood falls twice in a row
@@ -84,6 +84,38 @@ def _log_likelihood(
     )
 
 
+def _gradient(
+    k: int, theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """∂/∂(r, α, a, b) of :func:`_log_likelihood`, one row per history: the "alive" and
+    "dropped out" terms' derivatives weighted by their shares of the likelihood."""
+    r, alpha, a, b = theta
+    m = r + k * x
+    terms = _phase_terms(k, r, alpha, x, t_x, T)
+    alive = logsumexp(terms, axis=1)
+    dead = _log_dead_term(k, r, alpha, a, b, x, t_x, T)
+    p_dead = expit(dead - alive)  # the dropped-out term's share of the bracket
+    p_alive = 1.0 - p_dead
+    w = np.exp(terms - alive[:, None])  # the phases' shares of the alive term
+    j = np.arange(k, dtype=float)
+    ages = np.log(alpha + T) - np.log(alpha + t_x)
+    phase_r = (w * (digamma(m[:, None] + j) - digamma(m)[:, None])).sum(axis=1)
+    phase_alpha = -(w @ j) / (alpha + T)
+    d_r = digamma(m) - digamma(r) + np.log(alpha) - np.log(alpha + T)
+    d_r += p_dead * ages + p_alive * phase_r
+    d_alpha = r / alpha - m / (alpha + T)
+    d_alpha += p_dead * m * (1.0 / (alpha + T) - 1.0 / (alpha + t_x)) + p_alive * phase_alpha
+    d_a = digamma(a + b) - digamma(a + b + x + 1.0) + p_dead / a
+    d_b = (
+        digamma(b + x + 1.0)
+        - digamma(a + b + x + 1.0)
+        - digamma(b)
+        + digamma(a + b)
+        - p_dead / (b + x)
+    )
+    return np.stack([d_r, d_alpha, d_a, d_b], axis=1)
+
+
 def _enough(shape: np.ndarray, z: np.ndarray | float, k: int) -> np.ndarray:
     """How many purchases to sum so that the rest of ``Σ_n P(X ≥ n)`` is below ~1e-15 of it,
     when the phase completions are NB(``shape``, ``z``): past the bulk (mean + 14 sd), the
@@ -106,8 +138,8 @@ class _FixedK(PurchaseProcess):
     params: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     time_params: ClassVar[tuple[str, ...]] = ("alpha",)
     start: ClassVar[float] = 0.0
-    gtol: ClassVar[float] = 1e-8
-    analytic_gradient: ClassVar[bool] = False
+    gtol: ClassVar[float] = 1e-10
+    analytic_gradient: ClassVar[bool] = True
 
     def __init__(self, k: int) -> None:
         self.k = k
@@ -116,11 +148,13 @@ class _FixedK(PurchaseProcess):
 
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
-    ) -> tuple[float, None]:
+    ) -> tuple[float, np.ndarray]:
         theta = np.exp(log_params)
         with np.errstate(over="ignore", invalid="ignore"):
             ll = data.weight @ _log_likelihood(self.k, theta, data.x, data.t_x, data.T)
-        return -float(ll) / data.total + penalizer * float(theta @ theta), None
+            grad = data.weight @ _gradient(self.k, theta, data.x, data.t_x, data.T)
+        value = -float(ll) / data.total + penalizer * float(theta @ theta)
+        return value, -grad / data.total * theta + 2.0 * penalizer * theta**2
 
     def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
         theta = np.array([params[n] for n in self.params])
@@ -203,7 +237,7 @@ class MBGCNBD(PurchaseProcess):
 
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
-    ) -> tuple[float, None]:
+    ) -> tuple[float, np.ndarray]:
         k = round(float(np.exp(log_params[0])))
         return _FixedK(k).objective(log_params[1:], data, penalizer, prepared)
 
@@ -216,8 +250,7 @@ class MBGCNBD(PurchaseProcess):
         self, params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
         k, r, alpha, a, b = _unpack(params)
-        shape = np.broadcast(x, t_x, T).shape
-        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        shape, x, t_x, T = flat_histories(x, t_x, T)
         alive = logsumexp(_phase_terms(k, r, alpha, x, t_x, T), axis=1)
         return (_log_dead_term(k, r, alpha, a, b, x, t_x, T) - alive).reshape(shape)
 
@@ -268,8 +301,7 @@ class MBGCNBD(PurchaseProcess):
         self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
         """P(alive) · Σ_{n ≥ 1} P(X ≥ n | alive), the sum taken until its tail is negligible."""
-        shape = np.broadcast(x, t_x, T).shape
-        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        shape, x, t_x, T = flat_histories(x, t_x, T)
         alive, weights, which, table = self._tables(params, t, x, t_x, T, None)
         by_phase = table[:, :, 1:].sum(axis=2)[which]  # (histories, k)
         return (alive * np.einsum("ij,ij->i", weights, by_phase)).reshape(shape)
@@ -303,7 +335,7 @@ class MBGCNBD(PurchaseProcess):
     ) -> np.ndarray:
         """``P(X = n) = P(X ≥ n) − P(X ≥ n + 1)`` given alive; a customer dead at ``T`` buys
         nothing."""
-        x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+        _, x, t_x, T = flat_histories(x, t_x, T)
         alive, weights, which, table = self._tables(params, t, x, t_x, T, k_max)
         steps = table[:, :, : k_max + 1] - table[:, :, 1 : k_max + 2]  # P(X = n | phase)
         pmf = np.zeros((len(x), k_max + 1))

@@ -15,7 +15,13 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import expit, gammaln, hyp2f1
 
-from clv.models.base import PurchaseProcess, alive_mixture, logaddexp, nb_exposure_mixture
+from clv.models.base import (
+    PurchaseProcess,
+    alive_mixture,
+    flat_histories,
+    logaddexp,
+    nb_exposure_mixture,
+)
 from clv.models.patterns import Patterns
 
 
@@ -164,7 +170,7 @@ def pareto_purchase_pmf(
     ``(x, T)`` alone (:func:`~clv.models.base.alive_mixture`).
     """
     r, alpha, s, beta = (params[k] for k in ParetoNBD.params)
-    x, t_x, T = (np.ravel(v).astype(float) for v in np.broadcast_arrays(x, t_x, T))
+    _, x, t_x, T = flat_histories(x, t_x, T)
     with np.errstate(over="ignore"):
         alive = np.clip(expit(-_pareto_log_odds_dead(params, x, t_x, T)), 0.0, 1.0)
 
