@@ -175,3 +175,45 @@ def test_the_run_logs_its_data_and_the_experiment_is_for_model_training(store):
     assert early["last_date"] < profile["last_date"] and calibration.digest != full.digest
     columns = [c["name"] for c in json.loads(full.schema)["mlflow_colspec"]]
     assert columns == ["customer_id", "date", "amount"]
+
+
+def test_a_model_beyond_lifetimes_is_served_the_same_way(tmp_path):
+    """MBG/CNBD-k (an integer k among its parameters) on BTYDplus' grocery log: the registered
+    pyfunc model scores an RFM table as `clv score` does."""
+    from pathlib import Path
+
+    grocery = str(Path(__file__).parents[1] / "data" / "grocery.csv")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  candidates: [mbgcnbd]\n  calibration_end: 2006-12-31\n")
+    common = ["-t", grocery, "--tracking-uri", uri]
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            *common,
+            "--config",
+            str(config),
+            "--registered-model",
+            "clv-grocery",
+            "--model-dir",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "scores.csv"
+    scored = runner.invoke(
+        app, ["score", *common, "-m", "models:/clv-grocery@champion", "-o", str(out)]
+    )
+    assert scored.exit_code == 0, scored.output
+    reference = pd.read_csv(out, dtype={"customer_id": str})
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/clv-grocery@champion")
+    rfm = reference[["customer_id", "frequency", "recency", "T"]]  # the log has no amounts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served = model.predict(rfm)
+    np.testing.assert_allclose(served["p_alive"], reference["p_alive"], rtol=1e-12)
+    np.testing.assert_allclose(
+        served["expected_purchases"], reference["expected_purchases"], rtol=1e-12
+    )
