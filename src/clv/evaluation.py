@@ -279,7 +279,10 @@ def evaluate(
     }
     if dropped:
         card["dropped"] = dropped
-    card["regularity"] = timing
+    card["regularity"] = {  # JSON has no NaN: unmeasured is null
+        "k": timing["k"] if np.isfinite(timing["k"]) else None,
+        "customers": timing["customers"],
+    }
     spend = None
     if log.has_amounts:
         try:

@@ -281,7 +281,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float]:
     """The scorecard's numbers as MLflow metrics, with ``purchases.chosen.*`` aliases."""
-    names = ("purchases", "zero_forecast", "value", "churn", "intervals")
+    names = ("purchases", "zero_forecast", "value", "churn", "intervals", "regularity")
     sections = {k: scorecard[k] for k in names if k in scorecard}
     out = {k: float(v) for k, v in flatten(sections).items() if isinstance(v, (int, float))}
     for section in ("purchases", "value"):

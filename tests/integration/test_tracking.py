@@ -76,6 +76,7 @@ def test_a_run_has_config_fingerprint_scorecard_and_children(store):
     assert parent["metrics.purchases.naive.actual_total"] == 1882
     assert parent["metrics.purchases.chosen.mae"] < parent["metrics.purchases.naive.mae"]
     assert 0.5 < parent["metrics.churn.churn_model.roc_auc"] <= 1
+    assert 0.8 < parent["metrics.regularity.k"] < 1.3  # CDNOW buys about as randomly as Poisson
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
     assert set(children["tags.mlflow.runName"]) == {
         "BG/NBD",
