@@ -112,9 +112,12 @@ def churn_horizon(config: Config, split: Split) -> float:
     return float(config.train.churn_horizon or split.duration)
 
 
-def purchase_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
+def purchase_metrics(
+    actual: np.ndarray | metrics.Actual, predicted: np.ndarray
+) -> dict[str, float | None]:
     """Mean Poisson deviance (None where infinite), RMSE, MAE, Spearman, aggregate % error and
-    both totals."""
+    both totals (``actual`` as :class:`clv.metrics.Actual` to rank it once for several
+    forecasts)."""
     deviance = metrics.poisson_deviance(actual, predicted)
     return {
         "poisson_deviance": deviance if np.isfinite(deviance) else None,
@@ -123,16 +126,18 @@ def purchase_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, flo
         "spearman": metrics.spearman(actual, predicted),
         "aggregate_error_pct": metrics.aggregate_error_pct(actual, predicted),
         "predicted_total": float(np.sum(predicted)),
-        "actual_total": float(np.sum(actual)),
+        "actual_total": float(np.sum(metrics.Actual.of(actual).values)),
     }
 
 
-def value_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """Spearman, normalized Gini, top-decile capture and MAE of holdout revenue."""
+def value_metrics(actual: np.ndarray | metrics.Actual, predicted: np.ndarray) -> dict[str, float]:
+    """Spearman, normalized Gini, top-decile capture and MAE of holdout revenue (``actual`` as
+    :class:`clv.metrics.Actual` to rank it once for several forecasts)."""
+    order = np.argsort(-np.asarray(predicted, dtype=float), kind="stable")  # shared by two
     return {
         "spearman": metrics.spearman(actual, predicted),
-        "normalized_gini": metrics.normalized_gini(actual, predicted),
-        "top_decile_capture": metrics.top_decile_capture(actual, predicted),
+        "normalized_gini": metrics.normalized_gini(actual, predicted, order),
+        "top_decile_capture": metrics.top_decile_capture(actual, predicted, order=order),
         "mae": metrics.mae(actual, predicted),
     }
 
@@ -260,6 +265,7 @@ def evaluate(
             + " ".join(f"{display_name(k)}: {m}" for k, m in dropped.items())
         )
     predictions[NAIVE] = naive_rate(x, T, split.duration)
+    ranked = metrics.Actual(actual)  # ranked once for every forecast
     card: dict[str, Any] = {
         "protocol": {
             "calibration_end": str(split.calibration_end.date()),
@@ -268,10 +274,10 @@ def evaluate(
             "time_unit": unit,
             "customers": len(cal),
         },
-        "purchases": {k: purchase_metrics(actual, p) for k, p in predictions.items()},
+        "purchases": {k: purchase_metrics(ranked, p) for k, p in predictions.items()},
         # MAE rewards forecasting too little (the median of sparse counts is 0): this is the MAE
         # of forecasting no purchase for anyone, printed beside every model's
-        "zero_forecast": purchase_metrics(actual, np.zeros_like(actual)),
+        "zero_forecast": purchase_metrics(ranked, np.zeros_like(actual)),
         "conditional_expectations": conditional_expectations(
             cal["frequency"].to_numpy(), actual, predictions
         ),
@@ -295,10 +301,11 @@ def evaluate(
         revenue = cal["revenue_holdout"].to_numpy(dtype=float)
         value = spend.expected_average_value(x, cal["monetary_value"].to_numpy())
         mean_spend = _mean_spend(log, cal, split)
+        earned = metrics.Actual(revenue)
         card["value"] = {
-            k: value_metrics(revenue, p * value) for k, p in predictions.items() if k != NAIVE
+            k: value_metrics(earned, p * value) for k, p in predictions.items() if k != NAIVE
         }
-        card["value"][NAIVE] = value_metrics(revenue, predictions[NAIVE] * mean_spend)
+        card["value"][NAIVE] = value_metrics(earned, predictions[NAIVE] * mean_spend)
         best = best_model(card, models, settings.selection_metric)
         card["value_deciles"] = metrics.decile_table(revenue, predictions[best] * value).to_dict(
             "records"

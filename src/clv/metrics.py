@@ -7,12 +7,42 @@ reliability curve. Each is small enough to check by hand (see the tests).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
 
+@dataclass(frozen=True, eq=False)
+class Actual:
+    """Outcomes that several forecasts are scored against, their ranks and best ordering taken
+    once (every metric here accepts it where it takes ``actual``)."""
+
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, values) -> Actual:
+        """Wrap an array (an ``Actual`` passes through)."""
+        return values if isinstance(values, Actual) else cls(np.asarray(values, dtype=float))
+
+    @cached_property
+    def ranks(self) -> np.ndarray:
+        """Average ranks (ties share theirs)."""
+        return _ranks(self.values)
+
+    @cached_property
+    def best_gini(self) -> float:
+        """The Gini of the perfect ordering (highest actual first)."""
+        return _gini(self.values, np.argsort(-self.values, kind="stable"))
+
+
 def _arrays(*values) -> list[np.ndarray]:
-    return [np.asarray(v, dtype=float) for v in values]
+    return [v.values if isinstance(v, Actual) else np.asarray(v, dtype=float) for v in values]
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    return pd.Series(values).rank().to_numpy()
 
 
 def mae(actual, predicted) -> float:
@@ -80,11 +110,15 @@ def spearman(actual, predicted) -> float:
     >>> spearman([1, 2, 3, 4], [10, 20, 30, 40])
     1.0
     """
-    a, p = _arrays(actual, predicted)
-    ra, rp = pd.Series(a).rank().to_numpy(), pd.Series(p).rank().to_numpy()
+    ra, rp = Actual.of(actual).ranks, _ranks(_arrays(predicted)[0])
     if ra.std() == 0 or rp.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rp)[0, 1])
+
+
+def _highest_first(values: np.ndarray) -> np.ndarray:
+    """Positions by value, highest first, ties in input order."""
+    return np.argsort(-values, kind="stable")
 
 
 def _gini(actual: np.ndarray, order: np.ndarray) -> float:
@@ -94,27 +128,32 @@ def _gini(actual: np.ndarray, order: np.ndarray) -> float:
     return float(cumulative.sum() / n - (n + 1) / (2 * n))
 
 
-def normalized_gini(actual, predicted) -> float:
+def normalized_gini(actual, predicted, order: np.ndarray | None = None) -> float:
     """Gini of the model's cumulative-gain curve divided by that of the perfect ordering.
 
-    Customers are ordered by predicted value, highest first (ties keep input order). 1 means the
-    model orders customers as well as the actual values do; 0 is random.
+    Customers are ordered by predicted value, highest first (ties keep input order; ``order``
+    is that ordering when the caller has it). 1 means the model orders customers as well as the
+    actual values do; 0 is random.
 
     >>> normalized_gini([0, 0, 1, 3], [0.1, 0.2, 0.3, 0.4])
     1.0
     >>> normalized_gini([0, 0, 1, 3], [0.4, 0.3, 0.2, 0.1])
     -1.0
     """
+    actual = Actual.of(actual)
     a, p = _arrays(actual, predicted)
     if a.sum() <= 0:
         return float("nan")
-    model = _gini(a, np.argsort(-p, kind="stable"))
-    best = _gini(a, np.argsort(-a, kind="stable"))
+    model = _gini(a, _highest_first(p) if order is None else order)
+    best = actual.best_gini
     return model / best if best else float("nan")
 
 
-def top_decile_capture(actual, predicted, share: float = 0.1) -> float:
-    """Share of the actual total held by the ``share`` of customers predicted highest.
+def top_decile_capture(
+    actual, predicted, share: float = 0.1, order: np.ndarray | None = None
+) -> float:
+    """Share of the actual total held by the ``share`` of customers predicted highest
+    (``order``: the customers by predicted value, highest first, when the caller has it).
 
     >>> top_decile_capture([5, 1, 1, 1, 1, 1, 0, 0, 0, 0], [9, 1, 1, 1, 1, 1, 1, 1, 1, 1])
     0.5
@@ -123,7 +162,7 @@ def top_decile_capture(actual, predicted, share: float = 0.1) -> float:
     if a.sum() <= 0:
         return float("nan")
     k = max(1, int(np.ceil(share * len(a))))
-    top = np.argsort(-p, kind="stable")[:k]
+    top = (_highest_first(p) if order is None else order)[:k]
     return float(a[top].sum() / a.sum())
 
 

@@ -61,3 +61,23 @@ def test_churn_metrics_equal_scikit_learn(rows):
     assert metrics.roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
     assert metrics.brier(labels, scores) == pytest.approx(brier_score_loss(labels, scores))
     assert metrics.pr_auc(labels, scores) == pytest.approx(average_precision_score(labels, scores))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, 5), min_size=2, max_size=60),
+    st.lists(st.integers(0, 3), min_size=60, max_size=60),
+)
+def test_outcomes_ranked_once_score_as_the_plain_arrays_do(actual, predicted):
+    """clv.metrics.Actual (ranks and best ordering kept for several forecasts) changes no
+    number, ties included."""
+    from clv.evaluation import purchase_metrics, value_metrics
+
+    a = np.array(actual, dtype=float)
+    p = np.array(predicted[: len(actual)], dtype=float) / 2
+    ranked = metrics.Actual(a)
+    for score in (purchase_metrics, value_metrics):
+        plain, shared = score(a, p), score(ranked, p)
+        assert plain.keys() == shared.keys()
+        for key in plain:
+            assert plain[key] == shared[key] or (np.isnan(plain[key]) and np.isnan(shared[key]))
