@@ -202,3 +202,16 @@ def test_gradient_equals_finite_differences(k):
         _, gradient = process.objective(log_params, data, 0.01, None)
         numeric = central_gradient(lambda p: process.objective(p, data, 0.01, None)[0], log_params)
         np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_the_objective_at_a_given_k_is_that_ks_with_k_held_fixed():
+    from clv.models.mbg_cnbd import _FixedK
+
+    data = Patterns(np.array([0.0, 2, 5]), np.array([0.0, 0.1, 0.5]), np.ones(3), np.ones(3))
+    theta = np.log([1.3, 0.02, 0.42, 0.79])
+    value, gradient = PURCHASE_MODELS["mbgcnbd"].objective(
+        np.r_[np.log(2.0), theta], data, 0.0, None
+    )
+    fixed_value, fixed_gradient = _FixedK(2).objective(theta, data, 0.0, None)
+    assert value == fixed_value and gradient[0] == 0.0
+    np.testing.assert_array_equal(gradient[1:], fixed_gradient)

@@ -187,8 +187,8 @@ class MBGCNBD(PurchaseProcess):
     params: ClassVar[tuple[str, ...]] = ("k", "r", "alpha", "a", "b")
     time_params: ClassVar[tuple[str, ...]] = ("alpha",)
     start: ClassVar[float] = 0.0
-    gtol: ClassVar[float] = 1e-8
-    analytic_gradient: ClassVar[bool] = False
+    gtol: ClassVar[float] = 1e-10
+    analytic_gradient: ClassVar[bool] = True
     needs_log_gaps: ClassVar[bool] = True
 
     @property
@@ -238,8 +238,10 @@ class MBGCNBD(PurchaseProcess):
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
     ) -> tuple[float, np.ndarray]:
+        """At the k of ``log_params[0]``, which is held fixed: its slope is 0."""
         k = round(float(np.exp(log_params[0])))
-        return _FixedK(k).objective(log_params[1:], data, penalizer, prepared)
+        value, gradient = _FixedK(k).objective(log_params[1:], data, penalizer, prepared)
+        return value, np.concatenate([[0.0], gradient])
 
     def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
         k, *theta = _unpack(params)
