@@ -92,11 +92,13 @@ class PurchaseProcess(ABC):
     ) -> np.ndarray:
         """Expected number of purchases in ``(T, T + t]``, ``t > 0``."""
 
-    @abstractmethod
     def p_no_purchase(
         self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
-        """Probability of no purchase in ``(T, T + t]``, ``t > 0``."""
+        """Probability of no purchase in ``(T, T + t]``, ``t > 0``: by default the predictive
+        PMF at 0 (:meth:`purchase_pmf`)."""
+        shape = np.broadcast(x, t_x, T).shape
+        return self.purchase_pmf(params, t, x, t_x, T, 0)[:, 0].reshape(shape)
 
     def expected_purchases_new(self, params: dict[str, float], t: np.ndarray) -> np.ndarray:
         """Expected repeat purchases in ``(0, t]`` of a customer acquired at 0 (unconditional);

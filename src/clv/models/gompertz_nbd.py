@@ -244,12 +244,6 @@ class GammaGompertzNBD(PurchaseProcess):
         mean = params["r"] / params["alpha"] * (exposure * weight).sum(axis=1)
         return np.where(t.ravel() > 0, mean, 0.0).reshape(t.shape)
 
-    def p_no_purchase(
-        self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-    ) -> np.ndarray:
-        shape = np.broadcast(x, t_x, T).shape
-        return self.purchase_pmf(params, t, x, t_x, T, 0)[:, 0].reshape(shape)
-
     def purchase_pmf(
         self,
         params: dict[str, float],

@@ -167,9 +167,6 @@ class _FixedK(PurchaseProcess):
     def expected_purchases(self, params, t, x, t_x, T):
         return MBGCNBD().expected_purchases({"k": self.k} | params, t, x, t_x, T)
 
-    def p_no_purchase(self, params, t, x, t_x, T):
-        return MBGCNBD().p_no_purchase({"k": self.k} | params, t, x, t_x, T)
-
     def purchase_pmf(self, params, t, x, t_x, T, k_max):
         return MBGCNBD().purchase_pmf({"k": self.k} | params, t, x, t_x, T, k_max)
 
@@ -319,12 +316,6 @@ class MBGCNBD(PurchaseProcess):
         n = np.arange(1.0, _enough(np.array([r]), z.max(initial=0.0), k).max() + 1.0)
         terms = np.exp(betaln(a, b + n) - betaln(a, b)) * betainc(n * k, r, z[:, None])
         return terms.sum(axis=1).reshape(t.shape)
-
-    def p_no_purchase(
-        self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-    ) -> np.ndarray:
-        shape = np.broadcast(x, t_x, T).shape
-        return self.purchase_pmf(params, t, x, t_x, T, 0)[:, 0].reshape(shape)
 
     def purchase_pmf(
         self,
