@@ -87,7 +87,7 @@ def _terms(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, gra
     rx = r + x
     log_beta = np.log(beta)
     # the history's "alive at T" term: S(T) / (α + T)^(r + x)
-    g_T = _log_base(beta, b, T)
+    g_T, inverse_T, ratio_T = _base(beta, b, T)
     log_aT = np.log(alpha + T)
     log_alive = s * (log_beta - g_T) - rx * log_aT
     # the dropout term: ∫ f(τ) (α + τ)^(−(r+x)) dτ over (t_x, T]. In y = log((α + τ)/(α + t_x))
@@ -121,7 +121,6 @@ def _terms(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, gra
         return np.einsum("ij,ij->i", share, values)
 
     p_alive = np.exp(log_alive - log_bracket)
-    _, inverse_T, ratio_T = _base(beta, b, T)
     alive_part = np.stack(
         [-log_aT, -rx / (alpha + T), -s * T * ratio_T, log_beta - g_T, s / beta - s * inverse_T],
         axis=1,
