@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,13 @@ class PurchaseProcess(ABC):
     limit_params: ClassVar[tuple[str, ...]] = ()
     #: Whether the fit reads the times between purchases (``log_gap_sum``), not only patterns.
     needs_log_gaps: ClassVar[bool] = False
+    #: Parameters on the real line, fitted as they are (covariate coefficients); all others are
+    #: positive and fitted in logs.
+    unconstrained: ClassVar[tuple[str, ...]] = ()
+    #: How static covariates z enter the model (:mod:`clv.models.covariates`): for each
+    #: process (``purchase``, ``dropout``), the parameters whose logs shift by
+    #: ``sign · γᵀz``. Empty: the model takes no covariates.
+    covariate_links: ClassVar[dict[str, tuple[tuple[str, float], ...]]] = {}
     #: lifetimes' fitter of the same model, if it has one.
     lifetimes_fitter: ClassVar[str | None] = None
     #: Starting value of every log parameter of the time-rescaled problem (lifetimes' default).
@@ -239,9 +246,30 @@ class Fit:
     message: str
 
 
+class Likelihood(Protocol):
+    """What :func:`fit_patterns` fits: a :class:`PurchaseProcess`, or a model with covariates
+    (:class:`clv.models.covariates.CovariateProcess`) over grouped patterns."""
+
+    params: tuple[str, ...]
+    time_params: tuple[str, ...]
+    rate_params: tuple[str, ...]
+    unconstrained: tuple[str, ...]
+    start: float
+    gtol: float
+    analytic_gradient: bool
+
+    def prepare(self, data: Any) -> Any: ...
+
+    def objective(
+        self, log_params: np.ndarray, data: Any, penalizer: float, prepared: Any
+    ) -> tuple[float, np.ndarray | None]: ...
+
+    def log_likelihood(self, params: dict[str, float], data: Any) -> float: ...
+
+
 def fit_patterns(
-    process: PurchaseProcess,
-    data: Patterns,
+    process: Likelihood,
+    data: Any,
     penalizer: float = 0.0,
     start: np.ndarray | None = None,
     tol: float | None = None,
@@ -250,8 +278,9 @@ def fit_patterns(
 
     Parameters
     ----------
-    process : PurchaseProcess
+    process : Likelihood
     data : Patterns
+        Or whatever ``process`` reads (with ``T``, ``total`` and ``scaled``).
     penalizer : float
         L2 penalizer on the parameters of the time-rescaled problem (lifetimes' convention).
     start : numpy.ndarray, optional
@@ -282,12 +311,16 @@ def fit_patterns(
         def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
             return value(p), central_gradient(value, p)
 
-    x0 = np.full(len(names), process.start) if start is None else np.asarray(start, dtype=float)
+    free = np.array([n in process.unconstrained for n in names])
+    if start is None:
+        x0 = np.where(free, 0.0, process.start)
+    else:
+        x0 = np.asarray(start, dtype=float)
     with np.errstate(all="ignore"):
         result = minimize(
             objective, x0, jac=True, method="BFGS", options={"gtol": tol, "maxiter": 1000}
         )
-    theta = np.exp(result.x)
+    theta = np.where(free, result.x, np.exp(np.where(free, 0.0, result.x)))
     # Rescaling time adds a constant to the log-likelihood and shifts the log of each time (or
     # rate) parameter: the Hessian in log parameters is the same on the scaled data.
     covariance = _log_covariance(process, result.x, scaled, prepared)
@@ -302,7 +335,7 @@ def fit_patterns(
     return Fit(
         params=params,
         log_likelihood=log_likelihood,
-        standard_errors=standard_errors(covariance, theta, names),
+        standard_errors=standard_errors(covariance, theta, names, process.unconstrained),
         covariance=() if covariance is None else tuple(map(tuple, covariance.tolist())),
         converged=bool(result.success) or _stalled_at_optimum(result, tol),
         message=str(result.message),
@@ -315,9 +348,9 @@ def _stalled_at_optimum(result, tol: float) -> bool:
 
 
 def _log_covariance(
-    process: PurchaseProcess,
+    process: Likelihood,
     log_params: np.ndarray,
-    data: Patterns,
+    data: Any,
     prepared: Any,
 ) -> np.ndarray | None:
     """Covariance of the log parameters: inverse Hessian of the total negative log-likelihood
@@ -359,13 +392,18 @@ def inverse_information(hessian: np.ndarray) -> np.ndarray | None:
 
 
 def standard_errors(
-    log_covariance: np.ndarray | None, theta: np.ndarray, names: tuple[str, ...]
+    log_covariance: np.ndarray | None,
+    theta: np.ndarray,
+    names: tuple[str, ...],
+    unconstrained: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """Delta method: the standard error of θ is θ times the standard deviation of log θ."""
+    """Delta method: the standard error of θ is θ times the standard deviation of log θ (of an
+    ``unconstrained`` parameter, fitted as it is, its own standard deviation)."""
     if log_covariance is None:
         return {}
-    log_sd = np.sqrt(np.diag(log_covariance))
-    return dict(zip(names, (np.asarray(theta) * log_sd).tolist(), strict=True))
+    sd = np.sqrt(np.diag(log_covariance))
+    scale = np.array([1.0 if n in unconstrained else abs(v) for n, v in zip(names, theta)])
+    return dict(zip(names, (scale * sd).tolist(), strict=True))
 
 
 def saved_covariance(rows: Any, size: int) -> tuple[tuple[float, ...], ...]:

@@ -224,6 +224,12 @@ class BetaGeo(PurchaseProcess):
     start: ClassVar[float] = 0.1
     gtol: ClassVar[float] = 1e-10
     analytic_gradient: ClassVar[bool] = True
+    #: CLVTools' static covariates: α·e^(−γᵀz) (the purchase rate's mean × e^(γᵀz)); a and b
+    #: both × e^(γᵀz) (the dropout probability's mean unchanged, its spread narrowed).
+    covariate_links: ClassVar[dict[str, tuple[tuple[str, float], ...]]] = {
+        "purchase": (("alpha", -1.0),),
+        "dropout": (("a", 1.0), ("b", 1.0)),
+    }
     #: MBG/NBD: a customer may also drop out at the first purchase.
     modified: ClassVar[bool] = False
 

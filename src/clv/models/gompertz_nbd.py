@@ -195,6 +195,12 @@ class GammaGompertzNBD(PurchaseProcess):
     start: ClassVar[float] = 0.0
     gtol: ClassVar[float] = 1e-9
     analytic_gradient: ClassVar[bool] = True
+    #: CLVTools' static covariates: α·e^(−γᵀz) and β·e^(−γᵀz), so each rate's mean is
+    #: multiplied by e^(γᵀz).
+    covariate_links: ClassVar[dict[str, tuple[tuple[str, float], ...]]] = {
+        "purchase": (("alpha", -1.0),),
+        "dropout": (("beta", -1.0),),
+    }
 
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any

@@ -198,6 +198,12 @@ class ParetoNBD(PurchaseProcess):
     start: ClassVar[float] = 1.0
     gtol: ClassVar[float] = 1e-8
     analytic_gradient: ClassVar[bool] = False
+    #: CLVTools' static covariates: α·e^(−γᵀz) and β·e^(−γᵀz), so each rate's mean is
+    #: multiplied by e^(γᵀz).
+    covariate_links: ClassVar[dict[str, tuple[tuple[str, float], ...]]] = {
+        "purchase": (("alpha", -1.0),),
+        "dropout": (("beta", -1.0),),
+    }
 
     def prepare(self, data: Patterns) -> _ParetoPairs:
         return _ParetoPairs.of(data)
