@@ -312,10 +312,7 @@ def fit_patterns(
             return value(p), central_gradient(value, p)
 
     free = np.array([n in process.unconstrained for n in names])
-    if start is None:
-        x0 = np.where(free, 0.0, process.start)
-    else:
-        x0 = np.asarray(start, dtype=float)
+    x0 = np.where(free, 0.0, process.start) if start is None else np.asarray(start, dtype=float)
     with np.errstate(all="ignore"):
         result = minimize(
             objective, x0, jac=True, method="BFGS", options={"gtol": tol, "maxiter": 1000}
@@ -402,7 +399,9 @@ def standard_errors(
     if log_covariance is None:
         return {}
     sd = np.sqrt(np.diag(log_covariance))
-    scale = np.array([1.0 if n in unconstrained else abs(v) for n, v in zip(names, theta)])
+    scale = np.array(
+        [1.0 if n in unconstrained else abs(v) for n, v in zip(names, theta, strict=True)]
+    )
     return dict(zip(names, (scale * sd).tolist(), strict=True))
 
 

@@ -273,7 +273,7 @@ class GroupedPatterns:
         return cls(keys, groups)
 
     @cached_property
-    def T(self) -> np.ndarray:
+    def T(self) -> np.ndarray:  # noqa: N802 - the models' name for a customer's age
         """Every pattern's age (for the time scale of the fit)."""
         return np.concatenate([g.T for g in self.groups])
 
