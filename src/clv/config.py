@@ -190,6 +190,39 @@ class TrainConfig(_Section):
     )
 
 
+class CovariatesConfig(_Section):
+    """Static customer covariates in the purchase models (:mod:`clv.models.covariates`): columns
+    of ``train.customers`` that shift the purchase and dropout rates by ``exp(γᵀz)``. Each
+    candidate that takes covariates is fitted with them beside its plain fit, and the scorecard
+    compares the two on the holdout."""
+
+    purchase: list[str] = Field(
+        default_factory=list, description="Attributes that shift the purchase rate."
+    )
+    dropout: list[str] = Field(
+        default_factory=list, description="Attributes that shift the dropout process."
+    )
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="Attributes to one-hot encode (others must be numbers, used as they are).",
+    )
+    reference: dict[str, str] = Field(
+        default_factory=dict,
+        description="Reference level of a categorical attribute (default: first in sort order).",
+    )
+    l2_purchase: float = Field(
+        0.0, ge=0, description="L2 penalty on the purchase coefficients (CLVTools' lambda.trans)."
+    )
+    l2_dropout: float = Field(
+        0.0, ge=0, description="L2 penalty on the dropout coefficients (CLVTools' lambda.life)."
+    )
+
+    @property
+    def used(self) -> bool:
+        """Whether any covariate is named."""
+        return bool(self.purchase or self.dropout)
+
+
 class ChurnConfig(_Section):
     """The churn classifier: LightGBM's settings, its cross-validation, and how a blend with the
     BTYD score is chosen (DOMAIN.md; :mod:`clv.churn`). The horizon and the sample size are
@@ -376,6 +409,7 @@ class Config(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)
+    covariates: CovariatesConfig = Field(default_factory=CovariatesConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     kpis: KpiConfig = Field(default_factory=KpiConfig)

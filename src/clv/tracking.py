@@ -283,7 +283,13 @@ def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float
     """The scorecard's numbers as MLflow metrics, with ``purchases.chosen.*`` aliases."""
     names = ("purchases", "zero_forecast", "value", "churn", "intervals", "regularity")
     sections = {k: scorecard[k] for k in names if k in scorecard}
-    out = {k: float(v) for k, v in flatten(sections).items() if isinstance(v, (int, float))}
+    if "covariates" in scorecard:  # MLflow's names have no "=": covariates.pareto.channel_1
+        sections["covariates"] = scorecard["covariates"]["models"]
+    out = {
+        k.replace("=", "_"): float(v)
+        for k, v in flatten(sections).items()
+        if isinstance(v, (int, float))
+    }
     for section in ("purchases", "value"):
         for metric, value in scorecard.get(section, {}).get(chosen, {}).items():
             out[f"{section}.chosen.{metric}"] = float(value)

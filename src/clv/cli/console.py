@@ -150,6 +150,8 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
                 rows,
             )
         )
+    if card.get("covariates"):
+        print_covariates(card["covariates"], card["purchases"])
     if card.get("intervals"):
         print_interval_calibration(card["intervals"])
     if card.get("churn"):
@@ -175,6 +177,54 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
         )
     if card.get("churn_note"):
         console.print(f"Churn: {card['churn_note']}", highlight=False)
+
+
+def print_covariates(section: dict[str, Any], purchases: dict[str, Any]) -> None:
+    """The scorecard's ``covariates``: each model with and without them, and the effects."""
+    from clv.evaluation import label
+
+    rows, effects = [], []
+    for kind, fit in section["models"].items():
+        if not fit["converged"]:
+            rows.append([label(kind), "did not converge", "", "", "", ""])
+            continue
+        plain, with_ = purchases[kind]["poisson_deviance"], fit["holdout"]["poisson_deviance"]
+        rows.append(
+            [
+                label(kind),
+                f"{fit['lr_statistic']:.1f} ({fit['lr_df']} df, p {fit['lr_p_value']:.2g})",
+                deviance({"poisson_deviance": plain}),
+                deviance({"poisson_deviance": with_}),
+                f"{fit['deviance_gain_z']:.2f}",
+                "yes" if fit["improved"] else "no",
+            ]
+        )
+        effects.append(
+            [label(kind)]
+            + [
+                f"{c['estimate']:+.3f}" + (f" ± {c['se']:.3f}" if c["se"] else "")
+                for c in fit["coefficients"].values()
+            ]
+        )
+    reference = ", ".join(f"{k} = {v}" for k, v in section["reference"].items())
+    console.print(
+        table(
+            "Covariates: each model refitted with them (likelihood ratio on the calibration "
+            "period; holdout deviance without → with, paired z of the gain)",
+            ["model", "likelihood ratio", "deviance", "with covariates", "z", "improved"],
+            rows,
+        )
+    )
+    if effects:
+        names = list(next(f for f in section["models"].values() if f["converged"])["coefficients"])
+        console.print(
+            table(
+                "Covariate effects γ ± SE (rate × e^γ per unit"
+                + (f"; reference levels {reference})" if reference else ")"),
+                ["model", *names],
+                effects,
+            )
+        )
 
 
 def print_interval_calibration(section: dict[str, Any]) -> None:
