@@ -217,6 +217,13 @@ class CovariatesConfig(_Section):
         0.0, ge=0, description="L2 penalty on the dropout coefficients (CLVTools' lambda.life)."
     )
 
+    require_gain: bool = Field(
+        True,
+        description="A model with covariates competes for selection only when its holdout "
+        "deviance gain over the plain model is significant (paired z > 1.645); false: by the "
+        "holdout criterion alone, like any candidate.",
+    )
+
     @property
     def used(self) -> bool:
         """Whether any covariate is named."""

@@ -32,6 +32,7 @@ from clv.data.compact import CUSTOMER, day_number
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
 from clv.features import add_log_gaps, build_calibration_holdout, regularity
+from clv.models.covariates import customer_models, per_customer
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model, fit_purchase_model
@@ -40,6 +41,8 @@ from clv.models.registry import (
     CHURN_FEATURE_MODELS,
     ENSEMBLE,
     ENSEMBLE_MEMBERS,
+    WITH_COVARIATES,
+    base_kind,
     display_name,
     purchase_process,
 )
@@ -170,11 +173,17 @@ class Evaluation:
 
     def calibration_for(self, kind: str) -> pd.DataFrame:
         """The calibration table with what candidate ``kind`` reads: the times between
-        purchases for a regularity model (e.g. a champion's, refitted on this split)."""
+        purchases for a regularity model (e.g. a champion's, refitted on this split); the
+        attributes of a model with covariates, which only a run with covariates has."""
         cal = self.calibration
         if needs_log_gaps([kind]) and "log_gap_sum" not in cal and self.log is not None:
             unit = self.scorecard["protocol"]["time_unit"]
             cal = add_log_gaps(cal, self.log.compact, self.split.calibration_end, unit)
+        if kind.endswith(WITH_COVARIATES) and "covariates" not in self.scorecard:
+            raise DataValidationError(
+                f"{display_name(kind)} reads customer attributes, which this run did not: "
+                "compare it on a run with the same covariates (and --customers)."
+            )
         return cal
 
     @property
@@ -238,6 +247,8 @@ def evaluate(
     cal = build_calibration_holdout(log.compact, split.calibration_end, split.observation_end, unit)
     if needs_log_gaps(settings.candidates):  # a regularity model reads the times between buys
         cal = add_log_gaps(cal, log.compact, split.calibration_end, unit)
+    if config.covariates.used:  # the attributes the covariate candidates read
+        cal = with_covariates(cal, attributes, config)
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
     report = stages if stages is not None else (lambda message: None)
@@ -265,6 +276,28 @@ def evaluate(
             f"{metrics.rmse(actual, predictions[kind]):.4f}, MAE "
             f"{metrics.mae(actual, predictions[kind]):.4f}"
         )
+    if config.covariates.used:
+        for kind in covariate_kinds(models):
+            name = kind + WITH_COVARIATES
+            try:
+                model = fit_purchase_model(
+                    name,
+                    cal,
+                    unit,
+                    settings.penalizer,
+                    settings.retry_penalizer,
+                    config.covariates.model_dump(),
+                )
+            except ModelFitError as exc:
+                dropped[name] = str(exc)
+                report(f"Dropped {display_name(name)}: {exc}")
+                continue
+            models[name] = model
+            predictions[name] = per_customer(
+                model,
+                cal,
+                lambda m, rows: m.expected_purchases(split.duration, x[rows], t_x[rows], T[rows]),
+            )
     if not models:
         raise ModelFitError(
             "No candidate purchase model converged on the calibration period: "
@@ -290,9 +323,11 @@ def evaluate(
         "selection_metric": settings.selection_metric,
     }
     if config.covariates.used:
-        card["covariates"] = covariate_comparison(
-            cal, attributes, config, models, ranked, split.duration, report
-        )
+        card["covariates"] = covariate_effects(models, predictions, ranked, config, report)
+        if config.covariates.require_gain:  # no significant gain: compared, not selectable
+            for kind, fit in card["covariates"]["models"].items():
+                if fit["converged"] and not fit["improved"]:
+                    del models[kind + WITH_COVARIATES]
     if dropped:
         card["dropped"] = dropped
     card["regularity"] = {  # JSON has no NaN: unmeasured is null
@@ -391,17 +426,34 @@ def interval_calibration(
     - ``totals``: the ranges of total holdout purchases and (with spend) revenue, including
       parameter uncertainty, with the actual totals and whether they fell inside.
     """
-    from clv.intervals import forecast, purchase_distribution
+    from clv.intervals import add_ranges, forecast, purchase_distribution
 
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     y = cal["frequency_holdout"].to_numpy(dtype=float)
-    keys = pd.DataFrame({"x": x, "t_x": t_x, "T": T, "y": y})
-    codes = keys.groupby(list(keys), sort=False).ngroup().to_numpy()
-    first = ~pd.Series(codes).duplicated().to_numpy()
-    unique = keys.to_numpy()[first]
-    dist = purchase_distribution(model, duration, *unique[:, :3].T, level, observed=unique[:, 3])
-    low, high, inside = dist.low[codes], dist.high[codes], dist.inside[codes]
-    below, at = dist.below[codes], dist.at[codes]
+    low, high, inside, below, at = (np.empty(len(y)) for _ in range(5))
+    forecasts = []
+    for rows, plain in customer_models(model, cal):  # one plain model, or one per covariate group
+        keys = pd.DataFrame({"x": x[rows], "t_x": t_x[rows], "T": T[rows], "y": y[rows]})
+        codes = keys.groupby(list(keys), sort=False).ngroup().to_numpy()
+        first = ~pd.Series(codes).duplicated().to_numpy()
+        unique = keys.to_numpy()[first]
+        dist = purchase_distribution(
+            plain, duration, *unique[:, :3].T, level, observed=unique[:, 3]
+        )
+        low[rows], high[rows], inside[rows] = dist.low[codes], dist.high[codes], dist.inside[codes]
+        below[rows], at[rows] = dist.below[codes], dist.at[codes]
+        forecasts.append(
+            forecast(
+                plain,
+                spend,
+                duration,
+                x[rows],
+                t_x[rows],
+                T[rows],
+                monetary_value=cal["monetary_value"].to_numpy(dtype=float)[rows] if spend else None,
+                level=level,
+            ).ranges
+        )
     covered = (y >= low) & (y <= high)
     groups = []
     bounds = [
@@ -424,22 +476,13 @@ def interval_calibration(
         mass = np.where(at > below, at - below, 1.0)
         pit_cdf = np.clip((edges[None, :] - below[:, None]) / mass[:, None], 0.0, 1.0)
         log_score = float(-np.mean(np.log(np.maximum(at - below, 1e-300))))
-    forecasted = forecast(
-        model,
-        spend,
-        duration,
-        x,
-        t_x,
-        T,
-        monetary_value=cal["monetary_value"].to_numpy(dtype=float) if spend else None,
-        level=level,
-    )
+    ranges = {name: add_ranges([f[name] for f in forecasts]) for name in forecasts[0]}
     totals = {}
     actuals = {"purchases": y.sum()}
     if spend is not None:
         actuals["clv"] = cal["revenue_holdout"].to_numpy(dtype=float).sum()
     for name, actual in actuals.items():
-        interval = forecasted.ranges[name].to_dict()
+        interval = ranges[name].to_dict()
         totals["revenue" if name == "clv" else name] = interval | {
             "actual": float(actual),
             "inside": bool(interval["low"] <= actual <= interval["high"]),
@@ -457,7 +500,7 @@ def interval_calibration(
 
 def needs_log_gaps(kinds: Any) -> bool:
     """Whether any of these candidates reads the times between purchases (MBG/CNBD-k)."""
-    return any(k != ENSEMBLE and purchase_process(k).needs_log_gaps for k in kinds)
+    return any(k != ENSEMBLE and purchase_process(base_kind(k)).needs_log_gaps for k in kinds)
 
 
 #: Above this Wheat-Morrison k, inter-purchase times are regular enough to say so.
@@ -488,94 +531,86 @@ def describe_regularity(timing: dict[str, Any], candidates: Any) -> str:
 COVARIATE_MIN_Z = ONE_SIDED_Z_5PCT
 
 
-def covariate_comparison(
-    cal: pd.DataFrame,
-    attributes: pd.DataFrame,
-    config: Config,
-    models: dict[str, PurchaseModel | EnsembleModel],
+def with_covariates(cal: pd.DataFrame, attributes: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The calibration table with the covariates' attribute columns (missing values stay
+    missing: the fits say which customers lack one)."""
+    names = list(dict.fromkeys([*config.covariates.purchase, *config.covariates.dropout]))
+    absent = [n for n in names if n not in attributes]
+    if absent:
+        raise DataValidationError(
+            f"Covariate columns {absent} are not in the customer list (it has "
+            f"{list(attributes.columns)}). Name columns of --customers under covariates."
+        )
+    return cal.merge(attributes[[CUSTOMER, *names]], on=CUSTOMER, how="left", validate="one_to_one")
+
+
+def covariate_kinds(models: dict[str, Any]) -> list[str]:
+    """The fitted candidates that take covariates (single models with ``covariate_links``)."""
+    return [
+        k for k, m in models.items() if isinstance(m, PurchaseModel) and m.process.covariate_links
+    ]
+
+
+def covariate_effects(
+    models: dict[str, Any],
+    predictions: dict[str, np.ndarray],
     actual: metrics.Actual,
-    duration: float,
+    config: Config,
     report: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Each candidate that takes covariates, fitted again with ``config.covariates`` and
-    compared with its plain fit: coefficients with standard errors, the likelihood-ratio test
-    on the calibration period, and the holdout scores with a paired test of the per-customer
-    Poisson deviance (positive z: the covariates forecast better).
-
-    Raises
-    ------
-    DataValidationError
-        When a customer lacks a covariate value.
-    """
+    """Each candidate fitted with covariates against its plain fit (the scorecard's
+    ``covariates``): the effects with standard errors and p-values, the likelihood-ratio test
+    on the calibration period, and a paired test of the per-customer holdout Poisson deviance
+    (``deviance_gain_z`` > 0: the covariates forecast better; ``improved`` above the one-sided
+    5 % level)."""
     from scipy.stats import chi2, norm
 
-    from clv.models.covariates import CovariateDesign, fit_covariate_model
-
-    settings = config.covariates
-    frame = cal[[CUSTOMER, "frequency", "recency", "T"]].merge(
-        attributes, on=CUSTOMER, how="left", validate="one_to_one"
-    )
-    design = CovariateDesign.learn(
-        frame, settings.purchase, settings.dropout, settings.categorical, settings.reference
-    )
-    z = design.encode(frame, frame[CUSTOMER])
-    histories = [frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")]
-    l2 = {"purchase": settings.l2_purchase, "dropout": settings.l2_dropout}
-    unit = config.features.time_unit
-    out: dict[str, Any] = {
-        "columns": list(design.columns),
-        "reference": {c.name: c.levels[0] for c in design.covariates if c.levels},
-        "l2": l2,
-        "models": {},
-    }
-    plain_deviance = {}
-    for kind, plain in models.items():
-        if not isinstance(plain, PurchaseModel) or not plain.process.covariate_links:
-            continue
-        model, converged = fit_covariate_model(
-            kind, frame, z, design, unit, config.train.penalizer, l2
-        )
-        if not converged or not np.all(np.isfinite(list(model.params.values()))):
+    out: dict[str, Any] = {"models": {}}
+    for kind in covariate_kinds(models):
+        name = kind + WITH_COVARIATES
+        if name not in models:
             out["models"][kind] = {"converged": False}
-            report(f"{model.name}: the fit with covariates did not converge; left out")
             continue
-        predicted = model.expected_purchases(duration, *histories, z)
-        plain_deviance[kind] = metrics.unit_poisson_deviance(
-            actual.values, plain.expected_purchases(duration, *histories)
-        )
-        gain = plain_deviance[kind] - metrics.unit_poisson_deviance(actual.values, predicted)
+        model, plain = models[name], models[kind]
+        design = model.design
+        out |= {
+            "columns": list(design.columns),
+            "reference": {c.name: c.levels[0] for c in design.covariates if c.levels},
+            "l2": dict(model.l2),
+        }
+        gain = metrics.unit_poisson_deviance(
+            actual.values, predictions[kind]
+        ) - metrics.unit_poisson_deviance(actual.values, predictions[name])
         spread = gain.std(ddof=1)
         gain_z = float(gain.mean() / (spread / np.sqrt(gain.size))) if spread > 0 else 0.0
         df = len(design.coefficients)
         lr = 2.0 * (model.log_likelihood - plain.log_likelihood)
         ses = model.standard_errors
-        out["models"][kind] = {
+        fit = {
             "converged": True,
             "coefficients": {
-                name: {
+                c: {
                     "estimate": value,
-                    "se": ses.get(name),
-                    "p_value": float(2 * norm.sf(abs(value / ses[name])))
-                    if ses.get(name)
-                    else None,
+                    "se": ses.get(c),
+                    "p_value": float(2 * norm.sf(abs(value / ses[c]))) if ses.get(c) else None,
                 }
-                for name, value in model.coefficients.items()
+                for c, value in model.coefficients.items()
             },
             "log_likelihood": model.log_likelihood,
             "plain_log_likelihood": plain.log_likelihood,
             "lr_statistic": lr,
             "lr_df": df,
             "lr_p_value": float(chi2.sf(max(lr, 0.0), df)),
-            "holdout": purchase_metrics(actual, predicted),
+            "holdout": purchase_metrics(actual, predictions[name]),
             "deviance_gain_z": gain_z,
             "improved": bool(gain_z > COVARIATE_MIN_Z),
         }
+        out["models"][kind] = fit
         report(
-            f"{model.name}: likelihood-ratio {lr:.1f} on {df} df (p "
-            f"{out['models'][kind]['lr_p_value']:.2g}); holdout Poisson deviance "
-            f"{out['models'][kind]['holdout']['poisson_deviance']:.4f} against "
-            f"{plain_deviance[kind].mean():.4f} without (paired z {gain_z:.2f}: "
-            f"{'improved' if gain_z > COVARIATE_MIN_Z else 'no significant gain'})"
+            f"{model.name}: likelihood-ratio {lr:.1f} on {df} df (p {fit['lr_p_value']:.2g}); "
+            f"holdout Poisson deviance {fit['holdout']['poisson_deviance']:.4f} against "
+            f"{gain.mean() + fit['holdout']['poisson_deviance']:.4f} without (paired z "
+            f"{gain_z:.2f}: {'improved' if fit['improved'] else 'no significant gain'})"
         )
     return out
 
@@ -711,7 +746,9 @@ def _evaluate_churn(
         scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
     baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
     for kind, m in {bgnbd.kind: bgnbd, **models}.items():
-        scores[f"{kind}_p_no_purchase"] = m.p_no_purchase(H, x, t_x, T)
+        scores[f"{kind}_p_no_purchase"] = per_customer(
+            m, frame, lambda plain, rows: plain.p_no_purchase(H, x[rows], t_x[rows], T[rows])
+        )
     card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items()}
     card["churn_protocol"] = {
         "horizon": H,

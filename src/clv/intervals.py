@@ -370,6 +370,22 @@ def make_range(estimate: float, process_var: float, parameter_sd: float, level: 
     )
 
 
+def add_ranges(ranges: list[Range]) -> Range:
+    """The range of a sum of totals from separately scored groups of customers (e.g. by
+    covariate vector): estimates and the customers' variances add; the parameters' standard
+    deviations add as if perfectly correlated (the groups share the fitted parameters), an
+    upper bound, as for the ensemble's members."""
+    if len(ranges) == 1:
+        return ranges[0]
+    parameter = [r.parameter_sd for r in ranges]
+    return make_range(
+        sum(r.estimate for r in ranges),
+        sum(r.process_sd**2 for r in ranges),
+        sum(parameter) if all(np.isfinite(parameter)) else float("nan"),
+        ranges[0].level,
+    )
+
+
 def full_pmf(model: Any, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """One PMF table for all rows, as wide as the widest row needs (for a few rows only)."""
     x, t_x, T = (np.ravel(np.asarray(v, dtype=float)) for v in (x, t_x, T))

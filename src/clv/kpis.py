@@ -29,7 +29,7 @@ Definitions (each is stated in the report too):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,8 @@ from clv.data.customers import SERVQUAL_COLUMN
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
-from clv.intervals import forecast
+from clv.intervals import Range, add_ranges, forecast
+from clv.models.covariates import customer_models
 from clv.models.patterns import rfm_patterns_index
 from clv.nps import band_shares, nps
 from clv.segments import value_segments
@@ -406,45 +407,59 @@ def model_forecast(
     the joint distribution of two horizons.
     """
     value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
-    x, t_x, T, m = (
-        frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value")
-    )
-    step = units.conversion("month", bundle.time_unit)
     first = pd.Timestamp(as_of).to_period("M") + 1
-    rows, running, cumulative, total = [], np.zeros(len(frame)), 0.0, None
-    index = rfm_patterns_index(frame)
-    for k, purchases in _monthly_purchases(bundle, index, max(months, clv_months)):
-        running += purchases
-        if k <= months:
-            revenue = float((purchases * value).sum())
-            cumulative += revenue
-            spread = forecast(
-                bundle.purchase,
-                bundle.spend,
-                k * step,
-                x,
-                t_x,
-                T,
-                m,
-                level=level,
-                customers=False,
-                expected=running,
-                index=index,
-            ).ranges["clv"]
-            rows.append(
-                {
-                    "month": str(first + (k - 1)),
-                    "expected_transactions": float(purchases.sum()),
-                    "expected_revenue": revenue,
-                    "cumulative_revenue": cumulative,
-                    "cumulative_low": spread.low,
-                    "cumulative_high": spread.high,
-                }
-            )
-        if k == clv_months:
-            total = running.copy()
+    horizon = max(months, clv_months)
+    purchases = np.zeros((months, len(frame)))
+    ranges: list[list[Range]] = [[] for _ in range(months)]
+    total = np.zeros(len(frame))
+    # one plain model, or one per covariate group; ranges add over groups (clv.intervals)
+    for rows, plain in customer_models(bundle.purchase, frame):
+        group = replace(bundle, purchase=plain)
+        x, t_x, T, m = (
+            frame[c].to_numpy(dtype=float)[rows]
+            for c in ("frequency", "recency", "T", "monetary_value")
+        )
+        step = units.conversion("month", bundle.time_unit)
+        index = rfm_patterns_index(frame.iloc[rows])
+        running = np.zeros(len(rows))
+        for k, monthly in _monthly_purchases(group, index, horizon):
+            running += monthly
+            if k <= months:
+                purchases[k - 1, rows] = monthly
+                ranges[k - 1].append(
+                    forecast(
+                        plain,
+                        bundle.spend,
+                        k * step,
+                        x,
+                        t_x,
+                        T,
+                        m,
+                        level=level,
+                        customers=False,
+                        expected=running,
+                        index=index,
+                    ).ranges["clv"]
+                )
+            if k == clv_months:
+                total[rows] = running
+    table, cumulative = [], 0.0
+    for k in range(1, months + 1):
+        revenue = float((purchases[k - 1] * value).sum())
+        cumulative += revenue
+        spread = add_ranges(ranges[k - 1])
+        table.append(
+            {
+                "month": str(first + (k - 1)),
+                "expected_transactions": float(purchases[k - 1].sum()),
+                "expected_revenue": revenue,
+                "cumulative_revenue": cumulative,
+                "cumulative_low": spread.low,
+                "cumulative_high": spread.high,
+            }
+        )
     clv = pd.Series(value * total, index=frame[CUSTOMER].to_numpy(), name="clv")
-    return pd.DataFrame(rows), clv
+    return pd.DataFrame(table), clv
 
 
 def build_report(
@@ -455,6 +470,7 @@ def build_report(
     surveys: pd.DataFrame | None = None,
     costs: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
+    attributes: pd.DataFrame | None = None,
 ) -> KpiReport:
     """Compute every KPI of the module docstring.
 
@@ -470,6 +486,8 @@ def build_report(
         A model bundle: segments by its 12-month CLV and the revenue forecast.
     surveys, costs, customers : pandas.DataFrame, optional
         Survey table (:func:`read_surveys`), acquisition costs, customer table with channels.
+    attributes : pandas.DataFrame, optional
+        Customer attributes, for a model with covariates (:mod:`clv.models.covariates`).
 
     Returns
     -------
@@ -525,6 +543,8 @@ def build_report(
     forecast = None
     if bundle is not None and bundle.spend is not None:
         rfm = build_rfm(log.compact, as_of, bundle.time_unit)
+        if attributes is not None:  # a model with covariates reads them
+            rfm = rfm.merge(attributes, on=CUSTOMER, how="left", validate="one_to_one")
         forecast, predicted = model_forecast(
             bundle,
             rfm,

@@ -41,6 +41,7 @@ from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.evaluation import purchase_metrics
 from clv.features import build_calibration_holdout
+from clv.models.covariates import per_customer
 from clv.predict import customer_features, score_rfm
 
 MAX_AGGREGATE_ERROR_PCT = 20.0
@@ -79,8 +80,12 @@ def population_stability(reference: np.ndarray, current: np.ndarray, bins: int =
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def monitor(bundle: Bundle, log: TransactionLog) -> Monitoring:
+def monitor(
+    bundle: Bundle, log: TransactionLog, attributes: pd.DataFrame | None = None
+) -> Monitoring:
     """Compare a model's forecasts as of its training end with a newer log (module docstring).
+
+    ``attributes`` (``customer_id`` + columns) are what a model with covariates reads.
 
     Raises
     ------
@@ -97,6 +102,13 @@ def monitor(bundle: Bundle, log: TransactionLog) -> Monitoring:
         )
     window = units.in_units((end - start).days, unit)
     then = customer_features(bundle, log, as_of=start)
+    if attributes is not None:
+        then = then.merge(
+            attributes.drop(columns=[c for c in attributes if c != CUSTOMER and c in then]),
+            on=CUSTOMER,
+            how="left",
+            validate="one_to_one",
+        )
     scores = score_rfm(bundle, then, horizon=window, interval=0)
     outcome = build_calibration_holdout(log.compact, start, end, unit)
     outcome = outcome.set_index(CUSTOMER).loc[scores[CUSTOMER]]
@@ -204,7 +216,15 @@ def _by_month(
     bounds = bounds[bounds > start]
     x, t_x, T = (then[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     expected = [
-        float(bundle.purchase.expected_purchases((b - start).days / unit, x, t_x, T).sum())
+        float(
+            per_customer(
+                bundle.purchase,
+                then,
+                lambda m, rows, t=(b - start).days / unit: m.expected_purchases(
+                    t, x[rows], t_x[rows], T[rows]
+                ),
+            ).sum()
+        )
         for b in bounds
     ]
     frame = log.frame

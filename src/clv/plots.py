@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from clv.data.compact import CUSTOMER, DAY, Compact, compact, day_number
+from clv.models.covariates import CovariateModel
 from clv.models.fitted import PurchaseModel
 from clv.tables import query
 
@@ -220,6 +221,8 @@ def save_evaluation_figures(
     ev = evaluation
     chosen = ev.best_purchase_model
     model = ev.purchase_models[chosen]
+    if isinstance(model, CovariateModel):  # drawn for the most common attribute combination
+        model = model.most_common(ev.calibration)
     T = float(ev.calibration["T"].max())
     figures = {
         "calibration_vs_holdout.png": calibration_vs_holdout(

@@ -54,7 +54,8 @@ from clv.data.compact import CUSTOMER
 from clv.data.log import TransactionLog
 from clv.errors import ClvWarning, DataValidationError, ScoreError
 from clv.features import build_rfm
-from clv.intervals import Forecast, forecast
+from clv.intervals import Forecast, Range, add_ranges, forecast
+from clv.models.covariates import CovariateModel, customer_models
 from clv.models.patterns import rfm_patterns_index
 from clv.segments import (
     apply_segments,
@@ -339,6 +340,19 @@ def score_rfm(
         raise DataValidationError(str(exc)) from None
     has_value = bundle.spend is not None and "monetary_value" in rfm
     _check_rfm(rfm, has_value)
+    if isinstance(bundle.purchase, CovariateModel):
+        return _score_by_group(
+            bundle,
+            rfm,
+            progress,
+            horizon=horizon,
+            time_unit=time_unit,
+            discount_rate=discount_rate,
+            margin=margin,
+            segments=segments,
+            segment_rest=segment_rest,
+            interval=interval,
+        )
     step = units.conversion(unit, bundle.time_unit)
     t = horizon * step
     out = pd.DataFrame({CUSTOMER: rfm[CUSTOMER].astype("str").reset_index(drop=True)})
@@ -392,6 +406,33 @@ def score_rfm(
     out["recency"] = out["recency"].to_numpy() / step  # the model's unit → the scoring unit
     out["T"] = out["T"].to_numpy() / step
     return out
+
+
+def _score_by_group(
+    bundle: Bundle, rfm: pd.DataFrame, progress: Progress | None, **options: Any
+) -> pd.DataFrame:
+    """:func:`score_rfm` of a model with covariates: each group of customers with the same
+    covariate vector by its plain model (:meth:`~clv.models.covariates.CovariateModel.split`),
+    rows back in input order, the totals' ranges added over the groups
+    (:func:`clv.intervals.add_ranges`)."""
+    rfm = rfm.reset_index(drop=True)
+    parts, done = [], 0
+    for rows, plain in customer_models(bundle.purchase, rfm):
+        part = score_rfm(replace(bundle, purchase=plain), rfm.iloc[rows], **options)
+        parts.append(part.set_axis(rows))
+        done += len(rows)
+        if progress is not None:
+            progress(done, len(rfm))
+    if not parts:  # no customers: the reference group's model gives the empty frame's columns
+        reference = bundle.purchase.for_group(np.zeros(len(bundle.purchase.design.columns)))
+        return score_rfm(replace(bundle, purchase=reference), rfm, **options)
+    out = pd.concat(parts).sort_index()
+    ranges = [p.attrs.get("ranges", {}) for p in parts]
+    if ranges and ranges[0]:
+        out.attrs["ranges"] = {
+            name: add_ranges([Range(**r[name]) for r in ranges]).to_dict() for name in ranges[0]
+        }
+    return out.reset_index(drop=True)
 
 
 def _add_intervals(
@@ -467,14 +508,20 @@ def total_ranges(
     _check_rfm(rfm, has_value)
     step = units.conversion(unit, bundle.time_unit)
     cols = ["frequency", "recency", "T"] + (["monetary_value"] if has_value else [])
-    frame = rfm[cols].astype(float).reset_index(drop=True)
-    index = rfm_patterns_index(frame)
+    frame = rfm.reset_index(drop=True)
     t = horizon * step
-    purchases = _purchase_outputs(bundle, frame, t, horizon, step, discount_rate, index=index)
-    result = _forecast(
-        bundle, frame, purchases, index, t, margin, interval, has_value, customers=False
-    )
-    return {k: r.to_dict() for k, r in result.ranges.items()}
+    parts: list[dict[str, Range]] = []
+    for rows, plain in customer_models(bundle.purchase, frame):  # by covariate group, if any
+        group = replace(bundle, purchase=plain)
+        values = frame[cols].iloc[rows].astype(float).reset_index(drop=True)
+        index = rfm_patterns_index(values)
+        purchases = _purchase_outputs(group, values, t, horizon, step, discount_rate, index=index)
+        parts.append(
+            _forecast(
+                group, values, purchases, index, t, margin, interval, has_value, customers=False
+            ).ranges
+        )
+    return {name: add_ranges([p[name] for p in parts]).to_dict() for name in parts[0]}
 
 
 def _shares(rule: dict[str, Any]) -> dict[str, float]:
@@ -484,6 +531,10 @@ def _shares(rule: dict[str, Any]) -> dict[str, float]:
         out[tier["name"]] = round(tier["share"] - previous, 12)
         previous = tier["share"]
     return out
+
+
+#: What :func:`_purchase_outputs` gives per customer.
+PURCHASE_OUTPUTS = ("p_alive", "expected_purchases", "p_no_purchase", "discounted")
 
 
 def _purchase_outputs(
@@ -504,11 +555,21 @@ def _purchase_outputs(
     ``index`` is :func:`~clv.models.patterns.rfm_patterns_index` of ``rfm`` when the caller
     has it already.
     """
+    if isinstance(bundle.purchase, CovariateModel):  # each covariate group by its own model
+        frame = rfm.reset_index(drop=True)
+        out = {k: np.empty(len(frame)) for k in PURCHASE_OUTPUTS}
+        for rows, plain in customer_models(bundle.purchase, frame):
+            part = _purchase_outputs(
+                replace(bundle, purchase=plain), frame.iloc[rows], t, horizon, step, discount_rate
+            )
+            for k in PURCHASE_OUTPUTS:
+                out[k][rows] = part[k]
+        if progress is not None:
+            progress(len(frame), len(frame))
+        return out
     patterns, inverse = rfm_patterns_index(rfm) if index is None else index
     model, total = bundle.purchase, len(patterns)
-    parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("p_alive", "expected_purchases", "p_no_purchase", "discounted")
-    }
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in PURCHASE_OUTPUTS}
     for start in range(0, max(total, 1), CHUNK_SIZE):
         x, t_x, T = patterns[start : start + CHUNK_SIZE].T
         expected = model.expected_purchases(t, x, t_x, T)
@@ -530,20 +591,66 @@ def _purchase_outputs(
     return {k: np.concatenate(v)[inverse] if total else np.array([]) for k, v in parts.items()}
 
 
+def model_attributes(
+    bundle: Bundle, config: Any, listed: pd.DataFrame | None = None
+) -> pd.DataFrame | None:
+    """The customer attributes a model with covariates reads, from ``train.customers`` of
+    ``config`` or else of the bundle's own training config; ``None`` for any other model, or
+    when the customer list to score (``listed``) has them all.
+
+    Raises
+    ------
+    DataValidationError
+        When the model has covariates and neither config names a customer list.
+    """
+    if not isinstance(bundle.purchase, CovariateModel):
+        return None
+    names = [c.name for c in bundle.purchase.design.covariates]
+    if listed is not None and all(n in listed for n in names):
+        return None
+    path = config.train.customers or bundle.config.get("train", {}).get("customers")
+    if not path:
+        raise DataValidationError(
+            f"The model ({bundle.purchase.name}) reads customer attributes "
+            f"{[c.name for c in bundle.purchase.design.covariates]}: give the customer list "
+            "with --customers (train.customers)."
+        )
+    from clv.data.customers import read_customer_list
+
+    return read_customer_list(path, config.data.customer_col)
+
+
 def customer_features(
     bundle: Bundle,
     log: TransactionLog,
     as_of: pd.Timestamp | None = None,
     customers: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
+    attributes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """RFM (+ churn features and attributes, when the bundle has a churn model) as of a day.
 
     ``as_of`` defaults to the log's last day (rows after it should already be excluded when the
     log was cleaned). With ``customers``, the output follows the list's order: listed ids without
     transactions get ``frequency = recency = T = 0`` and ``has_history = False``; ids in the log
-    but not in the list are left out. Extra columns of ``customers`` are attributes.
+    but not in the list are left out. Extra columns of ``customers`` are attributes, and so are
+    the columns of ``attributes`` (``customer_id`` + columns, e.g. :func:`model_attributes`)
+    that ``customers`` does not have.
     """
+    frame = _features(bundle, log, as_of, customers, surveys)
+    if attributes is None:
+        return frame
+    extra = attributes[[CUSTOMER, *(c for c in attributes if c != CUSTOMER and c not in frame)]]
+    return frame.merge(extra, on=CUSTOMER, how="left", validate="many_to_one")
+
+
+def _features(
+    bundle: Bundle,
+    log: TransactionLog,
+    as_of: pd.Timestamp | None,
+    customers: pd.DataFrame | None,
+    surveys: pd.DataFrame | None,
+) -> pd.DataFrame:
     end = pd.Timestamp(as_of or log.report.last_date).normalize()
     unit = bundle.time_unit
     if bundle.churn is not None:
@@ -589,11 +696,14 @@ def score_transactions(
     segment_rest: str = "rest",
     surveys: pd.DataFrame | None = None,
     interval: float = DEFAULT_INTERVAL,
+    attributes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score a cleaned transaction log (see :func:`customer_features` and :func:`score_rfm`)."""
     if bundle.spend is not None and not log.has_amounts:
         bundle = replace(bundle, spend=None)  # value columns need amounts
-    frame = customer_features(bundle, log, as_of=as_of, customers=customers, surveys=surveys)
+    frame = customer_features(
+        bundle, log, as_of=as_of, customers=customers, surveys=surveys, attributes=attributes
+    )
     return score_rfm(
         bundle,
         frame,

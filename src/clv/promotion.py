@@ -22,6 +22,7 @@ import numpy as np
 
 from clv import metrics
 from clv.config import ONE_SIDED_Z_5PCT, ChurnConfig
+from clv.models.covariates import per_customer
 from clv.models.fitting import fit_purchase_model
 
 #: Per-customer loss of each purchase metric that can decide promotion (lower is better).
@@ -91,8 +92,13 @@ def compare_on_same_split(
         evaluation.scorecard["protocol"]["time_unit"],
         float(settings.get("penalizer", 0.0)),
         float(settings.get("retry_penalizer", 0.001)),
+        champion_bundle.config.get("covariates"),
     )
-    champion_losses = loss(actual, refit.expected_purchases(evaluation.split.duration, x, t_x, T))
+    t = evaluation.split.duration
+    forecast = per_customer(
+        refit, cal, lambda m, rows: m.expected_purchases(t, x[rows], t_x[rows], T[rows])
+    )
+    champion_losses = loss(actual, forecast)
     challenger_losses = loss(actual, evaluation.predictions[chosen])
     gain = champion_losses - challenger_losses  # > 0 where the challenger is better
     se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0

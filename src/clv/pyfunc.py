@@ -12,6 +12,9 @@ It scores what users have, recognised by its columns:
   log's own column names of the training config work too): cleaned like ``clv score`` cleans a
   log, scored as of the ``as_of`` param (default: the last day in the frame).
 
+A model with covariates (:mod:`clv.models.covariates`) reads its attribute columns from any of
+the three (in transactions, a customer's first row gives hers).
+
 Output: the columns of :func:`clv.predict.score_rfm`. Params (defaults from the training
 config): ``horizon``, ``time_unit``, ``discount_rate``, ``margin``, ``interval`` (0: no
 interval columns); ``as_of`` (YYYY-MM-DD) and
@@ -100,7 +103,25 @@ def transaction_features(bundle: Any, frame: pd.DataFrame, params: dict[str, Any
     )
     as_of = pd.Timestamp(params["as_of"]) if params.get("as_of") else None
     log = clean_transactions(frame, config, as_of=as_of)
-    return customer_features(bundle, log, as_of=as_of)
+    covariates = [c for c in covariate_names(bundle) if c in frame]
+    attributes = None
+    if covariates:  # a model with covariates: each customer's attributes from her rows
+        attributes = (
+            frame[[columns["customer_col"], *covariates]]
+            .groupby(columns["customer_col"], sort=False)
+            .first()
+            .reset_index()
+            .rename(columns={columns["customer_col"]: "customer_id"})
+            .astype({"customer_id": "str"})
+        )
+    return customer_features(bundle, log, as_of=as_of, attributes=attributes)
+
+
+def covariate_names(bundle: Any) -> list[str]:
+    """The customer attributes the bundle's purchase model reads as covariates (none for a
+    model without them)."""
+    design = getattr(bundle.purchase, "design", None)
+    return [c.name for c in design.covariates] if design is not None else []
 
 
 def input_schema(bundle: Any) -> Any:
@@ -112,6 +133,7 @@ def input_schema(bundle: Any) -> Any:
     names = ["has_history", "frequency", "recency", "T", "monetary_value"]
     if bundle.churn is not None:
         names += [*bundle.churn.features, *bundle.churn.attributes]
+    names += covariate_names(bundle)
     data = bundle.config.get("data", {})
     names += [data.get("customer_col"), data.get("date_col"), data.get("amount_col")]
     names += list(TRANSACTION_COLUMNS)

@@ -165,6 +165,7 @@ def score_log_with_spark(
     margin: float = 1.0,
     interval: float = DEFAULT_INTERVAL,
     master: str = "local[2]",
+    attributes: pd.DataFrame | None = None,
 ) -> tuple[Path, dict[str, dict[str, float]]]:
     """The Spark twin of :func:`clv.predict.score_transactions`: same features, same model.
 
@@ -192,7 +193,9 @@ def score_log_with_spark(
             "engine needs them. Retrain the model with this clv."
         )
 
-    features = customer_features(bundle, log, as_of=as_of, customers=customers, surveys=surveys)
+    features = customer_features(
+        bundle, log, as_of=as_of, customers=customers, surveys=surveys, attributes=attributes
+    )
     numeric = features.select_dtypes("number").columns
     features = features.astype({c: "float64" for c in numeric})
     params = {

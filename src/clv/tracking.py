@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -279,14 +280,20 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def mlflow_name(key: str) -> str:
+    """``key`` with the characters MLflow's metric and param names reject written ``_`` (a
+    covariate's level may hold any text)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
+
+
 def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float]:
     """The scorecard's numbers as MLflow metrics, with ``purchases.chosen.*`` aliases."""
     names = ("purchases", "zero_forecast", "value", "churn", "intervals", "regularity")
     sections = {k: scorecard[k] for k in names if k in scorecard}
-    if "covariates" in scorecard:  # MLflow's names have no "=": covariates.pareto.channel_1
+    if "covariates" in scorecard:
         sections["covariates"] = scorecard["covariates"]["models"]
     out = {
-        k.replace("=", "_"): float(v)
+        mlflow_name(k): float(v)
         for k, v in flatten(sections).items()
         if isinstance(v, (int, float))
     }
@@ -451,14 +458,18 @@ def _log_run(
         if dropped:
             tags["dropped"] = ", ".join(dropped)
         mlflow.set_tags(tags)
-        errors = {f"purchase_model.se.{k}": v for k, v in bundle.purchase.standard_errors.items()}
+        errors = {
+            mlflow_name(f"purchase_model.se.{k}"): v
+            for k, v in bundle.purchase.standard_errors.items()
+        }
         if bundle.spend is not None:
             errors |= {f"spend_model.se.{k}": v for k, v in bundle.spend.standard_errors.items()}
         mlflow.log_metrics(metrics | errors)
         for kind, model in ev.purchase_models.items():
             with mlflow.start_run(run_name=model.name, nested=True):
+                values = {**model.params, **getattr(model, "coefficients", {})}
                 mlflow.log_params(
-                    {f"param.{k}": v for k, v in model.params.items()} | {"kind": kind}
+                    {mlflow_name(f"param.{k}"): v for k, v in values.items()} | {"kind": kind}
                 )
                 child = {
                     m: float(v)
@@ -470,7 +481,7 @@ def _log_run(
                     for m, v in bundle.scorecard.get("value", {}).get(kind, {}).items()
                 }
                 child["log_likelihood"] = model.log_likelihood
-                child |= {f"se.{k}": v for k, v in model.standard_errors.items()}
+                child |= {mlflow_name(f"se.{k}"): v for k, v in model.standard_errors.items()}
                 mlflow.log_metrics({k: v for k, v in child.items() if np.isfinite(v)})
                 mlflow.set_tag("chosen", str(kind == chosen).lower())
         if bundle.churn is not None:

@@ -52,6 +52,7 @@ from clv.evaluation import (
     label,
     needs_log_gaps,
     observation_end,
+    with_covariates,
 )
 from clv.features import add_log_gaps, build_rfm
 from clv.kpis import KpiReport
@@ -61,7 +62,7 @@ from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_first
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
 from clv.models.registry import CHURN_FEATURE_MODELS, display_name
-from clv.predict import customer_features, define_segments, score_rfm
+from clv.predict import customer_features, define_segments, model_attributes, score_rfm
 from clv.tables import leftover_name
 
 
@@ -130,8 +131,9 @@ def build_kpis(
     col = config.data.customer_col
     costs = load_costs(settings.costs, col, settings) if settings.costs else None
     customers = read_customer_list(settings.customers, col) if settings.customers else None
+    attributes = model_attributes(bundle, config) if bundle is not None else None
     return build_report(
-        log, config, observation_end(log, config), bundle, surveys, costs, customers
+        log, config, observation_end(log, config), bundle, surveys, costs, customers, attributes
     )
 
 
@@ -234,7 +236,12 @@ def _refit(
     ranked = evaluation.ranked_purchase_models
     settings = config.train
     model, failures = fit_first(
-        tuple(ranked), full, config.features.time_unit, settings.penalizer, settings.retry_penalizer
+        tuple(ranked),
+        full,
+        config.features.time_unit,
+        settings.penalizer,
+        settings.retry_penalizer,
+        config.covariates.model_dump(),
     )
     for kind, message in failures.items():
         notices.append(
@@ -278,6 +285,8 @@ def _train(
         full = build_rfm(log.compact, observation_end(log, config), unit)
         if needs_log_gaps(evaluation.ranked_purchase_models):
             full = add_log_gaps(full, log.compact, observation_end(log, config), unit)
+        if config.covariates.used:
+            full = with_covariates(full, attributes, config)
         purchase = _refit(evaluation, full, config, notices)
         chosen = purchase.kind
         stages(f"Refitted {purchase.name} on the whole log ({len(full):,} customers)")
@@ -352,7 +361,7 @@ def _log_or_keep(result: TrainResult, config: Config, stages: StageLog) -> None:
     from clv.mlflow_store import tracking_uri
     from clv.tracking import TrackingStoreError, log_training_run, store_errors
 
-    example = input_example(result)
+    example = input_example(result, config)
     scores = score_rfm(
         result.bundle, example, horizon=float(config.score.horizon), interval=config.score.interval
     )
@@ -371,13 +380,16 @@ def _log_or_keep(result: TrainResult, config: Config, stages: StageLog) -> None:
         ) from None
 
 
-def input_example(result: TrainResult) -> pd.DataFrame:
-    """Five customers' model input (:func:`clv.predict.customer_features` at the log's end):
-    the logged pyfunc model's input example, its numbers as doubles so that missing values fit
-    the signature."""
+def input_example(result: TrainResult, config: Config) -> pd.DataFrame:
+    """Five customers' model input (:func:`clv.predict.customer_features` at the log's end,
+    with the attributes a model with covariates reads): the logged pyfunc model's input
+    example, its numbers as doubles so that missing values fit the signature."""
     log = result.log
     as_of = pd.Timestamp(log.report.last_date)  # the full log's end, not the sample's
-    frame = customer_features(result.bundle, log.first_customers(5), as_of=as_of)
+    attributes = model_attributes(result.bundle, config)
+    frame = customer_features(
+        result.bundle, log.first_customers(5), as_of=as_of, attributes=attributes
+    )
     frame = frame.reset_index(drop=True)
     numeric = frame.select_dtypes("number").columns
     return frame.astype({c: "float64" for c in numeric})

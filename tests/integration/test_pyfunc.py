@@ -217,3 +217,102 @@ def test_a_model_beyond_lifetimes_is_served_the_same_way(tmp_path):
     np.testing.assert_allclose(
         served["expected_purchases"], reference["expected_purchases"], rtol=1e-12
     )
+
+
+@pytest.fixture(scope="module")
+def covariate_run(tmp_path_factory, apparel_dir):
+    """Pareto/NBD with the apparel attributes, trained and shipped (``require_gain: false``),
+    then scored by `clv score`, which reads the attributes from the training's customer list."""
+    tmp = tmp_path_factory.mktemp("covariates")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    config = tmp / "c.yaml"
+    config.write_text(
+        "train:\n  candidates: [pareto]\n  holdout: 52\n"
+        f"  customers: {apparel_dir / 'customers.csv'}\n"
+        "covariates:\n  purchase: [gender, channel]\n  dropout: [gender, channel]\n"
+        "  categorical: [channel]\n  require_gain: false\n"
+    )
+    common = ["-t", str(apparel_dir / "transactions.csv"), "--tracking-uri", uri]
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            *common,
+            "--config",
+            str(config),
+            "--registered-model",
+            "clv-cov",
+            "--model-dir",
+            str(tmp / "m"),
+        ],
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "Chosen: Pareto/NBD + covariates" in trained.output
+    score = ["score", *common, "--config", str(config), "-m", str(tmp / "m")]
+    scored = runner.invoke(app, [*score, "-o", str(tmp / "scores.csv")])
+    assert scored.exit_code == 0, scored.output
+    return tmp, uri, score, scored.output
+
+
+def test_a_model_with_covariates_scores_each_customer_at_her_parameters(covariate_run, apparel_dir):
+    """Each customer is scored at her own parameters (α·e^(−γᵀz), β·e^(−γᵀz), computed here by
+    hand), and the registered pyfunc model gives the same scores from customer features with
+    the attribute columns (and names what it lacks without them)."""
+    from clv.models.fitted import PurchaseModel
+
+    tmp, uri, _, _ = covariate_run
+    scores = pd.read_csv(tmp / "scores.csv", dtype={"customer_id": str})
+    bundle = load_model(tmp / "m")
+    model = bundle.purchase
+    assert model.kind == "pareto_covariates" and set(model.coefficients) == {
+        "purchase.gender",
+        "purchase.channel_1",
+        "dropout.gender",
+        "dropout.channel_1",
+    }
+    attributes = pd.read_csv(apparel_dir / "customers.csv", dtype={"customer_id": str})
+    frame = scores.merge(attributes, on="customer_id")
+    g = model.coefficients
+    for gender, channel in [(0, 0), (1, 0), (0, 1), (1, 1)]:
+        rows = frame[(frame["gender"] == gender) & (frame["channel"] == channel)]
+        params = dict(model.params)
+        params["alpha"] *= np.exp(
+            -(g["purchase.gender"] * gender + g["purchase.channel_1"] * channel)
+        )
+        params["beta"] *= np.exp(-(g["dropout.gender"] * gender + g["dropout.channel_1"] * channel))
+        plain = PurchaseModel("pareto", params, "week")
+        history = [rows[c].to_numpy(float) for c in ("frequency", "recency", "T")]
+        np.testing.assert_allclose(
+            rows["expected_purchases"], plain.expected_purchases(52.0, *history), rtol=1e-10
+        )
+        np.testing.assert_allclose(rows["p_alive"], plain.p_alive(*history), rtol=1e-10)
+    # the registered model: customer features with the attributes, as a user has them
+    mlflow.set_tracking_uri(uri)
+    served = mlflow.pyfunc.load_model("models:/clv-cov@champion")
+    log = load_transactions(str(apparel_dir / "transactions.csv"), DataConfig())
+    features = customer_features(bundle, log).merge(attributes, on="customer_id")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = served.predict(features)
+    _same_scores(predicted, scores)
+    # without the attributes the model says what it needs
+    with pytest.raises(Exception, match="gender"):
+        served.predict(customer_features(bundle, log))
+
+
+def test_spark_scores_a_model_with_covariates_as_the_local_engine(covariate_run, monkeypatch):
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java, which is not installed")
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    tmp, _, score, local_output = covariate_run
+    out = tmp / "spark.parquet"
+    done = runner.invoke(app, [*score, "-o", str(out), "--engine", "spark"])
+    assert done.exit_code == 0, done.output
+    ranges = [[x for x in o.splitlines() if "% range" in x] for o in (local_output, done.output)]
+    assert len(ranges[0]) == 2 and ranges[1] == ranges[0], ranges
+    local = pd.read_csv(tmp / "scores.csv", dtype={"customer_id": str})
+    spark = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
+    local = local.sort_values("customer_id", ignore_index=True)
+    _same_scores(spark, local)

@@ -79,7 +79,7 @@ def monitor(
             from clv.data.clean import load_transactions
             from clv.monitor import monitor as run_monitor
             from clv.monitor import write_monitoring
-            from clv.predict import load_model
+            from clv.predict import load_model, model_attributes
 
             bundle = load_model(settings.score.model, settings.mlflow.tracking_uri)
             console.print(which_model(settings.score.model, bundle, model is None), highlight=False)
@@ -87,7 +87,7 @@ def monitor(
                 log = load_transactions(settings.data.transactions, settings.data, progress=reading)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                result = run_monitor(bundle, log)
+                result = run_monitor(bundle, log, model_attributes(bundle, settings))
             paths = write_monitoring(result, out)
             run_id = None
             if mlflow:

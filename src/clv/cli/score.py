@@ -173,7 +173,7 @@ def score(
 
             from clv.data.clean import load_transactions
             from clv.data.customers import load_surveys, read_customer_list
-            from clv.predict import load_model, score_transactions, write_scores
+            from clv.predict import load_model, model_attributes, score_transactions, write_scores
 
             to_database = database_output(s)
             bundle = load_model(s.model, settings.mlflow.tracking_uri)
@@ -187,6 +187,7 @@ def score(
                 read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
             )
             surveys_table = load_surveys(settings.data.surveys, settings.data)
+            attributes = model_attributes(bundle, settings, listed)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 if s.engine == "spark":
@@ -201,6 +202,7 @@ def score(
                         as_of=as_of_day,
                         customers=listed,
                         surveys=surveys_table,
+                        attributes=attributes,
                         time_unit=s.time_unit,
                         discount_rate=s.discount_rate,
                         margin=s.margin,
@@ -224,6 +226,7 @@ def score(
                         segment_rest=s.segment_rest,
                         surveys=surveys_table,
                         interval=s.interval,
+                        attributes=attributes,
                     )
                     if to_database:
                         from clv.data import postgres

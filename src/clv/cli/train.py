@@ -204,11 +204,12 @@ def print_training(result: TrainResult) -> None:
 
 
 def with_errors(model: Any) -> str:
-    """``r 0.2426 (± 0.0127), …``: a model's parameters with their standard errors."""
+    """``r 0.2426 (± 0.0127), …``: a model's parameters (and covariate effects) with their
+    standard errors."""
     errors = model.standard_errors
+    values = {**model.params, **getattr(model, "coefficients", {})}  # + covariate effects
     return ", ".join(
-        f"{k} {v:.4g}" + (f" (± {errors[k]:.2g})" if k in errors else "")
-        for k, v in model.params.items()
+        f"{k} {v:.4g}" + (f" (± {errors[k]:.2g})" if k in errors else "") for k, v in values.items()
     )
 
 

@@ -16,7 +16,7 @@ CLVTools' regularization.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clv.data.compact import CUSTOMER
 from clv.errors import DataValidationError
 from clv.models.base import PurchaseProcess, fit_patterns, saved_covariance
 from clv.models.fitted import PurchaseModel
 from clv.models.patterns import Patterns, rfm_patterns
-from clv.models.registry import purchase_process
+from clv.models.registry import WITH_COVARIATES, base_kind, display_name, purchase_process
 
 #: The two processes a covariate may act on, in coefficient order.
 PROCESSES = ("purchase", "dropout")
@@ -55,11 +56,11 @@ class Covariate:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Names of the model columns: the attribute's own, or ``name=level`` per non-reference
-        level."""
+        """Names of the model columns: the attribute's own, or ``name_level`` per non-reference
+        level (pandas' ``get_dummies`` names)."""
         if not self.levels:
             return (self.name,)
-        return tuple(f"{self.name}={level}" for level in self.levels[1:])
+        return tuple(f"{self.name}_{level}" for level in self.levels[1:])
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class CovariateDesign:
         for name in names:
             values = customers[name].dropna()
             if name in categorical:
-                levels = sorted(values.astype(str).unique())
+                levels = sorted(set(level_text(values)))
                 ref = str(reference.get(name, levels[0] if levels else ""))
                 if ref not in levels:
                     raise DataValidationError(
@@ -197,7 +198,7 @@ class CovariateDesign:
             column = customers[cov.name]
             _require(column.notna().to_numpy(), cov.name, ids, "have no value for", "Fill them in")
             if cov.levels:
-                text = column.astype(str).to_numpy()
+                text = level_text(column)
                 _require(
                     np.isin(text, cov.levels),
                     cov.name,
@@ -228,6 +229,20 @@ class CovariateDesign:
             tuple(data["purchase"]),
             tuple(data["dropout"]),
         )
+
+
+def level_text(column: pd.Series) -> np.ndarray:
+    """A categorical attribute's values as level names: whole numbers without a decimal part
+    (``1`` and ``1.0`` are the same level, whether the column was read as integers or made
+    doubles by a model signature or Spark), anything else as its text."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        numbers = column.to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+        text = column.astype(str).to_numpy(dtype=object)
+        text[whole] = [str(int(v)) for v in numbers[whole]]
+        return text
+    return column.astype(str).to_numpy(dtype=object)
 
 
 def _require(ok: np.ndarray, name: str, ids: pd.Series, problem: str, advice: str) -> None:
@@ -391,7 +406,7 @@ class CovariateModel:
     Parameters
     ----------
     kind : str
-        The model's config name (its :class:`~clv.models.base.PurchaseProcess`).
+        The candidate's name: the model's config name with ``_covariates``.
     params : dict
         The model's parameters at ``z = 0`` (every reference level, numeric attributes 0).
     coefficients : dict
@@ -424,12 +439,12 @@ class CovariateModel:
     @cached_property
     def process(self) -> CovariateProcess:
         """The model's mathematics with the covariates."""
-        return CovariateProcess(purchase_process(self.kind), self.design, self.l2)
+        return CovariateProcess(purchase_process(base_kind(self.kind)), self.design, self.l2)
 
     @property
     def name(self) -> str:
         """Display name, e.g. ``Pareto/NBD + covariates``."""
-        return f"{self.process.base.name} + covariates"
+        return display_name(self.kind)
 
     @property
     def log_params(self) -> np.ndarray:
@@ -451,7 +466,7 @@ class CovariateModel:
             matrix = jacobian @ np.asarray(self.covariance) @ jacobian.T
             covariance = tuple(map(tuple, matrix.tolist()))
         return PurchaseModel(
-            kind=self.kind,
+            kind=base_kind(self.kind),
             params=dict(zip(process.base.params, np.exp(log_params).tolist(), strict=True)),
             time_unit=self.time_unit,
             log_likelihood=self.log_likelihood,
@@ -477,6 +492,13 @@ class CovariateModel:
             out[rows] = model.expected_purchases(t, x[rows], t_x[rows], T_[rows])
         return out
 
+    def most_common(self, frame: pd.DataFrame) -> PurchaseModel:
+        """The plain model of the most common covariate vector among ``frame``'s customers
+        (what a single-model plot draws)."""
+        z = self.design.encode(frame, frame.get(CUSTOMER, None))
+        keys, counts = np.unique(z, axis=0, return_counts=True)
+        return self.for_group(keys[int(np.argmax(counts))])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible values (no pickle)."""
         return {
@@ -495,14 +517,17 @@ class CovariateModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CovariateModel:
         """Rebuild from :meth:`to_dict` output; checks names and values."""
-        base = PurchaseModel.from_dict({**data, "covariance": []})
+        kind = data["kind"]
+        if not kind.endswith(WITH_COVARIATES):
+            raise ValueError(f"a model with covariates is named <model>{WITH_COVARIATES}: {kind}")
+        base = PurchaseModel.from_dict({**data, "kind": base_kind(kind), "covariance": []})
         design = CovariateDesign.from_dict(data["covariates"])
         coefficients = {c: float(data["coefficients"][c]) for c in design.coefficients}
         if not all(np.isfinite(v) for v in coefficients.values()):
             raise ValueError(f"covariate coefficients must be finite: {coefficients}")
         size = len(base.params) + len(coefficients)
         return cls(
-            kind=base.kind,
+            kind=kind,
             params=base.params,
             coefficients=coefficients,
             design=design,
@@ -555,7 +580,7 @@ def fit_covariate_model(
     names = process.params
     return (
         CovariateModel(
-            kind=kind,
+            kind=kind + WITH_COVARIATES,
             params={n: fit.params[n] for n in names[:k]},
             coefficients={n: fit.params[n] for n in names[k:]},
             design=design,
@@ -585,3 +610,27 @@ def _plain_start(base: PurchaseProcess, rfm: pd.DataFrame, penalizer: float) -> 
             value /= scale
         values.append(np.log(value))
     return np.array(values)
+
+
+def customer_models(model: Any, frame: pd.DataFrame) -> list[tuple[np.ndarray, Any]]:
+    """The rows of ``frame`` by the plain model that scores them: a model with covariates
+    splits its customers by covariate vector (read from ``frame``'s attribute columns); any
+    other model scores them all."""
+    if isinstance(model, CovariateModel):
+        ids = frame.get(CUSTOMER, None)
+        return model.split(model.design.encode(frame, ids))
+    return [(np.arange(len(frame)), model)]
+
+
+def per_customer(
+    model: Any, frame: pd.DataFrame, score: Callable[[Any, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``score(plain_model, rows)`` of each group of :func:`customer_models`, put together in
+    ``frame``'s row order (one value per row)."""
+    parts = customer_models(model, frame)
+    if len(parts) == 1:
+        return np.asarray(score(parts[0][1], parts[0][0]), dtype=float)
+    out = np.empty(len(frame))
+    for rows, plain in parts:
+        out[rows] = score(plain, rows)
+    return out

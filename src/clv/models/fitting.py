@@ -7,6 +7,7 @@ data. The ensemble is fitted as its members.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,8 @@ from clv.models.registry import (
     CHURN_FEATURE_MODELS,
     ENSEMBLE,
     ENSEMBLE_MEMBERS,
+    WITH_COVARIATES,
+    base_kind,
     display_name,
     purchase_process,
 )
@@ -34,8 +37,13 @@ def log_likelihood(kind: str, params: dict[str, float], data: Patterns) -> float
         return purchase_process(kind).log_likelihood(params, data)
 
 
-def purchase_model_from_dict(data: dict[str, Any]) -> PurchaseModel | EnsembleModel:
-    """Rebuild a purchase model (a single model or the ensemble) from its ``to_dict`` output."""
+def purchase_model_from_dict(data: dict[str, Any]) -> Any:
+    """Rebuild a purchase model (a single model, one with covariates, or the ensemble) from its
+    ``to_dict`` output."""
+    if str(data.get("kind", "")).endswith(WITH_COVARIATES):
+        from clv.models.covariates import CovariateModel
+
+        return CovariateModel.from_dict(data)
     if data.get("kind") == ENSEMBLE:
         members = tuple(PurchaseModel.from_dict(m) for m in data["members"])
         if not members:
@@ -72,32 +80,40 @@ def fit_purchase_model(
     time_unit: str,
     penalizer: float = 0.0,
     retry_penalizer: float = 0.001,
-) -> PurchaseModel | EnsembleModel:
+    covariates: Mapping[str, Any] | None = None,
+) -> Any:
     """Fit a BTYD purchase model on RFM data.
 
     Parameters
     ----------
     kind : str
         A name in :data:`~clv.models.registry.CANDIDATES`; ``ensemble`` fits each of
-        ``ENSEMBLE_MEMBERS`` and returns their mixture.
+        ``ENSEMBLE_MEMBERS`` and returns their mixture; ``<model>_covariates`` fits the model
+        with ``covariates`` (:class:`~clv.models.covariates.CovariateModel`).
     rfm : pandas.DataFrame
-        Columns ``frequency``, ``recency``, ``T`` (see :mod:`clv.features`).
+        Columns ``frequency``, ``recency``, ``T`` (see :mod:`clv.features`); with covariates,
+        ``customer_id`` and the attribute columns too.
     time_unit : str
         The unit of ``recency`` and ``T``, stored with the model.
     penalizer : float
         L2 penalizer of the first attempt.
     retry_penalizer : float
         Penalizer of the single retry after a failed first attempt (at least ``penalizer``).
+    covariates : mapping, optional
+        The config's ``covariates`` section (attributes per process, categorical ones, their
+        reference levels, the L2 penalties), for a ``_covariates`` kind.
 
     Returns
     -------
-    PurchaseModel or EnsembleModel
+    PurchaseModel, CovariateModel or EnsembleModel
 
     Raises
     ------
     ModelFitError
         If neither attempt converges to finite, positive parameters.
     """
+    if kind.endswith(WITH_COVARIATES):
+        return _fit_with_covariates(kind, rfm, time_unit, penalizer, retry_penalizer, covariates)
     if kind == ENSEMBLE:
         return EnsembleModel(
             tuple(
@@ -142,13 +158,65 @@ def fit_purchase_model(
     )
 
 
+def _fit_with_covariates(
+    kind: str,
+    rfm: pd.DataFrame,
+    time_unit: str,
+    penalizer: float,
+    retry_penalizer: float,
+    settings: Mapping[str, Any] | None,
+) -> Any:
+    """:func:`~clv.models.covariates.fit_covariate_model` with the design learned from ``rfm``
+    and the same retry as the plain models."""
+    from clv.models.covariates import CovariateDesign, fit_covariate_model
+
+    if not settings or not (settings.get("purchase") or settings.get("dropout")):
+        raise ModelFitError(f"Cannot fit {display_name(kind)}: no covariates are configured.")
+    design = CovariateDesign.learn(
+        rfm,
+        settings.get("purchase", ()),
+        settings.get("dropout", ()),
+        settings.get("categorical", ()),
+        settings.get("reference"),
+    )
+    z = design.encode(rfm, rfm.get("customer_id", None))
+    l2 = {"purchase": settings.get("l2_purchase", 0.0), "dropout": settings.get("l2_dropout", 0.0)}
+    base = purchase_process(base_kind(kind))
+
+    def attempt(coef: float) -> Any:
+        model, converged = fit_covariate_model(base.kind, rfm, z, design, time_unit, coef, l2)
+        values = np.array(list(model.params.values()))
+        shapes = np.array([n not in base.limit_params for n in model.params])
+        if (
+            not converged
+            or not np.all(np.isfinite(values))
+            or np.any((values < MIN_PARAMETER) & shapes)
+        ):
+            raise ArithmeticError(
+                f"the fit with covariates did not converge to finite, positive parameters "
+                f"({model.params}, coefficients {model.coefficients})"
+            )
+        return model
+
+    model, _ = fit_with_retry(
+        attempt,
+        [penalizer, max(retry_penalizer, penalizer * 10)],
+        what=display_name(kind),
+        data=f"{describe_pattern(rfm)}, {len(design.coefficients)} covariate coefficients",
+        advice="Try L2 penalties (covariates.l2_purchase/l2_dropout), fewer covariates, or "
+        "another model.",
+    )
+    return model
+
+
 def fit_first(
     kinds: tuple[str, ...],
     rfm: pd.DataFrame,
     time_unit: str,
     penalizer: float = 0.0,
     retry_penalizer: float = 0.001,
-) -> tuple[PurchaseModel | EnsembleModel, dict[str, str]]:
+    covariates: Mapping[str, Any] | None = None,
+) -> tuple[Any, dict[str, str]]:
     """Fit the first of ``kinds`` that converges (:func:`fit_purchase_model`).
 
     Returns
@@ -164,7 +232,8 @@ def fit_first(
     failures: dict[str, str] = {}
     for kind in kinds:
         try:
-            return fit_purchase_model(kind, rfm, time_unit, penalizer, retry_penalizer), failures
+            model = fit_purchase_model(kind, rfm, time_unit, penalizer, retry_penalizer, covariates)
+            return model, failures
         except ModelFitError as exc:
             failures[kind] = str(exc)
     raise ModelFitError(" ".join(failures.values()))

@@ -24,6 +24,11 @@ PURCHASE_MODELS: dict[str, PurchaseProcess] = {
 ENSEMBLE = "ensemble"
 ENSEMBLE_MEMBERS = ("bgnbd", "mbgnbd", "pareto")
 
+#: Suffix of a candidate refitted with the config's static covariates
+#: (:mod:`clv.models.covariates`), e.g. ``pareto_covariates`` (a name MLflow takes in metric
+#: names).
+WITH_COVARIATES = "_covariates"
+
 #: Every name ``train.candidates`` accepts.
 CANDIDATES = (*PURCHASE_MODELS, ENSEMBLE)
 
@@ -48,6 +53,14 @@ def purchase_process(kind: str) -> PurchaseProcess:
         ) from None
 
 
+def base_kind(kind: str) -> str:
+    """The model of a candidate name (``"pareto_covariates"`` → ``"pareto"``)."""
+    return kind.removesuffix(WITH_COVARIATES)
+
+
 def display_name(kind: str) -> str:
-    """Return the usual name of a model kind (``"bgnbd"`` → ``"BG/NBD"``)."""
+    """Return the usual name of a model kind (``"bgnbd"`` → ``"BG/NBD"``,
+    ``"pareto_covariates"`` → ``"Pareto/NBD + covariates"``)."""
+    if kind.endswith(WITH_COVARIATES):
+        return f"{display_name(base_kind(kind))} + covariates"
     return "Ensemble" if kind == ENSEMBLE else purchase_process(kind).name
