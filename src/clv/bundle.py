@@ -32,6 +32,7 @@ from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import purchase_model_from_dict
 from clv.models.gamma_gamma import SpendModel
+from clv.models.spend_covariates import CovariateSpendModel, spend_model_from_dict
 from clv.tables import (
     leftover_name,
     remove_leftovers,
@@ -80,7 +81,7 @@ class Bundle:
     ----------
     purchase : PurchaseModel or EnsembleModel
         The chosen BTYD model (or the ensemble), fitted on the whole log.
-    spend : SpendModel or None
+    spend : SpendModel, CovariateSpendModel or None
         Gamma-Gamma, when the log has amounts.
     config : dict
         The settings of the training run.
@@ -105,7 +106,7 @@ class Bundle:
     """
 
     purchase: PurchaseModel | EnsembleModel
-    spend: SpendModel | None
+    spend: SpendModel | CovariateSpendModel | None
     config: dict[str, Any]
     fingerprint: dict[str, Any]
     cleaning: dict[str, Any] = field(default_factory=dict)
@@ -248,7 +249,7 @@ def load_bundle(directory: str | Path) -> Bundle:
     _verify(directory, data)
     try:
         purchase = purchase_model_from_dict(data["purchase_model"])
-        spend = SpendModel.from_dict(data["spend_model"]) if data["spend_model"] else None
+        spend = spend_model_from_dict(data["spend_model"]) if data["spend_model"] else None
         churn = None
         if data.get("churn_model"):
             booster_path = directory / BOOSTER

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clv.errors import DataValidationError
 from clv.units import TimeUnit
@@ -217,17 +224,44 @@ class CovariatesConfig(_Section):
         0.0, ge=0, description="L2 penalty on the dropout coefficients (CLVTools' lambda.life)."
     )
 
+    spend: list[str] = Field(
+        default_factory=list,
+        description="Attributes that scale spend per transaction (Gamma-Gamma's v × e^(δᵀz)).",
+    )
+    l2_spend: float = Field(0.0, ge=0, description="L2 penalty on the spend coefficients.")
     require_gain: bool = Field(
         True,
         description="A model with covariates competes for selection only when its holdout "
-        "deviance gain over the plain model is significant (paired z > 1.645); false: by the "
-        "holdout criterion alone, like any candidate.",
+        "gain over the plain model is significant (paired z > 1.645: purchases by Poisson "
+        "deviance, spend by the squared error of holdout revenue); false: a purchase model by "
+        "the holdout criterion alone, like any candidate, and spend covariates always.",
     )
+
+    @model_validator(mode="after")
+    def _named(self) -> CovariatesConfig:
+        names = {*self.purchase, *self.dropout, *self.spend}
+        unknown = sorted({*self.categorical, *self.reference} - names)
+        if unknown:
+            raise ValueError(
+                f"covariates.categorical/reference name {unknown}, which no process uses "
+                f"(purchase, dropout, spend: {sorted(names)})"
+            )
+        return self
 
     @property
     def used(self) -> bool:
         """Whether any covariate is named."""
+        return bool(self.purchase or self.dropout or self.spend)
+
+    @property
+    def on_purchase(self) -> bool:
+        """Whether the purchase models take covariates."""
         return bool(self.purchase or self.dropout)
+
+    @property
+    def attributes(self) -> list[str]:
+        """Every attribute named, in order."""
+        return list(dict.fromkeys([*self.purchase, *self.dropout, *self.spend]))
 
 
 class ChurnConfig(_Section):

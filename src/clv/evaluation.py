@@ -32,11 +32,11 @@ from clv.data.compact import CUSTOMER, day_number
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
 from clv.features import add_log_gaps, build_calibration_holdout, regularity
-from clv.models.covariates import customer_models, per_customer
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model, fit_purchase_model
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
+from clv.models.groups import per_customer, plain_models, spend_per_transaction
 from clv.models.registry import (
     CHURN_FEATURE_MODELS,
     ENSEMBLE,
@@ -239,8 +239,7 @@ def evaluate(
     unit, settings = config.features.time_unit, config.train
     if config.covariates.used and attributes is None:
         raise DataValidationError(
-            "covariates names customer attributes "
-            f"({sorted({*config.covariates.purchase, *config.covariates.dropout})}): give the "
+            f"covariates names customer attributes ({config.covariates.attributes}): give the "
             "customer list with --customers (train.customers)."
         )
     split = choose_split(log, config)
@@ -276,7 +275,7 @@ def evaluate(
             f"{metrics.rmse(actual, predictions[kind]):.4f}, MAE "
             f"{metrics.mae(actual, predictions[kind]):.4f}"
         )
-    if config.covariates.used:
+    if config.covariates.on_purchase:
         for kind in covariate_kinds(models):
             name = kind + WITH_COVARIATES
             try:
@@ -322,7 +321,7 @@ def evaluate(
         ),
         "selection_metric": settings.selection_metric,
     }
-    if config.covariates.used:
+    if config.covariates.on_purchase:
         card["covariates"] = covariate_effects(models, predictions, ranked, config, report)
         if config.covariates.require_gain:  # no significant gain: compared, not selectable
             for kind, fit in card["covariates"]["models"].items():
@@ -342,9 +341,14 @@ def evaluate(
             dropped[SPEND] = str(exc)
             card["dropped"] = dropped
             report(f"Dropped Gamma-Gamma (no value scores): {exc}")
+    if spend is not None and config.covariates.spend:
+        chosen = best_model(card, models, settings.selection_metric)
+        card["spend_covariates"], spend = spend_covariate_effects(
+            cal, spend, predictions[chosen], config, report
+        )
     if spend is not None:
         revenue = cal["revenue_holdout"].to_numpy(dtype=float)
-        value = spend.expected_average_value(x, cal["monetary_value"].to_numpy())
+        value = spend_per_transaction(spend, cal)
         mean_spend = _mean_spend(log, cal, split)
         earned = metrics.Actual(revenue)
         card["value"] = {
@@ -432,7 +436,7 @@ def interval_calibration(
     y = cal["frequency_holdout"].to_numpy(dtype=float)
     low, high, inside, below, at = (np.empty(len(y)) for _ in range(5))
     forecasts = []
-    for rows, plain in customer_models(model, cal):  # one plain model, or one per covariate group
+    for rows, plain, plain_spend in plain_models(model, spend, cal):  # one, or one per group
         keys = pd.DataFrame({"x": x[rows], "t_x": t_x[rows], "T": T[rows], "y": y[rows]})
         codes = keys.groupby(list(keys), sort=False).ngroup().to_numpy()
         first = ~pd.Series(codes).duplicated().to_numpy()
@@ -445,7 +449,7 @@ def interval_calibration(
         forecasts.append(
             forecast(
                 plain,
-                spend,
+                plain_spend,
                 duration,
                 x[rows],
                 t_x[rows],
@@ -534,7 +538,7 @@ COVARIATE_MIN_Z = ONE_SIDED_Z_5PCT
 def with_covariates(cal: pd.DataFrame, attributes: pd.DataFrame, config: Config) -> pd.DataFrame:
     """The calibration table with the covariates' attribute columns (missing values stay
     missing: the fits say which customers lack one)."""
-    names = list(dict.fromkeys([*config.covariates.purchase, *config.covariates.dropout]))
+    names = config.covariates.attributes
     absent = [n for n in names if n not in attributes]
     if absent:
         raise DataValidationError(
@@ -542,6 +546,75 @@ def with_covariates(cal: pd.DataFrame, attributes: pd.DataFrame, config: Config)
             f"{list(attributes.columns)}). Name columns of --customers under covariates."
         )
     return cal.merge(attributes[[CUSTOMER, *names]], on=CUSTOMER, how="left", validate="one_to_one")
+
+
+def spend_covariate_effects(
+    cal: pd.DataFrame,
+    plain: SpendModel,
+    purchases: np.ndarray,
+    config: Config,
+    report: Callable[[str], None],
+) -> tuple[dict[str, Any], Any]:
+    """Gamma-Gamma refitted with the config's spend covariates against the plain fit (the
+    scorecard's ``spend_covariates``), and the spend model to use: the one with covariates when
+    it improved the holdout (or ``require_gain`` is off), else the plain one.
+
+    The holdout check is the squared error of each customer's holdout revenue forecast
+    (``purchases`` × expected spend per transaction: the chosen purchase model's, the same for
+    both), paired; ``improved`` above the one-sided 5 % level.
+    """
+    from scipy.stats import chi2, norm
+
+    from clv.models.spend_covariates import fit_configured
+
+    settings = config.covariates
+    try:
+        model = fit_configured(
+            cal, plain, settings.model_dump(), config.train.penalizer, config.train.retry_penalizer
+        )
+    except ModelFitError as exc:
+        report(f"Gamma-Gamma with covariates did not converge; the plain model is used: {exc}")
+        return {"converged": False, "message": str(exc)}, plain
+    revenue = cal["revenue_holdout"].to_numpy(dtype=float)
+    m = cal["monetary_value"].to_numpy(dtype=float)
+    without = purchases * plain.expected_average_value(cal["frequency"].to_numpy(float), m)
+    with_ = purchases * spend_per_transaction(model, cal)
+    gain = (revenue - without) ** 2 - (revenue - with_) ** 2
+    spread = gain.std(ddof=1)
+    gain_z = float(gain.mean() / (spread / np.sqrt(gain.size))) if spread > 0 else 0.0
+    df = len(model.coefficients)
+    lr = 2.0 * (model.log_likelihood - plain.log_likelihood)
+    ses = model.standard_errors
+    section = {
+        "converged": True,
+        "coefficients": {
+            c: {
+                "estimate": value,
+                "se": ses.get(c),
+                "p_value": float(2 * norm.sf(abs(value / ses[c]))) if ses.get(c) else None,
+            }
+            for c, value in model.coefficients.items()
+        },
+        "log_likelihood": model.log_likelihood,
+        "plain_log_likelihood": plain.log_likelihood,
+        "lr_statistic": lr,
+        "lr_df": df,
+        "lr_p_value": float(chi2.sf(max(lr, 0.0), df)),
+        "revenue_rmse": float(np.sqrt(np.mean((revenue - with_) ** 2))),
+        "plain_revenue_rmse": float(np.sqrt(np.mean((revenue - without) ** 2))),
+        "revenue_gain_z": gain_z,
+        "improved": bool(gain_z > COVARIATE_MIN_Z),
+    }
+    used = section["improved"] or not settings.require_gain
+    section["used"] = used
+    report(
+        f"Gamma-Gamma + covariates: likelihood-ratio {lr:.1f} on {df} df (p "
+        f"{section['lr_p_value']:.2g}); holdout revenue RMSE {section['revenue_rmse']:.2f} "
+        f"against {section['plain_revenue_rmse']:.2f} without (paired z {gain_z:.2f}: "
+        f"{'improved' if section['improved'] else 'no significant gain'}; "
+        f"{'used' if used else 'not used'})"
+    )
+    return section, model if used else plain
 
 
 def covariate_kinds(models: dict[str, Any]) -> list[str]:

@@ -29,7 +29,7 @@ Definitions (each is stated in the report too):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
 from clv.intervals import Range, add_ranges, forecast
-from clv.models.covariates import customer_models
+from clv.models.groups import bundle_groups
 from clv.models.patterns import rfm_patterns_index
 from clv.nps import band_shares, nps
 from clv.segments import value_segments
@@ -406,21 +406,21 @@ def model_forecast(
     running total, whose spread the models define exactly; a single month's spread would need
     the joint distribution of two horizons.
     """
-    value = bundle.spend.expected_average_value(frame["frequency"], frame["monetary_value"])
+    value = np.empty(len(frame))
     first = pd.Timestamp(as_of).to_period("M") + 1
     horizon = max(months, clv_months)
     purchases = np.zeros((months, len(frame)))
     ranges: list[list[Range]] = [[] for _ in range(months)]
     total = np.zeros(len(frame))
     # one plain model, or one per covariate group; ranges add over groups (clv.intervals)
-    for rows, plain in customer_models(bundle.purchase, frame):
-        group = replace(bundle, purchase=plain)
+    for rows, group in bundle_groups(bundle, frame):
         x, t_x, T, m = (
             frame[c].to_numpy(dtype=float)[rows]
             for c in ("frequency", "recency", "T", "monetary_value")
         )
         step = units.conversion("month", bundle.time_unit)
         index = rfm_patterns_index(frame.iloc[rows])
+        value[rows] = group.spend.expected_average_value(x, m)
         running = np.zeros(len(rows))
         for k, monthly in _monthly_purchases(group, index, horizon):
             running += monthly
@@ -428,8 +428,8 @@ def model_forecast(
                 purchases[k - 1, rows] = monthly
                 ranges[k - 1].append(
                     forecast(
-                        plain,
-                        bundle.spend,
+                        group.purchase,
+                        group.spend,
                         k * step,
                         x,
                         t_x,

@@ -41,7 +41,7 @@ from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.evaluation import purchase_metrics
 from clv.features import build_calibration_holdout
-from clv.models.covariates import per_customer
+from clv.models.groups import per_customer
 from clv.predict import customer_features, score_rfm
 
 MAX_AGGREGATE_ERROR_PCT = 20.0

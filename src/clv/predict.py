@@ -55,7 +55,15 @@ from clv.data.log import TransactionLog
 from clv.errors import ClvWarning, DataValidationError, ScoreError
 from clv.features import build_rfm
 from clv.intervals import Forecast, Range, add_ranges, forecast
-from clv.models.covariates import CovariateModel, customer_models
+from clv.models.covariates import CovariateModel
+from clv.models.groups import (
+    attribute_names,
+    bundle_groups,
+    has_covariates,
+    plain_models,
+    reference_bundle,
+    spend_per_transaction,
+)
 from clv.models.patterns import rfm_patterns_index
 from clv.segments import (
     apply_segments,
@@ -233,8 +241,7 @@ def _segment_basis(
     outputs = _purchase_outputs(bundle, rfm, horizon * step, horizon, step, rule["discount_rate"])
     basis = {"expected_purchases": outputs["expected_purchases"]}
     if bundle.spend is not None and "monetary_value" in rfm:
-        x, m = rfm["frequency"].to_numpy(dtype=float), rfm["monetary_value"].to_numpy(float)
-        basis["clv"] = bundle.spend.expected_average_value(x, m) * outputs["discounted"]
+        basis["clv"] = spend_per_transaction(bundle.spend, rfm) * outputs["discounted"]
     return basis
 
 
@@ -340,7 +347,7 @@ def score_rfm(
         raise DataValidationError(str(exc)) from None
     has_value = bundle.spend is not None and "monetary_value" in rfm
     _check_rfm(rfm, has_value)
-    if isinstance(bundle.purchase, CovariateModel):
+    if has_covariates(bundle):
         return _score_by_group(
             bundle,
             rfm,
@@ -417,15 +424,14 @@ def _score_by_group(
     (:func:`clv.intervals.add_ranges`)."""
     rfm = rfm.reset_index(drop=True)
     parts, done = [], 0
-    for rows, plain in customer_models(bundle.purchase, rfm):
-        part = score_rfm(replace(bundle, purchase=plain), rfm.iloc[rows], **options)
+    for rows, group in bundle_groups(bundle, rfm):
+        part = score_rfm(group, rfm.iloc[rows], **options)
         parts.append(part.set_axis(rows))
         done += len(rows)
         if progress is not None:
             progress(done, len(rfm))
-    if not parts:  # no customers: the reference group's model gives the empty frame's columns
-        reference = bundle.purchase.for_group(np.zeros(len(bundle.purchase.design.columns)))
-        return score_rfm(replace(bundle, purchase=reference), rfm, **options)
+    if not parts:  # no customers: the reference group's models give the empty frame's columns
+        return score_rfm(reference_bundle(bundle), rfm, **options)
     out = pd.concat(parts).sort_index()
     ranges = [p.attrs.get("ranges", {}) for p in parts]
     if ranges and ranges[0]:
@@ -511,8 +517,7 @@ def total_ranges(
     frame = rfm.reset_index(drop=True)
     t = horizon * step
     parts: list[dict[str, Range]] = []
-    for rows, plain in customer_models(bundle.purchase, frame):  # by covariate group, if any
-        group = replace(bundle, purchase=plain)
+    for rows, group in bundle_groups(bundle, frame):  # by covariate group, if any
         values = frame[cols].iloc[rows].astype(float).reset_index(drop=True)
         index = rfm_patterns_index(values)
         purchases = _purchase_outputs(group, values, t, horizon, step, discount_rate, index=index)
@@ -558,7 +563,7 @@ def _purchase_outputs(
     if isinstance(bundle.purchase, CovariateModel):  # each covariate group by its own model
         frame = rfm.reset_index(drop=True)
         out = {k: np.empty(len(frame)) for k in PURCHASE_OUTPUTS}
-        for rows, plain in customer_models(bundle.purchase, frame):
+        for rows, plain, _ in plain_models(bundle.purchase, None, frame):
             part = _purchase_outputs(
                 replace(bundle, purchase=plain), frame.iloc[rows], t, horizon, step, discount_rate
             )
@@ -603,17 +608,16 @@ def model_attributes(
     DataValidationError
         When the model has covariates and neither config names a customer list.
     """
-    if not isinstance(bundle.purchase, CovariateModel):
+    names = attribute_names(bundle)
+    if not names:
         return None
-    names = [c.name for c in bundle.purchase.design.covariates]
     if listed is not None and all(n in listed for n in names):
         return None
     path = config.train.customers or bundle.config.get("train", {}).get("customers")
     if not path:
         raise DataValidationError(
-            f"The model ({bundle.purchase.name}) reads customer attributes "
-            f"{[c.name for c in bundle.purchase.design.covariates]}: give the customer list "
-            "with --customers (train.customers)."
+            f"The model reads customer attributes {names}: give the customer list with "
+            "--customers (train.customers)."
         )
     from clv.data.customers import read_customer_list
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from clv import metrics
 from clv.config import ONE_SIDED_Z_5PCT, ChurnConfig
-from clv.models.covariates import per_customer
 from clv.models.fitting import fit_purchase_model
+from clv.models.groups import per_customer
 
 #: Per-customer loss of each purchase metric that can decide promotion (lower is better).
 LOSSES = {

@@ -79,6 +79,7 @@ def transaction_features(bundle: Any, frame: pd.DataFrame, params: dict[str, Any
     from clv.config import DataConfig
     from clv.data.clean import clean_transactions
     from clv.errors import DataValidationError
+    from clv.models.groups import attribute_names
     from clv.predict import customer_features
 
     trained = DataConfig.model_validate(bundle.config.get("data", {}))
@@ -103,7 +104,7 @@ def transaction_features(bundle: Any, frame: pd.DataFrame, params: dict[str, Any
     )
     as_of = pd.Timestamp(params["as_of"]) if params.get("as_of") else None
     log = clean_transactions(frame, config, as_of=as_of)
-    covariates = [c for c in covariate_names(bundle) if c in frame]
+    covariates = [c for c in attribute_names(bundle) if c in frame]
     attributes = None
     if covariates:  # a model with covariates: each customer's attributes from her rows
         attributes = (
@@ -117,23 +118,18 @@ def transaction_features(bundle: Any, frame: pd.DataFrame, params: dict[str, Any
     return customer_features(bundle, log, as_of=as_of, attributes=attributes)
 
 
-def covariate_names(bundle: Any) -> list[str]:
-    """The customer attributes the bundle's purchase model reads as covariates (none for a
-    model without them)."""
-    design = getattr(bundle.purchase, "design", None)
-    return [c.name for c in design.covariates] if design is not None else []
-
-
 def input_schema(bundle: Any) -> Any:
     """The model's input schema: ``customer_id`` required; every column the model can read —
     RFM, the churn features and attributes, a transaction frame's columns — optional and of any
     type (the model checks them itself, with messages naming the column)."""
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
+    from clv.models.groups import attribute_names
+
     names = ["has_history", "frequency", "recency", "T", "monetary_value"]
     if bundle.churn is not None:
         names += [*bundle.churn.features, *bundle.churn.attributes]
-    names += covariate_names(bundle)
+    names += attribute_names(bundle)
     data = bundle.config.get("data", {})
     names += [data.get("customer_col"), data.get("date_col"), data.get("amount_col")]
     names += list(TRANSACTION_COLUMNS)

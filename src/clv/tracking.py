@@ -292,6 +292,8 @@ def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float
     sections = {k: scorecard[k] for k in names if k in scorecard}
     if "covariates" in scorecard:
         sections["covariates"] = scorecard["covariates"]["models"]
+    if "spend_covariates" in scorecard:
+        sections["spend_covariates"] = scorecard["spend_covariates"]
     out = {
         mlflow_name(k): float(v)
         for k, v in flatten(sections).items()
@@ -463,7 +465,10 @@ def _log_run(
             for k, v in bundle.purchase.standard_errors.items()
         }
         if bundle.spend is not None:
-            errors |= {f"spend_model.se.{k}": v for k, v in bundle.spend.standard_errors.items()}
+            errors |= {
+                mlflow_name(f"spend_model.se.{k}"): v
+                for k, v in bundle.spend.standard_errors.items()
+            }
         mlflow.log_metrics(metrics | errors)
         for kind, model in ev.purchase_models.items():
             with mlflow.start_run(run_name=model.name, nested=True):

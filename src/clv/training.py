@@ -62,6 +62,7 @@ from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_first
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
 from clv.models.registry import CHURN_FEATURE_MODELS, display_name
+from clv.models.spend_covariates import CovariateSpendModel, fit_configured
 from clv.predict import customer_features, define_segments, model_attributes, score_rfm
 from clv.tables import leftover_name
 
@@ -253,16 +254,33 @@ def _refit(
 
 def _refit_spend(
     evaluation: Evaluation, full: pd.DataFrame, config: Config, notices: list[str]
-) -> SpendModel | None:
-    """Gamma-Gamma on the whole log; None (with a notice: no value scores) when it did not
-    converge on the calibration period or does not on the whole log."""
+) -> SpendModel | CovariateSpendModel | None:
+    """Gamma-Gamma on the whole log (with the covariates the evaluation chose); None (with a
+    notice: no value scores) when it did not converge on the calibration period or does not
+    on the whole log."""
     if evaluation.spend_model is None:
         return None
     try:
-        return fit_spend_model(full, config.train.penalizer, config.train.retry_penalizer)
+        plain = fit_spend_model(full, config.train.penalizer, config.train.retry_penalizer)
     except ModelFitError as exc:
         notices.append(f"Gamma-Gamma dropped on the whole log (no value scores): {exc}")
         return None
+    if not isinstance(evaluation.spend_model, CovariateSpendModel):
+        return plain
+    try:
+        return fit_configured(
+            full,
+            plain,
+            config.covariates.model_dump(),
+            config.train.penalizer,
+            config.train.retry_penalizer,
+        )
+    except ModelFitError as exc:
+        notices.append(
+            f"Gamma-Gamma with covariates did not converge on the whole log; shipped the "
+            f"plain Gamma-Gamma instead: {exc}"
+        )
+        return plain
 
 
 def _train(

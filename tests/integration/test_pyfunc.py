@@ -221,8 +221,9 @@ def test_a_model_beyond_lifetimes_is_served_the_same_way(tmp_path):
 
 @pytest.fixture(scope="module")
 def covariate_run(tmp_path_factory, apparel_dir):
-    """Pareto/NBD with the apparel attributes, trained and shipped (``require_gain: false``),
-    then scored by `clv score`, which reads the attributes from the training's customer list."""
+    """Pareto/NBD and Gamma-Gamma with the apparel attributes, trained and shipped
+    (``require_gain: false``), then scored by `clv score`, which reads the attributes from the
+    training's customer list."""
     tmp = tmp_path_factory.mktemp("covariates")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     config = tmp / "c.yaml"
@@ -230,7 +231,7 @@ def covariate_run(tmp_path_factory, apparel_dir):
         "train:\n  candidates: [pareto]\n  holdout: 52\n"
         f"  customers: {apparel_dir / 'customers.csv'}\n"
         "covariates:\n  purchase: [gender, channel]\n  dropout: [gender, channel]\n"
-        "  categorical: [channel]\n  require_gain: false\n"
+        "  spend: [gender, channel]\n  categorical: [channel]\n  require_gain: false\n"
     )
     common = ["-t", str(apparel_dir / "transactions.csv"), "--tracking-uri", uri]
     trained = runner.invoke(
@@ -255,15 +256,17 @@ def covariate_run(tmp_path_factory, apparel_dir):
 
 
 def test_a_model_with_covariates_scores_each_customer_at_her_parameters(covariate_run, apparel_dir):
-    """Each customer is scored at her own parameters (α·e^(−γᵀz), β·e^(−γᵀz), computed here by
-    hand), and the registered pyfunc model gives the same scores from customer features with
+    """Each customer is scored at her own parameters (α·e^(−γᵀz), β·e^(−γᵀz), v·e^(δᵀz),
+    computed here by hand), and the registered pyfunc model gives the same scores from customer features with
     the attribute columns (and names what it lacks without them)."""
     from clv.models.fitted import PurchaseModel
+    from clv.models.gamma_gamma import SpendModel
 
     tmp, uri, _, _ = covariate_run
     scores = pd.read_csv(tmp / "scores.csv", dtype={"customer_id": str})
     bundle = load_model(tmp / "m")
     model = bundle.purchase
+    assert set(bundle.spend.coefficients) == {"spend.gender", "spend.channel_1"}
     assert model.kind == "pareto_covariates" and set(model.coefficients) == {
         "purchase.gender",
         "purchase.channel_1",
@@ -286,6 +289,12 @@ def test_a_model_with_covariates_scores_each_customer_at_her_parameters(covariat
             rows["expected_purchases"], plain.expected_purchases(52.0, *history), rtol=1e-10
         )
         np.testing.assert_allclose(rows["p_alive"], plain.p_alive(*history), rtol=1e-10)
+        spend = bundle.spend
+        d = spend.coefficients
+        scale = np.exp(d["spend.gender"] * gender + d["spend.channel_1"] * channel)
+        own = SpendModel({**spend.params, "v": spend.params["v"] * scale}, 1, 0.0)
+        value = own.expected_average_value(rows["frequency"], rows["monetary_value"])
+        np.testing.assert_allclose(rows["expected_avg_value"], value, rtol=1e-10)
     # the registered model: customer features with the attributes, as a user has them
     mlflow.set_tracking_uri(uri)
     served = mlflow.pyfunc.load_model("models:/clv-cov@champion")

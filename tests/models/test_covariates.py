@@ -269,7 +269,7 @@ def test_design_errors_name_the_column_the_customers_and_an_example():
 def test_the_scorecard_says_whether_covariates_improved_the_holdout(apparel_dir):
     """On the apparel split of the shared data's README the covariates are significant in the
     calibration likelihood yet do not significantly improve the 52-week holdout: the scorecard
-    shows both, and the MLflow metric names are valid."""
+    shows both, keeps the plain models, and the MLflow metric names are valid."""
     import datetime as dt
 
     from clv.evaluation import evaluate
@@ -284,6 +284,7 @@ def test_the_scorecard_says_whether_covariates_improved_the_holdout(apparel_dir)
             "train.candidates": ["bgnbd", "pareto", "mbgcnbd"],
             "covariates.purchase": ["gender", "channel"],
             "covariates.dropout": ["gender", "channel"],
+            "covariates.spend": ["gender", "channel"],
             "covariates.categorical": ["channel"],
         }
     )
@@ -301,6 +302,11 @@ def test_the_scorecard_says_whether_covariates_improved_the_holdout(apparel_dir)
     assert 0 < pareto["deviance_gain_z"] < 1.645 and not pareto["improved"]
     effect = pareto["coefficients"]["purchase.channel_1"]
     assert effect["estimate"] > 2 * effect["se"] > 0
+    spend = result.scorecard["spend_covariates"]  # attributes do not move spend here
+    assert spend["lr_df"] == 2 and spend["lr_p_value"] > 0.05
+    assert not spend["improved"] and not spend["used"]
+    assert not hasattr(result.spend_model, "coefficients")  # the plain Gamma-Gamma is kept
+    assert "pareto_covariates" not in result.purchase_models  # compared, not selectable
     names = scorecard_metrics(result.scorecard, "pareto")
     assert "covariates.pareto.coefficients.purchase.channel_1.estimate" in names
     assert all(name == mlflow_name(name) for name in names)

@@ -152,6 +152,20 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
         )
     if card.get("covariates"):
         print_covariates(card["covariates"], card["purchases"])
+    spend = card.get("spend_covariates")
+    if spend and spend["converged"]:
+        effects = ", ".join(
+            f"{name} {c['estimate']:+.3f}" + (f" ± {c['se']:.3f}" if c["se"] else "")
+            for name, c in spend["coefficients"].items()
+        )
+        console.print(
+            f"Spend covariates (Gamma-Gamma scale × e^δ): {effects}; likelihood ratio "
+            f"{spend['lr_statistic']:.1f} on {spend['lr_df']} df (p {spend['lr_p_value']:.2g}); "
+            f"holdout revenue RMSE {spend['plain_revenue_rmse']:.2f} → "
+            f"{spend['revenue_rmse']:.2f} (paired z {spend['revenue_gain_z']:.2f}; "
+            f"{'used' if spend['used'] else 'not used'})",
+            highlight=False,
+        )
     if card.get("intervals"):
         print_interval_calibration(card["intervals"])
     if card.get("churn"):

@@ -16,7 +16,7 @@ CLVTools' regularization.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -31,8 +31,9 @@ from clv.models.fitted import PurchaseModel
 from clv.models.patterns import Patterns, rfm_patterns
 from clv.models.registry import WITH_COVARIATES, base_kind, display_name, purchase_process
 
-#: The two processes a covariate may act on, in coefficient order.
-PROCESSES = ("purchase", "dropout")
+#: The processes a covariate may act on, in coefficient order (``spend``: the Gamma-Gamma
+#: scale, :mod:`clv.models.spend_covariates`).
+PROCESSES = ("purchase", "dropout", "spend")
 #: Beyond this many distinct covariate vectors a fit would evaluate the model once per customer
 #: group; bin a continuous attribute instead.
 MAX_GROUPS = 5000
@@ -71,13 +72,15 @@ class CovariateDesign:
     ----------
     covariates : tuple of Covariate
         Every attribute used, in column order.
-    purchase, dropout : tuple of str
-        Attribute names acting on the purchase rate and on the dropout process.
+    purchase, dropout, spend : tuple of str
+        Attribute names acting on the purchase rate, the dropout process, and spend per
+        transaction (a spend model's design has only ``spend``; a purchase model's not).
     """
 
     covariates: tuple[Covariate, ...]
     purchase: tuple[str, ...]
     dropout: tuple[str, ...]
+    spend: tuple[str, ...] = ()
 
     @classmethod
     def learn(
@@ -87,6 +90,7 @@ class CovariateDesign:
         dropout: Sequence[str],
         categorical: Sequence[str] = (),
         reference: Mapping[str, Any] | None = None,
+        spend: Sequence[str] = (),
     ) -> CovariateDesign:
         """The design of the training customers' attributes.
 
@@ -95,11 +99,13 @@ class CovariateDesign:
         customers : pandas.DataFrame
             One row per customer with the attribute columns.
         purchase, dropout : sequence of str
-            Attributes acting on each process (one may be empty, not both).
+            Attributes acting on each process of a purchase model.
         categorical : sequence of str
             Attributes to one-hot encode (others must be numbers).
         reference : mapping, optional
             Reference level of a categorical attribute (default: the first in sort order).
+        spend : sequence of str
+            Attributes acting on spend per transaction (a spend model's design).
 
         Raises
         ------
@@ -108,21 +114,17 @@ class CovariateDesign:
             not occur, or an attribute with a single value (nothing to estimate).
         """
         reference = dict(reference or {})
-        names = list(dict.fromkeys([*purchase, *dropout]))
+        names = list(dict.fromkeys([*purchase, *dropout, *spend]))
         if not names:
-            raise DataValidationError("No covariates named: list them under train.covariates.")
+            raise DataValidationError(
+                "No covariates named: list them in the config's covariates section."
+            )
         missing = [n for n in names if n not in customers]
         if missing:
             raise DataValidationError(
                 f"Covariate columns {missing} are not in the customer list (it has "
                 f"{[c for c in customers.columns]}). Name columns of --customers in "
-                "train.covariates."
-            )
-        unknown = sorted(set(categorical) - set(names)) + sorted(set(reference) - set(categorical))
-        if unknown:
-            raise DataValidationError(
-                f"train.covariates names {unknown} as categorical or with a reference level, "
-                f"but they are not categorical covariates in use ({names})."
+                "the config's covariates section."
             )
         covariates = []
         for name in names:
@@ -143,7 +145,7 @@ class CovariateDesign:
                 if len(bad):
                     raise DataValidationError(
                         f"Covariate {name!r} has {len(bad):,} values that are not numbers "
-                        f"(e.g. {bad.iloc[0]!r}); list it under train.covariates.categorical "
+                        f"(e.g. {bad.iloc[0]!r}); list it under covariates.categorical "
                         "to one-hot encode it."
                     )
                 covariate = Covariate(name)
@@ -151,10 +153,10 @@ class CovariateDesign:
             if distinct < 2:
                 raise DataValidationError(
                     f"Covariate {name!r} takes a single value in the training customers: its "
-                    "effect cannot be estimated. Leave it out of train.covariates."
+                    "effect cannot be estimated. Leave it out of the config's covariates."
                 )
             covariates.append(covariate)
-        return cls(tuple(covariates), tuple(purchase), tuple(dropout))
+        return cls(tuple(covariates), tuple(purchase), tuple(dropout), tuple(spend))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -162,13 +164,13 @@ class CovariateDesign:
         return tuple(c for cov in self.covariates for c in cov.columns)
 
     def process_columns(self, process: str) -> tuple[str, ...]:
-        """The model columns acting on ``process`` (``purchase`` or ``dropout``)."""
-        names = self.purchase if process == "purchase" else self.dropout
+        """The model columns acting on ``process`` (one of :data:`PROCESSES`)."""
+        names = getattr(self, process)
         return tuple(c for cov in self.covariates if cov.name in names for c in cov.columns)
 
     @property
     def coefficients(self) -> tuple[str, ...]:
-        """Coefficient names: ``purchase.<column>`` then ``dropout.<column>``."""
+        """Coefficient names: ``purchase.<column>``, ``dropout.<column>``, ``spend.<column>``."""
         return tuple(f"{p}.{c}" for p in PROCESSES for c in self.process_columns(p))
 
     def encode(self, customers: pd.DataFrame, ids: pd.Series | None = None) -> np.ndarray:
@@ -219,6 +221,7 @@ class CovariateDesign:
             "covariates": [{"name": c.name, "levels": list(c.levels)} for c in self.covariates],
             "purchase": list(self.purchase),
             "dropout": list(self.dropout),
+            "spend": list(self.spend),
         }
 
     @classmethod
@@ -228,6 +231,7 @@ class CovariateDesign:
             tuple(Covariate(c["name"], tuple(c["levels"])) for c in data["covariates"]),
             tuple(data["purchase"]),
             tuple(data["dropout"]),
+            tuple(data.get("spend", ())),
         )
 
 
@@ -251,7 +255,7 @@ def _require(ok: np.ndarray, name: str, ids: pd.Series, problem: str, advice: st
     bad = np.flatnonzero(~ok)
     raise DataValidationError(
         f"Covariate {name!r}: {bad.size:,} of {ok.size:,} customers {problem} it (e.g. customer "
-        f"{ids.iloc[bad[0]]}). {advice}, or leave {name!r} out of train.covariates; no "
+        f"{ids.iloc[bad[0]]}). {advice}, or leave {name!r} out of the config's covariates; no "
         "customer is dropped."
     )
 
@@ -309,7 +313,7 @@ def link_matrix(process: PurchaseProcess, design: CovariateDesign) -> np.ndarray
     j = 0
     for name in PROCESSES:
         for _ in design.process_columns(name):
-            for param, sign in process.covariate_links[name]:
+            for param, sign in process.covariate_links.get(name, ()):
                 links[process.params.index(param), j] = sign
             j += 1
     return links
@@ -610,27 +614,3 @@ def _plain_start(base: PurchaseProcess, rfm: pd.DataFrame, penalizer: float) -> 
             value /= scale
         values.append(np.log(value))
     return np.array(values)
-
-
-def customer_models(model: Any, frame: pd.DataFrame) -> list[tuple[np.ndarray, Any]]:
-    """The rows of ``frame`` by the plain model that scores them: a model with covariates
-    splits its customers by covariate vector (read from ``frame``'s attribute columns); any
-    other model scores them all."""
-    if isinstance(model, CovariateModel):
-        ids = frame.get(CUSTOMER, None)
-        return model.split(model.design.encode(frame, ids))
-    return [(np.arange(len(frame)), model)]
-
-
-def per_customer(
-    model: Any, frame: pd.DataFrame, score: Callable[[Any, np.ndarray], np.ndarray]
-) -> np.ndarray:
-    """``score(plain_model, rows)`` of each group of :func:`customer_models`, put together in
-    ``frame``'s row order (one value per row)."""
-    parts = customer_models(model, frame)
-    if len(parts) == 1:
-        return np.asarray(score(parts[0][1], parts[0][0]), dtype=float)
-    out = np.empty(len(frame))
-    for rows, plain in parts:
-        out[rows] = score(plain, rows)
-    return out
