@@ -548,6 +548,37 @@ def with_covariates(cal: pd.DataFrame, attributes: pd.DataFrame, config: Config)
     return cal.merge(attributes[[CUSTOMER, *names]], on=CUSTOMER, how="left", validate="one_to_one")
 
 
+def _effects(model: Any, plain: Any, gain: np.ndarray) -> tuple[dict[str, Any], float]:
+    """What a model with covariates says against its plain fit: the effects with standard
+    errors and p-values, the likelihood-ratio test, and whether the per-customer holdout loss
+    ``gain`` (plain − with covariates) is significant (``improved``: paired z above the
+    one-sided 5 % level); and that z."""
+    from scipy.stats import chi2, norm
+
+    spread = gain.std(ddof=1)
+    gain_z = float(gain.mean() / (spread / np.sqrt(gain.size))) if spread > 0 else 0.0
+    df = len(model.coefficients)
+    lr = 2.0 * (model.log_likelihood - plain.log_likelihood)
+    ses = model.standard_errors
+    return {
+        "converged": True,
+        "coefficients": {
+            c: {
+                "estimate": value,
+                "se": ses.get(c),
+                "p_value": float(2 * norm.sf(abs(value / ses[c]))) if ses.get(c) else None,
+            }
+            for c, value in model.coefficients.items()
+        },
+        "log_likelihood": model.log_likelihood,
+        "plain_log_likelihood": plain.log_likelihood,
+        "lr_statistic": lr,
+        "lr_df": df,
+        "lr_p_value": float(chi2.sf(max(lr, 0.0), df)),
+        "improved": bool(gain_z > COVARIATE_MIN_Z),
+    }, gain_z
+
+
 def spend_covariate_effects(
     cal: pd.DataFrame,
     plain: SpendModel,
@@ -563,7 +594,6 @@ def spend_covariate_effects(
     (``purchases`` × expected spend per transaction: the chosen purchase model's, the same for
     both), paired; ``improved`` above the one-sided 5 % level.
     """
-    from scipy.stats import chi2, norm
 
     from clv.models.spend_covariates import fit_configured
 
@@ -579,32 +609,13 @@ def spend_covariate_effects(
     m = cal["monetary_value"].to_numpy(dtype=float)
     without = purchases * plain.expected_average_value(cal["frequency"].to_numpy(float), m)
     with_ = purchases * spend_per_transaction(model, cal)
-    gain = (revenue - without) ** 2 - (revenue - with_) ** 2
-    spread = gain.std(ddof=1)
-    gain_z = float(gain.mean() / (spread / np.sqrt(gain.size))) if spread > 0 else 0.0
-    df = len(model.coefficients)
-    lr = 2.0 * (model.log_likelihood - plain.log_likelihood)
-    ses = model.standard_errors
-    section = {
-        "converged": True,
-        "coefficients": {
-            c: {
-                "estimate": value,
-                "se": ses.get(c),
-                "p_value": float(2 * norm.sf(abs(value / ses[c]))) if ses.get(c) else None,
-            }
-            for c, value in model.coefficients.items()
-        },
-        "log_likelihood": model.log_likelihood,
-        "plain_log_likelihood": plain.log_likelihood,
-        "lr_statistic": lr,
-        "lr_df": df,
-        "lr_p_value": float(chi2.sf(max(lr, 0.0), df)),
+    section, gain_z = _effects(model, plain, (revenue - without) ** 2 - (revenue - with_) ** 2)
+    section |= {
         "revenue_rmse": float(np.sqrt(np.mean((revenue - with_) ** 2))),
         "plain_revenue_rmse": float(np.sqrt(np.mean((revenue - without) ** 2))),
         "revenue_gain_z": gain_z,
-        "improved": bool(gain_z > COVARIATE_MIN_Z),
     }
+    lr, df = section["lr_statistic"], section["lr_df"]
     used = section["improved"] or not settings.require_gain
     section["used"] = used
     report(
@@ -636,7 +647,6 @@ def covariate_effects(
     on the calibration period, and a paired test of the per-customer holdout Poisson deviance
     (``deviance_gain_z`` > 0: the covariates forecast better; ``improved`` above the one-sided
     5 % level)."""
-    from scipy.stats import chi2, norm
 
     out: dict[str, Any] = {"models": {}}
     for kind in covariate_kinds(models):
@@ -654,30 +664,9 @@ def covariate_effects(
         gain = metrics.unit_poisson_deviance(
             actual.values, predictions[kind]
         ) - metrics.unit_poisson_deviance(actual.values, predictions[name])
-        spread = gain.std(ddof=1)
-        gain_z = float(gain.mean() / (spread / np.sqrt(gain.size))) if spread > 0 else 0.0
-        df = len(design.coefficients)
-        lr = 2.0 * (model.log_likelihood - plain.log_likelihood)
-        ses = model.standard_errors
-        fit = {
-            "converged": True,
-            "coefficients": {
-                c: {
-                    "estimate": value,
-                    "se": ses.get(c),
-                    "p_value": float(2 * norm.sf(abs(value / ses[c]))) if ses.get(c) else None,
-                }
-                for c, value in model.coefficients.items()
-            },
-            "log_likelihood": model.log_likelihood,
-            "plain_log_likelihood": plain.log_likelihood,
-            "lr_statistic": lr,
-            "lr_df": df,
-            "lr_p_value": float(chi2.sf(max(lr, 0.0), df)),
-            "holdout": purchase_metrics(actual, predictions[name]),
-            "deviance_gain_z": gain_z,
-            "improved": bool(gain_z > COVARIATE_MIN_Z),
-        }
+        fit, gain_z = _effects(model, plain, gain)
+        fit |= {"holdout": purchase_metrics(actual, predictions[name]), "deviance_gain_z": gain_z}
+        lr, df = fit["lr_statistic"], fit["lr_df"]
         out["models"][kind] = fit
         report(
             f"{model.name}: likelihood-ratio {lr:.1f} on {df} df (p {fit['lr_p_value']:.2g}); "
