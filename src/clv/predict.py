@@ -418,10 +418,9 @@ def score_rfm(
 def _score_by_group(
     bundle: Bundle, rfm: pd.DataFrame, progress: Progress | None, **options: Any
 ) -> pd.DataFrame:
-    """:func:`score_rfm` of a model with covariates: each group of customers with the same
-    covariate vector by its plain model (:meth:`~clv.models.covariates.CovariateModel.split`),
-    rows back in input order, the totals' ranges added over the groups
-    (:func:`clv.intervals.add_ranges`)."""
+    """:func:`score_rfm` of a bundle with covariates: each group of customers with the same
+    covariate vector by its plain models (:func:`clv.models.groups.bundle_groups`), rows back
+    in input order, the totals' ranges added over the groups (:func:`clv.intervals.add_ranges`)."""
     rfm = rfm.reset_index(drop=True)
     parts, done = [], 0
     for rows, group in bundle_groups(bundle, rfm):

@@ -478,24 +478,6 @@ class CovariateModel:
             covariance=covariance,
         )
 
-    def split(self, z: np.ndarray) -> list[tuple[np.ndarray, PurchaseModel]]:
-        """Customers by covariate vector (rows of :meth:`CovariateDesign.encode`): each
-        group's row positions and its plain model."""
-        keys, which = np.unique(np.asarray(z, dtype=float), axis=0, return_inverse=True)
-        which = np.ravel(which)
-        return [(np.flatnonzero(which == g), self.for_group(key)) for g, key in enumerate(keys)]
-
-    def expected_purchases(
-        self, t: float, frequency: Any, recency: Any, T: Any, z: np.ndarray
-    ) -> np.ndarray:
-        """Expected purchases in ``(T, T + t]`` of each customer (1-D histories, ``z`` their
-        encoded covariates), each by her group's model."""
-        x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-        out = np.empty(len(x))
-        for rows, model in self.split(z):
-            out[rows] = model.expected_purchases(t, x[rows], t_x[rows], T_[rows])
-        return out
-
     def most_common(self, frame: pd.DataFrame) -> PurchaseModel:
         """The plain model of the most common covariate vector among ``frame``'s customers
         (what a single-model plot draws)."""

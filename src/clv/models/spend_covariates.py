@@ -95,20 +95,6 @@ class CovariateSpendModel:
             covariance=covariance,
         )
 
-    def expected_average_value(
-        self, frequency: Any, monetary_value: Any, z: np.ndarray
-    ) -> np.ndarray:
-        """Conditional expected spend per transaction of each customer (``z``: their encoded
-        covariates), each by her group's model."""
-        x, m = np.asarray(frequency, dtype=float), np.asarray(monetary_value, dtype=float)
-        keys, which = np.unique(np.asarray(z, dtype=float), axis=0, return_inverse=True)
-        which = np.ravel(which)
-        out = np.empty(len(x))
-        for g, key in enumerate(keys):
-            rows = which == g
-            out[rows] = self.for_group(key).expected_average_value(x[rows], m[rows])
-        return out
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible values (no pickle)."""
         return {
