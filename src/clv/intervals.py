@@ -441,7 +441,7 @@ def purchase_sensitivity(
                 lambda p, m=member: m.with_log_params(p).expected_purchases(t, x, t_x, T),
                 member.log_params,
                 step,
-            ).reshape(len(x), -1)
+            ).reshape(len(x), len(member.log_params))  # (0, k) for no patterns
         )
         covariance = np.asarray(member.covariance, dtype=float)
         covariances.append(covariance if covariance.size else None)

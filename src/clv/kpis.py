@@ -412,13 +412,13 @@ def model_forecast(
     purchases = np.zeros((months, len(frame)))
     ranges: list[list[Range]] = [[] for _ in range(months)]
     total = np.zeros(len(frame))
+    step = units.conversion("month", bundle.time_unit)
     # one plain model, or one per covariate group; ranges add over groups (clv.intervals)
     for rows, group in bundle_groups(bundle, frame):
         x, t_x, T, m = (
             frame[c].to_numpy(dtype=float)[rows]
             for c in ("frequency", "recency", "T", "monetary_value")
         )
-        step = units.conversion("month", bundle.time_unit)
         index = rfm_patterns_index(frame.iloc[rows])
         value[rows] = group.spend.expected_average_value(x, m)
         running = np.zeros(len(rows))

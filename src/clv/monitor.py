@@ -41,7 +41,7 @@ from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.evaluation import purchase_metrics
 from clv.features import build_calibration_holdout
-from clv.models.groups import per_customer
+from clv.models.groups import plain_models
 from clv.predict import customer_features, score_rfm
 
 MAX_AGGREGATE_ERROR_PCT = 20.0
@@ -101,14 +101,7 @@ def monitor(
             "there is nothing to compare the forecasts with. Pass a newer log."
         )
     window = units.in_units((end - start).days, unit)
-    then = customer_features(bundle, log, as_of=start)
-    if attributes is not None:
-        then = then.merge(
-            attributes.drop(columns=[c for c in attributes if c != CUSTOMER and c in then]),
-            on=CUSTOMER,
-            how="left",
-            validate="one_to_one",
-        )
+    then = customer_features(bundle, log, as_of=start, attributes=attributes)
     scores = score_rfm(bundle, then, horizon=window, interval=0)
     outcome = build_calibration_holdout(log.compact, start, end, unit)
     outcome = outcome.set_index(CUSTOMER).loc[scores[CUSTOMER]]
@@ -215,15 +208,11 @@ def _by_month(
     bounds = pd.date_range(start, end, freq="ME").union([end])
     bounds = bounds[bounds > start]
     x, t_x, T = (then[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    groups = plain_models(bundle.purchase, None, then)  # one, or one per covariate group
     expected = [
-        float(
-            per_customer(
-                bundle.purchase,
-                then,
-                lambda m, rows, t=(b - start).days / unit: m.expected_purchases(
-                    t, x[rows], t_x[rows], T[rows]
-                ),
-            ).sum()
+        sum(
+            float(m.expected_purchases((b - start).days / unit, x[r], t_x[r], T[r]).sum())
+            for r, m, _ in groups
         )
         for b in bounds
     ]

@@ -61,7 +61,6 @@ from clv.models.groups import (
     bundle_groups,
     has_covariates,
     plain_models,
-    reference_bundle,
     spend_per_transaction,
 )
 from clv.models.patterns import rfm_patterns_index
@@ -429,8 +428,6 @@ def _score_by_group(
         done += len(rows)
         if progress is not None:
             progress(done, len(rfm))
-    if not parts:  # no customers: the reference group's models give the empty frame's columns
-        return score_rfm(reference_bundle(bundle), rfm, **options)
     out = pd.concat(parts).sort_index()
     ranges = [p.attrs.get("ranges", {}) for p in parts]
     if ranges and ranges[0]:

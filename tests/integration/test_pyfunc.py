@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from clv.cli import app
 from clv.config import DataConfig
 from clv.data import load_transactions
-from clv.predict import customer_features, load_model
+from clv.predict import customer_features, load_model, score_rfm
 
 runner = CliRunner()
 NAME = "clv-pyfunc-test"
@@ -304,6 +304,8 @@ def test_a_model_with_covariates_scores_each_customer_at_her_parameters(covariat
         warnings.simplefilter("ignore")
         predicted = served.predict(features)
     _same_scores(predicted, scores)
+    empty = score_rfm(bundle, features.iloc[:0], 52.0)  # no customers: no rows, same columns
+    assert len(empty) == 0 and list(empty.columns) == list(predicted.columns)
     # without the attributes the model says what it needs
     with pytest.raises(Exception, match="gender"):
         served.predict(customer_features(bundle, log))
@@ -325,3 +327,13 @@ def test_spark_scores_a_model_with_covariates_as_the_local_engine(covariate_run,
     spark = pd.read_parquet(out).sort_values("customer_id", ignore_index=True)
     local = local.sort_values("customer_id", ignore_index=True)
     _same_scores(spark, local)
+
+
+def test_no_customers_score_to_no_rows_with_every_column(store):
+    """An empty list is scored to an empty table (the totals 0 with a 0 range), not an error."""
+    uri, reference = store
+    bundle = load_model(MODEL, uri)
+    features = customer_features(bundle, load_transactions("cdnow-sample", DataConfig()))
+    empty = score_rfm(bundle, features.iloc[:0], 52.0)
+    assert len(empty) == 0 and list(empty.columns) == list(reference.columns)
+    assert empty.attrs["ranges"]["purchases"]["high"] == 0.0

@@ -27,7 +27,8 @@ def plain_models(
 
     Models with covariates read their attribute columns from ``frame`` and split its customers
     by their covariate vectors (the purchase and the spend model's together); other models
-    score every row. Returns ``(rows, purchase, spend)`` per group (``spend`` may be None).
+    score every row. Returns ``(rows, purchase, spend)`` per group (``spend`` may be None); at
+    least one group, an empty one for an empty frame.
 
     Raises
     ------
@@ -45,6 +46,8 @@ def plain_models(
     z = np.hstack(blocks)
     keys, which = np.unique(z, axis=0, return_inverse=True)
     which = np.ravel(which)
+    if not len(keys):  # no customers: one empty group, of the reference models (z = 0)
+        keys = np.zeros((1, z.shape[1]))
     split = blocks[0].shape[1] if isinstance(purchase, CovariateModel) else 0
     out = []
     for g, key in enumerate(keys):
@@ -82,17 +85,6 @@ def per_customer(
     for rows, plain, _ in parts:
         out[rows] = score(plain, rows)
     return out
-
-
-def reference_bundle(bundle: Any) -> Any:
-    """The bundle with the plain models of ``z = 0`` (every reference level): what scores no
-    customer at all still has its columns."""
-    purchase, spend = bundle.purchase, bundle.spend
-    if isinstance(purchase, CovariateModel):
-        purchase = purchase.for_group(np.zeros(len(purchase.design.columns)))
-    if isinstance(spend, CovariateSpendModel):
-        spend = spend.for_group(np.zeros(len(spend.design.columns)))
-    return replace(bundle, purchase=purchase, spend=spend)
 
 
 def attribute_names(bundle: Any) -> list[str]:
