@@ -286,6 +286,7 @@ def evaluate(
                     settings.penalizer,
                     settings.retry_penalizer,
                     config.covariates.model_dump(),
+                    plain_params=models[kind].params,  # fitted already: the start
                 )
             except ModelFitError as exc:
                 dropped[name] = str(exc)

@@ -534,6 +534,7 @@ def fit_covariate_model(
     time_unit: str,
     penalizer: float = 0.0,
     l2: Mapping[str, float] | None = None,
+    plain_params: Mapping[str, float] | None = None,
 ) -> tuple[CovariateModel, bool]:
     """Maximum-likelihood fit of model ``kind`` with covariates.
 
@@ -551,6 +552,9 @@ def fit_covariate_model(
         lifetimes' L2 penalizer on the model's parameters.
     l2 : mapping, optional
         L2 penalty of the coefficients per process (``purchase``, ``dropout``).
+    plain_params : mapping, optional
+        The model's fit without covariates on the same customers, when the caller has it: the
+        start (else it is fitted here).
 
     Returns
     -------
@@ -560,7 +564,8 @@ def fit_covariate_model(
     base = purchase_process(kind)
     process = CovariateProcess(base, design, l2)
     data = GroupedPatterns.of(rfm, np.asarray(z, dtype=float))
-    start = np.concatenate([_plain_start(base, rfm, penalizer), np.zeros(len(design.coefficients))])
+    plain = _plain_start(base, rfm, penalizer, plain_params)
+    start = np.concatenate([plain, np.zeros(len(design.coefficients))])
     fit = fit_patterns(process, data, penalizer, start=start)
     k = len(base.params)
     names = process.params
@@ -581,15 +586,21 @@ def fit_covariate_model(
     )
 
 
-def _plain_start(base: PurchaseProcess, rfm: pd.DataFrame, penalizer: float) -> np.ndarray:
-    """Start from the model without covariates (log parameters of the time-rescaled fit):
-    the coefficients start at 0, where that fit is the optimum."""
-    patterns = Patterns.from_table(rfm_patterns(rfm))
-    plain = base.fit(patterns, penalizer)
-    scale = 1.0 / float(patterns.T.max())
+def _plain_start(
+    base: PurchaseProcess,
+    rfm: pd.DataFrame,
+    penalizer: float,
+    plain_params: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """Start from the model without covariates (log parameters of the time-rescaled fit,
+    fitted here unless the caller has it): the coefficients start at 0, where that fit is the
+    optimum."""
+    scale = 1.0 / float(rfm["T"].max())
+    if plain_params is None:
+        plain_params = base.fit(Patterns.from_table(rfm_patterns(rfm)), penalizer).params
     values = []
     for name in base.params:
-        value = plain.params[name]
+        value = plain_params[name]
         if name in base.time_params:
             value *= scale
         elif name in base.rate_params:

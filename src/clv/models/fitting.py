@@ -81,6 +81,7 @@ def fit_purchase_model(
     penalizer: float = 0.0,
     retry_penalizer: float = 0.001,
     covariates: Mapping[str, Any] | None = None,
+    plain_params: Mapping[str, float] | None = None,
 ) -> Any:
     """Fit a BTYD purchase model on RFM data.
 
@@ -102,6 +103,9 @@ def fit_purchase_model(
     covariates : mapping, optional
         The config's ``covariates`` section (attributes per process, categorical ones, their
         reference levels, the L2 penalties), for a ``_covariates`` kind.
+    plain_params : mapping, optional
+        For a ``_covariates`` kind: the model's fit without covariates on the same data, the
+        start of the fit (else fitted first).
 
     Returns
     -------
@@ -113,7 +117,9 @@ def fit_purchase_model(
         If neither attempt converges to finite, positive parameters.
     """
     if kind.endswith(WITH_COVARIATES):
-        return _fit_with_covariates(kind, rfm, time_unit, penalizer, retry_penalizer, covariates)
+        return _fit_with_covariates(
+            kind, rfm, time_unit, penalizer, retry_penalizer, covariates, plain_params
+        )
     if kind == ENSEMBLE:
         return EnsembleModel(
             tuple(
@@ -165,6 +171,7 @@ def _fit_with_covariates(
     penalizer: float,
     retry_penalizer: float,
     settings: Mapping[str, Any] | None,
+    plain_params: Mapping[str, float] | None = None,
 ) -> Any:
     """:func:`~clv.models.covariates.fit_covariate_model` with the design learned from ``rfm``
     and the same retry as the plain models."""
@@ -184,7 +191,10 @@ def _fit_with_covariates(
     base = purchase_process(base_kind(kind))
 
     def attempt(coef: float) -> Any:
-        model, converged = fit_covariate_model(base.kind, rfm, z, design, time_unit, coef, l2)
+        start = plain_params if coef == penalizer else None  # a retry starts afresh
+        model, converged = fit_covariate_model(
+            base.kind, rfm, z, design, time_unit, coef, l2, start
+        )
         values = np.array(list(model.params.values()))
         shapes = np.array([n not in base.limit_params for n in model.params])
         if (
