@@ -5,6 +5,10 @@ with the machine quiet, then beside N processes that each keep one core busy
 (``python -c "while True: pass"``) for N = cores and N = 2 × cores, and prints the wall times
 and their ratio to the quiet run (fair share is 2–3× at N = 2 × cores). A run slower than
 ``--limit`` seconds is stopped and shown as ``inf``.
+
+``--variant NAME:KEY=VALUE,...`` (repeatable) adds the same runs with those environment variables
+set, for a before/after in one session: ``--variant "passive:OMP_WAIT_POLICY=PASSIVE"`` is how
+clv waited before its bounded spin (a user's wait policy turns the spin count off).
 """
 
 from __future__ import annotations
@@ -51,18 +55,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", default="cdnow")
     parser.add_argument("--limit", type=float, default=180.0)
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...")
     args = parser.parse_args()
     cores = available_cpus()
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    quiet = train_seconds(env, args.limit, args.transactions)
-    rows = [("quiet", 0, quiet)]
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # clv's own choice unless a variant's
+    }
+    base["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    variants = {"clv's default": base}
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        pairs = (item.split("=", 1) for item in assignments.split(",") if item)
+        variants[name] = {**base, **dict(pairs)}
     log, limit = args.transactions, args.limit
-    for busy in (cores, 2 * cores):
-        rows.append(("clv's default", busy, beside(busy, env, limit, log)))
-    print(f"clv train on {args.transactions}, {cores} CPUs available")
+    print(f"clv train on {log}, {cores} CPUs available")
     print(f"{'run':28} {'busy':>5} {'seconds':>8} {'× quiet':>8}")
-    for name, busy, seconds in rows:
-        print(f"{name:28} {busy:5d} {seconds:8.1f} {seconds / quiet:8.2f}")
+    for name, env in variants.items():
+        quiet = train_seconds(env, limit, log)
+        for busy in (0, cores, 2 * cores):
+            seconds = quiet if busy == 0 else beside(busy, env, limit, log)
+            print(f"{name:28} {busy:5d} {seconds:8.1f} {seconds / quiet:8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -42,15 +42,39 @@ for command in (
 ):
     app.command()(command)
 
-#: The ``clv`` process's environment unless the user set it: OpenMP threads (LightGBM's) sleep
-#: while they wait instead of spinning — on a busy machine spinning turns seconds into minutes
-#: (:mod:`clv.resources`); MLflow's INFO lines drown the command's own report, and its artifact
-#: progress bars fight the rich spinner. Set before any library loads.
+#: The ``clv`` process's environment unless the user set it: MLflow's INFO lines drown the
+#: command's own report, and its artifact progress bars fight the rich spinner. Set before any
+#: library loads, with :func:`openmp_defaults`.
 PROCESS_DEFAULTS = {
-    "OMP_WAIT_POLICY": "PASSIVE",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+
+#: How long a waiting OpenMP thread of GNU libgomp (LightGBM's) spins before it sleeps, in
+#: libgomp's spin iterations (about 100,000 a millisecond): ~0.1 ms. See :func:`openmp_defaults`.
+SPIN_COUNT = 10_000
+
+
+def openmp_defaults(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """How OpenMP threads should wait in the ``clv`` process, unless the user chose already.
+
+    By default libgomp spins ~3 ms before a waiting thread sleeps: on a machine whose cores
+    other processes hold, the spinning threads take the time slices of the ones they wait for,
+    and a 10-second training takes ten minutes. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``)
+    removes the collapse but pays a wake-up at each of LightGBM's thousands of parallel steps
+    (+40 % on a quiet machine for the churn classifier at 1M customers). A short spin
+    (``GOMP_SPINCOUNT``, :data:`SPIN_COUNT`) keeps the quiet speed and, under load, wastes at
+    most that spin per wait; ``OMP_WAIT_POLICY=PASSIVE`` stays for other OpenMP runtimes.
+    Measured in ``benchmarks/contention.py`` (README, "A busy machine").
+
+    Returns
+    -------
+    dict
+        Variables to set: none when ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set.
+    """
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return {}
+    return {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": str(SPIN_COUNT)}
 
 
 def _terminating() -> list[signal.Signals]:
@@ -86,7 +110,7 @@ def restore_signal_handlers(previous: dict[signal.Signals, Any]) -> None:
 
 def main() -> None:
     """The ``clv`` command (the installed entry point, and ``python -m clv.cli``)."""
-    for key, value in PROCESS_DEFAULTS.items():
+    for key, value in {**PROCESS_DEFAULTS, **openmp_defaults(os.environ)}.items():
         os.environ.setdefault(key, value)
     previous = install_signal_handlers()
     try:
