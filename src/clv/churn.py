@@ -47,6 +47,7 @@ on cross-validated log loss in the training window.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from clv import resources, units
+from clv.background import check, stop_callback
 from clv.config import ChurnConfig
 from clv.data.compact import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
 from clv.features import rfm_select
@@ -460,11 +462,13 @@ def train_churn_model(
     surveys: pd.DataFrame | None = None,
     max_customers: int | None = None,
     settings: ChurnConfig | None = None,
+    stop: threading.Event | None = None,
 ) -> ChurnModel:
     """Train a churn score on one leak-free window (features ≤ cutoff, labels in (cutoff, end]).
 
     ``settings`` are LightGBM's, the folds and the blend rule (``churn`` in the config; its
-    defaults when omitted).
+    defaults when omitted). ``stop``, when set, ends the training between its steps and at the
+    next boosting round (:class:`clv.background.StoppedError`; a job on a worker thread).
 
     The returned model's ``btyd`` is the BG/NBD fitted up to ``feature_cutoff``; to score later
     customers, replace it with one fitted on data up to the scoring day
@@ -486,6 +490,7 @@ def train_churn_model(
     cut, end = pd.Timestamp(feature_cutoff), pd.Timestamp(label_end)
     horizon = units.in_units((end - cut).days, time_unit)
     rfm = behaviour_features(transactions, cut, time_unit)
+    check(stop)
     identity = {"a": 1.0, "b": 0.0}
     window = {
         "feature_cutoff": str(cut.date()),
@@ -506,6 +511,7 @@ def train_churn_model(
     btyd, _ = churn_feature_model(rfm, time_unit)
     frame = with_model_features(rfm, cut, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
+    check(stop)
     window["churn_rate"] = float(labels.mean())
     if max_customers is not None and len(frame) > max_customers:
         from sklearn.model_selection import train_test_split
@@ -549,7 +555,10 @@ def train_churn_model(
         num_boost_round=settings.max_rounds,
         folds=folds,
         metrics="auc",
-        callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
+        callbacks=[
+            stop_callback(stop),
+            lgb.early_stopping(settings.early_stopping, verbose=False),
+        ],
         return_cvbooster=True,
     )
     rounds = len(cv["valid auc-mean"])
@@ -562,7 +571,8 @@ def train_churn_model(
     top = max(round(aucs[w], 6) for w in eligible)
     best = min((w for w in eligible if round(aucs[w], 6) == top), key=_simplicity)
     choice = "lightgbm" if best == 1.0 else "btyd" if best == 0.0 else "blend"
-    final = lgb.train(params, data, num_boost_round=rounds)
+    final = lgb.train(params, data, num_boost_round=rounds, callbacks=[stop_callback(stop)])
+    check(stop)
     platt, calibration = _choose_calibration(
         best * oof + (1 - best) * btyd_score, btyd_score, labels, folds, settings.min_z
     )
@@ -604,10 +614,12 @@ def train_churn_window(
     settings: ChurnConfig,
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[ChurnModel, str | None]:
     """Train the churn model on the latest leak-free window that ends at ``end``: features up to
     ``end − H`` (or later, when the log is too short: :func:`leak_free_window`), labels in the
-    window after. The one way every step (evaluation, shipping, promotion) trains it.
+    window after. The one way every step (evaluation, shipping, promotion) trains it
+    (``stop``: :func:`train_churn_model`).
 
     Returns
     -------
@@ -616,7 +628,16 @@ def train_churn_window(
     """
     start, note = leak_free_window(transactions, end, horizon_days)
     model = train_churn_model(
-        transactions, start, end, time_unit, attributes, seed, surveys, max_customers, settings
+        transactions,
+        start,
+        end,
+        time_unit,
+        attributes,
+        seed,
+        surveys,
+        max_customers,
+        settings,
+        stop,
     )
     return model, note
 

@@ -19,14 +19,17 @@ fitted here sees only data up to c:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from clv import metrics, units
+from clv.background import background
 from clv.config import DEFAULT_INTERVAL, ONE_SIDED_Z_5PCT, Config
 from clv.data.compact import CUSTOMER, day_number
 from clv.data.log import TransactionLog
@@ -47,6 +50,12 @@ from clv.models.registry import (
     purchase_process,
 )
 from clv.tables import query
+
+if TYPE_CHECKING:
+    from clv.churn import ChurnModel
+
+#: A trained churn model and its window's note (:func:`clv.churn.train_churn_window`).
+ChurnResult = tuple["ChurnModel", str | None]
 
 NAIVE = "naive"
 #: The key of the spend model in the scorecard's ``dropped`` (models that did not converge).
@@ -215,6 +224,7 @@ def evaluate(
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
     stages: Callable[[str], None] | None = None,
+    churn: Future[ChurnResult] | None = None,
 ) -> Evaluation:
     """Fit every model on the calibration period and score the holdout (module docstring).
 
@@ -231,18 +241,67 @@ def evaluate(
         (:func:`clv.churn.survey_features`).
     stages : callable, optional
         Called with a line as each model is fitted and scored on the holdout.
+    churn : concurrent.futures.Future, optional
+        The churn classifier of the window before the cutoff
+        (:func:`evaluation_churn_window`), when the caller started it already; otherwise it is
+        trained on a worker thread (:mod:`clv.background`) while the purchase models are fitted.
 
     Returns
     -------
     Evaluation
     """
-    unit, settings = config.features.time_unit, config.train
     if config.covariates.used and attributes is None:
         raise DataValidationError(
             f"covariates names customer attributes ({config.covariates.attributes}): give the "
             "customer list with --customers (train.customers)."
         )
     split = choose_split(log, config)
+    if churn is not None:
+        return _evaluate(log, config, split, attributes, surveys, stages, churn)
+    with background() as jobs:
+        churn = jobs.submit(
+            evaluation_churn_window, log, config, split, attributes, surveys, jobs.stop
+        )
+        return _evaluate(log, config, split, attributes, surveys, stages, churn)
+
+
+def evaluation_churn_window(
+    log: TransactionLog,
+    config: Config,
+    split: Split,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    stop: threading.Event | None = None,
+) -> ChurnResult:
+    """The churn classifier the scorecard judges: trained on the leak-free window that ends at
+    the calibration cutoff (:func:`clv.churn.train_churn_window`), blind to the holdout."""
+    from clv.churn import train_churn_window
+
+    unit = config.features.time_unit
+    return train_churn_window(
+        log.compact,
+        split.calibration_end,
+        units.whole_days(churn_horizon(config, split), unit),
+        unit,
+        config.train.seed,
+        config.train.churn_max_customers,
+        config.churn,
+        attributes,
+        surveys,
+        stop,
+    )
+
+
+def _evaluate(
+    log: TransactionLog,
+    config: Config,
+    split: Split,
+    attributes: pd.DataFrame | None,
+    surveys: pd.DataFrame | None,
+    stages: Callable[[str], None] | None,
+    churn: Future[ChurnResult],
+) -> Evaluation:
+    unit, settings = config.features.time_unit, config.train
     cal = build_calibration_holdout(log.compact, split.calibration_end, split.observation_end, unit)
     if needs_log_gaps(settings.candidates):  # a regularity model reads the times between buys
         cal = add_log_gaps(cal, log.compact, split.calibration_end, unit)
@@ -373,7 +432,7 @@ def evaluate(
         f"{card['intervals']['expected_coverage']:.1%})"
     )
     churn_model, churn_frame = _evaluate_churn(
-        log, config, split, cal, models, card, attributes, surveys
+        log, config, split, cal, models, card, churn.result(), attributes, surveys
     )
     baseline = card["churn_protocol"]["baseline"]
     report(
@@ -771,10 +830,11 @@ def _evaluate_churn(
     cal: pd.DataFrame,
     models: dict[str, PurchaseModel],
     card: dict[str, Any],
+    trained: ChurnResult,
     attributes: pd.DataFrame | None,
     surveys: pd.DataFrame | None,
 ) -> tuple[Any, pd.DataFrame | None]:
-    from clv.churn import churn_features, churn_labels, train_churn_window
+    from clv.churn import churn_features, churn_labels
 
     unit = config.features.time_unit
     H = churn_horizon(config, split)
@@ -786,17 +846,7 @@ def _evaluate_churn(
             f"churn horizon {H:g} {unit}s is longer than the holdout ({split.duration:g} "
             f"{unit}s): evaluation labels cover ({c.date()}, {label_end.date()}] only"
         )
-    model, note = train_churn_window(
-        log.compact,
-        c,
-        days,
-        unit,
-        config.train.seed,
-        config.train.churn_max_customers,
-        config.churn,
-        attributes,
-        surveys,
-    )
+    model, note = trained
     if note:
         card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
     bgnbd = models.get(CHURN_FEATURE_MODELS[0]) or churn_feature_model(cal, unit)[0]

@@ -27,6 +27,7 @@ Both are notices of the run; the run fails only when no candidate converges.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from clv import resources, units
+from clv.background import background
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
 from clv.churn import ChurnModel, train_churn_window
 from clv.config import Config
@@ -46,9 +48,12 @@ from clv.data.customers import read_customer_list
 from clv.data.log import TransactionLog
 from clv.errors import ModelFitError
 from clv.evaluation import (
+    ChurnResult,
     Evaluation,
+    choose_split,
     churn_horizon,
     evaluate,
+    evaluation_churn_window,
     label,
     needs_log_gaps,
     observation_end,
@@ -82,21 +87,21 @@ class TrainResult:
     stage_log: list[str] = field(default_factory=list)
 
 
-def _ship_churn(
+def latest_churn_window(
     log: TransactionLog,
     config: Config,
     H: float,
-    purchase: PurchaseModel,
-    full: pd.DataFrame,
-    attributes: pd.DataFrame | None,
-    surveys: pd.DataFrame | None,
-    notices: list[str],
-) -> ChurnModel:
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    stop: threading.Event | None = None,
+) -> ChurnResult:
+    """The churn classifier that ships: trained on the leak-free window that ends at the log's
+    end (:func:`clv.churn.train_churn_window`), before its features' BG/NBD is replaced by the
+    whole-log fit (:func:`_ship_churn`)."""
     unit = config.features.time_unit
-    end = observation_end(log, config)
-    model, note = train_churn_window(
+    return train_churn_window(
         log.compact,
-        end,
+        observation_end(log, config),
         units.whole_days(H, unit),
         unit,
         config.train.seed,
@@ -104,7 +109,19 @@ def _ship_churn(
         config.churn,
         attributes,
         surveys,
+        stop,
     )
+
+
+def _ship_churn(
+    trained: ChurnResult,
+    config: Config,
+    purchase: PurchaseModel,
+    full: pd.DataFrame,
+    notices: list[str],
+) -> ChurnModel:
+    unit = config.features.time_unit
+    model, note = trained
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
     # the scoring features come from a whole-log fit of the model the classifier learned on
@@ -295,9 +312,19 @@ def _train(
     log, attributes, surveys = inputs.log, inputs.attributes, inputs.surveys
     unit, settings = config.features.time_unit, config.train
     notices: list[str] = [log.report.implausible_note()] if log.report.implausible_note() else []
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, background() as jobs:
         warnings.simplefilter("always")
-        evaluation = evaluate(log, config, attributes, surveys, stages)
+        # both churn trainings start now, in turn, on a worker thread (clv.background): LightGBM
+        # uses the core that the purchase fits, the metrics and the refits leave idle
+        split = choose_split(log, config)
+        evaluation_churn = jobs.submit(
+            evaluation_churn_window, log, config, split, attributes, surveys, jobs.stop
+        )
+        H = churn_horizon(config, split)
+        latest_churn = jobs.submit(
+            latest_churn_window, log, config, H, attributes, surveys, jobs.stop
+        )
+        evaluation = evaluate(log, config, attributes, surveys, stages, evaluation_churn)
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")
         full = build_rfm(log.compact, observation_end(log, config), unit)
@@ -311,8 +338,12 @@ def _train(
         spend = _refit_spend(evaluation, full, config, notices) if log.has_amounts else None
         if spend is not None:
             stages(f"Refitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
-        H = churn_horizon(config, evaluation.split)
-        churn = _ship_churn(log, config, H, purchase, full, attributes, surveys, notices)
+        kpis = None  # built while the worker finishes the churn classifier: it needs only these
+        if config.mlflow.enabled and config.kpis.in_train and log.has_amounts:
+            forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
+            kpis = build_kpis(log, config, forecasting, surveys)
+            stages("Built the KPI report")
+        churn = _ship_churn(latest_churn.result(), config, purchase, full, notices)
         stages(f"Retrained the churn model on the latest window ({churn.choice})")
     for item in caught:
         if issubclass(item.category, UserWarning):
@@ -357,9 +388,7 @@ def _train(
     try:
         path = write_bundle_files(bundle, staging)
         result = TrainResult(bundle, path, evaluation, log, notices, stage_log=stages.lines)
-        if config.kpis.in_train and log.has_amounts:
-            result.kpis = build_kpis(log, config, bundle, surveys)
-            stages("Built the KPI report")
+        result.kpis = kpis
         _log_or_keep(result, config, stages)
         result.path = _place_bundle(result, model_dir, settings.model_dir_holds)
     finally:
