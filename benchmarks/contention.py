@@ -7,8 +7,8 @@ and their ratio to the quiet run (fair share is 2–3× at N = 2 × cores). A ru
 ``--limit`` seconds is stopped and shown as ``inf``.
 
 ``--variant NAME:KEY=VALUE,...`` (repeatable) adds the same runs with those environment variables
-set, for a before/after in one session: ``--variant "passive:OMP_WAIT_POLICY=PASSIVE"`` is how
-clv waited before its bounded spin (a user's wait policy turns the spin count off).
+set, for a comparison in one session, e.g. ``--variant "short spin:GOMP_SPINCOUNT=10000"`` (a
+user's ``GOMP_SPINCOUNT`` replaces clv's ``OMP_WAIT_POLICY=PASSIVE``).
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ therefore:
 - runs its work inside :func:`limits`, which caps DuckDB, LightGBM and BLAS at that many threads
   (or ``resources.threads`` in the config, ``--threads`` on the command line) for a ``with``
   block, and puts the caller's settings back after it;
-- lets the ``clv`` command bound how long waiting OpenMP threads spin before they sleep
-  (``GOMP_SPINCOUNT``, ``OMP_WAIT_POLICY=PASSIVE``; :func:`clv.cli.openmp_defaults`) before any
-  library loads, unless the user set them. Library users who share a machine should set them in
-  their environment before importing LightGBM.
+- lets the ``clv`` command set ``OMP_WAIT_POLICY=PASSIVE`` before any library loads (unless the
+  user chose how OpenMP threads wait; :func:`clv.cli.openmp_defaults`), so waiting OpenMP
+  threads sleep instead of spinning. Library users who share a machine should set it in their
+  environment before importing LightGBM.
 """
 
 from __future__ import annotations

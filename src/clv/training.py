@@ -8,6 +8,9 @@
 3. Refit the chosen purchase model and Gamma-Gamma on the whole log, and retrain the churn
    classifier on the latest leak-free window (features up to ``end − H``, labels from
    ``(end − H, end]``; :mod:`clv.churn`), with BG/NBD features from a fit on the whole log.
+   Both churn trainings (step 2's and this one) start at once, in turn, on a worker thread
+   (:mod:`clv.background`), and the KPI report is built while the second finishes: their
+   LightGBM runs on the core that the single-threaded steps leave idle (same models).
 4. Write the bundle (:mod:`clv.bundle`). With MLflow enabled (:mod:`clv.tracking`) the bundle is
    staged beside ``train.model_dir``, logged and registered, then put in place as a whole: at
    ``train.model_dir`` when it became the champion (so that folder, which ``clv score`` uses by

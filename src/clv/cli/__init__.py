@@ -50,31 +50,29 @@ PROCESS_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
-#: How long a waiting OpenMP thread of GNU libgomp (LightGBM's) spins before it sleeps, in
-#: libgomp's spin iterations (about 100,000 a millisecond): ~0.1 ms. See :func:`openmp_defaults`.
-SPIN_COUNT = 10_000
-
 
 def openmp_defaults(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
-    """How OpenMP threads should wait in the ``clv`` process, unless the user chose already.
+    """How OpenMP threads (LightGBM's) wait in the ``clv`` process, unless the user chose.
 
-    By default libgomp spins ~3 ms before a waiting thread sleeps: on a machine whose cores
+    By default GNU libgomp spins ~3 ms before a waiting thread sleeps: on a machine whose cores
     other processes hold, the spinning threads take the time slices of the ones they wait for,
-    and a 10-second training takes ten minutes. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``)
-    removes the collapse but pays a wake-up at each of LightGBM's thousands of parallel steps
-    (+40 % on a quiet machine for the churn classifier at 1M customers). A short spin
-    (``GOMP_SPINCOUNT``, :data:`SPIN_COUNT`) keeps the quiet speed and, under load, wastes at
-    most that spin per wait; ``OMP_WAIT_POLICY=PASSIVE`` stays for other OpenMP runtimes.
-    Measured in ``benchmarks/contention.py`` (README, "A busy machine").
+    and a 10-second training takes ten minutes. ``OMP_WAIT_POLICY=PASSIVE`` makes them sleep at
+    once. A short spin instead (``GOMP_SPINCOUNT=10000``, ~0.1 ms) was measured and not kept: on
+    a quiet machine it saved the wake-ups of the 1M-customer churn classifier when it trained
+    alone (12.7 s → 8.5–9.6 s), but with the trainings on a worker thread beside the main line
+    (:mod:`clv.background`) the whole 1M training was as fast either way (33.0 s vs 32.4 s,
+    ``--no-mlflow``) and slower beside busy processes (79.7 s vs 57.2 s beside 2, 117 s vs
+    106 s beside 4; ``benchmarks/contention.py``).
 
     Returns
     -------
     dict
-        Variables to set: none when ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set.
+        Variables to set: none when ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set
+        (either is the user's choice of how threads wait).
     """
     if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
         return {}
-    return {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": str(SPIN_COUNT)}
+    return {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def _terminating() -> list[signal.Signals]:
