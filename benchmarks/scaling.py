@@ -2,12 +2,15 @@
 
     python benchmarks/scaling.py                       # 10k, 100k, 1M customers
     python benchmarks/scaling.py --customers 10000 10000000
+    python benchmarks/scaling.py --customers 1000000 --repeats 3   # medians of 3
 
 For each size the simulator (:mod:`simulate`, BG/NBD + Gamma-Gamma at the CDNOW parameters,
 about 2.8 transactions per customer) writes a Parquet log; then the whole commands run as a user
 runs them — `clv train` with MLflow on a fresh sqlite store, then `clv score` of that bundle —
 under ``/usr/bin/time -v`` for the peak resident memory. The stage lines `clv train` prints
-(``[   12.3 s] ...``) give where its time went.
+(``[   12.3 s] ...``) give where its time went. With ``--repeats N`` each size runs N times (a
+fresh store and folder each time) and the table gives medians; the stages shown are those of the
+median training.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,17 +52,25 @@ def stages(output: str) -> list[tuple[float, str]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)
     rows = []
     for n in args.customers:
         with tempfile.TemporaryDirectory() as folder:
-            work = Path(folder)
-            transactions = write_parquet(work / "log.parquet", n, seed=1)
-            store = f"sqlite:///{work / 'mlflow.db'}"
-            common = ["-t", str(work / "log.parquet"), "--tracking-uri", store]
-            train = timed(["clv", "train", *common, "--model-dir", "m"], work)
-            score = timed(["clv", "score", *common, "-m", "m", "-o", "s.parquet"], work)
+            log = Path(folder) / "log.parquet"
+            transactions = write_parquet(log, n, seed=1)
+            trains, scores = [], []
+            for i in range(args.repeats):
+                work = Path(folder) / f"run{i}"
+                work.mkdir()
+                store = f"sqlite:///{work / 'mlflow.db'}"
+                common = ["-t", str(log), "--tracking-uri", store]
+                trains.append(timed(["clv", "train", *common, "--model-dir", "m"], work))
+                scores.append(timed(["clv", "score", *common, "-m", "m", "-o", "s.parquet"], work))
+            train, score = _median(trains), _median(scores)
             rows.append((n, transactions, train, score))
+            if args.repeats > 1:
+                print(f"\ntrain runs: {', '.join(f'{t[0]:.1f} s' for t in trains)}")
             print(f"\n{n:,} customers, {transactions:,} transactions")
             previous = 0.0
             for at, text in stages(train[2]):
@@ -75,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{n:,} | {transactions:,} | {train[0]:.1f} | {train[1]:,.0f} | {score[0]:.1f} | "
             f"{score[1]:,.0f}"
         )
+
+
+def _median(runs: list[tuple[float, float, str]]) -> tuple[float, float, str]:
+    """The run of median wall time, with the median peak memory of all runs."""
+    middle = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    return middle[0], statistics.median(r[1] for r in runs), middle[2]
 
 
 if __name__ == "__main__":
