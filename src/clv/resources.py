@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 _THREADS: ContextVar[int | None] = ContextVar("clv_threads", default=None)
+_RESERVED: ContextVar[int] = ContextVar("clv_reserved_threads", default=0)
 
 
 def _cgroup_cpus() -> float | None:
@@ -75,8 +76,21 @@ def environment(defaults: dict[str, str], restore: tuple[str, ...] = ()) -> Iter
 
 
 def threads() -> int:
-    """Threads for the current work: the :func:`limits` in force, else :func:`available_cpus`."""
-    return _THREADS.get() or available_cpus()
+    """Threads for the current work: the :func:`limits` in force, else :func:`available_cpus`,
+    less those :func:`reserved` for other work (at least 1)."""
+    return max(1, (_THREADS.get() or available_cpus()) - _RESERVED.get())
+
+
+@contextmanager
+def reserved(count: int = 1) -> Iterator[None]:
+    """Inside the block, :func:`threads` leaves ``count`` threads to other work: a job on a
+    worker thread (:mod:`clv.background`) leaves a core to the main line it runs beside, so
+    its LightGBM and DuckDB threads do not wait for a core the main line holds."""
+    token = _RESERVED.set(_RESERVED.get() + count)
+    try:
+        yield
+    finally:
+        _RESERVED.reset(token)
 
 
 #: Training rows per LightGBM thread (:func:`lightgbm_threads`).
@@ -91,8 +105,10 @@ def lightgbm_threads(rows: int) -> int:
     for each costs more than it saves, and sleeping (passive) threads wake slowly. Measured on
     CDNOW's churn window (23k customers, 2 CPUs): 1 thread 11.0 s quiet and 29.7 s beside four
     busy processes; 2 threads 16.4 s and 44.4 s (passive), 10.3 s and 104 s (spinning). LightGBM
-    is deterministic for a given thread count: pass ``--threads`` to reproduce a large run on a
-    machine with other CPUs.
+    is deterministic for a given thread count (and grew the same trees at 1 and 2 threads on the
+    1M benchmark log): pass ``--threads`` to reproduce a large run on a machine with other CPUs.
+    In training the classifier runs beside the main line with one thread fewer
+    (:mod:`clv.background`).
     """
     return max(1, min(threads(), rows // ROWS_PER_LIGHTGBM_THREAD))
 

@@ -28,12 +28,13 @@ def test_a_churn_model_trained_on_the_worker_equals_the_inline_one(sample_log):
     assert worker.booster_text == inline.booster_text
 
 
-def test_jobs_run_in_order_with_the_callers_thread_limit():
+def test_jobs_run_in_order_leaving_the_main_line_one_of_the_callers_threads():
     seen: list[tuple[str, int]] = []
-    with resources.limits(1), background() as jobs:
+    with resources.limits(3), background() as jobs:
         for name in ("first", "second"):
             jobs.submit(lambda n: seen.append((n, resources.threads())), name)
-    assert seen == [("first", 1), ("second", 1)]  # finished when the block ends
+        assert resources.threads() == 3  # the main line keeps its own
+    assert seen == [("first", 2), ("second", 2)]  # finished when the block ends
 
 
 def test_a_failing_command_stops_its_lightgbm_training_at_the_next_round(sample_log):

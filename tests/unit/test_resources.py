@@ -59,3 +59,13 @@ def test_lightgbm_gets_one_thread_per_50k_training_rows():
         assert resources.lightgbm_threads(10) == 1
         assert resources.lightgbm_threads(149_999) == 2
         assert resources.lightgbm_threads(10**7) == 8
+
+
+def test_a_job_beside_the_main_line_leaves_it_a_thread():
+    with resources.limits(4):
+        with resources.reserved(1):
+            assert resources.threads() == 3
+            assert resources.lightgbm_threads(10**7) == 3
+            with resources.reserved(5):
+                assert resources.threads() == 1  # never below one
+        assert resources.threads() == 4
