@@ -242,9 +242,9 @@ def evaluate(
     stages : callable, optional
         Called with a line as each model is fitted and scored on the holdout.
     churn : concurrent.futures.Future, optional
-        The churn classifier of the window before the cutoff
-        (:func:`evaluation_churn_window`), when the caller started it already; otherwise it is
-        trained on a worker thread (:mod:`clv.background`) while the purchase models are fitted.
+        The churn classifier of the window before the cutoff (:func:`churn_window` at the
+        calibration cutoff), when the caller started it already; otherwise it is trained on a
+        worker thread (:mod:`clv.background`) while the purchase models are fitted.
 
     Returns
     -------
@@ -259,29 +259,33 @@ def evaluate(
     if churn is not None:
         return _evaluate(log, config, split, attributes, surveys, stages, churn)
     with background() as jobs:
+        cutoff, horizon = split.calibration_end, churn_horizon(config, split)
         churn = jobs.submit(
-            evaluation_churn_window, log, config, split, attributes, surveys, jobs.stop
+            churn_window, log, config, cutoff, horizon, attributes, surveys, jobs.stop
         )
         return _evaluate(log, config, split, attributes, surveys, stages, churn)
 
 
-def evaluation_churn_window(
+def churn_window(
     log: TransactionLog,
     config: Config,
-    split: Split,
+    end: pd.Timestamp,
+    horizon: float,
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
     stop: threading.Event | None = None,
 ) -> ChurnResult:
-    """The churn classifier the scorecard judges: trained on the leak-free window that ends at
-    the calibration cutoff (:func:`clv.churn.train_churn_window`), blind to the holdout."""
+    """The config's churn classifier trained on the leak-free window that ends at ``end``
+    (:func:`clv.churn.train_churn_window`; ``horizon`` in the time unit): the one the scorecard
+    judges ends at the calibration cutoff, blind to the holdout; the one that ships
+    (:mod:`clv.training`) at the log's end."""
     from clv.churn import train_churn_window
 
     unit = config.features.time_unit
     return train_churn_window(
         log.compact,
-        split.calibration_end,
-        units.whole_days(churn_horizon(config, split), unit),
+        end,
+        units.whole_days(horizon, unit),
         unit,
         config.train.seed,
         config.train.churn_max_customers,

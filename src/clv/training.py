@@ -30,7 +30,6 @@ Both are notices of the run; the run fails only when no candidate converges.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -41,10 +40,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from clv import resources, units
+from clv import resources
 from clv.background import background
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
-from clv.churn import ChurnModel, train_churn_window
+from clv.churn import ChurnModel
 from clv.config import Config
 from clv.data.clean import RunInputs, load_run_inputs
 from clv.data.customers import read_customer_list
@@ -55,8 +54,8 @@ from clv.evaluation import (
     Evaluation,
     choose_split,
     churn_horizon,
+    churn_window,
     evaluate,
-    evaluation_churn_window,
     label,
     needs_log_gaps,
     observation_end,
@@ -90,32 +89,6 @@ class TrainResult:
     stage_log: list[str] = field(default_factory=list)
 
 
-def latest_churn_window(
-    log: TransactionLog,
-    config: Config,
-    H: float,
-    attributes: pd.DataFrame | None = None,
-    surveys: pd.DataFrame | None = None,
-    stop: threading.Event | None = None,
-) -> ChurnResult:
-    """The churn classifier that ships: trained on the leak-free window that ends at the log's
-    end (:func:`clv.churn.train_churn_window`), before its features' BG/NBD is replaced by the
-    whole-log fit (:func:`_ship_churn`)."""
-    unit = config.features.time_unit
-    return train_churn_window(
-        log.compact,
-        observation_end(log, config),
-        units.whole_days(H, unit),
-        unit,
-        config.train.seed,
-        config.train.churn_max_customers,
-        config.churn,
-        attributes,
-        surveys,
-        stop,
-    )
-
-
 def _ship_churn(
     trained: ChurnResult,
     config: Config,
@@ -127,7 +100,8 @@ def _ship_churn(
     model, note = trained
     if note:
         notices.append(f"Churn model: {note}; churn_probability is for that horizon.")
-    # the scoring features come from a whole-log fit of the model the classifier learned on
+    # the classifier trained on the latest window (evaluation.churn_window at the log's end);
+    # the scoring features come from a whole-log fit of the model it learned on
     kind = model.btyd.kind if model.btyd is not None else CHURN_FEATURE_MODELS[0]
     if purchase.kind == kind:
         return replace(model, btyd=purchase)
@@ -320,12 +294,10 @@ def _train(
         # both churn trainings start now, in turn, on a worker thread (clv.background): LightGBM
         # uses the core that the purchase fits, the metrics and the refits leave idle
         split = choose_split(log, config)
-        evaluation_churn = jobs.submit(
-            evaluation_churn_window, log, config, split, attributes, surveys, jobs.stop
-        )
         H = churn_horizon(config, split)
-        latest_churn = jobs.submit(
-            latest_churn_window, log, config, H, attributes, surveys, jobs.stop
+        evaluation_churn, latest_churn = (
+            jobs.submit(churn_window, log, config, end, H, attributes, surveys, jobs.stop)
+            for end in (split.calibration_end, observation_end(log, config))
         )
         evaluation = evaluate(log, config, attributes, surveys, stages, evaluation_churn)
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
