@@ -60,9 +60,10 @@ def openmp_defaults(environ: dict[str, str] | os._Environ[str]) -> dict[str, str
     once. A short spin instead (``GOMP_SPINCOUNT=10000``, ~0.1 ms) was measured and not kept: on
     a quiet machine it saved the wake-ups of the 1M-customer churn classifier when it trained
     alone (12.7 s → 8.5–9.6 s), but with the trainings on a worker thread beside the main line
-    (:mod:`clv.background`) the whole 1M training was as fast either way (33.0 s vs 32.4 s,
-    ``--no-mlflow``) and slower beside busy processes (79.7 s vs 57.2 s beside 2, 117 s vs
-    106 s beside 4; ``benchmarks/contention.py``).
+    (:mod:`clv.background`, then with 2 LightGBM threads) the whole 1M training was as fast
+    either way (33.0 s vs 32.4 s, ``--no-mlflow``) and slower beside busy processes (79.7 s vs
+    57.2 s beside 2, 117 s vs 106 s beside 4; ``benchmarks/contention.py``). On 2 CPUs the
+    worker now trains single-threaded, with no OpenMP waits at all.
 
     Returns
     -------
