@@ -235,6 +235,19 @@ class CovariateDesign:
         )
 
 
+def saved_coefficients(
+    data: dict[str, Any], model: str
+) -> tuple[CovariateDesign, dict[str, float]]:
+    """The design and the coefficients of a saved model with covariates (``to_dict`` output of
+    :class:`CovariateModel` or the spend model's); ``ValueError`` naming ``model`` unless every
+    coefficient is finite."""
+    design = CovariateDesign.from_dict(data["covariates"])
+    coefficients = {c: float(data["coefficients"][c]) for c in design.coefficients}
+    if not all(np.isfinite(v) for v in coefficients.values()):
+        raise ValueError(f"{model} coefficients must be finite: {coefficients}")
+    return design, coefficients
+
+
 def level_text(column: pd.Series) -> np.ndarray:
     """A categorical attribute's values as level names: whole numbers without a decimal part
     (``1`` and ``1.0`` are the same level, whether the column was read as integers or made
@@ -507,10 +520,7 @@ class CovariateModel:
         if not kind.endswith(WITH_COVARIATES):
             raise ValueError(f"a model with covariates is named <model>{WITH_COVARIATES}: {kind}")
         base = PurchaseModel.from_dict({**data, "kind": base_kind(kind), "covariance": []})
-        design = CovariateDesign.from_dict(data["covariates"])
-        coefficients = {c: float(data["coefficients"][c]) for c in design.coefficients}
-        if not all(np.isfinite(v) for v in coefficients.values()):
-            raise ValueError(f"covariate coefficients must be finite: {coefficients}")
+        design, coefficients = saved_coefficients(data, "covariate")
         size = len(base.params) + len(coefficients)
         return cls(
             kind=kind,

@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 
 from clv._lifetimes import fit_with_retry
 from clv.models.base import inverse_information, saved_covariance, standard_errors
-from clv.models.covariates import CovariateDesign
+from clv.models.covariates import CovariateDesign, saved_coefficients
 from clv.models.gamma_gamma import MIN_PARAMETER, SpendModel, _Likelihood
 
 #: The ``kind`` of a saved spend model with covariates.
@@ -115,10 +115,7 @@ class CovariateSpendModel:
     def from_dict(cls, data: dict[str, Any]) -> CovariateSpendModel:
         """Rebuild from :meth:`to_dict` output; checks names and values."""
         plain = SpendModel.from_dict({**data, "kind": "gamma_gamma", "covariance": []})
-        design = CovariateDesign.from_dict(data["covariates"])
-        coefficients = {c: float(data["coefficients"][c]) for c in design.coefficients}
-        if not all(np.isfinite(v) for v in coefficients.values()):
-            raise ValueError(f"spend coefficients must be finite: {coefficients}")
+        design, coefficients = saved_coefficients(data, "spend")
         return cls(
             params=plain.params,
             coefficients=coefficients,
