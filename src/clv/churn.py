@@ -77,9 +77,9 @@ MIN_CUSTOMERS = 50  # fewer in a training window, or fewer than 5 of a class: BT
 
 def _window_sql(has_amounts: bool, has_gaps: bool) -> str:
     counts = ",\n".join(
-        f"COUNT(*) FILTER ({DAY} > $cut - {d})::DOUBLE AS n_{d}d"
+        f"COUNT(*) FILTER (WHERE {DAY} > $cut - {d})::DOUBLE AS n_{d}d"
         + (
-            f", COALESCE(SUM({AMOUNT}) FILTER ({DAY} > $cut - {d}), 0)::DOUBLE AS spend_{d}d"
+            f", COALESCE(SUM({AMOUNT}) FILTER (WHERE {DAY} > $cut - {d}), 0)::DOUBLE AS spend_{d}d"
             if has_amounts
             else ""
         )
@@ -87,7 +87,7 @@ def _window_sql(has_amounts: bool, has_gaps: bool) -> str:
     )
     spend = (
         f", SUM({AMOUNT})::DOUBLE AS total_spend, "
-        f"(arg_max({AMOUNT}, {DAY}) / NULLIF(AVG({AMOUNT}), 0))::DOUBLE AS spend_trend"
+        f"(max_by({AMOUNT}, {DAY}) / NULLIF(AVG({AMOUNT}), 0))::DOUBLE AS spend_trend"
         if has_amounts
         else ""
     )
@@ -117,10 +117,9 @@ def behaviour_features(
     one DuckDB pass (no model outputs), sorted by id. Inter-purchase gaps come with the compact
     view of an ordered log; otherwise a window function computes them."""
     log = compact(transactions)
-    table = query(
+    table = log.run(
         _window_sql(log.has_amounts, log.ordered),
         {"cut": day_number(cutoff), "unit": units.days(1.0, time_unit)},
-        tx=log.frame,
     )
     return log.finish(table)
 
@@ -217,12 +216,15 @@ def leak_free_window(
     """
     cut = pd.Timestamp(cutoff)
     start = cut - pd.Timedelta(days=horizon_days)
-    days = query(
-        f"SELECT MIN({DAY}) AS first FROM tx WHERE {DAY} <= $cut GROUP BY {CUSTOMER} "
-        "ORDER BY first",
-        {"cut": day_number(cut)},
-        tx=compact(transactions).frame,
-    )["first"].to_numpy()
+    days = (
+        compact(transactions)
+        .run(
+            f"SELECT MIN({DAY}) AS first_day FROM tx WHERE {DAY} <= $cut GROUP BY {CUSTOMER} "
+            "ORDER BY first_day",
+            {"cut": day_number(cut)},
+        )["first_day"]
+        .to_numpy()
+    )
     firsts = day_start(days)
     if len(firsts) >= MIN_CUSTOMERS and pd.Timestamp(firsts[MIN_CUSTOMERS - 1]) <= start:
         return start, None
@@ -246,10 +248,9 @@ def churn_labels(
     """1 where a customer makes no purchase in (start, end], else 0."""
     log = compact(transactions)
     buyers = log.finish(
-        query(
+        log.run(
             f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} > $start AND {DAY} <= $end",
             {"start": day_number(start), "end": day_number(end)},
-            tx=log.frame,
         )
     )
     found = query(

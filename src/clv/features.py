@@ -25,7 +25,6 @@ import pandas as pd
 
 from clv import units
 from clv.data.compact import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number
-from clv.tables import query
 
 
 def rfm_select(has_amounts: bool, end: str = "$end", within: str = "TRUE") -> str:
@@ -34,16 +33,16 @@ def rfm_select(has_amounts: bool, end: str = "$end", within: str = "TRUE") -> st
     Aggregates use the rows where ``within`` holds, T runs to day number ``end``; every
     customer's first purchase must be among those rows. Shared with the churn features.
     """
-    count = f"COUNT(*) FILTER ({within})"
+    count = f"COUNT(*) FILTER (WHERE {within})"
     monetary = (
-        f"CASE WHEN {count} > 1 THEN (SUM({AMOUNT}) FILTER ({within}) - arg_min({AMOUNT}, {DAY}))"
-        f" / ({count} - 1) ELSE 0 END::DOUBLE AS monetary_value"
+        f"CASE WHEN {count} > 1 THEN (SUM({AMOUNT}) FILTER (WHERE {within}) "
+        f"- min_by({AMOUNT}, {DAY})) / ({count} - 1) ELSE 0 END::DOUBLE AS monetary_value"
         if has_amounts
         else "NULL::DOUBLE AS monetary_value"
     )
     return f"""{CUSTOMER},
                ({count} - 1)::BIGINT AS frequency,
-               (MAX({DAY}) FILTER ({within}) - MIN({DAY})) / $unit AS recency,
+               (MAX({DAY}) FILTER (WHERE {within}) - MIN({DAY})) / $unit AS recency,
                ({end} - MIN({DAY})) / $unit AS T,
                {monetary}"""
 
@@ -79,10 +78,9 @@ def build_rfm(
     1           b          0      0.0  3.0             0.0
     """
     log = compact(transactions)
-    frame = query(
+    frame = log.run(
         f"SELECT {rfm_select(log.has_amounts)} FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}",
         {"unit": units.days(1.0, time_unit), "end": day_number(observation_end)},
-        tx=log.frame,
     )
     return log.finish(frame)
 
@@ -120,27 +118,26 @@ def build_calibration_holdout(
         )
     log = compact(transactions)
     revenue = (
-        f", COALESCE(SUM({AMOUNT}) FILTER ({DAY} > $end), 0)::DOUBLE AS revenue_holdout"
+        f", COALESCE(SUM({AMOUNT}) FILTER (WHERE {DAY} > $end), 0)::DOUBLE AS revenue_holdout"
         if log.has_amounts
         else ""
     )
     # one pass: calibration aggregates filter on day <= end, holdout ones on day > end
     sql = f"""
         SELECT {rfm_select(log.has_amounts, within=f"{DAY} <= $end")},
-               COUNT(*) FILTER ({DAY} > $end)::BIGINT AS frequency_holdout
+               COUNT(*) FILTER (WHERE {DAY} > $end)::BIGINT AS frequency_holdout
                {revenue},
                ($obs_end - $end) / $unit AS duration_holdout
         FROM tx WHERE {DAY} <= $obs_end
         GROUP BY {CUSTOMER} HAVING MIN({DAY}) <= $end
     """
-    frame = query(
+    frame = log.run(
         sql,
         {
             "unit": units.days(1.0, time_unit),
             "end": day_number(cal_end),
             "obs_end": day_number(obs_end),
         },
-        tx=log.frame,
     )
     return log.finish(frame)
 
@@ -151,7 +148,7 @@ def _gaps_sql(log: Compact, where: str = "TRUE", order: bool = False) -> str:
     An ordered compact log carries the gaps; others get them from a window."""
     gap = (
         "gap"
-        if "gap" in log.frame
+        if "gap" in log.frame.columns
         else (f"{DAY} - lag({DAY}) OVER (PARTITION BY {CUSTOMER} ORDER BY {DAY})")
     )
     rank = (
@@ -175,11 +172,10 @@ def add_log_gaps(
     Erlang-k inter-purchase times make the likelihood depend on them (BTYDplus' ``litt``).
     """
     log = compact(transactions)
-    frame = query(
+    frame = log.run(
         f"SELECT {CUSTOMER}, SUM(ln(gap / $unit)) AS log_gap_sum FROM ({_gaps_sql(log)}) "
         f"WHERE gap > 0 GROUP BY {CUSTOMER}",
         {"unit": units.days(1.0, time_unit), "end": day_number(observation_end)},
-        tx=log.frame,
     )
     gaps = log.finish(frame).set_index(CUSTOMER)["log_gap_sum"]
     return rfm.assign(log_gap_sum=rfm[CUSTOMER].map(gaps).fillna(0.0).to_numpy())
@@ -209,16 +205,15 @@ def regularity(
     """
     log = compact(transactions)
     stride = max(1, -(-len(log.ids) // REGULARITY_SAMPLE))
-    row = query(
+    row = log.run(
         f"""
         SELECT COUNT(*) AS customers, AVG(POW(m - 0.5, 2)) AS v FROM (
-            SELECT FIRST(gap ORDER BY from_last) / SUM(gap) AS m
+            SELECT MAX(gap) FILTER (WHERE from_last = 1) / SUM(gap) AS m
             FROM ({_gaps_sql(log, f"{CUSTOMER} % {stride} = 0", order=True)})
             WHERE from_last <= 2 AND gap > 0
             GROUP BY {CUSTOMER} HAVING COUNT(*) = 2
         )""",
         {"end": day_number(observation_end)},
-        tx=log.frame,
     ).iloc[0]
     customers, v = int(row["customers"]), float(row["v"]) if row["customers"] else float("nan")
     k = (1.0 - 4.0 * v) / (8.0 * v) if customers and v > 0 else float("nan")

@@ -65,6 +65,12 @@ class Compact:
             out[AMOUNT] = part[AMOUNT].to_numpy()
         return out
 
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run SQL over the log as table ``tx`` (DuckDB; ``$name`` parameters)."""
+        from clv.tables import query
+
+        return query(sql, params, tx=self.frame)
+
     def finish(self, table: pd.DataFrame) -> pd.DataFrame:
         """A per-customer result of a ``GROUP BY customer_id``: text ids, sorted by id, without
         ``monetary_value`` when the log has no amounts."""
