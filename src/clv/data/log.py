@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clv.data.compact import CUSTOMER, Compact, compact
+from clv.data.compact import AMOUNT, CUSTOMER, Compact, compact
 from clv.data.screen import CleaningReport
 
 #: Rows hashed at a time by :meth:`TransactionLog.fingerprint`.
 FINGERPRINT_CHUNK_ROWS = 5_000_000
+#: Decimals of the amounts :meth:`TransactionLog.fingerprint` hashes.
+AMOUNT_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,19 @@ class TransactionLog:
         return self.compact.has_amounts
 
     def fingerprint(self) -> dict[str, Any]:
-        """Return row count, customers, date range and a SHA-256 of the cleaned log."""
+        """Return row count, customers, date range and a SHA-256 of the cleaned log.
+
+        Amounts are hashed to the millionth of a currency unit: a day's total of three or more
+        purchases can differ in its last bit with the order they were added in (floating-point
+        addition is not associative), which differs between engines (DuckDB, Spark) and
+        thread counts; the same data keep the same digest.
+        """
         digest = hashlib.sha256()
         rows = len(self.compact.frame)
         for start in range(0, rows, FINGERPRINT_CHUNK_ROWS):  # bounded memory
             part = self.compact.to_frame(slice(start, start + FINGERPRINT_CHUNK_ROWS))
+            if AMOUNT in part:
+                part[AMOUNT] = part[AMOUNT].round(AMOUNT_DIGITS)
             digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
         return {
             "transactions": rows,
