@@ -39,7 +39,7 @@ settings.load_profile("clv")
 TIERS = ("unit", "contracts", "models", "integration")
 #: Test files that start Spark, DVC or run the notebooks; tests using an MLflow server are found
 #: by their ``ui_smoke`` fixture.
-SLOW_FILES = {"test_spark.py", "test_pipeline.py", "test_notebooks.py"}
+SLOW_FILES = {"test_spark.py", "test_spark_engine.py", "test_pipeline.py", "test_notebooks.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

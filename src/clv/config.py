@@ -116,6 +116,13 @@ class DataConfig(_Section):
     )
     survey_date_col: str = Field("date", description="Date column of the survey table.")
     survey_nps_col: str = Field("nps", description="NPS answer (0-10) column of the survey table.")
+    engine: Literal["local", "spark"] = Field(
+        "local",
+        description="Where the log is read and cleaned: 'local' (pandas and DuckDB on this "
+        "machine) or 'spark' (any Spark source — a Parquet/ORC/CSV path, a Delta folder or a "
+        "table name — cleaned on the cluster with the same rules; clv.data.spark_log).",
+    )
+    spark_master: str = Field("local[2]", description="Spark master URL for engine spark.")
 
 
 class FeaturesConfig(_Section):

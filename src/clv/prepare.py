@@ -7,6 +7,10 @@
 - ``rfm.parquet``: RFM over the whole log (observation end = ``train.as_of`` or the last day);
 - ``calibration_holdout.parquet``: calibration RFM and holdout outcomes of the configured split;
 - ``cleaning_report.json``: the cleaning report and the data fingerprint.
+
+With ``data.engine: spark`` the log is cleaned on Spark and both RFM tables are built there with
+the same SQL (:mod:`clv.data.spark_log`): only one row per customer comes back for them; the
+cleaned log itself is collected for ``transactions.parquet``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clv.config import Config
-from clv.data.clean import load_configured_log
+from clv.data.clean import clean_on_spark, load_configured_log
 from clv.evaluation import choose_split, observation_end
 from clv.features import build_calibration_holdout, build_rfm
 from clv.tables import write_json, write_table
@@ -23,19 +27,20 @@ from clv.tables import write_json, write_table
 def prepare(config: Config, out: str | Path) -> dict[str, Path]:
     """Clean the configured log and write it with its RFM tables to ``out``; return the paths."""
     out = Path(out)
-    log = load_configured_log(config)
+    cleaned = clean_on_spark(config) if config.data.engine == "spark" else None
+    log = load_configured_log(config) if cleaned is None else cleaned
     unit = config.features.time_unit
     end = observation_end(log, config)
     split = choose_split(log, config)
+    rfm = build_rfm(log.compact, end, unit)
+    holdout = build_calibration_holdout(
+        log.compact, split.calibration_end, split.observation_end, unit
+    )
+    log = log if cleaned is None else cleaned.collect()
     paths = {
         "transactions": write_table(log.frame, out / "transactions.parquet"),
-        "rfm": write_table(build_rfm(log.compact, end, unit), out / "rfm.parquet"),
-        "calibration_holdout": write_table(
-            build_calibration_holdout(
-                log.compact, split.calibration_end, split.observation_end, unit
-            ),
-            out / "calibration_holdout.parquet",
-        ),
+        "rfm": write_table(rfm, out / "rfm.parquet"),
+        "calibration_holdout": write_table(holdout, out / "calibration_holdout.parquet"),
         "report": write_json(
             {"cleaning": log.report.to_dict(), "fingerprint": log.fingerprint()},
             out / "cleaning_report.json",

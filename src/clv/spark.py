@@ -36,7 +36,8 @@ SPARK_ENV = {
 
 
 def spark_session(master: str = "local[2]") -> Any:
-    """A Spark session bound to the loopback interface, UI off, Arrow on.
+    """A Spark session bound to the loopback interface, UI and console progress bars off,
+    Arrow on, times in UTC.
 
     :data:`SPARK_ENV` is set while the session starts (the JVM and the worker command are fixed
     then) and the caller's environment put back afterwards.
@@ -50,8 +51,9 @@ def spark_session(master: str = "local[2]") -> Any:
 def _build(SparkSession: Any, master: str) -> Any:
     return (
         SparkSession.builder.master(master)
-        .appName("clv-score")
+        .appName("clv")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")

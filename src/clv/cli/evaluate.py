@@ -20,6 +20,7 @@ from clv.cli.console import (
 )
 from clv.cli.options import (
     DATA_KEYS,
+    ENGINE_KEYS,
     RESOURCE_KEYS,
     SPLIT_KEYS,
     AmountColOpt,
@@ -32,9 +33,11 @@ from clv.cli.options import (
     DateColOpt,
     DateFormatOpt,
     DelimiterOpt,
+    EngineOpt,
     HoldoutOpt,
     NoAmountsOpt,
     QueryOpt,
+    SparkMasterOpt,
     SurveyColOpt,
     SurveysOpt,
     TableOpt,
@@ -62,6 +65,8 @@ def evaluate(
     survey_col: SurveyColOpt = None,
     delimiter: DelimiterOpt = None,
     table: TableOpt = None,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
     query: QueryOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
@@ -82,7 +87,7 @@ def evaluate(
     top-decile capture) and churn (ROC AUC, PR AUC, Brier, ECE); models see nothing after the
     calibration cutoff.
     """
-    changes = overrides(locals(), DATA_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
+    changes = overrides(locals(), DATA_KEYS | ENGINE_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
     try:
         settings = load_settings(config, changes, no_amounts)
         with resources.limits(settings.resources.threads):

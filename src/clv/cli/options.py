@@ -130,6 +130,17 @@ ThreadsOpt = Annotated[
         "from its affinity and cgroup quota)."
     ),
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the log is read and cleaned: local, or spark (--transactions then names "
+        f"any Spark source: a Parquet/ORC/CSV path, a Delta folder or a table) "
+        f"{default('data.engine')}."
+    ),
+]
+SparkMasterOpt = Annotated[
+    str | None, typer.Option(help=f"Spark master URL {default('data.spark_master')}.")
+]
 NameOpt = Annotated[
     str | None,
     typer.Option("--name", help="Registered model [from the config: clv-<file stem of the log>]."),
@@ -148,6 +159,8 @@ DATA_KEYS = {
     "table": "data.table",
     "query": "data.query",
 }
+#: ``--engine`` / ``--spark-master`` of the commands that train on a log → config keys.
+ENGINE_KEYS = {"engine": "data.engine", "spark_master": "data.spark_master"}
 #: ``--threads`` of the commands that compute → its config key.
 RESOURCE_KEYS = {"threads": "resources.threads"}
 #: Options of the commands that split the log into calibration and holdout → config keys.

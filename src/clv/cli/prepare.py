@@ -12,6 +12,7 @@ from clv import resources
 from clv.cli.console import console, fail, print_cleaning
 from clv.cli.options import (
     DATA_KEYS,
+    ENGINE_KEYS,
     RESOURCE_KEYS,
     SPLIT_KEYS,
     AmountColOpt,
@@ -22,9 +23,11 @@ from clv.cli.options import (
     DateColOpt,
     DateFormatOpt,
     DelimiterOpt,
+    EngineOpt,
     HoldoutOpt,
     NoAmountsOpt,
     QueryOpt,
+    SparkMasterOpt,
     TableOpt,
     ThreadsOpt,
     TimeUnitOpt,
@@ -48,6 +51,8 @@ def prepare(
     timezone: TimezoneOpt = None,
     delimiter: DelimiterOpt = None,
     table: TableOpt = None,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
     query: QueryOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
@@ -58,7 +63,7 @@ def prepare(
     ),
 ) -> None:
     """Clean the log and write it with RFM and calibration/holdout tables as Parquet."""
-    changes = overrides(locals(), DATA_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
+    changes = overrides(locals(), DATA_KEYS | ENGINE_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
     try:
         settings = load_settings(config, changes, no_amounts)
         with resources.limits(settings.resources.threads):

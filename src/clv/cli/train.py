@@ -20,6 +20,7 @@ from clv.cli.console import (
 )
 from clv.cli.options import (
     DATA_KEYS,
+    ENGINE_KEYS,
     RESOURCE_KEYS,
     SPLIT_KEYS,
     AmountColOpt,
@@ -32,9 +33,11 @@ from clv.cli.options import (
     DateColOpt,
     DateFormatOpt,
     DelimiterOpt,
+    EngineOpt,
     HoldoutOpt,
     NoAmountsOpt,
     QueryOpt,
+    SparkMasterOpt,
     SurveyColOpt,
     SurveysOpt,
     TableOpt,
@@ -66,6 +69,8 @@ def train(
     survey_col: SurveyColOpt = None,
     delimiter: DelimiterOpt = None,
     table: TableOpt = None,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
     query: QueryOpt = None,
     as_of: AsOfOpt = None,
     time_unit: TimeUnitOpt = None,
@@ -122,6 +127,7 @@ def train(
     changes = overrides(
         locals(),
         DATA_KEYS
+        | ENGINE_KEYS
         | SPLIT_KEYS
         | RESOURCE_KEYS
         | {

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, Config, DataConfig
@@ -20,12 +22,19 @@ from clv.data.compact import (
     Compact,
     assemble,
     customer_codes,
-    day_start,
 )
 from clv.data.customers import load_surveys, read_customer_list
 from clv.data.log import TransactionLog
 from clv.data.read import for_columns, read_transactions
-from clv.data.screen import CleaningReport, RowCounts, require_columns, screen_bulk, screen_rows
+from clv.data.screen import (
+    EMPTY_LOG,
+    RowCounts,
+    cleaning_report,
+    require_columns,
+    require_used,
+    screen_bulk,
+    screen_rows,
+)
 from clv.errors import DataValidationError
 from clv.tables import (
     is_parquet,
@@ -35,44 +44,16 @@ from clv.tables import (
 )
 from clv.uris import is_postgres
 
-#: The error for a log without rows.
-EMPTY_LOG = "The transaction log is empty: there is nothing to train or score on."
-
 
 def _finish(used: pd.DataFrame | Path, counts: RowCounts, config: DataConfig) -> TransactionLog:
     """Apply the whole-log part of rule 4, merge same-day purchases of the screened rows (a
     frame, or Parquet chunks in a folder) and write the cleaning report with the counts."""
-    if counts.used == 0:
-        raise DataValidationError(
-            f"No purchase is left after cleaning ({counts.rows_read:,} rows read, "
-            f"{counts.after:,} after the as-of day, {counts.negative:,} negative, "
-            f"{counts.implausible_dates + counts.implausible_amounts:,} implausible). "
-            "Check --as-of and the amount policies."
-        )
+    require_used(counts)
     keep, rule, counts = screen_bulk(used, counts, config)
     daily = _merge_same_day(used, config.amount_col is not None, keep)
     days = daily.frame[DAY]
-    report = CleaningReport(
-        rows_read=counts.rows_read,
-        rows_after_as_of=counts.after,
-        negative_amount_rows=counts.negative,
-        negative_amount_total=counts.negative_total,
-        negative_amount_policy=config.negative_amounts,
-        zero_amount_rows=counts.zero,
-        zero_amount_policy=config.zero_amounts,
-        rows_used=counts.used,
-        same_day_merged=int(counts.used - len(days)),
-        transactions=len(days),
-        customers=len(daily.ids),
-        first_date=str(day_start(days.min()).astype("datetime64[D]")),
-        last_date=str(day_start(days.max()).astype("datetime64[D]")),
-        timezone=config.timezone,
-        has_amounts=config.amount_col is not None,
-        implausible_policy=config.implausible,
-        implausible_date_rows=counts.implausible_dates,
-        implausible_amount_rows=counts.implausible_amounts,
-        implausible_rule=rule,
-        implausible_examples=counts.examples,
+    report = cleaning_report(
+        counts, config, rule, len(days), len(daily.ids), int(days.min()), int(days.max())
     )
     return TransactionLog(daily, report)
 
@@ -227,8 +208,6 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "T
     chunks on disk through a Parquet file, so that DuckDB's memory is released first — without
     a pandas copy of the log.
     """
-    import pyarrow as pa
-
     amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if has_amounts else ""
     sql = (
         f"SELECT {CUSTOMER}::VARCHAR AS {CUSTOMER}, "
@@ -242,7 +221,15 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "T
 
         merged = query_to_parquet(sql, used / "merged.parquet", tx=used / "[0-9]*.parquet")
         table = pq.read_table(merged)
-    days = table.column(DAY).to_numpy()
+    return from_merged(table, has_amounts)
+
+
+def from_merged(table: Any, has_amounts: bool) -> Compact:
+    """The compact log of an Arrow table of merged rows (``customer_id`` text, ``day``,
+    ``amount`` when ``has_amounts``) sorted by customer and day."""
+    import pyarrow as pa
+
+    days = table.column(DAY).to_numpy().astype(np.int32, copy=False)
     amounts = table.column(AMOUNT).to_numpy() if has_amounts else None
     ids = table.column(CUSTOMER)
     del table
@@ -286,7 +273,20 @@ def load_configured_log(
 ) -> TransactionLog:
     """The cleaned log of ``data.transactions``, ignoring rows after ``train.as_of`` if set."""
     as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
+    if config.data.engine == "spark":
+        return clean_on_spark(config).collect()
     return load_transactions(config.data.transactions, config.data, as_of=as_of, progress=progress)
+
+
+def clean_on_spark(config: Config) -> Any:
+    """The configured log cleaned on Spark (``data.engine: spark``, ``data.spark_master``):
+    a :class:`clv.data.spark_log.SparkLog`, the same log and report as the local engine's."""
+    from clv.data.spark_log import clean_spark
+    from clv.spark import spark_session
+
+    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
+    spark = spark_session(config.data.spark_master)
+    return clean_spark(spark, config.data.transactions, config.data, as_of)
 
 
 def load_run_inputs(

@@ -26,6 +26,7 @@ as text, so ``00042`` stays ``00042``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,14 @@ import numpy as np
 import pandas as pd
 
 from clv.config import DataConfig
-from clv.data.compact import AMOUNT, CUSTOMER, DATE
+from clv.data.compact import AMOUNT, CUSTOMER, DATE, day_start
 from clv.errors import DataValidationError
 from clv.tables import (
     query,
 )
+
+#: The error for a log without rows.
+EMPTY_LOG = "The transaction log is empty: there is nothing to train or score on."
 
 
 @dataclass(frozen=True)
@@ -352,32 +356,57 @@ def screen_rows(
     return used, counts
 
 
+@dataclass(frozen=True)
+class BulkSql:
+    """Where :func:`screen_bulk`'s SQL runs: ``run(sql)`` over the screened rows as table
+    ``tx`` (``customer_id``, ``date`` timestamps, ``amount``), and the SQL of a discrete
+    quantile of the dates with ``{q}`` for the share (a timestamp, or a day number)."""
+
+    run: Callable[[str], pd.DataFrame]
+    date_quantile: str = f"quantile_disc({DATE}, {{q}})"
+
+    @classmethod
+    def duckdb(cls, used: pd.DataFrame | Path) -> BulkSql:
+        """DuckDB over a frame, or over the Parquet chunks in a folder."""
+        tx = used if isinstance(used, pd.DataFrame) else used / "[0-9]*.parquet"
+        return cls(lambda sql: query(sql, tx=tx))
+
+
+def _day(value: Any) -> pd.Timestamp:
+    """A quantile of the dates as a timestamp (engines give a timestamp or a day number)."""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return pd.Timestamp(day_start(np.array([int(value)]))[0])
+    return pd.Timestamp(value)
+
+
 def screen_bulk(
-    used: pd.DataFrame | Path, counts: RowCounts, config: DataConfig
+    used: pd.DataFrame | Path | BulkSql, counts: RowCounts, config: DataConfig
 ) -> tuple[str, str, RowCounts]:
     """The part of rule 4 that needs the whole log: dates far outside its bulk, amounts far
     above its median. Returns the SQL condition of the rows to keep (``TRUE`` for all), the
-    rule's description, and the counts with those rows moved from used to implausible."""
-    tx = used if isinstance(used, pd.DataFrame) else used / "[0-9]*.parquet"
+    rule's description, and the counts with those rows moved from used to implausible.
+
+    ``used`` is the screened rows (a frame or a folder of Parquet chunks, read by DuckDB) or
+    a :class:`BulkSql` that runs the same SQL elsewhere (Spark)."""
+    sql = used if isinstance(used, BulkSql) else BulkSql.duckdb(used)
     has_amounts = config.amount_col is not None
     share = min(0.25, max(0.01, 5 / max(counts.used, 1)))
     median = f"median({AMOUNT}) FILTER (WHERE {AMOUNT} > 0)" if has_amounts else "NULL"
-    stats = query(
-        f"SELECT quantile_disc({DATE}, {share}) AS lo, quantile_disc({DATE}, {1 - share}) AS hi, "
-        f"{median} AS median FROM tx",
-        tx=tx,
+    stats = sql.run(
+        f"SELECT {sql.date_quantile.format(q=share)} AS lo, "
+        f"{sql.date_quantile.format(q=1 - share)} AS hi, {median} AS median FROM tx"
     ).iloc[0]
+    bulk_lo, bulk_hi = _day(stats["lo"]), _day(stats["hi"])
     conditions, rules = [], []
     if config.date_window_years is not None:
         reach = pd.Timedelta(days=round(config.date_window_years * 365.25))
-        lo, hi = pd.Timestamp(stats["lo"]) - reach, pd.Timestamp(stats["hi"]) + reach
+        lo, hi = bulk_lo - reach, bulk_hi + reach
         conditions.append(
             f"({DATE} < TIMESTAMP '{lo:%Y-%m-%d}' OR {DATE} > TIMESTAMP '{hi:%Y-%m-%d}')"
         )
         rules.append(
             f"dates outside {lo:%Y-%m-%d} .. {hi:%Y-%m-%d} ({config.date_window_years:g} years "
-            f"around the bulk of the log, {pd.Timestamp(stats['lo']):%Y-%m-%d} .. "
-            f"{pd.Timestamp(stats['hi']):%Y-%m-%d})"
+            f"around the bulk of the log, {bulk_lo:%Y-%m-%d} .. {bulk_hi:%Y-%m-%d})"
         )
     if has_amounts and config.max_amount_ratio is not None and pd.notna(stats["median"]):
         limit = config.max_amount_ratio * float(stats["median"])
@@ -391,18 +420,17 @@ def screen_bulk(
         return "TRUE", rule, counts
     date_rule = conditions[0] if config.date_window_years is not None else "FALSE"
     either = " OR ".join(conditions)
-    found = query(
+    found = sql.run(
         f"SELECT count(*) FILTER (WHERE {date_rule}) AS dates, "
-        f"count(*) FILTER (WHERE ({either}) AND NOT {date_rule}) AS amounts FROM tx",
-        tx=tx,
+        f"count(*) FILTER (WHERE ({either}) AND NOT {date_rule}) AS amounts FROM tx"
     ).iloc[0]
     dates, amounts = int(found["dates"]), int(found["amounts"])
     if not dates + amounts:
         return "TRUE", rule, counts
     amount = f", {AMOUNT}" if has_amounts else ""
-    rows = query(
-        f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx WHERE {either} ORDER BY {DATE} LIMIT 3",
-        tx=tx,
+    rows = sql.run(
+        f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx WHERE {either} "
+        f"ORDER BY {DATE}, {CUSTOMER} LIMIT 3"
     )
     examples = tuple(
         f"customer {row[CUSTOMER]!r} on {pd.Timestamp(row[DATE]):%Y-%m-%d}"
@@ -424,3 +452,49 @@ def screen_bulk(
         examples=(counts.examples + examples)[:EXAMPLES],
     )
     return f"NOT ({either})", rule, moved
+
+
+def require_used(counts: RowCounts) -> None:
+    """Stop when screening left no purchase, saying what took the rows."""
+    if counts.used == 0:
+        raise DataValidationError(
+            f"No purchase is left after cleaning ({counts.rows_read:,} rows read, "
+            f"{counts.after:,} after the as-of day, {counts.negative:,} negative, "
+            f"{counts.implausible_dates + counts.implausible_amounts:,} implausible). "
+            "Check --as-of and the amount policies."
+        )
+
+
+def cleaning_report(
+    counts: RowCounts,
+    config: DataConfig,
+    rule: str,
+    transactions: int,
+    customers: int,
+    first_day: int,
+    last_day: int,
+) -> CleaningReport:
+    """The report of a cleaned log: the screening counts, rule 4's bounds, and the merged
+    log's transactions, customers and first and last day numbers."""
+    return CleaningReport(
+        rows_read=counts.rows_read,
+        rows_after_as_of=counts.after,
+        negative_amount_rows=counts.negative,
+        negative_amount_total=counts.negative_total,
+        negative_amount_policy=config.negative_amounts,
+        zero_amount_rows=counts.zero,
+        zero_amount_policy=config.zero_amounts,
+        rows_used=counts.used,
+        same_day_merged=int(counts.used - transactions),
+        transactions=transactions,
+        customers=customers,
+        first_date=str(day_start(first_day).astype("datetime64[D]")),
+        last_date=str(day_start(last_day).astype("datetime64[D]")),
+        timezone=config.timezone,
+        has_amounts=config.amount_col is not None,
+        implausible_policy=config.implausible,
+        implausible_date_rows=counts.implausible_dates,
+        implausible_amount_rows=counts.implausible_amounts,
+        implausible_rule=rule,
+        implausible_examples=counts.examples,
+    )
