@@ -1,0 +1,60 @@
+"""The local engine (pandas + DuckDB) against Spark (``--engine spark``, local[2]) on the same log.
+
+    python benchmarks/engines.py                                  # 1M and 10M customers
+    python benchmarks/engines.py --customers 1000000 --train-max 1000000
+
+For each size the simulator (:mod:`simulate`) writes one Parquet log; then, as a user runs them,
+``clv prepare`` (clean the log, build RFM and the calibration/holdout table) and, up to
+``--train-max`` customers, ``clv train --no-mlflow`` run with each engine under
+``/usr/bin/time -v``: wall time and peak resident memory (of the largest process: the Python
+driver, or Spark's JVM). Spark's figures include starting its JVM (about 10 s). The
+``Read and cleaned`` stage line of the trainings gives the cleaning's share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from scaling import stages, timed
+from simulate import write_parquet
+
+ENGINES = ("local", "spark")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--train-max", type=int, default=1_000_000)
+    parser.add_argument("--master", default="local[2]")
+    args = parser.parse_args(argv)
+    rows = []
+    for n in args.customers:
+        with tempfile.TemporaryDirectory() as folder:
+            work = Path(folder)
+            log = work / "log.parquet"
+            transactions = write_parquet(log, n, seed=1)
+            print(f"\n{n:,} customers, {transactions:,} transactions", flush=True)
+            for engine in ENGINES:
+                common = ["-t", str(log), "--engine", engine, "--spark-master", args.master]
+                out = work / f"prepared-{engine}"
+                wall, peak, _ = timed(["clv", "prepare", *common, "--out", str(out)], work)
+                rows.append((n, transactions, "prepare", engine, wall, peak, None))
+                print(f"  prepare {engine}: {wall:.1f} s, {peak:,.0f} MB", flush=True)
+                if n > args.train_max:
+                    continue
+                model = ["--model-dir", str(work / f"model-{engine}"), "--no-mlflow"]
+                wall, peak, output = timed(["clv", "train", *common, *model], work)
+                read = next((at for at, text in stages(output) if "cleaned" in text), None)
+                rows.append((n, transactions, "train", engine, wall, peak, read))
+                print(f"  train {engine}: {wall:.1f} s, {peak:,.0f} MB (read {read} s)", flush=True)
+    print("\ncustomers | transactions | command | engine | wall s | peak MB | read+clean s")
+    for n, transactions, command, engine, wall, peak, read in rows:
+        cleaned = f"{read:.1f}" if read is not None else "–"
+        figures = f"{wall:.1f} | {peak:,.0f} | {cleaned}"
+        print(f"{n:,} | {transactions:,} | {command} | {engine} | {figures}")
+
+
+if __name__ == "__main__":
+    main()
