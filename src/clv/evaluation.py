@@ -49,7 +49,6 @@ from clv.models.registry import (
     display_name,
     purchase_process,
 )
-from clv.tables import query
 
 if TYPE_CHECKING:
     from clv.churn import ChurnModel
@@ -145,7 +144,7 @@ def purchase_metrics(
 def value_metrics(actual: np.ndarray | metrics.Actual, predicted: np.ndarray) -> dict[str, float]:
     """Spearman, normalized Gini, top-decile capture and MAE of holdout revenue (``actual`` as
     :class:`clv.metrics.Actual` to rank it once for several forecasts)."""
-    order = np.argsort(-np.asarray(predicted, dtype=float), kind="stable")  # shared by two
+    order = metrics.highest_first(np.asarray(predicted, dtype=float))  # shared by two
     return {
         "spearman": metrics.spearman(actual, predicted),
         "normalized_gini": metrics.normalized_gini(actual, predicted, order),
@@ -815,11 +814,10 @@ def _mean_spend(log: TransactionLog, cal: pd.DataFrame, split: Split) -> np.ndar
     """
     view = log.compact
     means = view.finish(
-        query(
+        view.run(
             "SELECT customer_id, AVG(amount) AS mean FROM tx WHERE day <= $end "
             "GROUP BY customer_id",
             {"end": day_number(split.calibration_end)},
-            tx=view.frame,
         )
     )
     if not means["customer_id"].equals(cal["customer_id"].reset_index(drop=True)):

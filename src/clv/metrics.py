@@ -34,15 +34,34 @@ class Actual:
     @cached_property
     def best_gini(self) -> float:
         """The Gini of the perfect ordering (highest actual first)."""
-        return _gini(self.values, np.argsort(-self.values, kind="stable"))
+        return _gini(self.values, highest_first(self.values))
 
 
 def _arrays(*values) -> list[np.ndarray]:
     return [v.values if isinstance(v, Actual) else np.asarray(v, dtype=float) for v in values]
 
 
+#: Significant digits that rank and order statistics compare values to (:func:`settled`).
+RANK_DIGITS = 12
+
+
+def settled(values: np.ndarray) -> np.ndarray:
+    """Values to :data:`RANK_DIGITS` significant digits, for ranks and orderings: two
+    customers with the same history tie even when a sum of their amounts differs in its last
+    bits with the order it was added in (DuckDB's threads, Spark's partitions).
+
+    >>> settled(np.array([0.1 + 0.2, 0.3, 2.0])).tolist()
+    [0.3, 0.3, 2.0]
+    """
+    values = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log10(np.abs(values)))
+    scale = 10.0 ** (RANK_DIGITS - 1 - np.where(np.isfinite(exponent), exponent, 0))
+    return np.round(values * scale) / scale
+
+
 def _ranks(values: np.ndarray) -> np.ndarray:
-    return pd.Series(values).rank().to_numpy()
+    return pd.Series(settled(values)).rank().to_numpy()
 
 
 def mae(actual, predicted) -> float:
@@ -116,9 +135,9 @@ def spearman(actual, predicted) -> float:
     return float(np.corrcoef(ra, rp)[0, 1])
 
 
-def _highest_first(values: np.ndarray) -> np.ndarray:
-    """Positions by value, highest first, ties in input order."""
-    return np.argsort(-values, kind="stable")
+def highest_first(values: np.ndarray) -> np.ndarray:
+    """Positions by value (:func:`settled`), highest first, ties in input order."""
+    return np.argsort(-settled(values), kind="stable")
 
 
 def _gini(actual: np.ndarray, order: np.ndarray) -> float:
@@ -144,7 +163,7 @@ def normalized_gini(actual, predicted, order: np.ndarray | None = None) -> float
     a, p = _arrays(actual, predicted)
     if a.sum() <= 0:
         return float("nan")
-    model = _gini(a, _highest_first(p) if order is None else order)
+    model = _gini(a, highest_first(p) if order is None else order)
     best = actual.best_gini
     return model / best if best else float("nan")
 
@@ -162,7 +181,7 @@ def top_decile_capture(
     if a.sum() <= 0:
         return float("nan")
     k = max(1, int(np.ceil(share * len(a))))
-    top = (_highest_first(p) if order is None else order)[:k]
+    top = (highest_first(p) if order is None else order)[:k]
     return float(a[top].sum() / a.sum())
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from clv.config import DEFAULT_SEGMENTS
+from clv.metrics import highest_first
 
 
 def value_segments(
@@ -29,7 +30,7 @@ def value_segments(
     tiers = DEFAULT_SEGMENTS if tiers is None else tiers
     n = len(ranking)
     position = np.empty(n, dtype=float)
-    position[np.argsort(-np.asarray(ranking, dtype=float), kind="stable")] = np.arange(1, n + 1)
+    position[highest_first(np.asarray(ranking, dtype=float))] = np.arange(1, n + 1)
     out = np.full(n, rest, dtype=object)
     for name, size in reversed(list(tier_sizes(tiers, n).items())):  # widest tier first
         out[position <= size] = name
