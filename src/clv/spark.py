@@ -14,6 +14,7 @@ The session is local (``local[2]``) unless ``score.spark_master`` names a cluste
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -48,9 +49,32 @@ def spark_session(master: str = "local[2]") -> Any:
         return _build(SparkSession, master)
 
 
+def shuffle_partitions(master: str) -> int | None:
+    """Partitions of a shuffle for a local master: twice its cores (``local[N]``, ``local[*]``,
+    ``local``); None for a cluster, whose own settings apply. Spark's default of 200 costs
+    about 14 s per aggregation of a small log in ``local[2]`` against 0.5 s with 4."""
+    import re
+
+    found = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master.strip())
+    if found is None:
+        return None
+    cores = found.group(1)
+    if cores is None:  # "local": one core
+        count = 1
+    elif cores == "*":
+        count = os.cpu_count() or 1
+    else:
+        count = int(cores)
+    return max(2, 2 * count)
+
+
 def _build(SparkSession: Any, master: str) -> Any:
+    builder = SparkSession.builder
+    partitions = shuffle_partitions(master)
+    if partitions is not None:
+        builder = builder.config("spark.sql.shuffle.partitions", str(partitions))
     return (
-        SparkSession.builder.master(master)
+        builder.master(master)
         .appName("clv")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
