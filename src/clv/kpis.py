@@ -47,7 +47,6 @@ from clv.models.groups import bundle_groups
 from clv.models.patterns import rfm_patterns_index
 from clv.nps import band_shares, nps
 from clv.segments import value_segments
-from clv.tables import query
 
 
 def simple_clv(
@@ -67,8 +66,18 @@ def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int)
     A customer is lost ``inactivity_days`` after a purchase not followed by another within that
     window (on or before ``as_of``), and *reactivated* by the purchase that ends such a lapse.
     Active on day t = acquired − lost + reactivated, counting events on or before t. Computed
-    with array differences on the customer-sorted compact log (no copy of the log in pandas).
+    with array differences on the customer-sorted compact log (no copy of the log in pandas);
+    for a log held by Spark, as per-day counts with window functions on the cluster
+    (:func:`lapse_counts`, the same events).
     """
+    if not isinstance(log.compact.frame, pd.DataFrame):
+        counts = lapse_counts(log, as_of, inactivity_days)
+        return pd.DataFrame(
+            {
+                "event": np.repeat(counts["event"].to_numpy(), counts["n"].to_numpy()),
+                "date": day_start(np.repeat(counts[DAY].to_numpy(), counts["n"].to_numpy())),
+            }
+        )
     codes, days, _ = sorted_arrays(log.compact)
     end = day_number(as_of)
     keep = days <= end
@@ -88,18 +97,45 @@ def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int)
     )
 
 
-def _month_sql(has_amounts: bool) -> str:
+def lapse_counts(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int) -> pd.DataFrame:
+    """The events of :func:`lapse_events` counted per day (``event``, ``day``, ``n``), in SQL
+    that DuckDB and Spark both run, ordered by event and day."""
+    return log.compact.run(
+        f"""
+        WITH g AS (
+            SELECT {DAY}, {DAY} - (LAG({DAY}) OVER w) AS back, (LEAD({DAY}) OVER w) - {DAY} AS ahead
+            FROM tx WHERE {DAY} <= $end
+            WINDOW w AS (PARTITION BY {CUSTOMER} ORDER BY {DAY})
+        )
+        SELECT * FROM (
+            SELECT 'acquired' AS event, {DAY}, COUNT(*) AS n FROM g WHERE back IS NULL
+            GROUP BY {DAY}
+            UNION ALL
+            SELECT 'lost' AS event, {DAY} + $gap AS {DAY}, COUNT(*) AS n FROM g
+            WHERE (ahead IS NULL OR ahead > $gap) AND {DAY} + $gap <= $end GROUP BY {DAY}
+            UNION ALL
+            SELECT 'reactivated' AS event, {DAY}, COUNT(*) AS n FROM g WHERE back > $gap
+            GROUP BY {DAY}
+        ) ORDER BY event, {DAY}""",
+        {"end": day_number(as_of), "gap": int(inactivity_days)},
+    )
+
+
+def _month_sql(has_amounts: bool, month: str) -> str:
+    """Per calendar month (``month``: the SQL of a day's month start, :meth:`Compact.month`):
+    buyers, the share of them buying again (not their first purchase, or twice that month) and
+    revenue."""
     revenue = f"SUM({AMOUNT})" if has_amounts else "NULL::DOUBLE"
-    month = f"date_trunc('month', DATE '1970-01-01' + {DAY})"
     return f"""
-        WITH f AS (SELECT {CUSTOMER}, MIN({DAY}) AS first FROM tx GROUP BY {CUSTOMER}),
+        WITH f AS (SELECT {CUSTOMER}, MIN({DAY}) AS first_day FROM tx GROUP BY {CUSTOMER}),
         m AS (
             SELECT {CUSTOMER}, {month} AS month, MIN({DAY}) AS day0, COUNT(*) AS n,
                    {revenue} AS revenue
-            FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}, month
+            FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}, {month}
         )
-        SELECT strftime(month, '%Y-%m') AS month, COUNT(*) AS buyers,
-               AVG(CASE WHEN m.day0 > f.first OR m.n > 1 THEN 1.0 ELSE 0.0 END) AS repeat_rate,
+        SELECT month, COUNT(*) AS buyers,
+               AVG(CASE WHEN m.day0 > f.first_day OR m.n > 1 THEN 1 ELSE 0 END)::DOUBLE
+                   AS repeat_rate,
                SUM(revenue)::DOUBLE AS revenue
         FROM m JOIN f USING ({CUSTOMER}) GROUP BY month
     """
@@ -135,7 +171,8 @@ def monthly_table(
 
     view = log.compact
     periods = pd.period_range(pd.Timestamp(log.report.first_date), as_of, freq="M")
-    months = query(_month_sql(view.has_amounts), {"end": day_number(as_of)}, tx=view.frame)
+    months = view.run(_month_sql(view.has_amounts, view.month(DAY)), {"end": day_number(as_of)})
+    months["month"] = pd.to_datetime(months["month"]).dt.strftime("%Y-%m")
     months = months.set_index("month").reindex([str(p) for p in periods])  # months without buyers
     months["buyers"] = months["buyers"].fillna(0).astype(int)
     if view.has_amounts:
@@ -182,12 +219,11 @@ def period_summary(
     average = float(((part["active_start"] + part["active_end"]) / 2).mean())
     start = pd.Period(part["month"].iloc[0], "M").start_time
     view = log.compact
-    buyers = query(
-        f"""SELECT COUNT(*) AS buyers, COUNT(*) FILTER (n >= 2) AS repeat_buyers
+    buyers = view.run(
+        f"""SELECT COUNT(*) AS buyers, COUNT(*) FILTER (WHERE n >= 2) AS repeat_buyers
             FROM (SELECT COUNT(*) AS n FROM tx WHERE {DAY} BETWEEN $start AND $end
-                  GROUP BY {CUSTOMER})""",
+                  GROUP BY {CUSTOMER}) AS c""",
         {"start": day_number(start), "end": day_number(as_of)},
-        tx=view.frame,
     ).iloc[0]
     revenue = float(part["revenue"].sum())
     return {
@@ -339,12 +375,12 @@ def value_segments_table(
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
     view = log.compact
     frame = view.finish(
-        query(
+        view.run(
             f"""SELECT {CUSTOMER},
-                       COALESCE(SUM({AMOUNT}) FILTER ({DAY} >= $start), 0)::DOUBLE AS revenue
+                       COALESCE(SUM({AMOUNT}) FILTER (WHERE {DAY} >= $start), 0)::DOUBLE
+                           AS revenue
                 FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}""",
             {"start": day_number(start), "end": day_number(as_of)},
-            tx=view.frame,
         )
     )
     ranking = frame["revenue"] if predicted is None else frame[CUSTOMER].map(predicted).fillna(0.0)
@@ -518,10 +554,9 @@ def build_report(
         view = log.compact
         acquired = pd.Index(
             view.finish(
-                query(
+                view.run(
                     f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} <= $end",
                     {"end": day_number(as_of)},
-                    tx=view.frame,
                 )
             )[CUSTOMER]
         )

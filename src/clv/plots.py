@@ -16,7 +16,6 @@ from matplotlib.figure import Figure
 from clv.data.compact import CUSTOMER, DAY, Compact, compact, day_number
 from clv.models.covariates import CovariateModel
 from clv.models.fitted import PurchaseModel
-from clv.tables import query
 
 
 def _figure(width: float = 6.4, height: float = 4.4) -> tuple[Figure, Any]:
@@ -61,22 +60,21 @@ def cumulative_tracking(
     """
     log = compact(transactions)
     cohort_sql = (
-        f"SELECT {CUSTOMER}, MIN({DAY}) AS first FROM tx GROUP BY {CUSTOMER} "
+        f"SELECT {CUSTOMER}, MIN({DAY}) AS first_day FROM tx GROUP BY {CUSTOMER} "
         f"HAVING MIN({DAY}) <= $cal"
     )
     cal = {"cal": day_number(calibration_end)}
-    cohorts = query(
-        f"SELECT first, COUNT(*) AS n FROM ({cohort_sql}) GROUP BY first ORDER BY first",
+    cohorts = log.run(
+        f"SELECT first_day, COUNT(*) AS n FROM ({cohort_sql}) AS c GROUP BY first_day "
+        "ORDER BY first_day",
         cal,
-        tx=log.frame,
     )
-    repeats = query(
+    repeats = log.run(
         f"""SELECT {DAY}, COUNT(*) AS n FROM tx JOIN ({cohort_sql}) f USING ({CUSTOMER})
-            WHERE {DAY} > f.first GROUP BY {DAY} ORDER BY {DAY}""",
+            WHERE {DAY} > f.first_day GROUP BY {DAY} ORDER BY {DAY}""",
         cal,
-        tx=log.frame,
     )
-    first_days, repeat_days = cohorts["first"].to_numpy(), repeats[DAY].to_numpy()
+    first_days, repeat_days = cohorts["first_day"].to_numpy(), repeats[DAY].to_numpy()
     start = int(first_days.min())
     end = int(max(first_days.max(), repeat_days.max() if len(repeat_days) else start))
     days = np.arange(start, end + 1, max(1, round(days_per_unit)))

@@ -10,7 +10,8 @@
 
 With ``data.engine: spark`` the log is cleaned on Spark and both RFM tables are built there with
 the same SQL (:mod:`clv.data.spark_log`): only one row per customer comes back for them; the
-cleaned log itself is collected for ``transactions.parquet``.
+cleaned log itself is collected for ``transactions.parquet``, and the fingerprint is hashed on
+the executors.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clv.config import Config
-from clv.data.clean import clean_on_spark, load_configured_log
+from clv.data.clean import load_configured_log
 from clv.evaluation import choose_split, observation_end
 from clv.features import build_calibration_holdout, build_rfm
 from clv.tables import write_json, write_table
@@ -27,8 +28,7 @@ from clv.tables import write_json, write_table
 def prepare(config: Config, out: str | Path) -> dict[str, Path]:
     """Clean the configured log and write it with its RFM tables to ``out``; return the paths."""
     out = Path(out)
-    cleaned = clean_on_spark(config) if config.data.engine == "spark" else None
-    log = load_configured_log(config) if cleaned is None else cleaned
+    log = load_configured_log(config)
     unit = config.features.time_unit
     end = observation_end(log, config)
     split = choose_split(log, config)
@@ -36,7 +36,6 @@ def prepare(config: Config, out: str | Path) -> dict[str, Path]:
     holdout = build_calibration_holdout(
         log.compact, split.calibration_end, split.observation_end, unit
     )
-    log = log if cleaned is None else cleaned.collect()
     paths = {
         "transactions": write_table(log.frame, out / "transactions.parquet"),
         "rfm": write_table(rfm, out / "rfm.parquet"),

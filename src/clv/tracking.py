@@ -235,14 +235,16 @@ def log_datasets(run_id: str, result: TrainedRun, config: Config) -> None:
         columns.append({"type": "double", "name": AMOUNT})
     schema = json.dumps({"mlflow_colspec": columns})
     cut = result.evaluation.split.calibration_end
-    days = log.compact.frame["day"].to_numpy()
+    before = log.compact.run(
+        "SELECT COUNT(*) AS n FROM tx WHERE day <= $cut", {"cut": day_number(cut)}
+    )
     parts = {
         "training": (name, fingerprint["sha256"], fingerprint),
         "calibration": (
             f"{name} to {cut.date()}",
             hashlib.sha256(f"{fingerprint['sha256']} {cut.date()}".encode()).hexdigest(),
             {
-                "transactions": int((days <= day_number(cut)).sum()),
+                "transactions": int(before["n"].iloc[0]),
                 "customers": len(result.evaluation.calibration),
                 "first_date": fingerprint["first_date"],
                 "last_date": str(cut.date()),

@@ -20,9 +20,11 @@ from clv.churn import behaviour_features, churn_labels, leak_free_window
 from clv.cli import app
 from clv.config import Config, DataConfig
 from clv.data import load_transactions
-from clv.data.spark_log import SparkLog, clean_spark
+from clv.data.log import TransactionLog
+from clv.data.spark_log import SparkCompact, clean_spark
 from clv.errors import DataValidationError
 from clv.features import add_log_gaps, build_calibration_holdout, build_rfm, regularity
+from clv.kpis import lapse_events, monthly_table, period_summary
 from clv.training import train
 from conftest import APPAREL
 
@@ -84,17 +86,40 @@ def awkward(spark, tmp_path_factory):
 
 def test_cleaning_on_spark_equals_the_local_engine(awkward):
     local, on_spark = awkward
-    assert isinstance(on_spark, SparkLog)
+    assert isinstance(on_spark.compact, SparkCompact)  # the rows stay on Spark
     report = local.report
     # the log exercised every rule, and Spark counted each alike
     assert report.negative_amount_rows > 0 and report.zero_amount_rows > 0
     assert report.same_day_merged >= 50
     assert report.implausible_date_rows == 1 and report.implausible_amount_rows == 1
     assert on_spark.report == report
-    collected = on_spark.collect()
+    collected = TransactionLog(on_spark.compact.collect(), report)
     pd.testing.assert_frame_equal(collected.compact.frame, local.compact.frame, rtol=1e-12)
     assert collected.compact.ids.to_pylist() == local.compact.ids.to_pylist()
-    assert collected.fingerprint() == local.fingerprint()
+    # the digest hashed on the executors, of the collected log and of the local one agree
+    assert on_spark.fingerprint() == collected.fingerprint() == local.fingerprint()
+    head = on_spark.first_customers(5)
+    pd.testing.assert_frame_equal(head.frame, local.first_customers(5).frame)
+    assert head.frame["customer_id"].nunique() == 5
+
+
+def test_kpis_on_spark_equal_duckdb(awkward):
+    local, on_spark = awkward
+    as_of = pd.Timestamp(local.report.last_date)
+    events = [
+        lapse_events(log, as_of, 90).sort_values(["event", "date"], ignore_index=True)
+        for log in (local, on_spark)
+    ]
+    pd.testing.assert_frame_equal(events[0], events[1])
+    assert set(events[0]["event"]) == {"acquired", "lost", "reactivated"}
+    monthly = [monthly_table(log, as_of, 90) for log in (local, on_spark)]
+    assert len(monthly[0]) >= 16
+    pd.testing.assert_frame_equal(monthly[0], monthly[1], check_dtype=False, rtol=1e-9)
+    summaries = [
+        period_summary(log, table, as_of)
+        for log, table in zip((local, on_spark), monthly, strict=True)
+    ]
+    _close(summaries[0], summaries[1])
 
 
 def test_features_built_on_spark_equal_duckdb(awkward):

@@ -15,8 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clv.config import DataConfig
-from clv.data import AMOUNT, CUSTOMER, DATE, TransactionLog, clean_transactions
-from clv.kpis import monthly_table, period_summary, value_segments_table
+from clv.data import AMOUNT, CUSTOMER, DATE, TransactionLog, clean_transactions, day_start
+from clv.kpis import (
+    lapse_counts,
+    lapse_events,
+    monthly_table,
+    period_summary,
+    value_segments_table,
+)
 
 
 def reference_monthly_table(
@@ -122,6 +128,14 @@ def test_monthly_table_equals_the_pandas_reference(rows, as_of_day, inactivity):
         return
     ours = monthly_table(log, as_of, inactivity)
     theirs = reference_monthly_table(log, as_of, inactivity)
+    # the events' SQL (what a log held by Spark runs) counts what the array code finds
+    events = lapse_events(log, as_of, inactivity)
+    found = events.groupby(["event", "date"]).size()
+    counts = lapse_counts(log, as_of, inactivity)
+    dates = pd.DatetimeIndex(day_start(counts["day"].to_numpy()))
+    pd.testing.assert_series_equal(
+        counts.set_index([counts["event"], dates])["n"], found, check_names=False, check_dtype=False
+    )
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
     period = period_summary(log, ours, as_of, months=6)
     start = pd.Period(period["from"], "M").start_time

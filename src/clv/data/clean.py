@@ -271,16 +271,18 @@ class RunInputs:
 def load_configured_log(
     config: Config, progress: Callable[[int, int], None] | None = None
 ) -> TransactionLog:
-    """The cleaned log of ``data.transactions``, ignoring rows after ``train.as_of`` if set."""
+    """The cleaned log of ``data.transactions``, ignoring rows after ``train.as_of`` if set;
+    with ``data.engine: spark`` cleaned on Spark (:func:`clean_on_spark`)."""
     as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
     if config.data.engine == "spark":
-        return clean_on_spark(config).collect()
+        return clean_on_spark(config)
     return load_transactions(config.data.transactions, config.data, as_of=as_of, progress=progress)
 
 
-def clean_on_spark(config: Config) -> Any:
+def clean_on_spark(config: Config) -> TransactionLog:
     """The configured log cleaned on Spark (``data.engine: spark``, ``data.spark_master``):
-    a :class:`clv.data.spark_log.SparkLog`, the same log and report as the local engine's."""
+    the same log and report as the local engine's, its rows held by Spark
+    (:class:`clv.data.spark_log.SparkCompact`)."""
     from clv.data.spark_log import clean_spark
     from clv.spark import spark_session
 

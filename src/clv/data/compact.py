@@ -6,6 +6,7 @@ back the readable table. Day numbers count days since 1970-01-01.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,36 @@ class Compact:
             out[AMOUNT] = part[AMOUNT].to_numpy()
         return out
 
+    def digest(self) -> str:
+        """SHA-256 of the log: of its sorted ids, then of each block of :data:`DIGEST_CUSTOMERS`
+        customers' rows in customer and day order (codes, day numbers and amounts to
+        :data:`AMOUNT_DIGITS` decimals, :func:`block_digest`) — blocks that Spark hashes on
+        its executors alike (:meth:`clv.data.spark_log.SparkCompact.digest`)."""
+        import hashlib
+
+        codes, days, amounts = sorted_arrays(self)
+        digest = hashlib.sha256(ids_digest(self.ids).encode())
+        starts = np.arange(0, len(self.ids) + DIGEST_CUSTOMERS, DIGEST_CUSTOMERS)
+        for lo, hi in itertools.pairwise(np.searchsorted(codes, starts)):
+            some = None if amounts is None else amounts[lo:hi]  # every block has customers
+            digest.update(block_digest(codes[lo:hi], days[lo:hi], some).encode())
+        return digest.hexdigest()
+
+    def head(self, n: int) -> Compact:
+        """The log of the first ``n`` customers by id."""
+        codes = self.frame[CUSTOMER].to_numpy()
+        rows = (
+            self.frame.iloc[: int(np.searchsorted(codes, n))]  # ordered: the first rows
+            if self.ordered
+            else self.frame[codes < n]
+        )
+        return Compact(rows.reset_index(drop=True), self.ids, self.ordered)
+
+    @staticmethod
+    def month(day: str) -> str:
+        """SQL of the first day of the month of the day number ``day`` (a DATE)."""
+        return f"date_trunc('month', DATE '1970-01-01' + {day})::DATE"
+
     def run(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run SQL over the log as table ``tx`` (DuckDB; ``$name`` parameters)."""
         from clv.tables import query
@@ -79,6 +110,37 @@ class Compact:
         if not self.has_amounts and "monetary_value" in table:
             table = table.drop(columns="monetary_value")
         return table
+
+
+#: Customers per block of :meth:`Compact.digest`.
+DIGEST_CUSTOMERS = 1_000_000
+#: Decimals of the amounts :meth:`Compact.digest` hashes: a day's total of three or more
+#: purchases can differ in its last bit with the order they were added in (floating-point
+#: addition is not associative), which differs between engines and thread counts.
+AMOUNT_DIGITS = 6
+
+
+def ids_digest(ids: Any) -> str:
+    """SHA-256 of a list of customer ids (an Arrow array of text), from each id's hash."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for start in range(0, len(ids), DIGEST_CUSTOMERS):
+        part = ids[start : start + DIGEST_CUSTOMERS].to_pandas().astype("str")
+        digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def block_digest(codes: np.ndarray, days: np.ndarray, amounts: np.ndarray | None) -> str:
+    """SHA-256 of rows ordered by customer code and day: codes and days as int64, amounts
+    rounded to :data:`AMOUNT_DIGITS` decimals."""
+    import hashlib
+
+    columns = {"code": np.asarray(codes, np.int64), "day": np.asarray(days, np.int64)}
+    if amounts is not None:
+        columns["amount"] = np.round(np.asarray(amounts, np.float64), AMOUNT_DIGITS)
+    rows = pd.util.hash_pandas_object(pd.DataFrame(columns), index=False)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
 def customer_codes(ids: pd.Series | Any) -> tuple[np.ndarray, Any, bool]:

@@ -13,11 +13,13 @@ or a table name) and cleaned on the cluster with the **same rules** as the local
 3. same-day purchases are merged and customer codes (positions in the sorted ids) assigned
    with Spark SQL.
 
-The result, :class:`SparkLog`, is the cleaned log as a Spark table of codes, day numbers and
-amounts, the sorted ids and the cleaning report. The feature builders of :mod:`clv.features`
-and :mod:`clv.churn` run their SQL on it directly (:meth:`SparkCompact.run`), so only
-per-customer tables reach the driver; :meth:`SparkLog.collect` brings the compact log itself
-(about 16 bytes a transaction) to the driver for the steps that read it there.
+The result is a :class:`~clv.data.log.TransactionLog` whose compact view is a
+:class:`SparkCompact`: the cleaned log as a Spark table of codes, day numbers and amounts, with
+the sorted ids on the driver. Every step that reads the log — the feature builders of
+:mod:`clv.features` and :mod:`clv.churn`, the KPI report, the plots, the fingerprint — runs
+its SQL (or, for the fingerprint, its hashing) on the cluster, so only per-customer and
+per-day tables reach the driver; :meth:`SparkCompact.collect` brings the log itself (about 16
+bytes a transaction) when asked (``clv prepare`` writes it).
 
 Example rows in messages count from the start of the partition where they were found (Spark
 has no global row order); the messages say which partition.
@@ -26,6 +28,8 @@ has no global row order); the messages say which partition.
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +39,16 @@ import numpy as np
 import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, DataConfig
-from clv.data.compact import AMOUNT, CUSTOMER, DATE, DAY, Compact
+from clv.data.compact import (
+    AMOUNT,
+    CUSTOMER,
+    DATE,
+    DAY,
+    DIGEST_CUSTOMERS,
+    Compact,
+    block_digest,
+    ids_digest,
+)
 from clv.data.log import TransactionLog
 from clv.data.read import for_columns, read_transactions
 from clv.data.screen import (
@@ -162,13 +175,18 @@ def _counts(infos: list[Any], source: str) -> RowCounts:
 
 
 def spark_sql(spark: Any, sql: str, params: dict[str, Any] | None = None, **views: Any) -> Any:
-    """Spark SQL written for DuckDB's parameters (``$name``) over the given Spark DataFrames
-    as temporary views; the result as a Spark DataFrame."""
-    import re
+    """Spark SQL written for DuckDB (``$name`` parameters, tables named by ``views``) over the
+    given Spark DataFrames; the result as a Spark DataFrame.
 
-    for name, frame in views.items():
-        frame.createOrReplaceTempView(name)
+    Each DataFrame is registered as a temporary view of its own (``clv_<name>_<id>``) and the
+    SQL's table names point there, so that queries running at once on two threads (the churn
+    trainings beside the main line) cannot see each other's tables.
+    """
     text = re.sub(r"\$([A-Za-z_]\w*)", r":\1", sql)
+    for name, frame in views.items():
+        view = f"clv_{name}_{uuid.uuid4().hex[:12]}"
+        frame.createOrReplaceTempView(view)
+        text = re.sub(rf"\b{re.escape(name)}\b", view, text)
     return spark.sql(text, args=dict(params or {}))
 
 
@@ -190,6 +208,11 @@ class SparkCompact(Compact):
         """Run a feature builder's SQL over the log as table ``tx`` on Spark."""
         return spark_sql(self.spark, sql, params, tx=self.frame).toPandas()
 
+    @staticmethod
+    def month(day: str) -> str:
+        """SQL of the first day of the month of the day number ``day`` (a DATE)."""
+        return f"trunc(date_add(DATE '1970-01-01', {day}), 'MM')"
+
     def to_frame(self, rows: slice | None = None) -> pd.DataFrame:
         """The readable table, collected to the driver (``rows`` is not supported)."""
         if rows is not None:
@@ -198,12 +221,51 @@ class SparkCompact(Compact):
 
     def collect(self) -> Compact:
         """The same log as a local :class:`Compact` on the driver (about 16 bytes a row)."""
-        table = self.frame.orderBy(CUSTOMER, DAY).toArrow()
-        codes = table.column(CUSTOMER).to_numpy().astype(np.int32)
-        local = pd.DataFrame({CUSTOMER: codes, DAY: table.column(DAY).to_numpy()})
+        return self._local(self.frame)
+
+    def head(self, n: int) -> Compact:
+        """The first ``n`` customers' rows, on the driver."""
+        return self._local(self.frame.where(f"{CUSTOMER} < {int(n)}"))
+
+    def _local(self, rows: Any) -> Compact:
+        table = rows.orderBy(CUSTOMER, DAY).toArrow()
+        local = pd.DataFrame(
+            {
+                CUSTOMER: table.column(CUSTOMER).to_numpy().astype(np.int32),
+                DAY: table.column(DAY).to_numpy().astype(np.int32),
+            }
+        )
         if self.has_amounts:
             local[AMOUNT] = table.column(AMOUNT).to_numpy()
         return from_codes(local, self.ids)
+
+    def digest(self) -> str:
+        """The log's SHA-256 as :meth:`Compact.digest` makes it: each block of customers is
+        hashed on an executor; only the block digests come back."""
+        import hashlib
+
+        from pyspark.sql import functions
+
+        has_amounts = self.has_amounts
+
+        def hash_block(key: tuple[int], rows: pd.DataFrame) -> pd.DataFrame:
+            rows = rows.sort_values([CUSTOMER, DAY])
+            amounts = rows[AMOUNT].to_numpy() if has_amounts else None
+            found = block_digest(rows[CUSTOMER].to_numpy(), rows[DAY].to_numpy(), amounts)
+            return pd.DataFrame({"block": [int(key[0])], "digest": [found]})
+
+        block = functions.floor(functions.col(CUSTOMER) / DIGEST_CUSTOMERS).cast("long")
+        found = (
+            self.frame.withColumn("block", block)
+            .groupBy("block")
+            .applyInPandas(hash_block, "block long, digest string")
+            .orderBy("block")
+            .collect()
+        )
+        digest = hashlib.sha256(ids_digest(self.ids).encode())
+        for row in found:
+            digest.update(row["digest"].encode())
+        return digest.hexdigest()
 
 
 def from_codes(frame: pd.DataFrame, ids: Any) -> Compact:
@@ -214,23 +276,12 @@ def from_codes(frame: pd.DataFrame, ids: Any) -> Compact:
     return assemble(frame[CUSTOMER].to_numpy(), ids, True, frame[DAY].to_numpy(), amounts)
 
 
-@dataclass(frozen=True)
-class SparkLog:
-    """A log cleaned on Spark: the compact log held by Spark and the cleaning report."""
-
-    compact: SparkCompact
-    report: CleaningReport
-
-    def collect(self) -> TransactionLog:
-        """The cleaned log on the driver, as the local engine would have made it."""
-        return TransactionLog(self.compact.collect(), self.report)
-
-
 def clean_spark(
     spark: Any, source: str, config: DataConfig, as_of: pd.Timestamp | None = None
-) -> SparkLog:
+) -> TransactionLog:
     """Read and clean a log on Spark (module docstring): same rules, counts and report as
-    :func:`clv.data.clean.load_transactions`.
+    :func:`clv.data.clean.load_transactions`; the log's rows stay on the cluster
+    (:class:`SparkCompact`).
 
     Raises
     ------
@@ -269,7 +320,7 @@ def clean_spark(
         compact = _merge(spark, rows, keep, has_amounts)
     finally:
         screened.unpersist()
-    return SparkLog(compact, _report(compact, counts, config, rule))
+    return TransactionLog(compact, _report(compact, counts, config, rule))
 
 
 def _merge(spark: Any, rows: Any, keep: str, has_amounts: bool) -> SparkCompact:
