@@ -41,12 +41,16 @@ def spark_session(master: str = "local[2]") -> Any:
     Arrow on, times in UTC.
 
     :data:`SPARK_ENV` is set while the session starts (the JVM and the worker command are fixed
-    then) and the caller's environment put back afterwards.
+    then) and the caller's environment put back afterwards. Spark's own log shows errors only
+    (its warnings are about its internals, e.g. a window without partitions, which clv's
+    coding of customers uses on purpose).
     """
     from pyspark.sql import SparkSession
 
     with environment(SPARK_ENV):
-        return _build(SparkSession, master)
+        session = _build(SparkSession, master)
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def shuffle_partitions(master: str) -> int | None:
@@ -68,11 +72,31 @@ def shuffle_partitions(master: str) -> int | None:
     return max(2, 2 * count)
 
 
+def driver_memory(master: str, environ: dict[str, str] | None = None) -> str | None:
+    """The JVM heap of a local master's driver (which is also its executor): a quarter of the
+    machine's memory, at least 1 GB, unless ``CLV_SPARK_DRIVER_MEMORY`` says (e.g. ``8g``);
+    None for a cluster. Spark's default of 1 GB ran out at a million customers, where the
+    churn features of two windows are collected at once."""
+    environ = os.environ if environ is None else environ
+    if shuffle_partitions(master) is None:
+        return None
+    if environ.get("CLV_SPARK_DRIVER_MEMORY"):
+        return environ["CLV_SPARK_DRIVER_MEMORY"]
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return f"{max(1024, total // 4 // 2**20)}m"
+
+
 def _build(SparkSession: Any, master: str) -> Any:
     builder = SparkSession.builder
     partitions = shuffle_partitions(master)
     if partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(partitions))
+    memory = driver_memory(master)
+    if memory is not None:  # takes effect when the JVM starts (the first session)
+        builder = builder.config("spark.driver.memory", memory)
     return (
         builder.master(master)
         .appName("clv")

@@ -283,6 +283,13 @@ def clean_on_spark(config: Config) -> TransactionLog:
     """The configured log cleaned on Spark (``data.engine: spark``, ``data.spark_master``):
     the same log and report as the local engine's, its rows held by Spark
     (:class:`clv.data.spark_log.SparkCompact`)."""
+    from importlib.util import find_spec
+
+    if find_spec("pyspark") is None:
+        raise DataValidationError(
+            "data.engine: spark needs pyspark, which is not installed: pip install "
+            "'clv[spark]', or use --engine local."
+        )
     from clv.data.spark_log import clean_spark
     from clv.spark import spark_session
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from clv.config import EMBEDDED_DATASETS, DataConfig
 from clv.data.compact import (
@@ -46,6 +47,7 @@ from clv.data.compact import (
     DAY,
     DIGEST_CUSTOMERS,
     Compact,
+    assemble,
     block_digest,
     ids_digest,
 )
@@ -59,6 +61,7 @@ from clv.data.screen import (
     cleaning_report,
     require_columns,
     require_used,
+    screen_bulk,
     screen_rows,
 )
 from clv.errors import DataValidationError
@@ -199,11 +202,6 @@ class SparkCompact(Compact):
 
     spark: Any = None
 
-    @property
-    def rows(self) -> int:
-        """Transactions in the log (a Spark count)."""
-        return int(self.frame.count())
-
     def run(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run a feature builder's SQL over the log as table ``tx`` on Spark."""
         return spark_sql(self.spark, sql, params, tx=self.frame).toPandas()
@@ -270,8 +268,6 @@ class SparkCompact(Compact):
 
 def from_codes(frame: pd.DataFrame, ids: Any) -> Compact:
     """A local compact log of coded rows ordered by customer and day."""
-    from clv.data.compact import assemble
-
     amounts = frame[AMOUNT].to_numpy() if AMOUNT in frame else None
     return assemble(frame[CUSTOMER].to_numpy(), ids, True, frame[DAY].to_numpy(), amounts)
 
@@ -314,17 +310,17 @@ def clean_spark(
             date_quantile=f"percentile_disc({{q}}) WITHIN GROUP "
             f"(ORDER BY unix_date(CAST({DATE} AS DATE)))",
         )
-        from clv.data.screen import screen_bulk
-
         keep, rule, counts = screen_bulk(bulk, counts, config)
         compact = _merge(spark, rows, keep, has_amounts)
+        report = _report(compact, counts, config, rule)  # caches the log: screened is done
     finally:
         screened.unpersist()
-    return TransactionLog(compact, _report(compact, counts, config, rule))
+    return TransactionLog(compact, report)
 
 
 def _merge(spark: Any, rows: Any, keep: str, has_amounts: bool) -> SparkCompact:
-    """Merge same-day purchases and code the customers (positions of the sorted ids)."""
+    """Merge same-day purchases and code the customers: a customer's code is her id's position
+    among the sorted ids (Spark orders text by its UTF-8 bytes, as Arrow and DuckDB do)."""
     from pyspark.storagelevel import StorageLevel
 
     amount = f", SUM({AMOUNT}) AS {AMOUNT}" if has_amounts else ""
@@ -333,23 +329,28 @@ def _merge(spark: Any, rows: Any, keep: str, has_amounts: bool) -> SparkCompact:
         f"SELECT {CUSTOMER}, unix_date(CAST({DATE} AS DATE)) AS {DAY}{amount} "
         f"FROM tx WHERE {keep} GROUP BY {CUSTOMER}, {DAY}",
         tx=rows,
-    )
-    ids = daily.select(CUSTOMER).distinct().orderBy(CUSTOMER).toArrow().column(CUSTOMER)
-    import pyarrow as pa
-
-    ids = ids.combine_chunks().cast(pa.large_string())
-    codes = spark.createDataFrame(
-        pd.DataFrame({CUSTOMER: ids.to_pandas(), "code": np.arange(len(ids), dtype=np.int32)})
-    )
-    value = f", d.{AMOUNT}" if has_amounts else ""
-    coded = spark_sql(
-        spark,
-        f"SELECT c.code AS {CUSTOMER}, d.{DAY}{value} FROM daily d JOIN codes c "
-        f"ON d.{CUSTOMER} = c.{CUSTOMER}",
-        daily=daily,
-        codes=codes,
     ).persist(StorageLevel.MEMORY_AND_DISK)
-    return SparkCompact(coded, ids, False, spark)
+    codes = spark_sql(
+        spark,
+        f"SELECT {CUSTOMER}, CAST(row_number() OVER (ORDER BY {CUSTOMER}) - 1 AS INT) AS code "
+        f"FROM (SELECT DISTINCT {CUSTOMER} FROM daily) AS d",
+        daily=daily,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        ids = codes.orderBy("code").select(CUSTOMER).toArrow().column(CUSTOMER)
+        value = f", d.{AMOUNT}" if has_amounts else ""
+        coded = spark_sql(
+            spark,
+            f"SELECT c.code AS {CUSTOMER}, d.{DAY}{value} FROM daily d JOIN codes c "
+            f"ON d.{CUSTOMER} = c.{CUSTOMER}",
+            daily=daily,
+            codes=codes,
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        coded.count()  # cached before its inputs are let go
+    finally:
+        daily.unpersist()
+        codes.unpersist()
+    return SparkCompact(coded, ids.combine_chunks().cast(pa.large_string()), False, spark)
 
 
 def _report(
