@@ -5,20 +5,77 @@
 
 For each size the simulator (:mod:`simulate`) writes one Parquet log; then, as a user runs them,
 ``clv prepare`` (clean the log, build RFM and the calibration/holdout table) and, up to
-``--train-max`` customers, ``clv train --no-mlflow`` run with each engine under
-``/usr/bin/time -v``: wall time and peak resident memory (of the largest process: the Python
-driver, or Spark's JVM). Spark's figures include starting its JVM (about 10 s). The
-``Read and cleaned`` stage line of the trainings gives the cleaning's share.
+``--train-max`` customers, ``clv train --no-mlflow`` run with each engine: wall time, and the
+peak of the resident memory summed over the command's whole process tree (for Spark: the Python
+driver, the JVM and its Python workers; sampled every 0.2 s from ``/proc``). Spark's figures
+include starting its JVM (about 10 s). The ``Read and cleaned`` stage line of the trainings
+gives the cleaning's share.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
-from scaling import stages, timed
+from scaling import stages
 from simulate import write_parquet
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants (Linux ``/proc/<pid>/task/*/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS of the process tree (MB) and stdout of one command."""
+    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "COLUMNS": "200"}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak, done = [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak[0] = max(peak[0], _rss_mb(_tree(process.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{out[-2000:]}\n{err[-3000:]}")
+    return wall, peak[0], out
+
 
 ENGINES = ("local", "spark")
 

@@ -25,12 +25,11 @@ from clv.data.compact import (
 )
 from clv.data.customers import load_surveys, read_customer_list
 from clv.data.log import TransactionLog
-from clv.data.read import for_columns, read_transactions
+from clv.data.read import mapped_columns, read_transactions
 from clv.data.screen import (
     EMPTY_LOG,
     RowCounts,
     cleaning_report,
-    require_columns,
     require_used,
     screen_bulk,
     screen_rows,
@@ -119,7 +118,7 @@ def clean_parquet(
     except (OSError, ValueError) as exc:
         raise DataValidationError(f"{path} could not be read as parquet: {exc}") from None
     names = source.schema_arrow.names
-    config, columns = _mapped_columns(config, names)
+    config, columns = mapped_columns(config, names)
     total = source.metadata.num_rows
     if total == 0:
         raise DataValidationError(EMPTY_LOG)
@@ -130,16 +129,6 @@ def clean_parquet(
         b.to_pandas(date_as_object=False) for b in source.iter_batches(chunk_rows, columns=columns)
     )
     return _clean_chunks(chunks, total, config, as_of, progress, path.name)
-
-
-def _mapped_columns(config: DataConfig, names: list[str]) -> tuple[DataConfig, list[str]]:
-    """The settings that apply to a source with columns ``names`` (:func:`for_columns`) and the
-    mapped columns to read from it; an error naming any mapped column it lacks."""
-    config = for_columns(config, names)
-    wanted = [config.customer_col, config.date_col, config.amount_col]
-    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
-    require_columns(pd.DataFrame(columns=columns), config)
-    return config, columns
 
 
 def clean_postgres(
@@ -158,7 +147,7 @@ def clean_postgres(
 
     source = PostgresLog(uri, config.table, config.query)
     names = source.columns()
-    config, columns = _mapped_columns(config, names)
+    config, columns = mapped_columns(config, names)
     total = source.count()  # for the progress bar: the rows read are counted as they come
     chunks = source.chunks(columns, chunk_rows)
     first = next(chunks, None)

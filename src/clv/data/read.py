@@ -11,6 +11,7 @@ import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, DataConfig
 from clv.data.compact import AMOUNT, CUSTOMER, DATE
+from clv.data.screen import require_columns
 from clv.errors import DataValidationError
 from clv.tables import (
     read_table,
@@ -91,3 +92,13 @@ def for_columns(config: DataConfig, columns: Any) -> DataConfig:
     if config.amount_col == default_amount and default_amount not in columns:
         return config.model_copy(update={"amount_col": None})
     return config
+
+
+def mapped_columns(config: DataConfig, names: list[str]) -> tuple[DataConfig, list[str]]:
+    """The settings that apply to a source with columns ``names`` (:func:`for_columns`) and the
+    mapped columns to read from it; an error naming any mapped column it lacks."""
+    config = for_columns(config, names)
+    wanted = [config.customer_col, config.date_col, config.amount_col]
+    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in names]
+    require_columns(pd.DataFrame(columns=columns), config)
+    return config, columns

@@ -52,14 +52,13 @@ from clv.data.compact import (
     ids_digest,
 )
 from clv.data.log import TransactionLog
-from clv.data.read import for_columns, read_transactions
+from clv.data.read import mapped_columns, read_transactions
 from clv.data.screen import (
     EMPTY_LOG,
     BulkSql,
     CleaningReport,
     RowCounts,
     cleaning_report,
-    require_columns,
     require_used,
     screen_bulk,
     screen_rows,
@@ -111,10 +110,7 @@ def read_source(spark: Any, source: str, config: DataConfig) -> tuple[Any, DataC
         raise DataValidationError(
             f"Spark could not read {source!r} as a path or a table: {first}"
         ) from None
-    config = for_columns(config, frame.columns)
-    wanted = [config.customer_col, config.date_col, config.amount_col]
-    columns = [c for c in dict.fromkeys(wanted) if c is not None and c in frame.columns]
-    require_columns(pd.DataFrame(columns=frame.columns), config)
+    config, columns = mapped_columns(config, frame.columns)
     return frame.select(*columns), config
 
 
