@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--train-max", type=int, default=1_000_000)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--commands", nargs="+", default=["prepare", "train"])
     args = parser.parse_args(argv)
     rows = []
     for n in args.customers:
@@ -93,13 +95,14 @@ def main(argv: list[str] | None = None) -> None:
             log = work / "log.parquet"
             transactions = write_parquet(log, n, seed=1)
             print(f"\n{n:,} customers, {transactions:,} transactions", flush=True)
-            for engine in ENGINES:
+            for engine in args.engines:
                 common = ["-t", str(log), "--engine", engine, "--spark-master", args.master]
-                out = work / f"prepared-{engine}"
-                wall, peak, _ = timed(["clv", "prepare", *common, "--out", str(out)], work)
-                rows.append((n, transactions, "prepare", engine, wall, peak, None))
-                print(f"  prepare {engine}: {wall:.1f} s, {peak:,.0f} MB", flush=True)
-                if n > args.train_max:
+                if "prepare" in args.commands:
+                    out = work / f"prepared-{engine}"
+                    wall, peak, _ = timed(["clv", "prepare", *common, "--out", str(out)], work)
+                    rows.append((n, transactions, "prepare", engine, wall, peak, None))
+                    print(f"  prepare {engine}: {wall:.1f} s, {peak:,.0f} MB", flush=True)
+                if n > args.train_max or "train" not in args.commands:
                     continue
                 model = ["--model-dir", str(work / f"model-{engine}"), "--no-mlflow"]
                 wall, peak, output = timed(["clv", "train", *common, *model], work)

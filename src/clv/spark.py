@@ -96,7 +96,11 @@ def _build(SparkSession: Any, master: str) -> Any:
         builder = builder.config("spark.sql.shuffle.partitions", str(partitions))
     memory = driver_memory(master)
     if memory is not None:  # takes effect when the JVM starts (the first session)
-        builder = builder.config("spark.driver.memory", memory)
+        # results come back to the same JVM: the per-customer tables of 10M customers are
+        # more than Spark's default cap of 1 GB on them
+        builder = builder.config("spark.driver.memory", memory).config(
+            "spark.driver.maxResultSize", memory
+        )
     return (
         builder.master(master)
         .appName("clv")
