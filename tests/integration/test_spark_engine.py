@@ -125,7 +125,7 @@ def test_kpis_on_spark_equal_duckdb(awkward):
 def test_features_built_on_spark_equal_duckdb(awkward):
     local, on_spark = awkward
     view, here = on_spark.compact, local.compact
-    end = pd.Timestamp(report_end(local))
+    end = pd.Timestamp(local.report.last_date)
     cut = end - pd.Timedelta(days=120)
     for unit in ("day", "week"):
 
@@ -145,10 +145,6 @@ def test_features_built_on_spark_equal_duckdb(awkward):
     np.testing.assert_array_equal(
         churn_labels(here, ids, cut, end), churn_labels(view, ids, cut, end)
     )
-
-
-def report_end(log) -> str:
-    return log.report.last_date
 
 
 def test_a_table_name_is_a_source_and_bad_rows_name_their_partition(spark):
