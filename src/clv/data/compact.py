@@ -57,9 +57,9 @@ class Compact:
         """Whether the log has amounts."""
         return AMOUNT in self.frame.columns
 
-    def to_frame(self, rows: slice | None = None) -> pd.DataFrame:
-        """The readable table (text ids, timestamps, amounts) of all rows or a slice of them."""
-        part = self.frame if rows is None else self.frame.iloc[rows]
+    def to_frame(self) -> pd.DataFrame:
+        """The readable table (text ids, timestamps, amounts)."""
+        part = self.frame
         ids = self.ids.take(part[CUSTOMER].to_numpy()).to_pandas().astype("str")
         out = pd.DataFrame({CUSTOMER: ids, DATE: day_start(part[DAY].to_numpy())})
         if self.has_amounts:

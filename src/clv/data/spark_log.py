@@ -207,10 +207,8 @@ class SparkCompact(Compact):
         """SQL of the first day of the month of the day number ``day`` (a DATE)."""
         return f"trunc(date_add(DATE '1970-01-01', {day}), 'MM')"
 
-    def to_frame(self, rows: slice | None = None) -> pd.DataFrame:
-        """The readable table, collected to the driver (``rows`` is not supported)."""
-        if rows is not None:
-            raise NotImplementedError("a Spark log is collected whole")
+    def to_frame(self) -> pd.DataFrame:
+        """The readable table, collected to the driver."""
         return self.collect().to_frame()
 
     def collect(self) -> Compact:
@@ -287,7 +285,9 @@ def clean_spark(
     cores = spark.sparkContext.defaultParallelism
     if raw.rdd.getNumPartitions() < cores:  # e.g. one small file: use every core
         raw = raw.repartition(cores)
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
+    batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(batch)
+    spark.conf.set(batch, str(BATCH_ROWS))  # the session's own value is put back below
     screened = raw.mapInPandas(_screen(config, as_of, instants), _SCREENED).persist(
         StorageLevel.MEMORY_AND_DISK
     )
@@ -311,6 +311,7 @@ def clean_spark(
         report = _report(compact, counts, config, rule)  # caches the log: screened is done
     finally:
         screened.unpersist()
+        spark.conf.set(batch, before)
     return TransactionLog(compact, report)
 
 
