@@ -8,9 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, Config, DataConfig
@@ -197,6 +195,8 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "T
     chunks on disk through a Parquet file, so that DuckDB's memory is released first — without
     a pandas copy of the log.
     """
+    import pyarrow as pa
+
     amount = f", SUM({AMOUNT})::DOUBLE AS {AMOUNT}" if has_amounts else ""
     sql = (
         f"SELECT {CUSTOMER}::VARCHAR AS {CUSTOMER}, "
@@ -210,15 +210,7 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "T
 
         merged = query_to_parquet(sql, used / "merged.parquet", tx=used / "[0-9]*.parquet")
         table = pq.read_table(merged)
-    return from_merged(table, has_amounts)
-
-
-def from_merged(table: Any, has_amounts: bool) -> Compact:
-    """The compact log of an Arrow table of merged rows (``customer_id`` text, ``day``,
-    ``amount`` when ``has_amounts``) sorted by customer and day."""
-    import pyarrow as pa
-
-    days = table.column(DAY).to_numpy().astype(np.int32, copy=False)
+    days = table.column(DAY).to_numpy()
     amounts = table.column(AMOUNT).to_numpy() if has_amounts else None
     ids = table.column(CUSTOMER)
     del table
@@ -262,9 +254,9 @@ def load_configured_log(
 ) -> TransactionLog:
     """The cleaned log of ``data.transactions``, ignoring rows after ``train.as_of`` if set;
     with ``data.engine: spark`` cleaned on Spark (:func:`clean_on_spark`)."""
-    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
     if config.data.engine == "spark":
         return clean_on_spark(config)
+    as_of = pd.Timestamp(config.train.as_of) if config.train.as_of else None
     return load_transactions(config.data.transactions, config.data, as_of=as_of, progress=progress)
 
 
