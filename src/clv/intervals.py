@@ -187,10 +187,77 @@ class ValueInterval:
     variance: np.ndarray
 
 
-def value_moments(
+@dataclass(frozen=True)
+class SpendTerms:
+    """What a value forecast needs of the spend model, per customer; the same at every horizon
+    (so a forecast of several horizons computes it once: :func:`spend_terms`).
+
+    Attributes
+    ----------
+    p : float
+        Gamma-Gamma's shape of one transaction's spend.
+    now : numpy.ndarray
+        Expected spend per transaction (:meth:`SpendModel.expected_average_value`).
+    first, second : numpy.ndarray
+        ``E[1/ν]`` and ``E[1/ν²]`` of the posterior spend rate (:meth:`SpendModel.rate_moments`).
+    gradient : numpy.ndarray or None
+        ``∂ now / ∂ log θ`` (customers × parameters, central differences); None when the model
+        carries no covariance or it was not asked for.
+    covariance : numpy.ndarray or None
+        The covariance of the log parameters, beside ``gradient``.
+    """
+
+    p: float
+    now: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    gradient: np.ndarray | None = None
+    covariance: np.ndarray | None = None
+
+    def parameter_sd(self, value: np.ndarray) -> float:
+        """Delta-method standard deviation, over the spend parameters, of a total ``Σ value``
+        whose terms scale with each customer's expected spend per transaction (NaN without
+        covariance)."""
+        if self.gradient is None or self.covariance is None:
+            return float("nan")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_spend = np.where(self.now > 0, value / self.now, 0.0)
+        g = per_spend @ self.gradient
+        return float(np.sqrt(max(float(g @ self.covariance @ g), 0.0)))
+
+
+def spend_terms(
     spend: Any,
     frequency: np.ndarray,
     monetary_value: np.ndarray,
+    gradient: bool = True,
+    step: float = 1e-4,
+) -> SpendTerms:
+    """:class:`SpendTerms` of ``spend`` for these customers (``gradient``: with the parameter
+    sensitivities, for the ranges of totals)."""
+    x = np.asarray(frequency, dtype=float)
+    m = np.asarray(monetary_value, dtype=float)
+    first, second = spend.rate_moments(x, m)
+    covariance = np.asarray(getattr(spend, "covariance", ()), dtype=float)
+    jacobian = None
+    if gradient and covariance.size:
+        jacobian = central_gradient(
+            lambda p: spend.with_log_params(p).expected_average_value(x, m),
+            spend.log_params,
+            step,
+        ).reshape(len(x), len(spend.log_params))
+    return SpendTerms(
+        p=spend.params["p"],
+        now=spend.expected_average_value(x, m),
+        first=first,
+        second=second,
+        gradient=jacobian,
+        covariance=covariance if jacobian is not None else None,
+    )
+
+
+def value_moments(
+    terms: SpendTerms,
     purchases_mean: np.ndarray,
     purchases_variance: np.ndarray,
     scale: np.ndarray,
@@ -198,16 +265,15 @@ def value_moments(
     """Mean and variance of ``scale × (spend of the next X purchases)`` per customer.
 
     Given X = k purchases and the spend rate ν, their total is Gamma(p·k, ν); so with
-    ``E[1/ν]``, ``E[1/ν²]`` of the posterior (:meth:`SpendModel.rate_moments`) the total has
+    ``E[1/ν]``, ``E[1/ν²]`` of the posterior (``terms``: :func:`spend_terms`) the total has
     mean ``p·E[X]·E[1/ν]`` and second moment ``(p·E[X] + p²·E[X²])·E[1/ν²]`` (X and ν are
     independent given the history: Gamma-Gamma's assumption).
     """
-    p = spend.params["p"]
-    first, second = spend.rate_moments(frequency, monetary_value)
+    p = terms.p
     square = purchases_variance + purchases_mean**2
-    mean = scale * p * purchases_mean * first
+    mean = scale * p * purchases_mean * terms.first
     with np.errstate(invalid="ignore"):
-        raw = scale**2 * (p * purchases_mean + p**2 * square) * second
+        raw = scale**2 * (p * purchases_mean + p**2 * square) * terms.second
         variance = np.where(purchases_mean > 0, raw - mean**2, 0.0)
     return mean, np.maximum(variance, 0.0)
 
@@ -220,6 +286,7 @@ def value_interval(
     scale: np.ndarray,
     level: float,
     exact_pmf: Callable[[np.ndarray], np.ndarray] | None = None,
+    terms: SpendTerms | None = None,
 ) -> ValueInterval:
     """The ``level`` interval of each customer's value over the horizon (see module docs).
 
@@ -237,11 +304,13 @@ def value_interval(
         ``rows → purchase PMF table`` of those customers; used for the few whose spend
         posterior has no finite variance (``p·x + q ≤ 2``), where the exact mixture is taken
         instead of the moment match. Without it, their upper bound is infinite.
+    terms : SpendTerms, optional
+        ``spend``'s terms of these customers when the caller has them (:func:`spend_terms`).
     """
     q_low, q_high = quantile_levels(level)
-    mean, variance = value_moments(
-        spend, frequency, monetary_value, purchases.mean, purchases.variance, scale
-    )
+    if terms is None:
+        terms = spend_terms(spend, frequency, monetary_value, gradient=False)
+    mean, variance = value_moments(terms, purchases.mean, purchases.variance, scale)
     low = _zero_inflated_gamma_quantile(q_low, purchases.p_zero, mean, variance)
     high = _zero_inflated_gamma_quantile(q_high, purchases.p_zero, mean, variance)
     heavy = ~np.isfinite(variance) | ~np.isfinite(high)
@@ -448,20 +517,6 @@ def purchase_sensitivity(
     return Sensitivity(tuple(gradients), tuple(covariances))
 
 
-def parameter_sd(model: Any, total: Callable[[Any], float], step: float = 1e-4) -> float:
-    """Delta-method standard deviation of ``total(model)`` over the model's parameters.
-
-    ``total`` maps a model of the same kind (at other parameters) to the business total; its
-    gradient in log parameters is taken by central differences and combined with the
-    covariance of the log parameters. NaN when the model has no covariance.
-    """
-    covariance = np.asarray(getattr(model, "covariance", ()), dtype=float)
-    if covariance.size == 0:
-        return float("nan")
-    gradient = central_gradient(lambda p: total(model.with_log_params(p)), model.log_params, step)
-    return float(np.sqrt(max(gradient @ covariance @ gradient, 0.0)))
-
-
 @dataclass(frozen=True)
 class Forecast:
     """Each customer's intervals and the totals' ranges of a forecast.
@@ -492,6 +547,7 @@ def forecast(
     customers: bool = True,
     expected: np.ndarray | None = None,
     index: tuple[np.ndarray, np.ndarray] | None = None,
+    terms: SpendTerms | None = None,
 ) -> Forecast:
     """Intervals of every customer and ranges of the totals over ``(T, T + t]``.
 
@@ -517,6 +573,9 @@ def forecast(
     index : tuple of numpy.ndarray, optional
         The distinct ``(x, t_x, T)`` patterns and each customer's row among them
         (:func:`clv.models.patterns.rfm_patterns_index`) when the caller has them already.
+    terms : SpendTerms, optional
+        ``spend``'s terms of these customers, with their gradient, when the caller forecasts
+        several horizons (:func:`spend_terms`; computed here otherwise).
 
     Returns
     -------
@@ -564,21 +623,16 @@ def forecast(
     def exact_pmf(rows: np.ndarray) -> np.ndarray:
         return full_pmf(purchase, t, x[rows], t_x[rows], T[rows])
 
+    if terms is None:
+        terms = spend_terms(spend, x, m)
     if customers:
-        values = value_interval(spend, x, m, spread, scale, level, exact_pmf)
+        values = value_interval(spend, x, m, spread, scale, level, exact_pmf, terms)
         columns |= {"clv_low": values.low, "clv_high": values.high}
         variance = values.variance
     else:
-        variance = value_moments(spend, x, m, spread.mean, spread.variance, scale)[1]
-    spend_now = spend.expected_average_value(x, m)
-    clv = margin * discounted * spend_now
+        variance = value_moments(terms, spread.mean, spread.variance, scale)[1]
+    clv = margin * discounted * terms.now
     weights = np.bincount(inverse, weights=clv, minlength=len(patterns)) * per_purchase
-
-    def spend_total(model: Any) -> float:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(spend_now > 0, model.expected_average_value(x, m) / spend_now, 0.0)
-        return float(clv @ ratio)
-
-    parameters = np.hypot(sensitivity.sd(weights), parameter_sd(spend, spend_total))
+    parameters = np.hypot(sensitivity.sd(weights), terms.parameter_sd(clv))
     ranges["clv"] = make_range(float(clv.sum()), float(variance.sum()), float(parameters), level)
     return Forecast(columns, ranges)

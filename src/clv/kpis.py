@@ -42,7 +42,7 @@ from clv.data.customers import SERVQUAL_COLUMN
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
-from clv.intervals import Range, add_ranges, forecast
+from clv.intervals import Range, add_ranges, forecast, spend_terms
 from clv.models.groups import bundle_groups
 from clv.models.patterns import rfm_patterns_index
 from clv.nps import band_shares, nps
@@ -456,7 +456,8 @@ def model_forecast(
             for c in ("frequency", "recency", "T", "monetary_value")
         )
         index = rfm_patterns_index(frame.iloc[rows])
-        value[rows] = group.spend.expected_average_value(x, m)
+        terms = spend_terms(group.spend, x, m)  # the same every month
+        value[rows] = terms.now
         running = np.zeros(len(rows))
         for k, monthly in _monthly_purchases(group, index, horizon):
             running += monthly
@@ -475,6 +476,7 @@ def model_forecast(
                         customers=False,
                         expected=running,
                         index=index,
+                        terms=terms,
                     ).ranges["clv"]
                 )
             if k == clv_months:
