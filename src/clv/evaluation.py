@@ -155,9 +155,10 @@ def value_metrics(actual: np.ndarray | metrics.Actual, predicted: np.ndarray) ->
 
 def churn_metrics(labels: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     """ROC AUC, PR AUC, Brier score and expected calibration error."""
+    counts = metrics.threshold_counts(labels, probability)  # one sort for both curves
     return {
-        "roc_auc": metrics.roc_auc(labels, probability),
-        "pr_auc": metrics.pr_auc(labels, probability),
+        "roc_auc": metrics.roc_auc(labels, probability, counts),
+        "pr_auc": metrics.pr_auc(labels, probability, counts),
         "brier": metrics.brier(labels, probability),
         "ece": metrics.expected_calibration_error(labels, probability),
     }

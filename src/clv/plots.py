@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from clv import metrics
 from clv.data.compact import CUSTOMER, DAY, Compact, compact, day_number
 from clv.models.covariates import CovariateModel
 from clv.models.fitted import PurchaseModel
@@ -169,12 +170,12 @@ def pit_histogram(section: dict[str, Any]) -> Figure:
 
 def roc_curves(labels: np.ndarray, scores: dict[str, np.ndarray]) -> Figure:
     """ROC curves of churn scores."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     fig, ax = _figure(5.6, 5.0)
     for name, score in scores.items():
-        fpr, tpr, _ = roc_curve(labels, score)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, score):.3f})")
+        counts = metrics.threshold_counts(labels, score)
+        fpr, tpr = metrics.roc_points(counts)
+        auc = metrics.roc_auc(labels, score, counts)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Churn: ROC")
     ax.legend(loc="lower right", fontsize="small")

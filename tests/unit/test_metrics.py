@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    roc_auc_score,
+    roc_curve,
+)
 
 from clv import metrics
 
@@ -61,6 +66,19 @@ def test_churn_metrics_equal_scikit_learn(rows):
     assert metrics.roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
     assert metrics.brier(labels, scores) == pytest.approx(brier_score_loss(labels, scores))
     assert metrics.pr_auc(labels, scores) == pytest.approx(average_precision_score(labels, scores))
+    # one sort serves both areas, and the plot draws scikit-learn's ROC corners
+    fpr, tpr = metrics.roc_points(metrics.threshold_counts(labels, scores))
+    ref_fpr, ref_tpr, _ = roc_curve(labels, scores)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+
+
+def test_areas_without_both_classes_are_nan():
+    assert np.isnan(metrics.roc_auc([1, 1], [0.2, 0.3]))
+    assert np.isnan(metrics.roc_auc([0, 0], [0.2, 0.3]))
+    assert np.isnan(metrics.pr_auc([0, 0], [0.2, 0.3]))
+    assert metrics.pr_auc([1, 1], [0.2, 0.3]) == 1.0
+    assert np.isnan(metrics.roc_auc([], [])) and np.isnan(metrics.pr_auc([], []))
 
 
 @settings(max_examples=50, deadline=None)
