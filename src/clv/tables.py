@@ -48,8 +48,9 @@ def duckdb_settings() -> dict[str, Any]:
 
 
 @contextmanager
-def _duckdb(tables: dict[str, pd.DataFrame | Path]) -> Iterator[Any]:
-    """A DuckDB connection (:func:`duckdb_settings`) with frames and Parquet files as tables."""
+def connection(**tables: pd.DataFrame | Path) -> Iterator[Any]:
+    """A DuckDB connection (:func:`duckdb_settings`) with frames and Parquet files as tables,
+    for work that runs several queries on the same tables."""
     import duckdb
 
     settings = duckdb_settings()
@@ -83,17 +84,16 @@ def query_arrow(
     sql: str, params: dict[str, Any] | None = None, **tables: pd.DataFrame | Path
 ) -> Any:
     """Like :func:`query`, but the result stays an Arrow table."""
-    with _duckdb(tables) as con:
+    with connection(**tables) as con:
         return con.sql(sql, params=params).to_arrow_table()
 
 
-def query_to_parquet(sql: str, out: Path, **tables: pd.DataFrame | Path) -> Path:
-    """Write the result of DuckDB SQL to a Parquet file, streaming (sorts and aggregations spill
-    to disk under the memory limit), so that DuckDB's memory is released before the result is
-    read back."""
-    with _duckdb(tables) as con:
-        target = str(out).replace("'", "''")
-        con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
+def copy_to_parquet(con: Any, sql: str, out: Path) -> Path:
+    """Write the result of ``sql`` on the DuckDB connection ``con`` (:func:`connection`) to the
+    Parquet file ``out``, streaming (sorts and aggregations spill to disk under the memory
+    limit), so that DuckDB's memory can be released before the result is read back."""
+    target = str(out).replace("'", "''")
+    con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
     return out
 
 

@@ -93,6 +93,37 @@ def test_same_day_purchases_merge_with_amounts_summed():
     assert cleaned.frame["amount"].tolist() == [4.0, 3.0]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 4), st.integers(0, 3), st.sampled_from([0.1, 0.2, 0.7, 5.0])),
+        min_size=1,
+        max_size=60,
+    ),
+    batch=st.integers(1, 7),
+    amounts=st.booleans(),
+)
+def test_sorted_rows_sum_into_days_across_any_batches(rows, batch, amounts):
+    """A day split over two (or more) Arrow batches is still one row with its whole total."""
+    import pyarrow as pa
+
+    from clv.data.compact import sum_same_days
+
+    frame = pd.DataFrame(rows, columns=["code", "day", "amount"]).sort_values(
+        ["code", "day", "amount"], ignore_index=True
+    )
+    columns = ["code", "day", "amount"] if amounts else ["code", "day"]
+    table = pa.Table.from_pandas(frame[columns].astype({"code": "int32", "day": "int32"}))
+    codes, days, summed = sum_same_days(table.to_batches(batch), len(frame), amounts)
+    expected = frame.groupby(["code", "day"], as_index=False)["amount"].sum()
+    assert codes.tolist() == expected["code"].tolist()
+    assert days.tolist() == expected["day"].tolist()
+    if amounts:
+        np.testing.assert_allclose(summed, expected["amount"], rtol=1e-12)
+    else:
+        assert summed is None
+
+
 def test_timezone_aware_timestamps_count_days_in_the_configured_zone():
     frame = pd.DataFrame(
         {

@@ -7,6 +7,7 @@ back the readable table. Day numbers count days since 1970-01-01.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,6 +185,46 @@ def compact(transactions: pd.DataFrame | Compact) -> Compact:
     return assemble(codes, ids, sorted_ids, _day_numbers(transactions[DATE]), amounts)
 
 
+def sum_same_days(
+    batches: Iterable[Any], rows: int, has_amounts: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One row per customer code and day from Arrow batches of ``(code, day[, amount])`` rows
+    sorted by code, day and amount (``rows``: at most this many in all): each day's amounts
+    summed in that order, so a day's total is the same whatever produced the rows (threads,
+    chunks).
+
+    Returns
+    -------
+    tuple
+        Codes, day numbers (int32) and amounts (float64; None without).
+    """
+    codes = np.empty(rows, dtype=np.int32)
+    days = np.empty(rows, dtype=np.int32)
+    amounts = np.empty(rows) if has_amounts else None
+    n = 0
+    for batch in batches:
+        c = batch.column(0).to_numpy()
+        d = batch.column(1).to_numpy()
+        if len(c) == 0:
+            continue
+        new = np.empty(len(c), dtype=bool)
+        new[0] = n == 0 or c[0] != codes[n - 1] or d[0] != days[n - 1]
+        np.not_equal(c[1:], c[:-1], out=new[1:])
+        new[1:] |= d[1:] != d[:-1]
+        starts = np.flatnonzero(new)
+        k = len(starts)
+        codes[n : n + k] = c[starts]
+        days[n : n + k] = d[starts]
+        if amounts is not None:
+            a = batch.column(2).to_numpy()
+            if not new[0]:  # the batch goes on with the previous batch's last day
+                amounts[n - 1] += a[: starts[0] if k else len(a)].sum()
+            if k:
+                amounts[n : n + k] = np.add.reduceat(a, starts)
+        n += k
+    return codes[:n], days[:n], None if amounts is None else amounts[:n]
+
+
 def assemble(
     codes: np.ndarray, ids: Any, sorted_ids: bool, days: np.ndarray, amounts: np.ndarray | None
 ) -> Compact:
@@ -191,12 +232,17 @@ def assemble(
     columns: dict[str, Any] = {CUSTOMER: codes, DAY: days}
     if amounts is not None:
         columns[AMOUNT] = amounts
+    # the days since the customer's previous purchase, written in place (a long log has no
+    # room for int64 copies of its columns)
+    gap = np.empty(len(days), dtype=np.int32)
+    gap[:1] = -1
+    np.subtract(days[1:], days[:-1], out=gap[1:])
     same = codes[1:] == codes[:-1]
-    step = np.diff(days)
-    ordered = sorted_ids and not np.any(step[same] < 0)
+    ordered = sorted_ids and not np.any((gap[1:] < 0) & same)
     if ordered:
-        columns["gap"] = np.concatenate([[-1], np.where(same, step, -1)]).astype(np.int32)
-    del same, step
+        np.copyto(gap[1:], -1, where=~same)
+        columns["gap"] = gap
+    del same, gap
     return Compact(pd.DataFrame(columns, copy=False), ids, ordered)
 
 
