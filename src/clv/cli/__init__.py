@@ -10,11 +10,14 @@
 Heavy libraries (pandas, DuckDB, lifetimes, scipy, MLflow) are imported inside the commands,
 so ``clv --help`` stays fast. :func:`main` is the installed ``clv`` entry point; it alone
 changes process-wide state (signal handlers, OpenMP's wait policy, MLflow's log level), and
-puts the handlers back when the command ends.
+puts the handlers back when the command ends; after a command that succeeded it ends the
+process without the interpreter's teardown (:func:`end_without_teardown`).
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import signal
 import sys
@@ -107,12 +110,35 @@ def restore_signal_handlers(previous: dict[signal.Signals, Any]) -> None:
         signal.signal(sig, handler)
 
 
+def end_without_teardown(succeeded: dict[str, bool]) -> None:
+    """The last exit handler of the ``clv`` process (:func:`main` registers it first): once a
+    command has succeeded and every other exit handler has run (MLflow's, Spark's, logging's),
+    flush the standard streams and end the process at once.
+
+    The interpreter's own teardown frees nothing the operating system does not, and with
+    MLflow, SQLAlchemy and LightGBM loaded (4,000 modules, half a million objects) it took
+    1.4 s of a 35 s training of 1M customers. Every file and DuckDB spill folder clv writes is
+    closed by then (context managers). A failed command exits the normal way.
+    """
+    if not succeeded.get("done"):
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main() -> None:
     """The ``clv`` command (the installed entry point, and ``python -m clv.cli``)."""
     for key, value in {**PROCESS_DEFAULTS, **openmp_defaults(os.environ)}.items():
         os.environ.setdefault(key, value)
+    succeeded: dict[str, bool] = {}
+    atexit.register(end_without_teardown, succeeded)  # first registered: runs last
     previous = install_signal_handlers()
     try:
         app()
+    except SystemExit as exit_:
+        succeeded["done"] = exit_.code in (None, 0)
+        raise
     finally:
         restore_signal_handlers(previous)
