@@ -682,6 +682,12 @@ def _features(
     return listed
 
 
+def value_model(bundle: Bundle, has_amounts: bool) -> Bundle:
+    """The bundle to score a log with: without its spend model when the log has no amounts
+    (value columns need them)."""
+    return replace(bundle, spend=None) if bundle.spend is not None and not has_amounts else bundle
+
+
 def score_transactions(
     bundle: Bundle,
     log: TransactionLog,
@@ -699,8 +705,7 @@ def score_transactions(
     attributes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score a cleaned transaction log (see :func:`customer_features` and :func:`score_rfm`)."""
-    if bundle.spend is not None and not log.has_amounts:
-        bundle = replace(bundle, spend=None)  # value columns need amounts
+    bundle = value_model(bundle, log.has_amounts)
     frame = customer_features(
         bundle, log, as_of=as_of, customers=customers, surveys=surveys, attributes=attributes
     )

@@ -173,7 +173,14 @@ def score(
 
             from clv.data.clean import load_transactions
             from clv.data.customers import load_surveys, read_customer_list
-            from clv.predict import load_model, model_attributes, score_transactions, write_scores
+            from clv.predict import (
+                customer_features,
+                load_model,
+                model_attributes,
+                score_rfm,
+                value_model,
+                write_scores,
+            )
 
             to_database = database_output(s)
             bundle = load_model(s.model, settings.mlflow.tracking_uri)
@@ -183,6 +190,7 @@ def score(
                 log = load_transactions(
                     settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
                 )
+            report, has_amounts = log.report, log.has_amounts
             listed = (
                 read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
             )
@@ -212,21 +220,27 @@ def score(
                     scores = pd.read_parquet(path)
                     scores.attrs["ranges"] = ranges
                 else:
-                    scores = score_transactions(
-                        bundle,
+                    scoring = value_model(bundle, has_amounts)
+                    frame = customer_features(
+                        scoring,
                         log,
-                        s.horizon,
                         as_of=as_of_day,
                         customers=listed,
+                        surveys=surveys_table,
+                        attributes=attributes,
+                    )
+                    del log  # scoring reads the customers' table: free the log's rows now
+                    scores = score_rfm(
+                        scoring,
+                        frame,
+                        s.horizon,
                         time_unit=s.time_unit,
                         discount_rate=s.discount_rate,
                         margin=s.margin,
                         progress=bar,
                         segments=s.segments,
                         segment_rest=s.segment_rest,
-                        surveys=surveys_table,
                         interval=s.interval,
-                        attributes=attributes,
                     )
                     if to_database:
                         from clv.data import postgres
@@ -236,7 +250,7 @@ def score(
                             s.out,
                             s.out_table,
                             s.if_exists,
-                            as_of=str(as_of_day.date()) if as_of_day else log.report.last_date,
+                            as_of=str(as_of_day.date()) if as_of_day else report.last_date,
                             model_version=model_version(s.model, bundle),
                         )
                         path = f"{redact(s.out)} table {s.out_table} ({s.if_exists})"
@@ -246,7 +260,7 @@ def score(
         raise fail(exc) from None
     finally:
         bar.close()
-    print_cleaning(log.report)
+    print_cleaning(report)
     unit = s.time_unit or bundle.time_unit
     churn_h = None
     notices = [str(w.message) for w in clv_notices(caught)]
@@ -260,7 +274,7 @@ def score(
                 f"(set at training with --churn-horizon), not for --horizon {s.horizon:g}."
             )
     print_scores(scores, s.horizon, unit, path, churn_h)
-    if bundle.spend is None or not log.has_amounts:
+    if bundle.spend is None or not has_amounts:
         why = "the model has no spend model" if bundle.spend is None else "the log has no amounts"
         notices.append(f"Value columns (expected_avg_value, clv) are absent: {why}.")
     print_notices([], notices)
