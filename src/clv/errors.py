@@ -30,5 +30,10 @@ class DatabaseError(ClvError, RuntimeError):
     credentials, and says whether anything was changed)."""
 
 
+class MemoryLimitError(ClvError, MemoryError):
+    """A step needed more memory than the limit clv runs it under (the message names the limit
+    and how to raise it)."""
+
+
 class ClvWarning(UserWarning):
     """A notice about the data or the run that the user should read (the CLI prints these)."""

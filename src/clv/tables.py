@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from clv import resources
-from clv.errors import DataValidationError
+from clv.errors import DataValidationError, MemoryLimitError
 
 
 def duckdb_settings() -> dict[str, Any]:
@@ -66,7 +66,16 @@ def connection(**tables: pd.DataFrame | Path) -> Iterator[Any]:
                 con.register(name, table)
             else:
                 con.register(name, con.read_parquet(str(table)))
-        yield con
+        try:
+            yield con
+        except duckdb.OutOfMemoryException as exc:
+            reason = str(exc).splitlines()[0]
+            raise MemoryLimitError(
+                f"DuckDB needed more memory than its limit of {settings['memory_limit']} "
+                f"(CLV_DUCKDB_MEMORY_LIMIT) for work it cannot spill to disk ({reason}). Set "
+                "CLV_DUCKDB_MEMORY_LIMIT higher (e.g. 8GB: a median over 100M rows holds them "
+                "all), or give the process fewer threads (--threads)."
+            ) from None
 
 
 def query(

@@ -478,3 +478,27 @@ def _numbers(tree) -> dict:
 
 def _texts(tree) -> dict:
     return {k: v for k, v in _leaves(tree) if not isinstance(v, float)}
+
+
+def test_duckdb_out_of_memory_names_the_limit_to_raise(tmp_path, monkeypatch):
+    """A query DuckDB cannot spill (the quantiles of the whole-log rule) under a too-small
+    CLV_DUCKDB_MEMORY_LIMIT is a clear error naming that setting, not a DuckDB traceback, and
+    leaves no output behind."""
+    rng = np.random.default_rng(3)
+    n = 2_000_000
+    raw = pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, 50_000, n).astype(str),
+            "date": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 700, n), "D"),
+            "amount": rng.gamma(2.0, 20.0, n),
+        }
+    )
+    path = tmp_path / "log.parquet"
+    raw.to_parquet(path, index=False)
+    monkeypatch.setenv("CLV_DUCKDB_MEMORY_LIMIT", "8MB")
+    out = tmp_path / "prepared"
+    result = runner.invoke(app, ["prepare", "-t", str(path), "--out", str(out)])
+    assert result.exit_code != 0
+    assert "CLV_DUCKDB_MEMORY_LIMIT" in result.output and "8MB" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() or not any(out.iterdir())
