@@ -144,11 +144,11 @@ def purchase_metrics(
 def value_metrics(actual: np.ndarray | metrics.Actual, predicted: np.ndarray) -> dict[str, float]:
     """Spearman, normalized Gini, top-decile capture and MAE of holdout revenue (``actual`` as
     :class:`clv.metrics.Actual` to rank it once for several forecasts)."""
-    order = metrics.highest_first(np.asarray(predicted, dtype=float))  # shared by two
+    ordered = metrics.ordering(np.asarray(predicted, dtype=float))  # one sort for three
     return {
-        "spearman": metrics.spearman(actual, predicted),
-        "normalized_gini": metrics.normalized_gini(actual, predicted, order),
-        "top_decile_capture": metrics.top_decile_capture(actual, predicted, order=order),
+        "spearman": metrics.spearman(actual, predicted, ordered.ranks),
+        "normalized_gini": metrics.normalized_gini(actual, predicted, ordered.order),
+        "top_decile_capture": metrics.top_decile_capture(actual, predicted, order=ordered.order),
         "mae": metrics.mae(actual, predicted),
     }
 

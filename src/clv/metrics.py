@@ -64,6 +64,37 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return pd.Series(settled(values)).rank().to_numpy()
 
 
+@dataclass(frozen=True)
+class Ordering:
+    """A forecast's customers highest first (:func:`highest_first`) and their average ranks
+    (ascending, ties sharing theirs, as :attr:`Actual.ranks`), from one sort."""
+
+    order: np.ndarray
+    ranks: np.ndarray
+
+
+def ordering(values: np.ndarray) -> Ordering:
+    """:class:`Ordering` of ``values`` (:func:`settled`): one stable sort, highest first; a run
+    of equal values at positions ``i … j − 1`` of it holds the ascending ranks ``n − j + 1 …
+    n − i``, whose average each of them gets.
+
+    >>> ordering(np.array([3.0, 1.0, 3.0, 2.0])).ranks.tolist()
+    [3.5, 1.0, 3.5, 2.0]
+    """
+    level = settled(values)
+    order = np.argsort(-level, kind="stable")
+    if np.isnan(level).any():
+        return Ordering(order, _ranks(values))
+    descending = level[order]
+    n = len(descending)
+    starts = np.flatnonzero(np.r_[True, descending[1:] != descending[:-1]])
+    ends = np.r_[starts[1:], n]
+    run = np.repeat(np.arange(len(starts)), ends - starts)
+    ranks = np.empty(n)
+    ranks[order] = (n - (starts + ends - 1) / 2.0)[run]
+    return Ordering(order, ranks)
+
+
 def mae(actual, predicted) -> float:
     """Mean absolute error.
 
@@ -123,13 +154,15 @@ def aggregate_error_pct(actual, predicted) -> float:
     return float(100.0 * (p.sum() - total) / total) if total else float("nan")
 
 
-def spearman(actual, predicted) -> float:
+def spearman(actual, predicted, ranks: np.ndarray | None = None) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either side is constant.
+    ``ranks``: the forecast's (:func:`ordering`) when the caller has them.
 
     >>> spearman([1, 2, 3, 4], [10, 20, 30, 40])
     1.0
     """
-    ra, rp = Actual.of(actual).ranks, _ranks(_arrays(predicted)[0])
+    ra = Actual.of(actual).ranks
+    rp = _ranks(_arrays(predicted)[0]) if ranks is None else ranks
     if ra.std() == 0 or rp.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rp)[0, 1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,3 +100,15 @@ def test_outcomes_ranked_once_score_as_the_plain_arrays_do(actual, predicted):
         assert plain.keys() == shared.keys()
         for key in plain:
             assert plain[key] == shared[key] or (np.isnan(plain[key]) and np.isnan(shared[key]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.1 + 0.2, 0.3, 1.5, 7.0, -2.0]), max_size=60))
+def test_one_sort_gives_the_order_and_the_average_ranks(values):
+    """metrics.ordering equals the two sorts it replaces (ties, and sums that differ only in
+    their last bits, included)."""
+    values = np.array(values, dtype=float)
+    found = metrics.ordering(values)
+    np.testing.assert_array_equal(found.order, metrics.highest_first(values))
+    expected = pd.Series(metrics.settled(values)).rank().to_numpy()
+    np.testing.assert_array_equal(found.ranks, expected)
