@@ -453,7 +453,29 @@ def _choose_calibration(
     return {"method": chosen, **fit}, info
 
 
-def train_churn_model(
+@dataclass
+class ChurnTable:
+    """A leak-free window's training table for the churn classifier (:func:`churn_table`).
+
+    ``early`` is the model the window ends with before any LightGBM (too few customers or of a
+    class: the BG/NBD score); otherwise ``frame`` and ``labels`` are what LightGBM is
+    cross-validated and trained on (:func:`fit_churn_table`), ``btyd`` the BG/NBD of its
+    features. ``note`` is the window's note (:func:`leak_free_window`; None when the whole
+    horizon fits).
+    """
+
+    horizon: float
+    time_unit: str
+    window: dict[str, Any]
+    btyd: PurchaseModel | None = None
+    frame: pd.DataFrame | None = None
+    labels: np.ndarray | None = None
+    attribute_columns: list[str] = field(default_factory=list)
+    early: ChurnModel | None = None
+    note: str | None = None
+
+
+def churn_table(
     transactions: pd.DataFrame | Compact,
     feature_cutoff: pd.Timestamp,
     label_end: pd.Timestamp,
@@ -462,32 +484,12 @@ def train_churn_model(
     seed: int = 42,
     surveys: pd.DataFrame | None = None,
     max_customers: int | None = None,
-    settings: ChurnConfig | None = None,
     stop: threading.Event | None = None,
-) -> ChurnModel:
-    """Train a churn score on one leak-free window (features ≤ cutoff, labels in (cutoff, end]).
-
-    ``settings`` are LightGBM's, the folds and the blend rule (``churn`` in the config; its
-    defaults when omitted). ``stop``, when set, ends the training between its steps and at the
-    next boosting round (:class:`clv.background.StoppedError`; a job on a worker thread).
-
-    The returned model's ``btyd`` is the BG/NBD fitted up to ``feature_cutoff``; to score later
-    customers, replace it with one fitted on data up to the scoring day
-    (:func:`dataclasses.replace`).
-
-    ``max_customers`` caps the customers LightGBM is cross-validated and trained on: above it, a
-    seeded sample stratified by the label (the BG/NBD fit, and so its features, still use every
-    customer). At 200,000 customers the AUC's standard error is already ~0.001, while
-    five-fold boosting on millions of rows would dominate the run and its memory.
-
-    Returns
-    -------
-    ChurnModel
-        With ``choice = "btyd"`` and the raw BG/NBD score when the window has fewer than
-        ``MIN_CUSTOMERS`` customers or fewer than 5 of either class.
-    """
-
-    settings = settings if settings is not None else ChurnConfig()
+) -> ChurnTable:
+    """The first half of :func:`train_churn_model`: the window's features (with its BG/NBD),
+    labels and training sample, for :func:`fit_churn_table`. The halves can run on different
+    threads (:mod:`clv.training` builds the shipped window's table on the main line while the
+    worker trains another window's classifier)."""
     cut, end = pd.Timestamp(feature_cutoff), pd.Timestamp(label_end)
     horizon = units.in_units((end - cut).days, time_unit)
     rfm = behaviour_features(transactions, cut, time_unit)
@@ -499,7 +501,7 @@ def train_churn_model(
         "customers": len(rfm),
     }
     if len(rfm) < MIN_CUSTOMERS or not (rfm["frequency"] > 0).any():
-        return ChurnModel(
+        early = ChurnModel(
             horizon,
             time_unit,
             None,
@@ -509,6 +511,7 @@ def train_churn_model(
             window=window,
             validation={"decision": "too few customers in the window: BG/NBD score"},
         )
+        return ChurnTable(horizon, time_unit, window, early=early)
     btyd, _ = churn_feature_model(rfm, time_unit)
     frame = with_model_features(rfm, cut, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
@@ -524,7 +527,7 @@ def train_churn_model(
         frame, labels = frame.iloc[keep].reset_index(drop=True), labels[keep]
         window["training_customers"] = len(frame)
     if min(labels.sum(), len(labels) - labels.sum()) < 5:
-        return ChurnModel(
+        early = ChurnModel(
             horizon,
             time_unit,
             btyd,
@@ -534,6 +537,25 @@ def train_churn_model(
             window=window,
             validation={"decision": "too few customers or churners: BG/NBD score"},
         )
+        return ChurnTable(horizon, time_unit, window, btyd, early=early)
+    attribute_columns = (
+        [c for c in attributes.columns if c != CUSTOMER] if attributes is not None else []
+    ) + (SURVEY_FEATURES if surveys is not None else [])
+    return ChurnTable(horizon, time_unit, window, btyd, frame, labels, attribute_columns)
+
+
+def fit_churn_table(
+    table: ChurnTable,
+    seed: int = 42,
+    settings: ChurnConfig | None = None,
+    stop: threading.Event | None = None,
+) -> ChurnModel:
+    """The second half of :func:`train_churn_model`: LightGBM's cross-validation, the blend
+    and calibration choice and the final booster, on a :class:`ChurnTable`."""
+    if table.early is not None:
+        return table.early
+    settings = settings if settings is not None else ChurnConfig()
+    frame, labels = table.frame, table.labels
 
     import lightgbm as lgb
     from sklearn.model_selection import StratifiedKFold
@@ -586,23 +608,90 @@ def train_churn_model(
     }
     importance = dict(zip(columns, final.feature_importance("gain").tolist(), strict=True))
     validation["feature_importance_gain"] = importance
-    attribute_columns = (
-        [c for c in attributes.columns if c != CUSTOMER] if attributes is not None else []
-    ) + (SURVEY_FEATURES if surveys is not None else [])
     return ChurnModel(
-        horizon,
-        time_unit,
-        btyd,
+        table.horizon,
+        table.time_unit,
+        table.btyd,
         choice,
         float(best),
         platt,
         columns,
         categories,
-        attribute_columns,
+        table.attribute_columns,
         final.model_to_string(),
         validation,
-        window,
+        table.window,
     )
+
+
+def train_churn_model(
+    transactions: pd.DataFrame | Compact,
+    feature_cutoff: pd.Timestamp,
+    label_end: pd.Timestamp,
+    time_unit: str,
+    attributes: pd.DataFrame | None = None,
+    seed: int = 42,
+    surveys: pd.DataFrame | None = None,
+    max_customers: int | None = None,
+    settings: ChurnConfig | None = None,
+    stop: threading.Event | None = None,
+) -> ChurnModel:
+    """Train a churn score on one leak-free window (features ≤ cutoff, labels in (cutoff, end]):
+    :func:`churn_table`, then :func:`fit_churn_table`.
+
+    ``settings`` are LightGBM's, the folds and the blend rule (``churn`` in the config; its
+    defaults when omitted). ``stop``, when set, ends the training between its steps and at the
+    next boosting round (:class:`clv.background.StoppedError`; a job on a worker thread).
+
+    The returned model's ``btyd`` is the BG/NBD fitted up to ``feature_cutoff``; to score later
+    customers, replace it with one fitted on data up to the scoring day
+    (:func:`dataclasses.replace`).
+
+    ``max_customers`` caps the customers LightGBM is cross-validated and trained on: above it, a
+    seeded sample stratified by the label (the BG/NBD fit, and so its features, still use every
+    customer). At 200,000 customers the AUC's standard error is already ~0.001, while
+    five-fold boosting on millions of rows would dominate the run and its memory.
+
+    Returns
+    -------
+    ChurnModel
+        With ``choice = "btyd"`` and the raw BG/NBD score when the window has fewer than
+        ``MIN_CUSTOMERS`` customers or fewer than 5 of either class.
+    """
+    table = churn_table(
+        transactions,
+        feature_cutoff,
+        label_end,
+        time_unit,
+        attributes,
+        seed,
+        surveys,
+        max_customers,
+        stop,
+    )
+    return fit_churn_table(table, seed, settings, stop)
+
+
+def window_table(
+    transactions: pd.DataFrame | Compact,
+    end: pd.Timestamp,
+    horizon_days: int,
+    time_unit: str,
+    seed: int,
+    max_customers: int | None,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    stop: threading.Event | None = None,
+) -> ChurnTable:
+    """The :class:`ChurnTable` of the latest leak-free window that ends at ``end``: features up
+    to ``end − H`` (or later, when the log is too short: :func:`leak_free_window`, whose note it
+    carries), labels in the window after."""
+    start, note = leak_free_window(transactions, end, horizon_days)
+    table = churn_table(
+        transactions, start, end, time_unit, attributes, seed, surveys, max_customers, stop
+    )
+    table.note = note
+    return table
 
 
 def train_churn_window(
@@ -617,30 +706,19 @@ def train_churn_window(
     surveys: pd.DataFrame | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[ChurnModel, str | None]:
-    """Train the churn model on the latest leak-free window that ends at ``end``: features up to
-    ``end − H`` (or later, when the log is too short: :func:`leak_free_window`), labels in the
-    window after. The one way every step (evaluation, shipping, promotion) trains it
-    (``stop``: :func:`train_churn_model`).
+    """Train the churn model on the latest leak-free window that ends at ``end``
+    (:func:`window_table`, then :func:`fit_churn_table`). The one way every step (evaluation,
+    shipping, promotion) trains it (``stop``: :func:`train_churn_model`).
 
     Returns
     -------
     tuple
         The model, and the window's note (None when the whole horizon fits).
     """
-    start, note = leak_free_window(transactions, end, horizon_days)
-    model = train_churn_model(
-        transactions,
-        start,
-        end,
-        time_unit,
-        attributes,
-        seed,
-        surveys,
-        max_customers,
-        settings,
-        stop,
+    table = window_table(
+        transactions, end, horizon_days, time_unit, seed, max_customers, attributes, surveys, stop
     )
-    return model, note
+    return fit_churn_table(table, seed, settings, stop), table.note
 
 
 def _delong_components(labels: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

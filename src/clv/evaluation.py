@@ -51,7 +51,7 @@ from clv.models.registry import (
 )
 
 if TYPE_CHECKING:
-    from clv.churn import ChurnModel
+    from clv.churn import ChurnModel, ChurnTable
 
 #: A trained churn model and its window's note (:func:`clv.churn.train_churn_window`).
 ChurnResult = tuple["ChurnModel", str | None]
@@ -278,22 +278,47 @@ def churn_window(
     """The config's churn classifier trained on the leak-free window that ends at ``end``
     (:func:`clv.churn.train_churn_window`; ``horizon`` in the time unit): the one the scorecard
     judges ends at the calibration cutoff, blind to the holdout; the one that ships
-    (:mod:`clv.training`) at the log's end."""
-    from clv.churn import train_churn_window
+    (:mod:`clv.training`) at the log's end. :func:`churn_window_table` and
+    :func:`fit_churn_window` are its two halves."""
+    return fit_churn_window(
+        churn_window_table(log, config, end, horizon, attributes, surveys, stop), config, stop
+    )
+
+
+def churn_window_table(
+    log: TransactionLog,
+    config: Config,
+    end: pd.Timestamp,
+    horizon: float,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+    stop: threading.Event | None = None,
+) -> ChurnTable:
+    """The training table of :func:`churn_window` (:func:`clv.churn.window_table`)."""
+    from clv.churn import window_table
 
     unit = config.features.time_unit
-    return train_churn_window(
+    return window_table(
         log.compact,
         end,
         units.whole_days(horizon, unit),
         unit,
         config.train.seed,
         config.train.churn_max_customers,
-        config.churn,
         attributes,
         surveys,
         stop,
     )
+
+
+def fit_churn_window(
+    table: ChurnTable, config: Config, stop: threading.Event | None = None
+) -> ChurnResult:
+    """The classifier of :func:`churn_window` from its training table, with the window's note
+    (:func:`clv.churn.fit_churn_table`)."""
+    from clv.churn import fit_churn_table
+
+    return fit_churn_table(table, config.train.seed, config.churn, stop), table.note
 
 
 def _evaluate(

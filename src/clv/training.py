@@ -55,7 +55,9 @@ from clv.evaluation import (
     choose_split,
     churn_horizon,
     churn_window,
+    churn_window_table,
     evaluate,
+    fit_churn_window,
     label,
     needs_log_gaps,
     observation_end,
@@ -291,14 +293,19 @@ def _train(
     notices: list[str] = [log.report.implausible_note()] if log.report.implausible_note() else []
     with warnings.catch_warnings(record=True) as caught, background() as jobs:
         warnings.simplefilter("always")
-        # both churn trainings start now, in turn, on a worker thread (clv.background): LightGBM
-        # uses the core that the purchase fits, the metrics and the refits leave idle
+        # both churn trainings run in turn on a worker thread (clv.background): LightGBM uses
+        # the core that the purchase fits, the metrics and the refits leave idle. The worker's
+        # chain is the longer one, so the main line builds the shipped window's table while the
+        # worker trains the scorecard's classifier: the worker then only runs its LightGBM.
         split = choose_split(log, config)
         H = churn_horizon(config, split)
-        evaluation_churn, latest_churn = (
-            jobs.submit(churn_window, log, config, end, H, attributes, surveys, jobs.stop)
-            for end in (split.calibration_end, observation_end(log, config))
+        evaluation_churn = jobs.submit(
+            churn_window, log, config, split.calibration_end, H, attributes, surveys, jobs.stop
         )
+        latest = churn_window_table(
+            log, config, observation_end(log, config), H, attributes, surveys
+        )
+        latest_churn = jobs.submit(fit_churn_window, latest, config, jobs.stop)
         evaluation = evaluate(log, config, attributes, surveys, stages, evaluation_churn)
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")
