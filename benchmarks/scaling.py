@@ -3,6 +3,7 @@
     python benchmarks/scaling.py                       # 10k, 100k, 1M customers
     python benchmarks/scaling.py --customers 10000 10000000
     python benchmarks/scaling.py --customers 1000000 --repeats 3   # medians of 3
+    python benchmarks/scaling.py --customers 1000000 --again       # and a retraining
 
 For each size the simulator (:mod:`simulate`, BG/NBD + Gamma-Gamma at the CDNOW parameters,
 about 2.8 transactions per customer) writes a Parquet log; then the whole commands run as a user
@@ -53,13 +54,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="also time a second `clv train` into the same store (a retraining: no new tables)",
+    )
     args = parser.parse_args(argv)
     rows = []
     for n in args.customers:
         with tempfile.TemporaryDirectory() as folder:
             log = Path(folder) / "log.parquet"
             transactions = write_parquet(log, n, seed=1)
-            trains, scores = [], []
+            trains, scores, retrains = [], [], []
             for i in range(args.repeats):
                 work = Path(folder) / f"run{i}"
                 work.mkdir()
@@ -67,7 +73,14 @@ def main(argv: list[str] | None = None) -> None:
                 common = ["-t", str(log), "--tracking-uri", store]
                 trains.append(timed(["clv", "train", *common, "--model-dir", "m"], work))
                 scores.append(timed(["clv", "score", *common, "-m", "m", "-o", "s.parquet"], work))
+                if args.again:
+                    retrains.append(timed(["clv", "train", *common, "--model-dir", "m"], work))
             train, score = _median(trains), _median(scores)
+            if retrains:
+                again = _median(retrains)
+                runs = ", ".join(f"{t[0]:.1f} s" for t in retrains)
+                print(f"\nretraining into the same store: {again[0]:.1f} s ({runs}), ", end="")
+                print(f"{again[1]:,.0f} MB")
             rows.append((n, transactions, train, score))
             if args.repeats > 1:
                 print(f"\ntrain runs: {', '.join(f'{t[0]:.1f} s' for t in trains)}")
