@@ -60,6 +60,47 @@ def _beside_main(job: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return job(*args, **kwargs)
 
 
+class Handoff:
+    """A value built once, by whichever line of work needs it first.
+
+    The worker calls :meth:`get` when its job needs the value; the main line calls
+    :meth:`build_if_free` where it would otherwise wait for the worker. Whoever claims it first
+    builds it; the other waits for that result (or its exception: a failed build never leaves
+    the other line waiting).
+    """
+
+    def __init__(self, build: Callable[[], R]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._claimed = False
+        self._result: Future[R] = Future()
+
+    def _claim(self) -> bool:
+        with self._lock:
+            claimed, self._claimed = self._claimed, True
+        return not claimed
+
+    def _run(self) -> None:
+        try:
+            self._result.set_result(self._build())
+        except BaseException as exc:
+            self._result.set_exception(exc)
+            raise
+
+    def build_if_free(self) -> bool:
+        """Build the value here unless the other line has claimed it; whether this did."""
+        if not self._claim():
+            return False
+        self._run()
+        return True
+
+    def get(self) -> R:
+        """The value: built here if nobody claimed it, else what the claimer built."""
+        if self._claim():
+            self._run()
+        return self._result.result()
+
+
 @contextmanager
 def background() -> Iterator[Background]:
     """A :class:`Background` for a ``with`` block: its jobs are finished when the block ends,

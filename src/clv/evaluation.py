@@ -225,6 +225,7 @@ def evaluate(
     surveys: pd.DataFrame | None = None,
     stages: Callable[[str], None] | None = None,
     churn: Future[ChurnResult] | None = None,
+    while_waiting: Callable[[], object] | None = None,
 ) -> Evaluation:
     """Fit every model on the calibration period and score the holdout (module docstring).
 
@@ -245,6 +246,9 @@ def evaluate(
         The churn classifier of the window before the cutoff (:func:`churn_window` at the
         calibration cutoff), when the caller started it already; otherwise it is trained on a
         worker thread (:mod:`clv.background`) while the purchase models are fitted.
+    while_waiting : callable, optional
+        Called once, if that classifier is not ready when the scorecard needs it: work the
+        caller gives the main line instead of waiting (:class:`clv.background.Handoff`).
 
     Returns
     -------
@@ -257,7 +261,7 @@ def evaluate(
         )
     split = choose_split(log, config)
     if churn is not None:
-        return _evaluate(log, config, split, attributes, surveys, stages, churn)
+        return _evaluate(log, config, split, attributes, surveys, stages, churn, while_waiting)
     with background() as jobs:
         cutoff, horizon = split.calibration_end, churn_horizon(config, split)
         churn = jobs.submit(
@@ -329,6 +333,7 @@ def _evaluate(
     surveys: pd.DataFrame | None,
     stages: Callable[[str], None] | None,
     churn: Future[ChurnResult],
+    while_waiting: Callable[[], object] | None = None,
 ) -> Evaluation:
     unit, settings = config.features.time_unit, config.train
     cal = build_calibration_holdout(log.compact, split.calibration_end, split.observation_end, unit)
@@ -460,6 +465,8 @@ def _evaluate(
         f"coverage {card['intervals']['coverage']:.1%} (the model expects "
         f"{card['intervals']['expected_coverage']:.1%})"
     )
+    if while_waiting is not None and not churn.done():
+        while_waiting()
     churn_model, churn_frame = _evaluate_churn(
         log, config, split, cal, models, card, churn.result(), attributes, surveys
     )

@@ -30,6 +30,7 @@ Both are notices of the run; the run fails only when no candidate converges.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -41,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from clv import resources
-from clv.background import background
+from clv.background import Handoff, background
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
 from clv.churn import ChurnModel
 from clv.config import Config
@@ -115,6 +116,11 @@ def _ship_churn(
             f"come from {btyd.name} when scoring."
         )
     return replace(model, btyd=btyd)
+
+
+def _fit_handed(table: Handoff, config: Config, stop: threading.Event) -> ChurnResult:
+    """The shipped churn classifier from its handed-over training table (a worker's job)."""
+    return fit_churn_window(table.get(), config, stop)
 
 
 def build_kpis(
@@ -294,19 +300,23 @@ def _train(
     with warnings.catch_warnings(record=True) as caught, background() as jobs:
         warnings.simplefilter("always")
         # both churn trainings run in turn on a worker thread (clv.background): LightGBM uses
-        # the core that the purchase fits, the metrics and the refits leave idle. The worker's
-        # chain is the longer one, so the main line builds the shipped window's table while the
-        # worker trains the scorecard's classifier: the worker then only runs its LightGBM.
+        # the core that the purchase fits, the metrics and the refits leave idle. The shipped
+        # window's training table is built by whichever line gets to it first: the main line
+        # when it would otherwise wait for the scorecard's classifier (the worker's chain is the
+        # longer one on logs of about a million customers), the worker when it is ahead
         split = choose_split(log, config)
         H = churn_horizon(config, split)
         evaluation_churn = jobs.submit(
             churn_window, log, config, split.calibration_end, H, attributes, surveys, jobs.stop
         )
-        latest = churn_window_table(
-            log, config, observation_end(log, config), H, attributes, surveys
+        end = observation_end(log, config)
+        latest = Handoff(
+            lambda: churn_window_table(log, config, end, H, attributes, surveys, jobs.stop)
         )
-        latest_churn = jobs.submit(fit_churn_window, latest, config, jobs.stop)
-        evaluation = evaluate(log, config, attributes, surveys, stages, evaluation_churn)
+        latest_churn = jobs.submit(_fit_handed, latest, config, jobs.stop)
+        evaluation = evaluate(
+            log, config, attributes, surveys, stages, evaluation_churn, latest.build_if_free
+        )
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")
         full = build_rfm(log.compact, observation_end(log, config), unit)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from clv import resources
-from clv.background import StoppedError, background
+from clv.background import Handoff, StoppedError, background
 from clv.churn import train_churn_model
 
 CUT = pd.Timestamp("1997-06-30")
@@ -75,3 +75,42 @@ def test_queued_jobs_do_not_start_after_a_failure():
         raise RuntimeError("main line")
     assert running.result() is True
     assert queued.cancelled() and ran == []
+
+
+def test_a_handoff_is_built_once_by_whoever_claims_it_first():
+    """The worker waits for what the main line is building (and the other way round the main
+    line goes on); a failed build reaches the waiting worker instead of leaving it waiting."""
+    built, started = [], threading.Event()
+    release = threading.Event()
+
+    def build():
+        built.append(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+        return {"table": 1}
+
+    handoff = Handoff(build)
+    with background() as jobs:
+        main = threading.Thread(target=handoff.build_if_free, name="main-line")
+        main.start()
+        started.wait(5)
+        waiting = jobs.submit(handoff.get)  # the worker comes while the main line builds
+        assert not waiting.done()
+        release.set()
+        assert waiting.result(5) == {"table": 1}
+        main.join(5)
+    assert built == ["main-line"]
+
+    late = Handoff(lambda: built.append("worker") or "value")
+    assert late.get() == "value"
+    assert late.build_if_free() is False  # already built: nothing to do here
+    assert built[-1] == "worker" and built.count("worker") == 1
+
+    def broken():
+        raise ValueError("no table")
+
+    failed = Handoff(broken)
+    with pytest.raises(ValueError, match="no table"):
+        failed.build_if_free()
+    with pytest.raises(ValueError, match="no table"):
+        failed.get()
