@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -121,6 +122,13 @@ def _ship_churn(
 def _fit_handed(table: Handoff, config: Config, stop: threading.Event) -> ChurnResult:
     """The shipped churn classifier from its handed-over training table (a worker's job)."""
     return fit_churn_window(table.get(), config, stop)
+
+
+def _as_job(table: Handoff) -> None:
+    """Build the handed-over table on the main line with a job's threads
+    (:func:`clv.resources.reserved`, as on the worker): the same table whoever builds it."""
+    with resources.reserved(1):
+        table.build_if_free()
 
 
 def build_kpis(
@@ -315,7 +323,7 @@ def _train(
         )
         latest_churn = jobs.submit(_fit_handed, latest, config, jobs.stop)
         evaluation = evaluate(
-            log, config, attributes, surveys, stages, evaluation_churn, latest.build_if_free
+            log, config, attributes, surveys, stages, evaluation_churn, partial(_as_job, latest)
         )
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")
