@@ -474,6 +474,28 @@ class ChurnTable:
     early: ChurnModel | None = None
     note: str | None = None
 
+    @classmethod
+    def btyd_score(
+        cls,
+        horizon: float,
+        time_unit: str,
+        window: dict[str, Any],
+        btyd: PurchaseModel | None,
+        decision: str,
+    ) -> ChurnTable:
+        """A window that ends before LightGBM: the raw BG/NBD score, and why."""
+        early = ChurnModel(
+            horizon,
+            time_unit,
+            btyd,
+            "btyd",
+            0.0,
+            {"a": 1.0, "b": 0.0},
+            window=window,
+            validation={"decision": decision},
+        )
+        return cls(horizon, time_unit, window, btyd, early=early)
+
 
 def churn_table(
     transactions: pd.DataFrame | Compact,
@@ -494,24 +516,14 @@ def churn_table(
     horizon = units.in_units((end - cut).days, time_unit)
     rfm = behaviour_features(transactions, cut, time_unit)
     check(stop)
-    identity = {"a": 1.0, "b": 0.0}
     window = {
         "feature_cutoff": str(cut.date()),
         "label_end": str(end.date()),
         "customers": len(rfm),
     }
     if len(rfm) < MIN_CUSTOMERS or not (rfm["frequency"] > 0).any():
-        early = ChurnModel(
-            horizon,
-            time_unit,
-            None,
-            "btyd",
-            0.0,
-            identity,
-            window=window,
-            validation={"decision": "too few customers in the window: BG/NBD score"},
-        )
-        return ChurnTable(horizon, time_unit, window, early=early)
+        decision = "too few customers in the window: BG/NBD score"
+        return ChurnTable.btyd_score(horizon, time_unit, window, None, decision)
     btyd, _ = churn_feature_model(rfm, time_unit)
     frame = with_model_features(rfm, cut, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
@@ -527,17 +539,8 @@ def churn_table(
         frame, labels = frame.iloc[keep].reset_index(drop=True), labels[keep]
         window["training_customers"] = len(frame)
     if min(labels.sum(), len(labels) - labels.sum()) < 5:
-        early = ChurnModel(
-            horizon,
-            time_unit,
-            btyd,
-            "btyd",
-            0.0,
-            identity,
-            window=window,
-            validation={"decision": "too few customers or churners: BG/NBD score"},
-        )
-        return ChurnTable(horizon, time_unit, window, btyd, early=early)
+        decision = "too few customers or churners: BG/NBD score"
+        return ChurnTable.btyd_score(horizon, time_unit, window, btyd, decision)
     attribute_columns = (
         [c for c in attributes.columns if c != CUSTOMER] if attributes is not None else []
     ) + (SURVEY_FEATURES if surveys is not None else [])
