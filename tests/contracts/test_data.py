@@ -124,6 +124,25 @@ def test_sorted_rows_sum_into_days_across_any_batches(rows, batch, amounts):
         assert summed is None
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    ids=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=30),
+    dtype=st.sampled_from(["int64", "Int64", "float64"]),
+    start=st.integers(0, 5),
+)
+def test_integer_ids_become_the_same_text_as_pandas_gives(ids, dtype, start):
+    """Integer ids take Arrow's cast to text (the fast path); the text is pandas' own, the
+    index kept, and whole-number floats are read as integers."""
+    from clv.data.screen import customer_ids
+
+    if dtype == "float64":
+        ids = [i % 2**40 for i in ids]  # exact in a double
+    index = pd.RangeIndex(start, start + len(ids))
+    values = pd.Series(ids, dtype=dtype, index=index)
+    expected = pd.Series(ids, dtype="int64", index=index).astype("str")
+    pd.testing.assert_series_equal(customer_ids(values, "id"), expected)
+
+
 def test_timezone_aware_timestamps_count_days_in_the_configured_zone():
     frame = pd.DataFrame(
         {

@@ -152,15 +152,28 @@ def customer_ids(values: pd.Series, column: str) -> pd.Series:
         finite = values.dropna()
         if (finite == np.round(finite)).all():
             values = values.astype("Int64")
-    ids = values.astype("str").where(values.notna())
-    ids = ids.str.strip()
-    missing = (ids.isna() | (ids == "")).to_numpy()
+    if pd.api.types.is_integer_dtype(values):  # Arrow's cast: ~6x faster than astype("str")
+        missing = values.isna().to_numpy()
+        ids = None
+    else:
+        ids = values.astype("str").where(values.notna()).str.strip()
+        missing = (ids.isna() | (ids == "")).to_numpy()
     if missing.any():
         raise DataValidationError(
             f"Column {column!r}: {int(missing.sum()):,} row(s) have no customer id, e.g. "
             f"{first_example(values, missing)}. Fill or remove them before training."
         )
-    return ids.astype("str")
+    return _integer_text(values) if ids is None else ids.astype("str")
+
+
+def _integer_text(values: pd.Series) -> pd.Series:
+    """Integer ids (without missing values) as pandas' text dtype, through Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(pa.Array.from_pandas(values), pa.large_string())
+    dtype = pd.Series([], dtype="str").dtype
+    return text.to_pandas(types_mapper={pa.large_string(): dtype}.get).set_axis(values.index)
 
 
 #: The days a timestamp (datetime64[ns]) can hold: 1677-09-22 .. 2262-04-11.
