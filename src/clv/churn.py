@@ -117,11 +117,10 @@ def behaviour_features(
     one DuckDB pass (no model outputs), sorted by id. Inter-purchase gaps come with the compact
     view of an ordered log; otherwise a window function computes them."""
     log = compact(transactions)
-    table = log.run(
+    return log.per_customer(
         _window_sql(log.has_amounts, log.ordered),
         {"cut": day_number(cutoff), "unit": units.days(1.0, time_unit)},
     )
-    return log.finish(table)
 
 
 def churn_features(
@@ -247,11 +246,9 @@ def churn_labels(
 ) -> np.ndarray:
     """1 where a customer makes no purchase in (start, end], else 0."""
     log = compact(transactions)
-    buyers = log.finish(
-        log.run(
-            f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} > $start AND {DAY} <= $end",
-            {"start": day_number(start), "end": day_number(end)},
-        )
+    buyers = log.per_customer(
+        f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} > $start AND {DAY} <= $end",
+        {"start": day_number(start), "end": day_number(end)},
     )
     found = query(
         f"""SELECT c.position, b.{CUSTOMER} IS NULL AS churned

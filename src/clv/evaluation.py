@@ -846,12 +846,9 @@ def _mean_spend(log: TransactionLog, cal: pd.DataFrame, split: Split) -> np.ndar
     are sorted by id, so the rows line up (checked).
     """
     view = log.compact
-    means = view.finish(
-        view.run(
-            "SELECT customer_id, AVG(amount) AS mean FROM tx WHERE day <= $end "
-            "GROUP BY customer_id",
-            {"end": day_number(split.calibration_end)},
-        )
+    means = view.per_customer(
+        "SELECT customer_id, AVG(amount) AS mean FROM tx WHERE day <= $end GROUP BY customer_id",
+        {"end": day_number(split.calibration_end)},
     )
     if not means["customer_id"].equals(cal["customer_id"].reset_index(drop=True)):
         raise AssertionError("calibration customers and spend rows do not line up")

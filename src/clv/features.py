@@ -78,11 +78,10 @@ def build_rfm(
     1           b          0      0.0  3.0             0.0
     """
     log = compact(transactions)
-    frame = log.run(
+    return log.per_customer(
         f"SELECT {rfm_select(log.has_amounts)} FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}",
         {"unit": units.days(1.0, time_unit), "end": day_number(observation_end)},
     )
-    return log.finish(frame)
 
 
 def build_calibration_holdout(
@@ -131,7 +130,7 @@ def build_calibration_holdout(
         FROM tx WHERE {DAY} <= $obs_end
         GROUP BY {CUSTOMER} HAVING MIN({DAY}) <= $end
     """
-    frame = log.run(
+    return log.per_customer(
         sql,
         {
             "unit": units.days(1.0, time_unit),
@@ -139,7 +138,6 @@ def build_calibration_holdout(
             "obs_end": day_number(obs_end),
         },
     )
-    return log.finish(frame)
 
 
 def _gaps_sql(log: Compact, where: str = "TRUE", order: bool = False) -> str:
@@ -172,12 +170,12 @@ def add_log_gaps(
     Erlang-k inter-purchase times make the likelihood depend on them (BTYDplus' ``litt``).
     """
     log = compact(transactions)
-    frame = log.run(
+    frame = log.per_customer(
         f"SELECT {CUSTOMER}, SUM(ln(gap / $unit)) AS log_gap_sum FROM ({_gaps_sql(log)}) "
         f"WHERE gap > 0 GROUP BY {CUSTOMER}",
         {"unit": units.days(1.0, time_unit), "end": day_number(observation_end)},
     )
-    gaps = log.finish(frame).set_index(CUSTOMER)["log_gap_sum"]
+    gaps = frame.set_index(CUSTOMER)["log_gap_sum"]
     return rfm.assign(log_gap_sum=rfm[CUSTOMER].map(gaps).fillna(0.0).to_numpy())
 
 

@@ -374,14 +374,11 @@ def value_segments_table(
     revenue over the period."""
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
     view = log.compact
-    frame = view.finish(
-        view.run(
-            f"""SELECT {CUSTOMER},
-                       COALESCE(SUM({AMOUNT}) FILTER (WHERE {DAY} >= $start), 0)::DOUBLE
-                           AS revenue
-                FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}""",
-            {"start": day_number(start), "end": day_number(as_of)},
-        )
+    frame = view.per_customer(
+        f"""SELECT {CUSTOMER},
+                   COALESCE(SUM({AMOUNT}) FILTER (WHERE {DAY} >= $start), 0)::DOUBLE AS revenue
+            FROM tx WHERE {DAY} <= $end GROUP BY {CUSTOMER}""",
+        {"start": day_number(start), "end": day_number(as_of)},
     )
     ranking = frame["revenue"] if predicted is None else frame[CUSTOMER].map(predicted).fillna(0.0)
     frame["ranking"] = ranking
@@ -555,11 +552,9 @@ def build_report(
     if costs is not None:
         view = log.compact
         acquired = pd.Index(
-            view.finish(
-                view.run(
-                    f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} <= $end",
-                    {"end": day_number(as_of)},
-                )
+            view.per_customer(
+                f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} <= $end",
+                {"end": day_number(as_of)},
             )[CUSTOMER]
         )
         cac, channels = acquisition_costs(costs, customers, acquired)

@@ -109,3 +109,39 @@ def test_unsorted_logs_give_the_same_tables(sample_log):
     ]
     for ours, theirs in pairs:
         pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-12)
+
+
+def test_blocks_of_customers_give_the_same_tables(sample_log, monkeypatch):
+    """A long ordered log is queried one block of whole customers at a time
+    (``Compact.per_customer``): block edges that fall inside a customer's rows move back to her
+    first row, and every per-customer table equals the one-query table."""
+    import importlib
+
+    from clv.churn import behaviour_features, churn_labels
+    from clv.features import add_log_gaps
+
+    log = sample_log.compact
+    assert log.ordered
+    cut, end = pd.Timestamp("1997-09-30"), pd.Timestamp("1998-06-30")
+
+    def tables() -> list[pd.DataFrame]:
+        rfm = build_rfm(log, cut, "week")
+        churned = churn_labels(log, rfm["customer_id"], cut, end)
+        return [
+            rfm,
+            build_calibration_holdout(log, cut, end, "week"),
+            behaviour_features(log, cut, "week"),
+            add_log_gaps(rfm, log, cut, "week"),
+            pd.DataFrame({"churned": churned}),
+        ]
+
+    whole = tables()
+    block = 97
+    codes = log.frame["customer_id"].to_numpy()
+    starts = np.arange(block, len(codes), block)
+    assert (codes[starts] == codes[starts - 1]).sum() > 20  # edges inside a customer's rows
+    # the module (clv.data's ``compact`` attribute is the function of that name)
+    monkeypatch.setattr(importlib.import_module("clv.data.compact"), "BLOCK_ROWS", block)
+    for ours, theirs in zip(tables(), whole, strict=True):
+        assert len(ours) > 2_000
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-12)

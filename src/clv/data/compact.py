@@ -103,14 +103,54 @@ class Compact:
 
         return query(sql, params, tx=self.frame)
 
+    def per_customer(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run SQL that gives one row per customer (a ``GROUP BY customer_id`` or ``SELECT
+        DISTINCT customer_id`` over table ``tx``) and :meth:`finish` the result.
+
+        An ordered log of more than :data:`BLOCK_ROWS` rows is queried one block of whole
+        customers at a time, on one connection: DuckDB then holds one block's aggregates,
+        not every customer's (at 5.5M customers the churn features' query rose 2.4 GB above
+        the log at once, 1.2 GB by blocks, and ran faster), and each block's rows come back
+        sorted by code, so the blocks need no sort when put together.
+        """
+        frame = self.frame
+        if not self.ordered or len(frame) <= BLOCK_ROWS:
+            return self.finish(self.run(sql, params))
+        import pyarrow as pa
+
+        from clv.tables import connection
+
+        codes = frame[CUSTOMER].to_numpy()
+        # each block starts at the first row of a customer (a searchsorted on int32 codes: an
+        # int64 key would copy the column)
+        firsts = codes[np.arange(0, len(codes), BLOCK_ROWS)]
+        edges = np.append(np.unique(np.searchsorted(codes, firsts)), len(codes))
+        parts = []
+        with connection() as con:
+            for lo, hi in itertools.pairwise(edges):
+                con.register("tx", frame.iloc[lo:hi])
+                parts.append(con.sql(sql, params=params).to_arrow_table().sort_by(CUSTOMER))
+                con.unregister("tx")
+        table = pa.concat_tables(parts)
+        del parts
+        return self._labelled(table.to_pandas(self_destruct=True))
+
     def finish(self, table: pd.DataFrame) -> pd.DataFrame:
         """A per-customer result of a ``GROUP BY customer_id``: text ids, sorted by id, without
         ``monetary_value`` when the log has no amounts."""
-        table = table.sort_values(CUSTOMER, ignore_index=True)
+        return self._labelled(table.sort_values(CUSTOMER, ignore_index=True))
+
+    def _labelled(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A per-customer result sorted by code, with text ids."""
         table[CUSTOMER] = self.ids.take(table[CUSTOMER].to_numpy()).to_pandas().astype("str")
         if not self.has_amounts and "monetary_value" in table:
             table = table.drop(columns="monetary_value")
         return table
+
+
+#: Rows per block of customers in :meth:`Compact.per_customer` (blocks end at a customer's
+#: last row, so they may be a little longer).
+BLOCK_ROWS = 4_000_000
 
 
 #: Customers per block of :meth:`Compact.digest`.

@@ -202,6 +202,10 @@ class SparkCompact(Compact):
         """Run a feature builder's SQL over the log as table ``tx`` on Spark."""
         return spark_sql(self.spark, sql, params, tx=self.frame).toPandas()
 
+    def per_customer(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a per-customer query on Spark (in one job: the cluster holds the aggregates)."""
+        return self.finish(self.run(sql, params))
+
     @staticmethod
     def month(day: str) -> str:
         """SQL of the first day of the month of the day number ``day`` (a DATE)."""
