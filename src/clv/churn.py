@@ -178,6 +178,17 @@ def with_model_features(
         expected_purchases=btyd.expected_purchases(horizon, x, t_x, T),
         p_no_purchase=btyd.p_no_purchase(horizon, x, t_x, T),
     )
+    return with_customer_features(frame, cutoff, attributes, surveys)
+
+
+def with_customer_features(
+    frame: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Join customer attributes and survey features (as of ``cutoff``) to a per-customer
+    table (see :func:`churn_features`)."""
     if attributes is not None and attributes.shape[1] > 1:
         frame = frame.merge(attributes, on=CUSTOMER, how="left", validate="one_to_one")
     if surveys is not None:

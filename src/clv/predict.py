@@ -654,12 +654,12 @@ def _features(
     end = pd.Timestamp(as_of or log.report.last_date).normalize()
     unit = bundle.time_unit
     if bundle.churn is not None:
-        from clv.churn import churn_features
+        from clv.churn import behaviour_features, with_customer_features
 
+        # the churn features without the BG/NBD outputs: scoring adds them per pattern
         attributes = customers if customers is not None and customers.shape[1] > 1 else None
-        churn = bundle.churn
-        rfm = churn_features(log.compact, end, unit, churn.btyd, churn.horizon, attributes, surveys)
-        rfm = rfm.drop(columns=["p_alive", "expected_purchases", "p_no_purchase"])
+        rfm = behaviour_features(log.compact, end, unit)
+        rfm = with_customer_features(rfm, end, attributes, surveys)
     else:
         rfm = build_rfm(log.compact, end, unit)
     rfm.insert(1, "has_history", True)

@@ -152,3 +152,40 @@ def test_no_floor_and_the_disagreement_with_bgnbd_is_bgnbds_error(full_cdnow_eva
     # … and there the churn model is the better forecast: closer in mean, lower log loss
     assert abs(churn[below].mean() - actual) < abs(same_h.mean() - actual)
     assert log_loss(churned[below], churn[below]) < log_loss(churned[below], same_h)
+
+
+def test_scoring_features_are_the_churn_features_without_the_model_outputs(
+    sample_churn, sample_log
+):
+    """``clv score`` builds the churn features without the BG/NBD outputs (scoring adds them
+    once per pattern), with attributes and surveys joined as the classifier's features are;
+    and the churn probability it scores is the classifier's on the full features."""
+    from clv import predict
+
+    bundle = Bundle(
+        purchase=sample_churn.btyd, spend=None, config={}, fingerprint={}, churn=sample_churn
+    )
+    ids = sample_log.compact.ids.to_pandas().astype("str")
+    surveys = pd.DataFrame(
+        {
+            "customer_id": ids.iloc[:300].to_numpy(),
+            "date": pd.Timestamp("1997-05-01"),
+            "nps": np.arange(300) % 11,
+        }
+    )
+    listed = pd.DataFrame(
+        {"customer_id": ids.to_numpy(), "region": (ids.str.len() % 3).astype(str)}
+    )
+    built = predict.customer_features(bundle, sample_log, CUT, listed, surveys)
+    full = churn_features(sample_log.frame, CUT, "week", sample_churn.btyd, 26, listed, surveys)
+    expected = full.drop(columns=["p_alive", "expected_purchases", "p_no_purchase"])
+    expected.insert(1, "has_history", True)
+    kept = built[built["has_history"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, expected[kept.columns], check_exact=False, rtol=1e-12)
+    assert set(kept.columns) == set(expected.columns)
+    scored = predict.score_rfm(bundle, built, horizon=26)
+    np.testing.assert_allclose(
+        scored.loc[built["has_history"], "churn_probability"],
+        sample_churn.predict_proba(full),
+        rtol=1e-12,
+    )
