@@ -143,6 +143,25 @@ def test_integer_ids_become_the_same_text_as_pandas_gives(ids, dtype, start):
     pd.testing.assert_series_equal(customer_ids(values, "id"), expected)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    days=st.lists(st.integers(-106_000, 106_000), min_size=1, max_size=40),
+    share=st.sampled_from([0.01, 0.05, 0.25, 0.75, 0.99]),
+)
+def test_the_bulk_of_the_dates_is_the_same_on_day_numbers(days, share):
+    """The whole-log rule takes the dates' quantiles on day numbers (half the memory of
+    timestamps): the same days as DuckDB's quantile on the timestamps, before 1970 too."""
+    from clv.data.screen import BulkSql, _day
+    from clv.tables import query
+
+    frame = pd.DataFrame({"date": pd.to_datetime(np.array(days) * 86_400, unit="s")})
+    on_days = BulkSql.duckdb(frame).run(
+        f"SELECT {BulkSql.date_quantile.format(q=share)} AS q FROM tx"
+    )
+    on_stamps = query(f"SELECT quantile_disc(date, {share}) AS q FROM tx", tx=frame)
+    assert _day(on_days["q"].iloc[0]) == pd.Timestamp(on_stamps["q"].iloc[0])
+
+
 def test_timezone_aware_timestamps_count_days_in_the_configured_zone():
     frame = pd.DataFrame(
         {
