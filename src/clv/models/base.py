@@ -334,14 +334,21 @@ def fit_patterns(
         log_likelihood=log_likelihood,
         standard_errors=standard_errors(covariance, theta, names, process.unconstrained),
         covariance=() if covariance is None else tuple(map(tuple, covariance.tolist())),
-        converged=bool(result.success) or _stalled_at_optimum(result, tol),
+        converged=bool(result.success) or _stalled_at_optimum(result, tol, covariance),
         message=str(result.message),
     )
 
 
-def _stalled_at_optimum(result, tol: float) -> bool:
-    """BFGS' "precision loss" at a point whose gradient is already tiny is a converged fit."""
-    return bool(np.all(np.isfinite(result.x)) and np.max(np.abs(result.jac)) < max(tol, 1e-6))
+def _stalled_at_optimum(result, tol: float, covariance: np.ndarray | None) -> bool:
+    """BFGS' "precision loss" at a point whose gradient is already tiny is a converged fit when
+    the point is a maximum (the Hessian is positive definite). A flat ridge running off to
+    infinity (e.g. BG/NBD's a and b in the thousands, which the data do not identify) also stalls
+    with a tiny gradient; its Hessian is singular, and it is not a converged fit."""
+    return bool(
+        covariance is not None
+        and np.all(np.isfinite(result.x))
+        and np.max(np.abs(result.jac)) < max(tol, 1e-6)
+    )
 
 
 def _log_covariance(
