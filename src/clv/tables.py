@@ -97,6 +97,13 @@ def query_arrow(
         return con.sql(sql, params=params).to_arrow_table()
 
 
+def arrow_batches(relation: Any, rows: int) -> Any:
+    """A DuckDB relation's result as an Arrow record-batch reader of ``rows`` rows a batch
+    (``to_arrow_reader`` since DuckDB 1.4, which deprecates the older ``fetch_record_batch``)."""
+    reader = getattr(relation, "to_arrow_reader", None)
+    return reader(rows) if reader is not None else relation.fetch_record_batch(rows)
+
+
 def copy_to_parquet(con: Any, sql: str, out: Path) -> Path:
     """Write the result of ``sql`` on the DuckDB connection ``con`` (:func:`connection`) to the
     Parquet file ``out``, streaming (sorts and aggregations spill to disk under the memory

@@ -35,6 +35,7 @@ from clv.data.screen import (
 )
 from clv.errors import DataValidationError
 from clv.tables import (
+    arrow_batches,
     connection,
     copy_to_parquet,
     is_parquet,
@@ -222,7 +223,7 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "T
         codes = np.arange(len(ids), dtype=np.int32)
         con.register("ids", pa.table({CUSTOMER: ids, "code": codes}))
         if in_memory:
-            batches = con.sql(rows_sql).fetch_record_batch(MERGE_BATCH_ROWS)
+            batches = arrow_batches(con.sql(rows_sql), MERGE_BATCH_ROWS)
             merged = sum_same_days(batches, len(used), has_amounts)
         else:
             sorted_rows = copy_to_parquet(con, rows_sql, used / "merged.parquet")
