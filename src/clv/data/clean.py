@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, Config, DataConfig
+from clv.data.bulk import BulkSummary
 from clv.data.compact import (
     AMOUNT,
     CUSTOMER,
@@ -44,11 +45,14 @@ from clv.tables import (
 from clv.uris import is_postgres
 
 
-def _finish(used: pd.DataFrame | Path, counts: RowCounts, config: DataConfig) -> TransactionLog:
+def _finish(
+    used: pd.DataFrame | Path, counts: RowCounts, config: DataConfig, summary: BulkSummary
+) -> TransactionLog:
     """Apply the whole-log part of rule 4, merge same-day purchases of the screened rows (a
-    frame, or Parquet chunks in a folder) and write the cleaning report with the counts."""
+    frame, or Parquet chunks in a folder, with the ``summary`` of their days and amounts) and
+    write the cleaning report with the counts."""
     require_used(counts)
-    keep, rule, counts = screen_bulk(used, counts, config)
+    keep, rule, counts = screen_bulk(used, counts, config, summary)
     daily = _merge_same_day(used, config.amount_col is not None, keep)
     days = daily.frame[DAY]
     report = cleaning_report(
@@ -84,7 +88,14 @@ def clean_transactions(
     if len(raw) == 0:
         raise DataValidationError(EMPTY_LOG)
     used, counts = screen_rows(raw, config, as_of)
-    return _finish(used, counts, config)
+    return _finish(used, counts, config, _summarize(BulkSummary(), used, config))
+
+
+def _summarize(summary: BulkSummary, used: pd.DataFrame, config: DataConfig) -> BulkSummary:
+    """Count a chunk of screened rows into ``summary`` (the whole-log rule's statistics)."""
+    amounts = used[AMOUNT].to_numpy() if config.amount_col is not None else None
+    summary.add(used[DATE].to_numpy(), amounts)
+    return summary
 
 
 #: Rows per chunk when a Parquet log is read in pieces (about 0.3 GB of raw rows in memory).
@@ -170,7 +181,7 @@ def _clean_chunks(
     name: str,
 ) -> TransactionLog:
     """Screen each chunk of a log into a temporary Parquet folder, then merge and report."""
-    counts = RowCounts()
+    counts, summary = RowCounts(), BulkSummary()
     with private_temp_dir("clv-clean") as folder:
         for number, chunk in enumerate(chunks):
             start = counts.rows_read
@@ -183,10 +194,11 @@ def _clean_chunks(
                 ) from None
             used.to_parquet(Path(folder) / f"{number:06d}.parquet", index=False)
             counts += part
+            _summarize(summary, used, config)
             del used, chunk
             if progress is not None:
                 progress(counts.rows_read, total)
-        return _finish(Path(folder), counts, config)
+        return _finish(Path(folder), counts, config, summary)
 
 
 #: Rows per Arrow batch when the sorted rows are summed into days (:func:`sum_same_days`).
