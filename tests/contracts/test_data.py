@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,33 +95,45 @@ def test_same_day_purchases_merge_with_amounts_summed():
     assert cleaned.frame["amount"].tolist() == [4.0, 3.0]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(st.integers(0, 4), st.integers(0, 3), st.sampled_from([0.1, 0.2, 0.7, 5.0])),
+        st.tuples(
+            st.integers(0, 4), st.integers(0, 3), st.sampled_from([0.1, 0.2, 0.7, 5.0, 1e16])
+        ),
         min_size=1,
         max_size=60,
     ),
     batch=st.integers(1, 7),
     amounts=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
 )
-def test_sorted_rows_sum_into_days_across_any_batches(rows, batch, amounts):
-    """A day split over two (or more) Arrow batches is still one row with its whole total."""
+def test_sorted_rows_sum_into_days_across_any_batches(rows, batch, amounts, seed):
+    """A day split over two (or more) Arrow batches is still one row with its whole total, and
+    the total is the same to the bit whatever order the day's rows come in and wherever the
+    batches end (0.1 + 0.2 + 0.7 and 1e16 + 1 - 1e16 depend on the order)."""
     import pyarrow as pa
 
     from clv.data.compact import sum_same_days
 
-    frame = pd.DataFrame(rows, columns=["code", "day", "amount"]).sort_values(
-        ["code", "day", "amount"], ignore_index=True
-    )
     columns = ["code", "day", "amount"] if amounts else ["code", "day"]
-    table = pa.Table.from_pandas(frame[columns].astype({"code": "int32", "day": "int32"}))
-    codes, days, summed = sum_same_days(table.to_batches(batch), len(frame), amounts)
-    expected = frame.groupby(["code", "day"], as_index=False)["amount"].sum()
-    assert codes.tolist() == expected["code"].tolist()
-    assert days.tolist() == expected["day"].tolist()
+
+    def summed_days(frame: pd.DataFrame, rows_per_batch: int):
+        table = pa.Table.from_pandas(frame[columns].astype({"code": "int32", "day": "int32"}))
+        return sum_same_days(table.to_batches(rows_per_batch), len(frame), amounts)
+
+    frame = pd.DataFrame(rows, columns=["code", "day", "amount"])
+    canonical = frame.sort_values(["code", "day", "amount"], ignore_index=True)
+    shuffled = frame.sample(frac=1, random_state=np.random.RandomState(seed % 2**32))
+    shuffled = shuffled.sort_values(["code", "day"], kind="stable", ignore_index=True)
+    codes, days, summed = summed_days(shuffled, batch)
+    same_codes, same_days, same_summed = summed_days(canonical, len(frame))
+    expected = frame.groupby(["code", "day"], as_index=False)["amount"].agg(math.fsum)
+    assert codes.tolist() == same_codes.tolist() == expected["code"].tolist()
+    assert days.tolist() == same_days.tolist() == expected["day"].tolist()
     if amounts:
-        np.testing.assert_allclose(summed, expected["amount"], rtol=1e-12)
+        assert summed.tolist() == same_summed.tolist()
+        np.testing.assert_allclose(summed, expected["amount"], rtol=1e-12, atol=4.0)
     else:
         assert summed is None
 

@@ -229,9 +229,12 @@ def sum_same_days(
     batches: Iterable[Any], rows: int, has_amounts: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One row per customer code and day from Arrow batches of ``(code, day[, amount])`` rows
-    sorted by code, day and amount (``rows``: at most this many in all): each day's amounts
-    summed in that order, so a day's total is the same whatever produced the rows (threads,
-    chunks).
+    sorted by code and day (``rows``: at most this many in all).
+
+    Each day's amounts are added up in ascending order, so that a day's total is the same
+    whatever order the rows of a day came in (threads, chunks) and wherever the batches end: a
+    day of three or more rows is put in that order here (addition of two is exact in either
+    order), and the last day of a batch waits for the next batch.
 
     Returns
     -------
@@ -242,27 +245,58 @@ def sum_same_days(
     days = np.empty(rows, dtype=np.int32)
     amounts = np.empty(rows) if has_amounts else None
     n = 0
+    held: list[np.ndarray] = []  # the rows of the last day seen, which may go on
     for batch in batches:
-        c = batch.column(0).to_numpy()
-        d = batch.column(1).to_numpy()
-        if len(c) == 0:
+        columns = [batch.column(i).to_numpy() for i in range(3 if has_amounts else 2)]
+        if held:
+            columns = [np.concatenate(pair) for pair in zip(held, columns, strict=True)]
+        if len(columns[0]) == 0:
             continue
+        c, d = columns[0], columns[1]
         new = np.empty(len(c), dtype=bool)
-        new[0] = n == 0 or c[0] != codes[n - 1] or d[0] != days[n - 1]
+        new[0] = True
         np.not_equal(c[1:], c[:-1], out=new[1:])
         new[1:] |= d[1:] != d[:-1]
         starts = np.flatnonzero(new)
-        k = len(starts)
-        codes[n : n + k] = c[starts]
-        days[n : n + k] = d[starts]
-        if amounts is not None:
-            a = batch.column(2).to_numpy()
-            if not new[0]:  # the batch goes on with the previous batch's last day
-                amounts[n - 1] += a[: starts[0] if k else len(a)].sum()
-            if k:
-                amounts[n : n + k] = np.add.reduceat(a, starts)
-        n += k
+        last = int(starts[-1])
+        held = [column[last:] for column in columns]
+        n = _add_days([column[:last] for column in columns], starts[:-1], codes, days, amounts, n)
+    if held:
+        n = _add_days(held, np.zeros(1, dtype=np.intp), codes, days, amounts, n)
     return codes[:n], days[:n], None if amounts is None else amounts[:n]
+
+
+def _add_days(
+    columns: list[np.ndarray],
+    starts: np.ndarray,
+    codes: np.ndarray,
+    days: np.ndarray,
+    amounts: np.ndarray | None,
+    n: int,
+) -> int:
+    """Write the days of whole-day rows (``starts``: each day's first row) from position ``n``
+    on; returns the new end."""
+    k = len(starts)
+    if k == 0:
+        return n
+    codes[n : n + k] = columns[0][starts]
+    days[n : n + k] = columns[1][starts]
+    if amounts is not None:
+        amounts[n : n + k] = np.add.reduceat(_ascending_within_days(columns[2], starts), starts)
+    return n + k
+
+
+def _ascending_within_days(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``values`` with the rows of each day of three or more rows in ascending order."""
+    sizes = np.diff(np.append(starts, len(values)))
+    long = sizes >= 3
+    if not long.any():
+        return values
+    rows = np.flatnonzero(np.repeat(long, sizes))
+    day = np.repeat(np.flatnonzero(long), sizes[long])
+    out = np.array(values, copy=True)
+    out[rows] = values[rows][np.lexsort((values[rows], day))]
+    return out
 
 
 def assemble(
