@@ -481,9 +481,9 @@ def _texts(tree) -> dict:
 
 
 def test_duckdb_out_of_memory_names_the_limit_to_raise(tmp_path, monkeypatch):
-    """A query DuckDB cannot spill (the quantiles of the whole-log rule) under a too-small
-    CLV_DUCKDB_MEMORY_LIMIT is a clear error naming that setting, not a DuckDB traceback, and
-    leaves no output behind."""
+    """A CLV_DUCKDB_MEMORY_LIMIT too small for DuckDB to work at all (8MB: not even the
+    same-day merge's sort of 2M rows can run) is a clear error naming that setting, not a
+    DuckDB traceback, and leaves no output behind."""
     rng = np.random.default_rng(3)
     n = 2_000_000
     raw = pd.DataFrame(
