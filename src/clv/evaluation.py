@@ -552,6 +552,7 @@ def interval_calibration(
                 T[rows],
                 monetary_value=cal["monetary_value"].to_numpy(dtype=float)[rows] if spend else None,
                 level=level,
+                customers=False,  # the totals' ranges only: no per-customer value intervals
             ).ranges
         )
     covered = (y >= low) & (y <= high)
