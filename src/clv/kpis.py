@@ -442,7 +442,9 @@ def model_forecast(
     value = np.empty(len(frame))
     first = pd.Timestamp(as_of).to_period("M") + 1
     horizon = max(months, clv_months)
-    purchases = np.zeros((months, len(frame)))
+    # each month's expected transactions and revenue, summed per group (a months × customers
+    # table of them held 0.5 GB at 5.5M customers)
+    transactions, revenues = np.zeros(months), np.zeros(months)
     ranges: list[list[Range]] = [[] for _ in range(months)]
     total = np.zeros(len(frame))
     step = units.conversion("month", bundle.time_unit)
@@ -459,7 +461,8 @@ def model_forecast(
         for k, monthly in _monthly_purchases(group, index, horizon):
             running += monthly
             if k <= months:
-                purchases[k - 1, rows] = monthly
+                transactions[k - 1] += monthly.sum()
+                revenues[k - 1] += (monthly * terms.now).sum()
                 ranges[k - 1].append(
                     forecast(
                         group.purchase,
@@ -480,13 +483,13 @@ def model_forecast(
                 total[rows] = running
     table, cumulative = [], 0.0
     for k in range(1, months + 1):
-        revenue = float((purchases[k - 1] * value).sum())
+        revenue = float(revenues[k - 1])
         cumulative += revenue
         spread = add_ranges(ranges[k - 1])
         table.append(
             {
                 "month": str(first + (k - 1)),
-                "expected_transactions": float(purchases[k - 1].sum()),
+                "expected_transactions": float(transactions[k - 1]),
                 "expected_revenue": revenue,
                 "cumulative_revenue": cumulative,
                 "cumulative_low": spread.low,
