@@ -440,14 +440,16 @@ def screen_bulk(
     (:mod:`clv.data.bulk`, the same values as the SQL), and a log with no implausible row is
     not read again."""
     sql = used if isinstance(used, BulkSql) else BulkSql.duckdb(used)
+    counted = None if isinstance(used, BulkSql) else summary
     has_amounts = config.amount_col is not None
+    wants_median = has_amounts and config.max_amount_ratio is not None
     share = _share(counts.used)
     median = None
-    if summary is not None and not isinstance(used, BulkSql):
+    if counted is not None:
         q = Fraction(share, 1_000_000)
-        bulk_lo, bulk_hi = _day(summary.day_quantile(q)), _day(summary.day_quantile(1 - q))
-        if has_amounts:
-            median = summary.median(_amount_chunks(used))
+        bulk_lo, bulk_hi = _day(counted.day_quantile(q)), _day(counted.day_quantile(1 - q))
+        if wants_median:
+            median = counted.median(_amount_chunks(used))
     else:
         # the dates' quantiles and the amounts' median in two queries: each holds one column of
         # every row (at 100M rows, 5.3 s and 1.8 GB above the process in place of 7.2 s and
@@ -457,7 +459,7 @@ def screen_bulk(
             f"{sql.date_quantile.format(q=f'0.{1_000_000 - share:06d}')} AS hi FROM tx"
         ).iloc[0]
         bulk_lo, bulk_hi = _day(dates["lo"]), _day(dates["hi"])
-        if has_amounts:
+        if wants_median:
             positive = sql.run(f"SELECT median({AMOUNT}) FILTER (WHERE {AMOUNT} > 0) AS m FROM tx")
             median = positive.iloc[0]["m"]
     conditions, rules = [], []
@@ -472,8 +474,8 @@ def screen_bulk(
             f"dates outside {lo:%Y-%m-%d} .. {hi:%Y-%m-%d} ({config.date_window_years:g} years "
             f"around the bulk of the log, {bulk_lo:%Y-%m-%d} .. {bulk_hi:%Y-%m-%d})"
         )
-        if summary is not None:
-            outside_days = summary.days_outside(_day_number(lo), _day_number(hi))
+        if counted is not None:
+            outside_days = counted.days_outside(_day_number(lo), _day_number(hi))
     limit = None
     if has_amounts and config.max_amount_ratio is not None and pd.notna(median):
         limit = config.max_amount_ratio * float(median)
@@ -485,7 +487,7 @@ def screen_bulk(
     rule = "; ".join(rules)
     if not conditions:
         return "TRUE", rule, counts
-    if summary is not None and not outside_days and (limit is None or summary.max_amount <= limit):
+    if counted is not None and not outside_days and (limit is None or counted.max_amount <= limit):
         return "TRUE", rule, counts  # the counts say no row breaks the rule
     date_rule = conditions[0] if config.date_window_years is not None else "FALSE"
     either = " OR ".join(conditions)
