@@ -213,9 +213,9 @@ def _merge_same_day(used: pd.DataFrame | Path, has_amounts: bool, keep: str = "T
     rank), then every row by code and day — integer keys, where grouping and sorting every row
     by its text id took twice as long at 100M rows, and the amount as a third key 40 % longer
     — and :func:`sum_same_days` adds up each day's amounts in ascending order (the same totals
-    whatever DuckDB's threads). Rows of
-    chunks on disk pass through a sorted Parquet file, so that DuckDB's memory is released
-    before they are read back, a batch at a time.
+    whatever DuckDB's threads and wherever a batch ends). Rows of chunks on disk pass through a
+    sorted Parquet file, so that DuckDB's memory is released before they are read back, a batch
+    at a time.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
