@@ -361,7 +361,10 @@ def _evaluate(
             report(f"Dropped {display_name(kind)}: {exc}")
             continue
         models[kind] = model
-        predictions[kind] = model.expected_purchases(split.duration, x, t_x, T)
+        reused = model.mean_of(models, predictions) if isinstance(model, EnsembleModel) else None
+        predictions[kind] = (
+            reused if reused is not None else model.expected_purchases(split.duration, x, t_x, T)
+        )
         report(
             f"Fitted {model.name} on the calibration period: holdout Poisson deviance "
             f"{metrics.poisson_deviance(actual, predictions[kind]):.4f}, RMSE "
@@ -891,10 +894,18 @@ def _evaluate_churn(
     if model.booster_text is not None:
         scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
     baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
-    for kind, m in {bgnbd.kind: bgnbd, **models}.items():
-        scores[f"{kind}_p_no_purchase"] = per_customer(
-            m, frame, lambda plain, rows: plain.p_no_purchase(H, x[rows], t_x[rows], T[rows])
+    candidates = {bgnbd.kind: bgnbd, **models}
+    no_purchase: dict[str, np.ndarray] = {}
+    for kind, m in candidates.items():
+        reused = m.mean_of(candidates, no_purchase) if isinstance(m, EnsembleModel) else None
+        no_purchase[kind] = (
+            reused
+            if reused is not None
+            else per_customer(
+                m, frame, lambda plain, rows: plain.p_no_purchase(H, x[rows], t_x[rows], T[rows])
+            )
         )
+        scores[f"{kind}_p_no_purchase"] = no_purchase[kind]
     card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items()}
     card["churn_protocol"] = {
         "horizon": H,

@@ -11,7 +11,7 @@ import pytest
 import clv.predict as predict
 from clv.bundle import Bundle, load_bundle, save_bundle
 from clv.config import Config
-from clv.evaluation import evaluate
+from clv.evaluation import churn_metrics, evaluate
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitting import fit_purchase_model
 from clv.models.gamma_gamma import fit_spend_model
@@ -65,3 +65,25 @@ def test_the_ensemble_is_evaluated_and_selectable_like_any_candidate(sample_log)
     scores = {k: card[k]["poisson_deviance"] for k in ("bgnbd", "mbgnbd", "pareto", "ensemble")}
     assert ev.best_purchase_model == min(scores, key=scores.get)
     assert ev.purchase_models["ensemble"].members[2] is ev.purchase_models["pareto"]
+
+
+def test_the_scorecard_reuses_the_members_values_to_the_bit(sample_log):
+    """The evaluation takes the ensemble's forecasts and P(no purchase) as the mean of its
+    members' values it has already computed: the same numbers as the ensemble's own methods."""
+    config = Config().with_overrides({"train.calibration_end": pd.Timestamp("1997-09-30").date()})
+    ev = evaluate(sample_log, config)
+    ensemble = ev.purchase_models["ensemble"]
+    cal = ev.calibration
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    duration = ev.split.duration
+    own = ensemble.expected_purchases(duration, x, t_x, T)
+    assert np.array_equal(ev.predictions["ensemble"], own)
+    frame = ev.churn_frame
+    H = ev.scorecard["churn_protocol"]["horizon"]
+    fx, ftx, fT = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    expected = churn_metrics(frame["churned"].to_numpy(), ensemble.p_no_purchase(H, fx, ftx, fT))
+    assert ev.scorecard["churn"]["ensemble_p_no_purchase"] == expected
+    # a member that is another fit (or missing) is not reused
+    refit = dict(ev.purchase_models, pareto=fit_purchase_model("pareto", cal, "week"))
+    assert ensemble.mean_of(refit, ev.predictions) is None
+    assert ensemble.mean_of(ev.purchase_models, {"bgnbd": own}) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,17 @@ class EnsembleModel:
 
     def _mean(self, method: str, *args: Any) -> np.ndarray:
         return np.mean([getattr(m, method)(*args) for m in self.members], axis=0)
+
+    def mean_of(
+        self, fitted: Mapping[str, Any], computed: Mapping[str, np.ndarray]
+    ) -> np.ndarray | None:
+        """The mixture's value of a quantity from its members' values for the same customers:
+        ``computed[kind]`` of each member that is ``fitted[kind]`` itself (the ensemble reuses
+        its members' fits). None when a member is missing or another fit, so that the caller
+        evaluates the mixture instead; the same numbers as the quantity's method."""
+        if not all(fitted.get(m.kind) is m and m.kind in computed for m in self.members):
+            return None
+        return np.mean([computed[m.kind] for m in self.members], axis=0)
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Mean of the members' P(alive)."""
