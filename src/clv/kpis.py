@@ -509,6 +509,7 @@ def build_report(
     costs: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     attributes: pd.DataFrame | None = None,
+    rfm: pd.DataFrame | None = None,
 ) -> KpiReport:
     """Compute every KPI of the module docstring.
 
@@ -526,6 +527,9 @@ def build_report(
         Survey table (:func:`read_surveys`), acquisition costs, customer table with channels.
     attributes : pandas.DataFrame, optional
         Customer attributes, for a model with covariates (:mod:`clv.models.covariates`).
+    rfm : pandas.DataFrame, optional
+        The log's RFM table as of ``as_of`` in the bundle's time unit
+        (:func:`clv.features.build_rfm`), when the caller has it (built here otherwise).
 
     Returns
     -------
@@ -577,7 +581,8 @@ def build_report(
     predicted = None
     forecast = None
     if bundle is not None and bundle.spend is not None:
-        rfm = build_rfm(log.compact, as_of, bundle.time_unit)
+        if rfm is None:
+            rfm = build_rfm(log.compact, as_of, bundle.time_unit)
         if attributes is not None:  # a model with covariates reads them
             rfm = rfm.merge(attributes, on=CUSTOMER, how="left", validate="one_to_one")
         forecast, predicted = model_forecast(

@@ -132,9 +132,14 @@ def _as_job(table: Handoff) -> None:
 
 
 def build_kpis(
-    log: TransactionLog, config: Config, bundle: Bundle | None, surveys: pd.DataFrame | None
+    log: TransactionLog,
+    config: Config,
+    bundle: Bundle | None,
+    surveys: pd.DataFrame | None,
+    rfm: pd.DataFrame | None = None,
 ) -> KpiReport:
-    """The KPI report (:mod:`clv.kpis`) with the cost and customer tables the config names."""
+    """The KPI report (:mod:`clv.kpis`) with the cost and customer tables the config names
+    (``rfm``: the log's RFM table as of :func:`observation_end`, when the caller has it)."""
     from clv.data.customers import load_costs
     from clv.kpis import build_report
 
@@ -144,7 +149,15 @@ def build_kpis(
     customers = read_customer_list(settings.customers, col) if settings.customers else None
     attributes = model_attributes(bundle, config) if bundle is not None else None
     return build_report(
-        log, config, observation_end(log, config), bundle, surveys, costs, customers, attributes
+        log,
+        config,
+        observation_end(log, config),
+        bundle,
+        surveys,
+        costs,
+        customers,
+        attributes,
+        rfm,
     )
 
 
@@ -327,7 +340,8 @@ def _train(
         )
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")
-        full = build_rfm(log.compact, observation_end(log, config), unit)
+        rfm = build_rfm(log.compact, observation_end(log, config), unit)
+        full = rfm
         if needs_log_gaps(evaluation.ranked_purchase_models):
             full = add_log_gaps(full, log.compact, observation_end(log, config), unit)
         if config.covariates.used:
@@ -341,7 +355,7 @@ def _train(
         kpis = None  # built while the worker finishes the churn classifier: it needs only these
         if config.mlflow.enabled and config.kpis.in_train and log.has_amounts:
             forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
-            kpis = build_kpis(log, config, forecasting, surveys)
+            kpis = build_kpis(log, config, forecasting, surveys, rfm)  # the RFM built above
             stages("Built the KPI report")
         churn = _ship_churn(latest_churn.result(), config, purchase, full, notices)
         stages(f"Retrained the churn model on the latest window ({churn.choice})")

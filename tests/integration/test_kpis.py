@@ -214,3 +214,34 @@ def test_kpis_command_writes_a_self_contained_report_and_logs_it(tmp_path):
     names = {Path(a.path).name for a in client.list_artifacts(run["run_id"], "kpis")}
     assert {"report.html", "kpis.json", "monthly.csv"} <= names
     assert run["metrics.kpi.period.churn_rate"] == pytest.approx(summary["period"]["churn_rate"])
+
+
+def test_the_report_a_training_logs_equals_the_report_built_alone(tmp_path, monkeypatch):
+    """`clv train` hands the KPI report the RFM table it built for the refits; the report is
+    the one :func:`build_report` makes on its own from the same log and models."""
+    from clv.data.clean import load_configured_log
+    from clv.training import build_kpis, train
+
+    monkeypatch.chdir(tmp_path)  # the run's artifacts (./mlruns beside a sqlite store)
+    config = Config().with_overrides(
+        {
+            "data.transactions": "cdnow-sample",
+            "train.candidates": ["bgnbd"],
+            "train.model_dir": str(tmp_path / "m"),
+            "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        }
+    )
+    result = train(config)
+    assert result.kpis is not None and result.kpis.forecast is not None
+    alone = build_kpis(
+        load_configured_log(config),
+        config,
+        Bundle(result.bundle.purchase, result.bundle.spend, config.to_dict(), fingerprint={}),
+        None,
+    )
+    # DuckDB adds up revenue in parallel: sums agree to rounding, not to the bit
+    trained, own = pd.json_normalize(result.kpis.summary), pd.json_normalize(alone.summary)
+    pd.testing.assert_frame_equal(trained, own, rtol=1e-12)
+    for name in ("forecast", "segments", "monthly"):
+        got, expected = getattr(result.kpis, name), getattr(alone, name)
+        pd.testing.assert_frame_equal(got, expected, rtol=1e-12, obj=name)
