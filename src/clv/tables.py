@@ -28,9 +28,9 @@ import pandas as pd
 from clv import resources
 from clv.errors import DataValidationError, MemoryLimitError
 
-#: DuckDB's memory per connection unless ``CLV_DUCKDB_MEMORY_LIMIT`` says otherwise: with the
-#: process's own arrays (about 2 GB for a compact log of 100M rows) a run stays within 4 GB;
-#: the same-day merge's sort of 100M rows spills under it no slower than under 4 GB.
+#: DuckDB's memory per connection unless ``CLV_DUCKDB_MEMORY_LIMIT`` says otherwise: beside
+#: the process's own arrays (about 2 GB for a compact log of 100M rows) `clv score` stays under
+#: 4 GB; the same-day merge's sort of 100M rows spills under it no slower than under 4 GB.
 DEFAULT_MEMORY_LIMIT = "2GB"
 
 
