@@ -26,17 +26,13 @@ from math import ceil
 
 import numpy as np
 
+from clv.data.compact import day_numbers
+
 #: Bits per digit of the radix selection (one histogram of 2**16 counts per pass).
 DIGIT_BITS = 16
 #: The amounts that share the median's leading digits are collected and partitioned once there
 #: are at most this many (8 bytes each); above it, a pass counts their next digit.
 COLLECT_ROWS = 8_000_000
-NANOSECONDS_PER_DAY = 86_400_000_000_000
-
-
-def day_numbers(dates: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of ``datetime64[ns]`` midnights (negative before 1970)."""
-    return np.asarray(dates, dtype="datetime64[ns]").view(np.int64) // NANOSECONDS_PER_DAY
 
 
 def _positive_keys(amounts: np.ndarray) -> np.ndarray:

@@ -205,10 +205,10 @@ def customer_codes(ids: pd.Series | Any) -> tuple[np.ndarray, Any, bool]:
     return codes.astype(np.int32), pa.array(np.asarray(uniques, dtype=object)), False
 
 
-def _day_numbers(dates: pd.Series, chunk: int = 10_000_000) -> np.ndarray:
-    """Day numbers of midnight timestamps as int32, converted in chunks (no int64 copy of a
-    long log)."""
-    values = dates.to_numpy(dtype="datetime64[ns]").view("int64")
+def day_numbers(dates: pd.Series | np.ndarray, chunk: int = 10_000_000) -> np.ndarray:
+    """Day numbers of midnight timestamps as int32 (the inverse of :func:`day_start`), converted
+    in chunks (no int64 copy of a long log)."""
+    values = np.asarray(dates, dtype="datetime64[ns]").view("int64")
     out = np.empty(len(values), dtype=np.int32)
     for start in range(0, len(values), chunk):
         part = values[start : start + chunk] - _EPOCH.value
@@ -222,7 +222,7 @@ def compact(transactions: pd.DataFrame | Compact) -> Compact:
         return transactions
     amounts = transactions[AMOUNT].to_numpy(dtype=float) if AMOUNT in transactions.columns else None
     codes, ids, sorted_ids = customer_codes(transactions[CUSTOMER])
-    return assemble(codes, ids, sorted_ids, _day_numbers(transactions[DATE]), amounts)
+    return assemble(codes, ids, sorted_ids, day_numbers(transactions[DATE]), amounts)
 
 
 def sum_same_days(

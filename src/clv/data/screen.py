@@ -37,7 +37,7 @@ import pandas as pd
 
 from clv.config import DataConfig
 from clv.data.bulk import BulkSummary
-from clv.data.compact import AMOUNT, CUSTOMER, DATE, day_start
+from clv.data.compact import AMOUNT, CUSTOMER, DATE, day_number, day_start
 from clv.errors import DataValidationError
 from clv.tables import (
     query,
@@ -391,11 +391,6 @@ class BulkSql:
         return cls(lambda sql: query(sql, tx=tx))
 
 
-def _day_number(day: pd.Timestamp) -> int:
-    """Days since 1970-01-01."""
-    return (day - pd.Timestamp("1970-01-01")).days
-
-
 def _day(value: Any) -> pd.Timestamp:
     """A quantile of the dates as a timestamp (engines give a timestamp or a day number)."""
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -475,7 +470,7 @@ def screen_bulk(
             f"around the bulk of the log, {bulk_lo:%Y-%m-%d} .. {bulk_hi:%Y-%m-%d})"
         )
         if counted is not None:
-            outside_days = counted.days_outside(_day_number(lo), _day_number(hi))
+            outside_days = counted.days_outside(day_number(lo), day_number(hi))
     limit = None
     if has_amounts and config.max_amount_ratio is not None and pd.notna(median):
         limit = config.max_amount_ratio * float(median)
