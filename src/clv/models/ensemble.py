@@ -49,7 +49,7 @@ class EnsembleModel:
         return {f"{m.kind}.{k}": v for m in self.members for k, v in m.standard_errors.items()}
 
     def _mean(self, method: str, *args: Any) -> np.ndarray:
-        return np.mean([getattr(m, method)(*args) for m in self.members], axis=0)
+        return _combine([getattr(m, method)(*args) for m in self.members])
 
     def mean_of(
         self, fitted: Mapping[str, Any], computed: Mapping[str, np.ndarray]
@@ -60,7 +60,7 @@ class EnsembleModel:
         evaluates the mixture instead; the same numbers as the quantity's method."""
         if not all(fitted.get(m.kind) is m and m.kind in computed for m in self.members):
             return None
-        return np.mean([computed[m.kind] for m in self.members], axis=0)
+        return _combine([computed[m.kind] for m in self.members])
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Mean of the members' P(alive)."""
@@ -91,3 +91,9 @@ class EnsembleModel:
             "time_unit": self.time_unit,
             "members": [m.to_dict() for m in self.members],
         }
+
+
+def _combine(values: list[np.ndarray]) -> np.ndarray:
+    """The equal-weight mixture of the members' values (one place, so that
+    :meth:`EnsembleModel.mean_of` gives the quantity methods' numbers)."""
+    return np.mean(values, axis=0)
