@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from clv.config import DataConfig
 from clv.data.bulk import BulkSummary
-from clv.data.screen import RowCounts, screen_bulk, screen_rows
+from clv.data.screen import screen_bulk, screen_rows
 from clv.tables import query
 
 AMOUNTS = st.one_of(
@@ -80,10 +80,6 @@ def test_many_equal_amounts_are_resolved_to_the_last_digit():
     assert len(calls) == 3  # a pass per further digit; the last digit needs none
 
 
-def _screened(frame: pd.DataFrame, config: DataConfig) -> tuple[pd.DataFrame, RowCounts]:
-    return screen_rows(frame, config, None)
-
-
 @pytest.mark.parametrize(
     ("extra_days", "extra_amounts", "policy"),
     [
@@ -108,7 +104,7 @@ def test_the_rule_with_counts_equals_the_rule_in_sql(extra_days, extra_amounts, 
         }
     )
     config = DataConfig(implausible=policy)
-    used, counts = _screened(frame, config)
+    used, counts = screen_rows(frame, config, None)
     summary = BulkSummary()
     summary.add(used["date"].to_numpy(), used["amount"].to_numpy())
     if policy == "error":
