@@ -111,6 +111,33 @@ def _tables(
         todo, k_max = np.concatenate(later), 4 * (k_max + 1) - 1
 
 
+def _pmf_of(
+    model: Any, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``pmf(rows, k_max)``: the predictive table of some of these histories."""
+    return lambda rows, k_max: model.purchase_pmf(t, x[rows], t_x[rows], T[rows], k_max)
+
+
+def _raw_moments(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``E[X]`` and ``E[X²]`` of each row of a predictive table."""
+    counts = np.arange(table.shape[1], dtype=float)
+    return table @ counts, table @ counts**2
+
+
+def purchase_moments(
+    model: Any, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the purchases in ``(T, T + t]`` of each history: those of
+    :func:`purchase_distribution` (the same tables, to the bit) without its intervals, for the
+    ranges of totals, which need no customer's interval."""
+    x, t_x, T = (np.ravel(np.asarray(v, dtype=float)) for v in (x, t_x, T))
+    mean, second = np.zeros(len(x)), np.zeros(len(x))
+
+    for rows, table in _tables(_pmf_of(model, t, x, t_x, T), len(x), np.zeros(len(x))):
+        mean[rows], second[rows] = _raw_moments(table)
+    return mean, np.maximum(second - mean**2, 0.0)
+
+
 def purchase_distribution(
     model: Any,
     t: float,
@@ -146,16 +173,11 @@ def purchase_distribution(
     out = {k: np.zeros(n) for k in names}
     needed = np.zeros(n) if observed is None else np.asarray(observed, dtype=float)
 
-    def pmf(rows: np.ndarray, k_max: int) -> np.ndarray:
-        return model.purchase_pmf(t, x[rows], t_x[rows], T[rows], k_max)
-
-    for rows, table in _tables(pmf, n, needed):
-        counts = np.arange(table.shape[1], dtype=float)
+    for rows, table in _tables(_pmf_of(model, t, x, t_x, T), n, needed):
         cdf = np.cumsum(table, axis=1)
         out["low"][rows] = (cdf < q_low).sum(axis=1)
         out["high"][rows] = (cdf < q_high).sum(axis=1)
-        out["mean"][rows] = table @ counts
-        out["second"][rows] = table @ counts**2
+        out["mean"][rows], out["second"][rows] = _raw_moments(table)
         out["p_zero"][rows] = table[:, 0]
         index = np.arange(len(rows))
         low, high = out["low"][rows].astype(int), out["high"][rows].astype(int)
@@ -524,7 +546,8 @@ class Forecast:
     Attributes
     ----------
     columns : dict
-        ``expected_purchases_low/high`` and, with a spend model, ``clv_low/high``.
+        ``expected_purchases_low/high`` and, with a spend model, ``clv_low/high`` (empty for
+        a forecast of the totals only: ``forecast(customers=False)``).
     ranges : dict
         ``purchases`` (total expected purchases) and, with a spend model, ``clv``.
     """
@@ -566,7 +589,8 @@ def forecast(
     margin : float
     level : float
     customers : bool
-        Whether to compute the customers' CLV intervals (``False``: the totals' ranges only).
+        Whether to compute the customers' intervals (``False``: the totals' ranges only, from
+        the moments of each pattern's purchases, :func:`purchase_moments`).
     expected : numpy.ndarray, optional
         Each customer's expected purchases over the horizon when the caller has them already
         (computed here otherwise).
@@ -590,24 +614,30 @@ def forecast(
     patterns, inverse = index
     px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
     counts = np.bincount(inverse, minlength=len(patterns)).astype(float)
-    by_pattern = purchase_distribution(purchase, t, px, ptx, pT, level)
+    if customers:
+        by_pattern = purchase_distribution(purchase, t, px, ptx, pT, level)
+        mean, variance = by_pattern.mean, by_pattern.variance
+    else:  # the totals need each pattern's moments, not its interval
+        mean, variance = purchase_moments(purchase, t, px, ptx, pT)
     if expected is None:
         expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
     else:
         expected_by_pattern = np.zeros(len(patterns))
         expected_by_pattern[inverse] = np.asarray(expected, dtype=float)
-    spread = PurchaseDistribution(
-        **{k: getattr(by_pattern, k)[inverse] for k in ("low", "high", "mean", "variance")},
-        p_zero=by_pattern.p_zero[inverse],
-        inside=by_pattern.inside[inverse],
-    )
+    columns = {}
+    if customers:
+        spread = PurchaseDistribution(
+            **{k: getattr(by_pattern, k)[inverse] for k in ("low", "high", "mean", "variance")},
+            p_zero=by_pattern.p_zero[inverse],
+            inside=by_pattern.inside[inverse],
+        )
+        columns = {"expected_purchases_low": spread.low, "expected_purchases_high": spread.high}
     expected = expected_by_pattern[inverse]
     sensitivity = purchase_sensitivity(purchase, t, px, ptx, pT)
-    columns = {"expected_purchases_low": spread.low, "expected_purchases_high": spread.high}
     ranges = {
         "purchases": make_range(
             float(expected.sum()),
-            float((by_pattern.variance * counts).sum()),
+            float((variance * counts).sum()),
             sensitivity.sd(counts),
             level,
         )
@@ -628,11 +658,13 @@ def forecast(
     if customers:
         values = value_interval(spend, x, m, spread, scale, level, exact_pmf, terms)
         columns |= {"clv_low": values.low, "clv_high": values.high}
-        variance = values.variance
+        value_variance = values.variance
     else:
-        variance = value_moments(terms, spread.mean, spread.variance, scale)[1]
+        value_variance = value_moments(terms, mean[inverse], variance[inverse], scale)[1]
     clv = margin * discounted * terms.now
     weights = np.bincount(inverse, weights=clv, minlength=len(patterns)) * per_purchase
     parameters = np.hypot(sensitivity.sd(weights), terms.parameter_sd(clv))
-    ranges["clv"] = make_range(float(clv.sum()), float(variance.sum()), float(parameters), level)
+    ranges["clv"] = make_range(
+        float(clv.sum()), float(value_variance.sum()), float(parameters), level
+    )
     return Forecast(columns, ranges)

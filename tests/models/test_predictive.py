@@ -16,6 +16,7 @@ from clv.intervals import (
     exact_value_quantiles,
     full_pmf,
     purchase_distribution,
+    purchase_moments,
     purchase_sensitivity,
     quantile_levels,
     value_interval,
@@ -163,6 +164,22 @@ def test_intervals_are_the_quantiles_of_the_distribution(kind):
     expected = model.expected_purchases(52.0, X, T_X, T)
     np.testing.assert_allclose(dist.mean, expected, rtol=1e-6, atol=5e-7)
     assert dist.high[5] - dist.low[5] >= 10  # a heavy buyer's interval is wide
+
+
+@pytest.mark.parametrize("kind", [*PURCHASE_MODELS, "ensemble"])
+def test_moments_alone_are_the_distributions_to_the_bit(kind):
+    """The totals' ranges use the moments without the intervals: the same numbers, including
+    for the heavy buyers whose tables are widened, and for an ensemble (mixed tables)."""
+    if kind == "ensemble":
+        model = EnsembleModel(tuple(PurchaseModel(k, PARAMS[k], "week") for k in PARAMS))
+    else:
+        model = PurchaseModel(kind, PARAMS[kind], "week")
+    for t in (4.3, 52.0, 520.0):
+        dist = purchase_distribution(model, t, X, T_X, T, 0.8)
+        mean, variance = purchase_moments(model, t, X, T_X, T)
+        np.testing.assert_array_equal(mean, dist.mean)
+        np.testing.assert_array_equal(variance, dist.variance)
+    assert variance[5] > 100  # the heavy buyer's table had to be widened
 
 
 SPEND = SpendModel(
