@@ -178,6 +178,19 @@ def prepare_store(uri: str) -> None:
         os.close(fd)
 
 
+def prepare_logging(uri: str) -> None:
+    """Import MLflow and create a new sqlite store's tables (:func:`prepare_store`): the first
+    second or two of :func:`log_training_run`, which training runs while its last classifier
+    trains (the core is otherwise idle). A store that fails here fails again when the run is
+    logged, where the trained bundle is kept, so its errors are left for then."""
+    import mlflow  # noqa: F401  (about a second of imports, needed for the logging anyway)
+
+    try:
+        prepare_store(uri)
+    except store_errors():
+        return
+
+
 #: Shown as the experiment's description in the MLflow UI.
 EXPERIMENT_NOTE = (
     "clv training runs. Compare them by `purchases.chosen.poisson_deviance` (holdout Poisson "

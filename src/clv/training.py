@@ -357,6 +357,11 @@ def _train(
             forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
             kpis = build_kpis(log, config, forecasting, surveys, rfm)  # the RFM built above
             stages("Built the KPI report")
+        if config.mlflow.enabled:  # while the worker finishes the churn classifier
+            from clv.mlflow_store import tracking_uri
+            from clv.tracking import prepare_logging
+
+            prepare_logging(tracking_uri(config.mlflow.tracking_uri))
         churn = _ship_churn(latest_churn.result(), config, purchase, full, notices)
         stages(f"Retrained the churn model on the latest window ({churn.choice})")
     for item in caught:
