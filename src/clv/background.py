@@ -3,12 +3,12 @@
 A training run is mostly single-threaded Python and numpy (the purchase fits, the metrics, the
 KPI report, MLflow), while the churn classifier's LightGBM cross-validation runs in C++ without
 Python's lock. Started early on a worker thread, the classifier's trainings use the core the main
-line leaves idle. A job leaves one of the caller's threads to the main line
-(:func:`clv.resources.reserved`; on 2 CPUs LightGBM and DuckDB run one thread in the job), so no
-thread waits for a core another holds. Results are the same as inline: the jobs get the caller's
-settings (context variables are copied to the worker), and LightGBM (``deterministic``) grew the
-same trees at 1 and 2 threads on the 1M-customer benchmark log — only the ``num_threads`` line
-of the booster's text differs.
+line leaves idle. The caller's threads are split while a job runs: half to the job, the rest to
+the main line (:func:`clv.resources.beside_main`; on 2 CPUs one each, for LightGBM, DuckDB and
+BLAS), so no thread waits for a core another holds. Results are the same as inline: the jobs get
+the caller's settings (context variables are copied to the worker), and LightGBM
+(``deterministic``) grew the same trees at 1 and 2 threads on the 1M-customer benchmark log —
+only the ``num_threads`` line of the booster's text differs.
 
 Faults: when the main line fails or is interrupted, :func:`background` cancels the jobs that
 have not started and sets :attr:`Background.stop`; a running job checks it between its steps
@@ -43,8 +43,8 @@ class Background:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clv-background")
 
     def submit(self, job: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
-        """Queue ``job(*args, **kwargs)``; it runs in a copy of the caller's context, with one
-        thread fewer than the caller (:func:`clv.resources.reserved`: the main line's)."""
+        """Queue ``job(*args, **kwargs)``; it runs in a copy of the caller's context, with its
+        share of the caller's threads (:func:`clv.resources.beside_main`)."""
         return self._executor.submit(copy_context().run, _beside_main, job, *args, **kwargs)
 
     def close(self, failed: bool) -> None:
@@ -56,7 +56,7 @@ class Background:
 
 
 def _beside_main(job: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    with resources.reserved(1):
+    with resources.beside_main():
         return job(*args, **kwargs)
 
 
@@ -104,14 +104,16 @@ class Handoff:
 @contextmanager
 def background() -> Iterator[Background]:
     """A :class:`Background` for a ``with`` block: its jobs are finished when the block ends,
-    or stopped when the block raises (including KeyboardInterrupt)."""
+    or stopped when the block raises (including KeyboardInterrupt). BLAS runs at the main
+    line's share of the threads inside (:func:`clv.resources.blas_beside_jobs`)."""
     jobs = Background()
-    try:
-        yield jobs
-    except BaseException:
-        jobs.close(failed=True)
-        raise
-    jobs.close(failed=False)
+    with resources.blas_beside_jobs():
+        try:
+            yield jobs
+        except BaseException:
+            jobs.close(failed=True)
+            raise
+        jobs.close(failed=False)
 
 
 def check(stop: threading.Event | None) -> None:

@@ -126,8 +126,8 @@ def _fit_handed(table: Handoff, config: Config, stop: threading.Event) -> ChurnR
 
 def _as_job(table: Handoff) -> None:
     """Build the handed-over table on the main line with a job's threads
-    (:func:`clv.resources.reserved`, as on the worker): the same table whoever builds it."""
-    with resources.reserved(1):
+    (:func:`clv.resources.as_worker`): the same table whoever builds it."""
+    with resources.as_worker():
         table.build_if_free()
 
 

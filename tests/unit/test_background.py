@@ -28,12 +28,23 @@ def test_a_churn_model_trained_on_the_worker_equals_the_inline_one(sample_log):
     assert worker.booster_text == inline.booster_text
 
 
-def test_jobs_run_in_order_leaving_the_main_line_one_of_the_callers_threads():
+def test_jobs_run_in_order_with_their_share_of_the_callers_threads():
     seen: list[tuple[str, int]] = []
-    with resources.limits(3), background() as jobs:
-        for name in ("first", "second"):
-            jobs.submit(lambda n: seen.append((n, resources.threads())), name)
-        assert resources.threads() == 3  # the main line keeps its own
+    running, release = threading.Event(), threading.Event()
+
+    def first(name: str) -> None:
+        seen.append((name, resources.threads()))
+        running.set()
+        release.wait(10)
+
+    with resources.limits(4):
+        with background() as jobs:
+            jobs.submit(first, "first")
+            jobs.submit(lambda n: seen.append((n, resources.threads())), "second")
+            running.wait(10)
+            assert resources.threads() == 2  # the main line has the rest while a job runs
+            release.set()
+        assert resources.threads() == 4  # all of them once the jobs are done
     assert seen == [("first", 2), ("second", 2)]  # finished when the block ends
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -61,11 +63,40 @@ def test_lightgbm_gets_one_thread_per_50k_training_rows():
         assert resources.lightgbm_threads(10**7) == 8
 
 
-def test_a_job_beside_the_main_line_leaves_it_a_thread():
+def _threads_on_another_thread(context: contextvars.Context) -> int:
+    seen: list[int] = []
+    other = threading.Thread(target=context.run, args=(lambda: seen.append(resources.threads()),))
+    other.start()
+    other.join()
+    return seen[0]
+
+
+def test_a_job_beside_the_main_line_and_the_main_line_split_the_threads():
     with resources.limits(4):
-        with resources.reserved(1):
-            assert resources.threads() == 3
-            assert resources.lightgbm_threads(10**7) == 3
-            with resources.reserved(5):
-                assert resources.threads() == 1  # never below one
+        with resources.as_worker():
+            assert resources.threads() == 2
+            assert resources.lightgbm_threads(10**7) == 2
         assert resources.threads() == 4
+    for total, job, rest in [(1, 1, 1), (2, 1, 1), (3, 1, 2), (4, 2, 2), (8, 4, 4)]:
+        with resources.limits(total):
+            main_line = contextvars.copy_context()
+            seen: list[int] = []
+            with resources.beside_main():  # as a job does, on its worker thread
+                seen.append(resources.threads())
+                # another line of work (the main line), meanwhile, has the rest
+                seen.append(_threads_on_another_thread(main_line))
+            seen.append(resources.threads())  # and all of them once no job runs
+            assert seen == [job, rest, total]
+            assert resources.worker_threads(total) == job
+
+
+def test_blas_runs_at_the_main_lines_share_beside_jobs():
+    from threadpoolctl import threadpool_info
+
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("no BLAS library loaded by numpy")
+    with resources.limits(4):
+        with resources.blas_beside_jobs():
+            assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {2}
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {4}
