@@ -471,7 +471,7 @@ def _evaluate(
     if while_waiting is not None and not churn.done():
         while_waiting()
     churn_model, churn_frame = _evaluate_churn(
-        log, config, split, cal, models, card, churn.result(), attributes, surveys
+        log, config, split, cal, models, card, churn.result, attributes, surveys
     )
     baseline = card["churn_protocol"]["baseline"]
     report(
@@ -866,10 +866,12 @@ def _evaluate_churn(
     cal: pd.DataFrame,
     models: dict[str, PurchaseModel],
     card: dict[str, Any],
-    trained: ChurnResult,
+    trained: Callable[[], ChurnResult],
     attributes: pd.DataFrame | None,
     surveys: pd.DataFrame | None,
 ) -> tuple[Any, pd.DataFrame | None]:
+    """The scorecard's churn section. ``trained()`` gives the classifier (waiting for the worker
+    that trains it): the features, labels and BTYD baselines, which do not need it, come first."""
     from clv.churn import churn_features, churn_labels
 
     unit = config.features.time_unit
@@ -882,17 +884,10 @@ def _evaluate_churn(
             f"churn horizon {H:g} {unit}s is longer than the holdout ({split.duration:g} "
             f"{unit}s): evaluation labels cover ({c.date()}, {label_end.date()}] only"
         )
-    model, note = trained
-    if note:
-        card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
     bgnbd = models.get(CHURN_FEATURE_MODELS[0]) or churn_feature_model(cal, unit)[0]
-    model = replace(model, btyd=bgnbd)
     frame = churn_features(log.compact, c, unit, bgnbd, H, attributes, surveys)
     labels = churn_labels(log.compact, frame["customer_id"], c, label_end)
     x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
-    scores = {"churn_model": model.predict_proba(frame)}
-    if model.booster_text is not None:
-        scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
     baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
     candidates = {bgnbd.kind: bgnbd, **models}
     no_purchase: dict[str, np.ndarray] = {}
@@ -905,7 +900,14 @@ def _evaluate_churn(
                 m, frame, lambda plain, rows: plain.p_no_purchase(H, x[rows], t_x[rows], T[rows])
             )
         )
-        scores[f"{kind}_p_no_purchase"] = no_purchase[kind]
+    model, note = trained()
+    if note:
+        card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
+    model = replace(model, btyd=bgnbd)
+    scores = {"churn_model": model.predict_proba(frame)}
+    if model.booster_text is not None:
+        scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
+    scores |= {f"{kind}_p_no_purchase": p for kind, p in no_purchase.items()}
     card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items()}
     card["churn_protocol"] = {
         "horizon": H,
