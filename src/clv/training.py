@@ -9,8 +9,10 @@
    classifier on the latest leak-free window (features up to ``end − H``, labels from
    ``(end − H, end]``; :mod:`clv.churn`), with BG/NBD features from a fit on the whole log.
    Both churn trainings (step 2's and this one) start at once, in turn, on a worker thread
-   (:mod:`clv.background`), and the KPI report is built while the second finishes: their
-   LightGBM runs on the core that the single-threaded steps leave idle (same models).
+   (:mod:`clv.background`): their LightGBM runs on the core that the single-threaded steps
+   leave idle (same models). What needs no classifier is done before waiting for one: the
+   scorecard's churn features and BTYD baselines before the first, the KPI report, the value
+   tiers, the log's fingerprint and MLflow's set-up before the second.
 4. Write the bundle (:mod:`clv.bundle`). With MLflow enabled (:mod:`clv.tracking`) the bundle is
    staged beside ``train.model_dir``, logged and registered, then put in place as a whole: at
    ``train.model_dir`` when it became the champion (so that folder, which ``clv score`` uses by
@@ -352,12 +354,19 @@ def _train(
         spend = _refit_spend(evaluation, full, config, notices) if log.has_amounts else None
         if spend is not None:
             stages(f"Refitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
-        kpis = None  # built while the worker finishes the churn classifier: it needs only these
+        # what needs no churn classifier is done while the worker finishes it: the KPI report,
+        # the value tiers, the log's fingerprint and MLflow's set-up
+        forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
+        kpis = None
         if config.mlflow.enabled and config.kpis.in_train and log.has_amounts:
-            forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
             kpis = build_kpis(log, config, forecasting, surveys, rfm)  # the RFM built above
             stages("Built the KPI report")
-        if config.mlflow.enabled:  # while the worker finishes the churn classifier
+        s = config.score
+        segments = define_segments(
+            forecasting, full, s.segments, s.segment_rest, s.horizon, s.time_unit, s.discount_rate
+        )
+        fingerprint = log.fingerprint()
+        if config.mlflow.enabled:
             from clv.mlflow_store import tracking_uri
             from clv.tracking import prepare_logging
 
@@ -386,18 +395,14 @@ def _train(
         purchase=purchase,
         spend=spend,
         config=config.to_dict(),
-        fingerprint=log.fingerprint(),
+        fingerprint=fingerprint,
         cleaning=log.report.to_dict(),
         selection=selection,
         notices=notices,
         churn=churn,
         scorecard=evaluation.scorecard,
+        segments=segments,
     )
-    s = config.score
-    segments = define_segments(
-        bundle, full, s.segments, s.segment_rest, s.horizon, s.time_unit, s.discount_rate
-    )
-    bundle = replace(bundle, segments=segments)
     model_dir = Path(settings.model_dir)
     if not config.mlflow.enabled:  # no registry: the folder is simply this run's model
         path = save_bundle(bundle, model_dir)
