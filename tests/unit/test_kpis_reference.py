@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 
 from clv.config import DataConfig
 from clv.data import AMOUNT, CUSTOMER, DATE, TransactionLog, clean_transactions, day_start
+from clv.data.compact import DAY, day_number
 from clv.kpis import (
+    _month_sql,
     lapse_counts,
     lapse_events,
+    month_buyers,
     monthly_table,
     period_summary,
     value_segments_table,
@@ -137,6 +140,7 @@ def test_monthly_table_equals_the_pandas_reference(rows, as_of_day, inactivity):
         counts.set_index([counts["event"], dates])["n"], found, check_names=False, check_dtype=False
     )
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+    _assert_months_sql_equals_arrays(log, as_of)
     period = period_summary(log, ours, as_of, months=6)
     start = pd.Period(period["from"], "M").start_time
     expected = reference_repeat_rate(log, start, as_of)
@@ -149,3 +153,27 @@ def test_monthly_table_equals_the_pandas_reference(rows, as_of_day, inactivity):
     )
     period_rows = log.frame[(log.frame[DATE] >= start) & (log.frame[DATE] <= as_of)]
     assert np.isclose(segments["revenue"].sum(), period_rows[AMOUNT].sum())
+
+
+def _assert_months_sql_equals_arrays(log: TransactionLog, as_of: pd.Timestamp) -> None:
+    """The months' SQL (what a log held by Spark runs) finds what the array pass finds."""
+    view = log.compact
+    sql = view.run(_month_sql(view.has_amounts, view.month(DAY)), {"end": day_number(as_of)})
+    sql = sql.assign(month=pd.to_datetime(sql["month"])).sort_values("month", ignore_index=True)
+    arrays = month_buyers(log, as_of)
+    assert arrays["buyers"].sum() > 0
+    pd.testing.assert_frame_equal(arrays, sql, check_dtype=False, rtol=1e-12)
+
+
+def test_month_buyers_by_blocks_of_customers_equal_the_sql(sample_log, monkeypatch):
+    """Blocks of a few rows (the pass runs in blocks of whole customers on large logs): every
+    customer's months are counted once, whichever block they fall in."""
+    import sys
+
+    whole = month_buyers(sample_log, pd.Timestamp("1997-09-30"))
+    monkeypatch.setattr(sys.modules["clv.data.compact"], "BLOCK_ROWS", 7)
+    for as_of in ("1997-01-15", "1997-09-30", "1998-06-30"):
+        _assert_months_sql_equals_arrays(sample_log, pd.Timestamp(as_of))
+    blocks = month_buyers(sample_log, pd.Timestamp("1997-09-30"))
+    pd.testing.assert_frame_equal(blocks, whole, rtol=1e-12)
+    assert len(whole) == 9 and whole["buyers"].iloc[0] > 0

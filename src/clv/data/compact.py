@@ -120,11 +120,7 @@ class Compact:
 
         from clv.tables import connection
 
-        codes = frame[CUSTOMER].to_numpy()
-        # each block starts at the first row of a customer (a searchsorted on int32 codes: an
-        # int64 key would copy the column)
-        firsts = codes[np.arange(0, len(codes), BLOCK_ROWS)]
-        edges = np.append(np.unique(np.searchsorted(codes, firsts)), len(codes))
+        edges = customer_blocks(frame[CUSTOMER].to_numpy())
         parts = []
         with connection() as con:
             for lo, hi in itertools.pairwise(edges):
@@ -151,6 +147,15 @@ class Compact:
 #: Rows per block of customers in :meth:`Compact.per_customer` (blocks end at a customer's
 #: last row, so they may be a little longer).
 BLOCK_ROWS = 4_000_000
+
+
+def customer_blocks(codes: np.ndarray, rows: int | None = None) -> np.ndarray:
+    """Edges of blocks of about ``rows`` (default :data:`BLOCK_ROWS`) rows of customer-sorted
+    codes, each starting at the first row of a customer: ``edges[i]:edges[i + 1]`` is block i."""
+    rows = BLOCK_ROWS if rows is None else rows
+    # a searchsorted on the int32 codes themselves: an int64 key would copy the column
+    firsts = codes[np.arange(0, len(codes), rows)]
+    return np.append(np.unique(np.searchsorted(codes, firsts)), len(codes))
 
 
 #: Customers per block of :meth:`Compact.digest`.
