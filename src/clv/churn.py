@@ -290,6 +290,11 @@ def _design(
     return pd.DataFrame(out, index=frame.index)
 
 
+#: Customers per block of a booster's predictions (:meth:`ChurnModel.raw_score`): the model
+#: matrix of 5.5M customers, and LightGBM's copy of it, held 1.8 GB at once.
+PREDICT_ROWS = 500_000
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
@@ -349,7 +354,14 @@ class ChurnModel:
         btyd = features["p_no_purchase"].to_numpy(dtype=float)
         if self.blend_weight <= 0 or self._lgb() is None:
             return btyd
-        model = self._lgb().predict(_design(features, self.features, self.categories))
+        booster = self._lgb()
+        parts = [  # the model matrix a block at a time (one float column a feature)
+            booster.predict(
+                _design(features.iloc[lo : lo + PREDICT_ROWS], self.features, self.categories)
+            )
+            for lo in range(0, len(features), PREDICT_ROWS)
+        ]
+        model = np.concatenate(parts) if parts else np.zeros(0)
         return self.blend_weight * model + (1.0 - self.blend_weight) * btyd
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:

@@ -94,6 +94,19 @@ def test_calibration_keeps_the_ranking_and_improves_brier(sample_churn, sample_l
     }
 
 
+def test_scores_by_blocks_of_customers_equal_one_block(sample_churn, sample_log, monkeypatch):
+    """Large lists are scored a block of customers at a time: the same numbers to the bit."""
+    import clv.churn
+
+    frame = churn_features(sample_log.frame, CUT, "week", sample_churn.btyd, 26)
+    model = replace(sample_churn, blend_weight=1.0)
+    whole = model.raw_score(frame)
+    monkeypatch.setattr(clv.churn, "PREDICT_ROWS", 100)
+    assert len(frame) > 20 * clv.churn.PREDICT_ROWS
+    np.testing.assert_array_equal(model.raw_score(frame), whole)
+    assert len(model.raw_score(frame.iloc[:0])) == 0
+
+
 def test_bundle_round_trip_keeps_churn_predictions(sample_churn, sample_log, tmp_path):
     bundle = Bundle(
         purchase=sample_churn.btyd, spend=None, config={}, fingerprint={}, churn=sample_churn
