@@ -75,35 +75,53 @@ def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int)
     A customer is lost ``inactivity_days`` after a purchase not followed by another within that
     window (on or before ``as_of``), and *reactivated* by the purchase that ends such a lapse.
     Active on day t = acquired − lost + reactivated, counting events on or before t. Computed
-    with array differences on the customer-sorted compact log (no copy of the log in pandas);
-    for a log held by Spark, as per-day counts with window functions on the cluster
-    (:func:`lapse_counts`, the same events).
+    with array differences on the customer-sorted compact log, a block of whole customers at a
+    time (no copy of the log in pandas); for a log held by Spark, as per-day counts with window
+    functions on the cluster (:func:`lapse_counts`, the same events).
     """
-    if not isinstance(log.compact.frame, pd.DataFrame):
-        counts = lapse_counts(log, as_of, inactivity_days)
-        return pd.DataFrame(
-            {
-                "event": np.repeat(counts["event"].to_numpy(), counts["n"].to_numpy()),
-                "date": day_start(np.repeat(counts[DAY].to_numpy(), counts["n"].to_numpy())),
-            }
-        )
-    codes, days, _ = sorted_arrays(log.compact)
-    end = day_number(as_of)
-    keep = days <= end
-    codes, days = codes[keep], days[keep]
-    if len(days) == 0:
-        return pd.DataFrame({"event": pd.Series(dtype="str"), "date": pd.Series(dtype="M8[ns]")})
-    same = codes[1:] == codes[:-1]
-    step = np.diff(days)
-    first = np.r_[True, ~same]
-    lapse = np.r_[~same | (step > inactivity_days), True]
-    lost = days[lapse] + inactivity_days
-    back = days[1:][same & (step > inactivity_days)]
-    events = {"acquired": days[first], "lost": lost[lost <= end], "reactivated": back}
+    days = lapse_days(log, as_of, inactivity_days)
     return pd.concat(
-        [pd.DataFrame({"event": k, "date": day_start(v)}) for k, v in events.items()],
+        [pd.DataFrame({"event": k, "date": day_start(v)}) for k, v in days.items()],
         ignore_index=True,
     )
+
+
+def lapse_days(
+    log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int
+) -> dict[str, np.ndarray]:
+    """The day numbers of :func:`lapse_events`, per event (``acquired``, ``lost``,
+    ``reactivated``), each sorted."""
+    end = day_number(as_of)
+    if not isinstance(log.compact.frame, pd.DataFrame):
+        counts = lapse_counts(log, as_of, inactivity_days)
+        return {
+            kind: np.sort(np.repeat(counts.loc[rows, DAY].to_numpy(), counts.loc[rows, "n"]))
+            for kind in EVENTS
+            for rows in [counts["event"].to_numpy() == kind]
+        }
+    codes, days, _ = sorted_arrays(log.compact)
+    found: dict[str, list[np.ndarray]] = {kind: [] for kind in EVENTS}
+    for lo, hi in itertools.pairwise(customer_blocks(codes)):
+        c, d = codes[lo:hi], days[lo:hi]
+        keep = d <= end
+        c, d = c[keep], d[keep]
+        if not len(d):
+            continue
+        same = c[1:] == c[:-1]
+        step = np.diff(d)
+        lapse = np.r_[~same | (step > inactivity_days), True]
+        lost = d[lapse] + inactivity_days
+        found["acquired"].append(d[np.r_[True, ~same]])
+        found["lost"].append(lost[lost <= end])
+        found["reactivated"].append(d[1:][same & (step > inactivity_days)])
+    return {
+        kind: np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        for kind, parts in found.items()
+    }
+
+
+#: The events of :func:`lapse_events`.
+EVENTS = ("acquired", "lost", "reactivated")
 
 
 def lapse_counts(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int) -> pd.DataFrame:
@@ -209,27 +227,21 @@ def monthly_table(
 ) -> pd.DataFrame:
     """Per calendar month to ``as_of``: actives, new, lost, rates and revenue (module docstring)."""
     as_of = pd.Timestamp(as_of).normalize()
-    events = lapse_events(log, as_of, inactivity_days)
-    dates = {k: np.sort(g["date"].to_numpy()) for k, g in events.groupby("event")}
-    dates = {
-        k: dates.get(k, np.array([], dtype="datetime64[ns]"))
-        for k in ("acquired", "lost", "reactivated")
-    }
+    days = lapse_days(log, as_of, inactivity_days)
 
     def active(day: pd.Timestamp, inclusive: bool) -> int:
-        side = "right" if inclusive else "left"
-        t = np.datetime64(day)
+        side, t = "right" if inclusive else "left", day_number(day)
         return int(
-            np.searchsorted(dates["acquired"], t, side)
-            - np.searchsorted(dates["lost"], t, side)
-            + np.searchsorted(dates["reactivated"], t, side)
+            np.searchsorted(days["acquired"], t, side)
+            - np.searchsorted(days["lost"], t, side)
+            + np.searchsorted(days["reactivated"], t, side)
         )
 
     def within(kind: str, start: pd.Timestamp, end: pd.Timestamp) -> int:
-        d = dates[kind]
+        d = days[kind]
         return int(
-            np.searchsorted(d, np.datetime64(end), "right")
-            - np.searchsorted(d, np.datetime64(start), "left")
+            np.searchsorted(d, day_number(end), "right")
+            - np.searchsorted(d, day_number(start), "left")
         )
 
     periods = pd.period_range(pd.Timestamp(log.report.first_date), as_of, freq="M")

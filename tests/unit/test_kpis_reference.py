@@ -20,6 +20,7 @@ from clv.data.compact import DAY, day_number
 from clv.kpis import (
     _month_sql,
     lapse_counts,
+    lapse_days,
     lapse_events,
     month_buyers,
     monthly_table,
@@ -165,13 +166,18 @@ def _assert_months_sql_equals_arrays(log: TransactionLog, as_of: pd.Timestamp) -
     pd.testing.assert_frame_equal(arrays, sql, check_dtype=False, rtol=1e-12)
 
 
-def test_month_buyers_by_blocks_of_customers_equal_the_sql(sample_log, monkeypatch):
-    """Blocks of a few rows (the pass runs in blocks of whole customers on large logs): every
-    customer's months are counted once, whichever block they fall in."""
+def test_months_and_lapses_by_blocks_of_customers_equal_one_block(sample_log, monkeypatch):
+    """Blocks of a few rows (the passes run in blocks of whole customers on large logs): every
+    customer's months and lapses are counted once, whichever block they fall in, and the months
+    equal the SQL's."""
     import sys
 
     whole = month_buyers(sample_log, pd.Timestamp("1997-09-30"))
+    lapses = lapse_days(sample_log, pd.Timestamp("1997-09-30"), 90)
     monkeypatch.setattr(sys.modules["clv.data.compact"], "BLOCK_ROWS", 7)
+    for kind, days in lapse_days(sample_log, pd.Timestamp("1997-09-30"), 90).items():
+        np.testing.assert_array_equal(days, lapses[kind])
+        assert len(days) > 0
     for as_of in ("1997-01-15", "1997-09-30", "1998-06-30"):
         _assert_months_sql_equals_arrays(sample_log, pd.Timestamp(as_of))
     blocks = month_buyers(sample_log, pd.Timestamp("1997-09-30"))
