@@ -69,6 +69,10 @@ def simple_clv(
     return float(annual_revenue * lifetime_years - acquisition_cost)
 
 
+#: The events of :func:`lapse_events`.
+EVENTS = ("acquired", "lost", "reactivated")
+
+
 def lapse_events(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int) -> pd.DataFrame:
     """Acquisition, loss and reactivation events up to ``as_of``, one row each.
 
@@ -93,12 +97,9 @@ def lapse_days(
     ``reactivated``), each sorted."""
     end = day_number(as_of)
     if not isinstance(log.compact.frame, pd.DataFrame):
-        counts = lapse_counts(log, as_of, inactivity_days)
-        return {
-            kind: np.sort(np.repeat(counts.loc[rows, DAY].to_numpy(), counts.loc[rows, "n"]))
-            for kind in EVENTS
-            for rows in [counts["event"].to_numpy() == kind]
-        }
+        counts = lapse_counts(log, as_of, inactivity_days)  # ordered by event and day
+        kinds, day, n = (counts[c].to_numpy() for c in ("event", DAY, "n"))
+        return {kind: np.repeat(day[kinds == kind], n[kinds == kind]) for kind in EVENTS}
     codes, days, _ = sorted_arrays(log.compact)
     found: dict[str, list[np.ndarray]] = {kind: [] for kind in EVENTS}
     for lo, hi in itertools.pairwise(customer_blocks(codes)):
@@ -118,10 +119,6 @@ def lapse_days(
         kind: np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
         for kind, parts in found.items()
     }
-
-
-#: The events of :func:`lapse_events`.
-EVENTS = ("acquired", "lost", "reactivated")
 
 
 def lapse_counts(log: TransactionLog, as_of: pd.Timestamp, inactivity_days: int) -> pd.DataFrame:
