@@ -132,7 +132,6 @@ def purchase_moments(
     ranges of totals, which need no customer's interval."""
     x, t_x, T = (np.ravel(np.asarray(v, dtype=float)) for v in (x, t_x, T))
     mean, second = np.zeros(len(x)), np.zeros(len(x))
-
     for rows, table in _tables(_pmf_of(model, t, x, t_x, T), len(x), np.zeros(len(x))):
         mean[rows], second[rows] = _raw_moments(table)
     return mean, np.maximum(second - mean**2, 0.0)
@@ -617,21 +616,20 @@ def forecast(
     if customers:
         by_pattern = purchase_distribution(purchase, t, px, ptx, pT, level)
         mean, variance = by_pattern.mean, by_pattern.variance
-    else:  # the totals need each pattern's moments, not its interval
-        mean, variance = purchase_moments(purchase, t, px, ptx, pT)
-    if expected is None:
-        expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
-    else:
-        expected_by_pattern = np.zeros(len(patterns))
-        expected_by_pattern[inverse] = np.asarray(expected, dtype=float)
-    columns = {}
-    if customers:
         spread = PurchaseDistribution(
             **{k: getattr(by_pattern, k)[inverse] for k in ("low", "high", "mean", "variance")},
             p_zero=by_pattern.p_zero[inverse],
             inside=by_pattern.inside[inverse],
         )
         columns = {"expected_purchases_low": spread.low, "expected_purchases_high": spread.high}
+    else:  # the totals need each pattern's moments, not its interval
+        mean, variance = purchase_moments(purchase, t, px, ptx, pT)
+        columns = {}
+    if expected is None:
+        expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
+    else:
+        expected_by_pattern = np.zeros(len(patterns))
+        expected_by_pattern[inverse] = np.asarray(expected, dtype=float)
     expected = expected_by_pattern[inverse]
     sensitivity = purchase_sensitivity(purchase, t, px, ptx, pT)
     ranges = {

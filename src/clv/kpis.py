@@ -182,8 +182,8 @@ def month_buyers(log: TransactionLog, as_of: pd.Timestamp) -> pd.DataFrame:
         months["month"] = pd.to_datetime(months["month"])
         return months
     codes, days, amounts = sorted_arrays(view)
-    first_day = int(days.min()) if len(days) else end
-    calendar = np.arange(first_day, max(int(days.max()) if len(days) else end, first_day) + 1)
+    first_day, last_day = (int(days.min()), int(days.max())) if len(days) else (end, end)
+    calendar = np.arange(first_day, last_day + 1)
     month_of_day = calendar.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
     month0 = int(month_of_day[0])
     month_of_day -= month0
