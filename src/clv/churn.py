@@ -355,9 +355,12 @@ class ChurnModel:
         if self.blend_weight <= 0 or self._lgb() is None:
             return btyd
         booster = self._lgb()
+        # always a thread count: LightGBM's is process-wide (resources.lightgbm_threads)
+        threads = resources.lightgbm_threads(len(features))
         parts = [  # the model matrix a block at a time (one float column a feature)
             booster.predict(
-                _design(features.iloc[lo : lo + PREDICT_ROWS], self.features, self.categories)
+                _design(features.iloc[lo : lo + PREDICT_ROWS], self.features, self.categories),
+                num_threads=threads,
             )
             for lo in range(0, len(features), PREDICT_ROWS)
         ]

@@ -162,7 +162,17 @@ def lightgbm_threads(rows: int) -> int:
     1M benchmark log): pass ``--threads`` to reproduce a large run on a machine with other CPUs.
     In training the classifier runs beside the main line with half the threads
     (:func:`beside_main`).
+
+    While such a job runs, every LightGBM call of the process, on either line, gets that half,
+    whatever its rows: LightGBM keeps one process-wide thread count, which each call sets from its
+    ``num_threads``, so a prediction on the main line asking for another count could change it
+    under the worker's parallel loops (a segfault in LightGBM 4.7, seen once in a test run).
     """
+    total = _THREADS.get() or available_cpus()
+    with _LOCK:
+        busy = _JOBS_RUNNING > 0
+    if busy:  # one count for every LightGBM call of the process while a job runs (above)
+        return worker_threads(total)
     return max(1, min(threads(), rows // ROWS_PER_LIGHTGBM_THREAD))
 
 

@@ -87,6 +87,12 @@ def test_a_job_beside_the_main_line_and_the_main_line_split_the_threads():
                 seen.append(_threads_on_another_thread(main_line))
             seen.append(resources.threads())  # and all of them once no job runs
             assert seen == [job, rest, total]
+        with resources.limits(total), resources.beside_main():
+            # LightGBM's thread count is process-wide: one count for every call while a job
+            # runs, however many rows (else a call could change it under another's loops)
+            assert resources.lightgbm_threads(10) == resources.lightgbm_threads(10**7) == job
+            counts = {main_line.run(resources.lightgbm_threads, n) for n in (10, 10**7)}
+            assert counts == {job}
             assert resources.worker_threads(total) == job
 
 
