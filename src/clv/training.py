@@ -12,7 +12,9 @@
    (:mod:`clv.background`): their LightGBM runs on the core that the single-threaded steps
    leave idle (same models). What needs no classifier is done before waiting for one: the
    scorecard's churn features and BTYD baselines before the first, the KPI report, the value
-   tiers, the log's fingerprint and MLflow's set-up before the second.
+   tiers, the log's fingerprint and MLflow's set-up before the second. The fingerprint is queued
+   on the worker after the trainings, and the main line computes it itself if the worker has
+   not begun it (:class:`clv.background.Handoff`).
 4. Write the bundle (:mod:`clv.bundle`). With MLflow enabled (:mod:`clv.tracking`) the bundle is
    staged beside ``train.model_dir``, logged and registered, then put in place as a whole: at
    ``train.model_dir`` when it became the champion (so that folder, which ``clv score`` uses by
@@ -337,6 +339,10 @@ def _train(
             lambda: churn_window_table(log, config, end, H, attributes, surveys, jobs.stop)
         )
         latest_churn = jobs.submit(_fit_handed, latest, config, jobs.stop)
+        # the log's fingerprint (7 s at 100M rows) in the worker's idle tail on logs where the
+        # main line is the longer chain; where the worker is, the main line takes it over
+        fingerprint = Handoff(log.fingerprint)
+        jobs.submit(fingerprint.build_if_free)
         evaluation = evaluate(
             log, config, attributes, surveys, stages, evaluation_churn, partial(_as_job, latest)
         )
@@ -355,7 +361,8 @@ def _train(
         if spend is not None:
             stages(f"Refitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
         # what needs no churn classifier is done while the worker finishes it: the KPI report,
-        # the value tiers, the log's fingerprint and MLflow's set-up
+        # the value tiers, the log's fingerprint (unless the worker has begun it) and MLflow's
+        # set-up
         forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
         kpis = None
         if config.mlflow.enabled and config.kpis.in_train and log.has_amounts:
@@ -365,7 +372,7 @@ def _train(
         segments = define_segments(
             forecasting, full, s.segments, s.segment_rest, s.horizon, s.time_unit, s.discount_rate
         )
-        fingerprint = log.fingerprint()
+        digest = fingerprint.get()
         if config.mlflow.enabled:
             from clv.mlflow_store import tracking_uri
             from clv.tracking import prepare_logging
@@ -395,7 +402,7 @@ def _train(
         purchase=purchase,
         spend=spend,
         config=config.to_dict(),
-        fingerprint=fingerprint,
+        fingerprint=digest,
         cleaning=log.report.to_dict(),
         selection=selection,
         notices=notices,
