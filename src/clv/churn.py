@@ -409,16 +409,60 @@ class ChurnModel:
         )
 
 
-def _fit_platt(design: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Logistic regression (practically unpenalized) on logit columns: ``a``, ``c``, ``b``."""
-    from sklearn.linear_model import LogisticRegression
+#: The calibrations' ridge on their slopes, 1e-6 / 2 · ‖slopes‖² (the intercept is free): it
+#: keeps a separable fit finite and moves no other fit measurably (scikit-learn's ``C = 1e6``).
+PLATT_RIDGE = 1e-6
 
-    fit = LogisticRegression(C=1e6, max_iter=1000).fit(design, labels)
-    coef = fit.coef_[0]
+
+def _fit_platt(design: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Logistic regression on logit columns (practically unpenalized: :data:`PLATT_RIDGE`):
+    ``a``, ``c``, ``b``.
+
+    Newton's method with a backtracking line search, to the maximum of the penalized
+    likelihood: the log likelihood's gain still possible (half the Newton decrement) below
+    1e-10. scikit-learn's L-BFGS, used before, stops at its default tolerance short of it (on the
+    1M-customer benchmark's window ``a`` = −0.0013 where the maximum has −0.0025). The choice
+    among the calibrations (11 fits on 200k customers) took 0.72–0.82 s with it, 0.42 s now.
+    """
+    from scipy.special import expit
+
+    A = np.column_stack([np.asarray(design, dtype=float), np.ones(len(design))])
+    y = np.asarray(labels, dtype=float)
+    ridge = np.full(A.shape[1], PLATT_RIDGE)
+    ridge[-1] = 0.0
+
+    def loss(w: np.ndarray) -> float:
+        z = A @ w
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * ridge @ (w * w))
+
+    w = np.zeros(A.shape[1])
+    current = loss(w)
+    for _ in range(200):
+        q = expit(A @ w)
+        gradient = A.T @ (q - y) + ridge * w
+        hessian = (A * (q * (1.0 - q))[:, None]).T @ A + np.diag(ridge)
+        try:
+            step = np.linalg.solve(hessian, gradient)
+        except np.linalg.LinAlgError:  # a constant column and no ridge left to lift it
+            step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
+        decrement = float(gradient @ step)
+        if decrement / 2 < 1e-10:
+            break
+        t = 1.0
+        while t > 1e-12:
+            trial = w - t * step
+            trial_loss = loss(trial)
+            if trial_loss <= current - 1e-4 * t * decrement:
+                break
+            t /= 2
+        else:  # no step lowers the loss any more: at the maximum to rounding
+            break
+        w, current = trial, trial_loss
+    slopes = w[:-1]
     return {
-        "a": float(coef[0]),
-        "c": float(coef[1]) if len(coef) > 1 else 0.0,
-        "b": float(fit.intercept_[0]),
+        "a": float(slopes[0]),
+        "c": float(slopes[1]) if len(slopes) > 1 else 0.0,
+        "b": float(w[-1]),
     }
 
 

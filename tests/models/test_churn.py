@@ -11,7 +11,14 @@ import pytest
 from sklearn.metrics import log_loss
 
 from clv.bundle import Bundle, load_bundle, save_bundle
-from clv.churn import churn_features, churn_labels, train_churn_model
+from clv.churn import (
+    PLATT_RIDGE,
+    _fit_platt,
+    calibrated,
+    churn_features,
+    churn_labels,
+    train_churn_model,
+)
 from clv.config import Config, DataConfig
 from clv.data import load_transactions
 from clv.evaluation import evaluate
@@ -92,6 +99,48 @@ def test_calibration_keeps_the_ranking_and_improves_brier(sample_churn, sample_l
         "customers": 2357,
         "churn_rate": pytest.approx(0.6, abs=0.2),
     }
+
+
+def _platt_design(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two logit columns and labels drawn from a known logistic model (a, c, b = 1.3, -0.7, 0.2)."""
+    rng = np.random.default_rng(seed)
+    design = rng.normal(0.0, 1.5, (n, 2))
+    z = 1.3 * design[:, 0] - 0.7 * design[:, 1] + 0.2
+    return design, (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+
+
+def test_platt_fit_reaches_the_maximum_likelihood():
+    from sklearn.linear_model import LogisticRegression
+
+    design, y = _platt_design(20_000, 3)
+    fit = _fit_platt(design, y)
+    # the same objective (scikit-learn's C = 1 / ridge), solved with a far tighter tolerance
+    tight = LogisticRegression(C=1 / PLATT_RIDGE, tol=1e-12, max_iter=100_000).fit(design, y)
+    ours = [fit["a"], fit["c"], fit["b"]]
+    assert ours == pytest.approx([*tight.coef_[0], tight.intercept_[0]], abs=1e-6)
+    # the recovered slopes are the generating ones within sampling noise (SE ~ 0.02)
+    assert ours == pytest.approx([1.3, -0.7, 0.2], abs=0.08)
+    # one column: the intercept and slope of Platt scaling; c is zero
+    single = _fit_platt(design[:, :1], y)
+    assert single["c"] == 0.0
+    tight = LogisticRegression(C=1 / PLATT_RIDGE, tol=1e-12, max_iter=100_000).fit(design[:, :1], y)
+    assert [single["a"], single["b"]] == pytest.approx(
+        [tight.coef_[0][0], tight.intercept_[0]], abs=1e-6
+    )
+
+
+def test_platt_fit_stays_finite_on_separable_and_constant_columns():
+    design = np.array([[-2.0, 1.0], [-1.0, 1.0], [1.0, 1.0], [2.0, 1.0]])
+    y = np.array([0, 0, 1, 1])
+    fit = _fit_platt(design, y)  # separable: only the ridge keeps the slope finite
+    assert np.isfinite(list(fit.values())).all() and fit["a"] > 5
+    p = calibrated(fit, 1 / (1 + np.exp(-design[:, 0])), 1 / (1 + np.exp(-design[:, 1])))
+    assert np.all(np.diff(p) > 0) and p[0] < 0.01 and p[-1] > 0.99
+    constant = _fit_platt(
+        np.ones((6, 1)), np.array([0, 1, 1, 0, 1, 1])
+    )  # slope and intercept alike
+    z = constant["a"] + constant["b"]
+    assert 1 / (1 + np.exp(-z)) == pytest.approx(4 / 6, abs=1e-6)
 
 
 def test_scores_by_blocks_of_customers_equal_one_block(sample_churn, sample_log, monkeypatch):
