@@ -209,11 +209,17 @@ def feature_importance(importance: dict[str, float], top: int = 20) -> Figure:
 
 
 def save_evaluation_figures(
-    evaluation: Any, transactions: pd.DataFrame | Compact, directory: Path, churn: Any = None
+    evaluation: Any,
+    transactions: pd.DataFrame | Compact,
+    directory: Path,
+    churn: Any = None,
+    importance: bool = True,
 ) -> list[Path]:
     """Draw every diagnostic plot of an evaluation and save them as PNG files in ``directory``.
 
-    ``churn`` is the churn model whose feature importance is drawn (default: the evaluated one).
+    ``churn`` is the churn model whose feature importance is drawn (default: the evaluated one);
+    with ``importance=False`` that figure is left for :func:`save_importance_figure` (training
+    draws the rest while the shipped classifier is still being trained).
     """
     from clv import units
 
@@ -247,11 +253,22 @@ def save_evaluation_figures(
             },
         )
         figures["churn_reliability.png"] = reliability(ev.scorecard["churn_reliability"])
-    churn = churn if churn is not None else ev.churn_model
-    if churn is not None and churn.validation.get("feature_importance_gain"):
-        figures["churn_feature_importance.png"] = feature_importance(
-            churn.validation["feature_importance_gain"]
-        )
+    paths = _save(figures, directory)
+    if importance:
+        paths += save_importance_figure(churn if churn is not None else ev.churn_model, directory)
+    return paths
+
+
+def save_importance_figure(churn: Any, directory: Path) -> list[Path]:
+    """The churn classifier's feature importance (gain) as ``churn_feature_importance.png`` in
+    ``directory``; nothing for no classifier or one without LightGBM."""
+    if churn is None or not churn.validation.get("feature_importance_gain"):
+        return []
+    figure = feature_importance(churn.validation["feature_importance_gain"])
+    return _save({"churn_feature_importance.png": figure}, directory)
+
+
+def _save(figures: dict[str, Any], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figures.items():

@@ -418,6 +418,7 @@ def log_training_run(
     example: pd.DataFrame,
     example_scores: pd.DataFrame,
     stages: Callable[[str], None] | None = None,
+    drawn: Path | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Log a finished training run to MLflow and register its model (module docstring).
 
@@ -433,6 +434,10 @@ def log_training_run(
     stages : callable, optional
         Called with a line as logging and registration end; the lines of ``result.stage_log``
         so far are logged as the run's ``train.log``.
+    drawn : Path, optional
+        A folder with the evaluation's figures drawn already (all but the shipped classifier's
+        feature importance: :func:`clv.plots.save_evaluation_figures` with
+        ``importance=False``); without it they are drawn here.
 
     Returns
     -------
@@ -442,7 +447,7 @@ def log_training_run(
     uri = tracking_uri(config.mlflow.tracking_uri)
     prepare_store(uri)
     with session(uri) as mlflow:
-        return _log_run(mlflow, result, config, example, example_scores, stages)
+        return _log_run(mlflow, result, config, example, example_scores, stages, drawn)
 
 
 def _log_run(
@@ -452,6 +457,7 @@ def _log_run(
     example: pd.DataFrame,
     output: pd.DataFrame,
     stages: Callable[[str], None] | None,
+    drawn: Path | None,
 ) -> tuple[str, dict[str, Any]]:
     import clv
 
@@ -525,10 +531,14 @@ def _log_run(
                 )
                 mlflow.set_tag("decision", churn.validation.get("decision", ""))
         with tempfile.TemporaryDirectory() as tmp:
-            from clv.plots import save_evaluation_figures
+            from clv.plots import save_evaluation_figures, save_importance_figure
 
             churn = bundle.churn  # the shipped model's importance
-            save_evaluation_figures(result.evaluation, result.log.compact, Path(tmp), churn)
+            if drawn is None:
+                save_evaluation_figures(result.evaluation, result.log.compact, Path(tmp), churn)
+            else:
+                mlflow.log_artifacts(str(drawn), artifact_path="plots")
+                save_importance_figure(churn, Path(tmp))
             mlflow.log_artifacts(tmp, artifact_path="plots")
         mlflow.log_artifact(str(result.path / "scorecard.json"))
         if result.kpis is not None:

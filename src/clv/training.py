@@ -12,9 +12,9 @@
    (:mod:`clv.background`): their LightGBM runs on the core that the single-threaded steps
    leave idle (same models). What needs no classifier is done before waiting for one: the
    scorecard's churn features and BTYD baselines before the first, the KPI report, the value
-   tiers, the log's fingerprint and MLflow's set-up before the second. The fingerprint is queued
-   on the worker after the trainings, and the main line computes it itself if the worker has
-   not begun it (:class:`clv.background.Handoff`).
+   tiers, the log's fingerprint, MLflow's set-up and the evaluation's figures before the
+   second. The fingerprint is queued on the worker after the trainings, and the main line
+   computes it itself if the worker has not begun it (:class:`clv.background.Handoff`).
 4. Write the bundle (:mod:`clv.bundle`). With MLflow enabled (:mod:`clv.tracking`) the bundle is
    staged beside ``train.model_dir``, logged and registered, then put in place as a whole: at
    ``train.model_dir`` when it became the champion (so that folder, which ``clv score`` uses by
@@ -34,6 +34,7 @@ Both are notices of the run; the run fails only when no candidate converges.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 import time
 import warnings
@@ -221,8 +222,13 @@ def train(
     ModelFitError
         If no candidate purchase model converges.
     """
-    with run_guard(config), resources.limits(config.resources.threads):
-        return _train(config, progress, inputs, stages if stages is not None else StageLog())
+    with (
+        run_guard(config),
+        resources.limits(config.resources.threads),
+        tempfile.TemporaryDirectory(prefix="clv-plots-") as drawn,
+    ):
+        stages = stages if stages is not None else StageLog()
+        return _train(config, progress, inputs, stages, Path(drawn))
 
 
 #: The model folders whose :func:`run_guard` this thread of work is inside.
@@ -315,7 +321,10 @@ def _train(
     progress: Callable[[int, int], None] | None,
     inputs: RunInputs | None,
     stages: StageLog,
+    drawn: Path,
 ) -> TrainResult:
+    """The run (module docstring); ``drawn``, an empty folder, receives the evaluation's figures
+    while the worker finishes the shipped classifier (logged from there with MLflow)."""
     if inputs is None:
         inputs = load_run_inputs(config, progress)
         stages(f"Read {inputs.log.report.transactions:,} transactions")
@@ -375,9 +384,12 @@ def _train(
         digest = fingerprint.get()
         if config.mlflow.enabled:
             from clv.mlflow_store import tracking_uri
+            from clv.plots import save_evaluation_figures
             from clv.tracking import prepare_logging
 
             prepare_logging(tracking_uri(config.mlflow.tracking_uri))
+            # all but the shipped classifier's feature importance (drawn when it is logged)
+            save_evaluation_figures(evaluation, log.compact, drawn, importance=False)
         churn = _ship_churn(latest_churn.result(), config, purchase, full, notices)
         stages(f"Retrained the churn model on the latest window ({churn.choice})")
     for item in caught:
@@ -420,7 +432,7 @@ def _train(
         path = write_bundle_files(bundle, staging)
         result = TrainResult(bundle, path, evaluation, log, notices, stage_log=stages.lines)
         result.kpis = kpis
-        _log_or_keep(result, config, stages)
+        _log_or_keep(result, config, stages, drawn)
         result.path = _place_bundle(result, model_dir, settings.model_dir_holds)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -433,9 +445,10 @@ def unlogged_dir(model_dir: Path) -> Path:
     return model_dir.with_name(f"{model_dir.name}-unlogged")
 
 
-def _log_or_keep(result: TrainResult, config: Config, stages: StageLog) -> None:
-    """Log and register the run (:func:`clv.tracking.log_training_run`); when the tracking store
-    fails on the way, keep the bundle at :func:`unlogged_dir` and say how to go on."""
+def _log_or_keep(result: TrainResult, config: Config, stages: StageLog, drawn: Path) -> None:
+    """Log and register the run (:func:`clv.tracking.log_training_run`, with the figures drawn
+    in ``drawn``); when the tracking store fails on the way, keep the bundle at
+    :func:`unlogged_dir` and say how to go on."""
     from clv.mlflow_store import tracking_uri
     from clv.tracking import TrackingStoreError, log_training_run, store_errors
 
@@ -444,7 +457,9 @@ def _log_or_keep(result: TrainResult, config: Config, stages: StageLog) -> None:
         result.bundle, example, horizon=float(config.score.horizon), interval=config.score.interval
     )
     try:
-        result.run_id, result.registry = log_training_run(result, config, example, scores, stages)
+        result.run_id, result.registry = log_training_run(
+            result, config, example, scores, stages, drawn
+        )
     except (*store_errors(), TrackingStoreError) as exc:
         kept = save_bundle(result.bundle, unlogged_dir(Path(config.train.model_dir)))
         raise TrackingStoreError(
