@@ -331,6 +331,7 @@ def _train(
     log, attributes, surveys = inputs.log, inputs.attributes, inputs.surveys
     unit, settings = config.features.time_unit, config.train
     notices: list[str] = [log.report.implausible_note()] if log.report.implausible_note() else []
+    drawing: list[warnings.WarningMessage] = []  # the figures' warnings (shown, not notices)
     with warnings.catch_warnings(record=True) as caught, background() as jobs:
         warnings.simplefilter("always")
         # both churn trainings run in turn on a worker thread (clv.background): LightGBM uses
@@ -370,8 +371,8 @@ def _train(
         if spend is not None:
             stages(f"Refitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
         # what needs no churn classifier is done while the worker finishes it: the KPI report,
-        # the value tiers, the log's fingerprint (unless the worker has begun it) and MLflow's
-        # set-up
+        # the value tiers, the log's fingerprint (unless the worker has begun it), MLflow's
+        # set-up and the evaluation's figures
         forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
         kpis = None
         if config.mlflow.enabled and config.kpis.in_train and log.has_amounts:
@@ -389,12 +390,15 @@ def _train(
 
             prepare_logging(tracking_uri(config.mlflow.tracking_uri))
             # all but the shipped classifier's feature importance (drawn when it is logged)
-            save_evaluation_figures(evaluation, log.compact, drawn, importance=False)
+            with warnings.catch_warnings(record=True) as drawing:
+                save_evaluation_figures(evaluation, log.compact, drawn, importance=False)
         churn = _ship_churn(latest_churn.result(), config, purchase, full, notices)
         stages(f"Retrained the churn model on the latest window ({churn.choice})")
     for item in caught:
         if issubclass(item.category, UserWarning):
             notices.append(str(item.message))
+    for item in drawing:
+        warnings.showwarning(item.message, item.category, item.filename, item.lineno)
     if not log.has_amounts:
         notices.append("The log has no amount column: purchase models only, no value columns.")
     elif spend is None:
