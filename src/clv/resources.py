@@ -84,12 +84,21 @@ def threads() -> int:
     """Threads for the current work: the :func:`limits` in force, else :func:`available_cpus`;
     a job beside the main line (:func:`beside_main`) gets its share of them, and the main line
     the rest while such a job runs."""
-    total = _THREADS.get() or available_cpus()
+    total = _total()
     if _WORKER.get():
         return worker_threads(total)
+    return _main_share(total) if _jobs_running() else total
+
+
+def _total() -> int:
+    """The run's threads: the :func:`limits` in force, else :func:`available_cpus`."""
+    return _THREADS.get() or available_cpus()
+
+
+def _jobs_running() -> bool:
+    """Whether a job runs beside the main line now (:func:`beside_main`)."""
     with _LOCK:
-        busy = _JOBS_RUNNING > 0
-    return _main_share(total) if busy else total
+        return _JOBS_RUNNING > 0
 
 
 def worker_threads(total: int) -> int:
@@ -142,7 +151,7 @@ def blas_beside_jobs() -> Iterator[None]:
     while another thread computes is not safe, so the main line caps it once for the block."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=_main_share(_THREADS.get() or available_cpus())):
+    with threadpool_limits(limits=_main_share(_total())):
         yield
 
 
@@ -168,11 +177,8 @@ def lightgbm_threads(rows: int) -> int:
     ``num_threads``, so a prediction on the main line asking for another count could change it
     under the worker's parallel loops (a segfault in LightGBM 4.7, seen once in a test run).
     """
-    total = _THREADS.get() or available_cpus()
-    with _LOCK:
-        busy = _JOBS_RUNNING > 0
-    if busy:  # one count for every LightGBM call of the process while a job runs (above)
-        return worker_threads(total)
+    if _jobs_running():  # one count for every LightGBM call of the process while a job runs
+        return worker_threads(_total())
     return max(1, min(threads(), rows // ROWS_PER_LIGHTGBM_THREAD))
 
 
