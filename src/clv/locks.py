@@ -39,11 +39,22 @@ def lock_path(folder: str | Path) -> Path:
     return folder.with_name(f".{folder.name}.lock")
 
 
-def _holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        info = {}
+def _holder(path: Path, patience: float = 2.0) -> str:
+    """Who holds the lock of ``path``, as its file says.
+
+    A holder writes its pid just after taking the lock, so a run that finds the lock taken
+    may read the file in between: it reads again for up to ``patience`` seconds before it
+    settles for "another process".
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            info = json.loads(path.read_text() or "{}")
+        except (OSError, ValueError):  # removed, or read half-written
+            info = {}
+        if info or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     if not info:
         return "another process"
     return f"pid {info.get('pid')} (`{info.get('command', '?')}`, since {info.get('since', '?')})"

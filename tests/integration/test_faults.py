@@ -287,6 +287,44 @@ def test_the_lock_names_its_holder_and_is_reentrant(tmp_path):
     assert not lock_path(folder).exists()
 
 
+def test_a_holder_that_has_not_yet_written_its_line_is_still_named(tmp_path):
+    """The holder writes its pid just after taking the lock; a run that finds the lock taken in
+    between reads again rather than settling for "another process" (a CI run met this)."""
+    folder = tmp_path / "m"
+    path = lock_path(folder)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import fcntl, json, os, time
+                fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                print("locked", flush=True)
+                time.sleep(0.5)  # the window a real holder has between flock and write
+                os.write(fd, json.dumps({{"pid": os.getpid(), "command": "slow writer",
+                                          "since": "now"}}).encode())
+                time.sleep(60)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert path.read_text() == ""  # we are inside the window
+        with (
+            pytest.raises(LockedError, match=rf"pid {holder.pid} \(`slow writer`"),
+            folder_lock(folder),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_two_trainings_of_one_folder_and_a_fresh_store(tmp_path):
     """Two `clv train` at once into one model folder, both against a new sqlite store: one
     trains, the other stops at once naming it; with --wait both train, one after the other.
