@@ -61,6 +61,7 @@ from clv.data.compact import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number
 from clv.features import rfm_select
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model
+from clv.models.groups import per_customer
 from clv.nps import is_detractor
 from clv.tables import query
 
@@ -173,10 +174,14 @@ def with_model_features(
     """Add BG/NBD outputs over ``horizon``, customer attributes and survey features to
     :func:`behaviour_features` output (see :func:`churn_features`)."""
     x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    frame = frame.assign(
-        p_alive=btyd.p_alive(x, t_x, T),
-        expected_purchases=btyd.expected_purchases(horizon, x, t_x, T),
-        p_no_purchase=btyd.p_no_purchase(horizon, x, t_x, T),
+    frame = frame.assign(  # by blocks of customers (clv.models.groups.SCORE_ROWS)
+        p_alive=per_customer(btyd, frame, lambda m, r: m.p_alive(x[r], t_x[r], T[r])),
+        expected_purchases=per_customer(
+            btyd, frame, lambda m, r: m.expected_purchases(horizon, x[r], t_x[r], T[r])
+        ),
+        p_no_purchase=per_customer(
+            btyd, frame, lambda m, r: m.p_no_purchase(horizon, x[r], t_x[r], T[r])
+        ),
     )
     return with_customer_features(frame, cutoff, attributes, surveys)
 

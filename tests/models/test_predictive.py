@@ -247,6 +247,54 @@ def test_holdout_intervals_are_calibrated_on_the_cdnow_sample(sample_split):
     assert total["estimate"] == pytest.approx(1654, abs=10) and not total["inside"]
 
 
+def test_holdout_interval_scores_by_blocks_are_the_per_customer_definitions(sample_split):
+    """The scorecard's interval section sums over blocks of customers' distinct patterns; here
+    every number from its per-customer definition, computed directly."""
+    from clv.evaluation import FREQUENCY_GROUPS, interval_calibration
+
+    model = PurchaseModel("bgnbd", BG, "week")
+    x, t_x, T = (sample_split[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    y = sample_split["frequency_holdout"].to_numpy(dtype=float)
+    dist = purchase_distribution(model, 39.0, x, t_x, T, 0.8, observed=y)
+    covered = (y >= dist.low) & (y <= dist.high)
+    # the PIT of a count: uniform on [P(X < y), P(X ≤ y)], its mass in each tenth
+    edges = np.linspace(0, 1, 11)
+    cdf = np.clip((edges - dist.below[:, None]) / (dist.at - dist.below)[:, None], 0, 1)
+    whole = interval_calibration(model, None, sample_split, 39.0, 0.8)
+    for size in (300, 1000, len(y)):
+        section = interval_calibration(model, None, sample_split, 39.0, 0.8, size=size)
+        assert section["coverage"] == pytest.approx(covered.mean(), abs=1e-12)
+        assert section["expected_coverage"] == pytest.approx(dist.inside.mean(), rel=1e-12)
+        assert section["log_score"] == pytest.approx(-np.log(dist.at - dist.below).mean())
+        np.testing.assert_allclose(section["pit"], np.diff(cdf, axis=1).mean(axis=0), atol=1e-12)
+        for group, (lowest, highest, name) in zip(
+            section["by_frequency"], FREQUENCY_GROUPS, strict=True
+        ):
+            members = (x >= lowest) & (x <= highest)
+            assert group["frequency"] == name and group["customers"] == members.sum()
+            assert group["coverage"] == pytest.approx(covered[members].mean(), abs=1e-12)
+        np.testing.assert_equal(section["totals"], whole["totals"])  # ranges: not by blocks
+
+
+def test_scores_by_blocks_of_customers_are_the_same_to_the_bit(sample_split):
+    """:func:`clv.models.groups.per_customer` scores blocks of customers: each model scores
+    every customer on its own, so blocks change nothing."""
+    from clv.models.fitting import fit_purchase_model
+    from clv.models.groups import per_customer
+
+    x, t_x, T = (sample_split[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    for kind in ("bgnbd", "mbgnbd", "pareto"):
+        model = fit_purchase_model(kind, sample_split, "week")
+        for score in (
+            lambda m, r: m.p_no_purchase(26.0, x[r], t_x[r], T[r]),
+            lambda m, r: m.expected_purchases(26.0, x[r], t_x[r], T[r]),
+            lambda m, r: m.p_alive(x[r], t_x[r], T[r]),
+        ):
+            whole = per_customer(model, sample_split, score)
+            for size in (1, 7, 500):
+                np.testing.assert_array_equal(per_customer(model, sample_split, score, size), whole)
+
+
 def test_total_ranges_alone_equal_the_scores_ranges(sample_split):
     """What the Spark engine prints (the totals without each customer's interval) is what the
     local engine prints, for every option that changes a total."""

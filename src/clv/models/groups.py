@@ -8,7 +8,7 @@ models' code on each group, so no score, interval or range is computed twice in 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -73,17 +73,40 @@ def bundle_groups(bundle: Any, frame: pd.DataFrame) -> list[tuple[np.ndarray, An
     ]
 
 
+#: Customers a per-customer score handles at a time: the temporary arrays of a model's scores
+#: (its distinct patterns and pairs, its log-likelihood terms) are a block's, not every
+#: customer's (at 5.5M customers one Pareto/NBD score rose 2.4 GB above what the run held).
+SCORE_ROWS = 1_000_000
+
+
+def blocks(rows: np.ndarray, size: int = SCORE_ROWS) -> Iterator[np.ndarray]:
+    """Consecutive pieces of at most ``size`` of ``rows`` (one, possibly empty, when it is
+    short)."""
+    if len(rows) <= size:
+        yield rows
+        return
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
 def per_customer(
-    model: Any, frame: pd.DataFrame, score: Callable[[Any, np.ndarray], np.ndarray]
+    model: Any,
+    frame: pd.DataFrame,
+    score: Callable[[Any, np.ndarray], np.ndarray],
+    size: int = SCORE_ROWS,
 ) -> np.ndarray:
     """``score(plain_purchase_model, rows)`` of each group of ``frame``'s customers, put
-    together in ``frame``'s row order (one value per row)."""
+    together in ``frame``'s row order (one value per row).
+
+    ``score`` is called on blocks of at most ``size`` rows: it must score each row on its own
+    (the models' scores do, to the bit, whatever else is in the block)."""
     parts = plain_models(model, None, frame)
-    if len(parts) == 1:
+    if len(parts) == 1 and len(frame) <= size:
         return np.asarray(score(parts[0][1], parts[0][0]), dtype=float)
     out = np.empty(len(frame))
     for rows, plain, _ in parts:
-        out[rows] = score(plain, rows)
+        for block in blocks(rows, size):
+            out[block] = score(plain, block)
     return out
 
 
