@@ -54,6 +54,24 @@ PROCESS_DEFAULTS = {
 }
 
 
+def allocator_defaults(platform: str = sys.platform) -> dict[str, str]:
+    """Which allocator Arrow uses in the ``clv`` process (its buffers: Parquet chunks, DuckDB
+    results), unless the user chose (``ARROW_DEFAULT_MEMORY_POOL``).
+
+    pyarrow's default on Linux, mimalloc, keeps the memory of freed buffers for reuse: after
+    reading and cleaning a log of 100M rows it held about 1 GB that no live buffer used, for
+    the rest of the run. jemalloc (in pyarrow's Linux wheels) hands freed pages back to the
+    system within about a second, at the same speed here (the clean of 100M rows 55 s against
+    54 s). Elsewhere the default stays: not every wheel has jemalloc.
+
+    Returns
+    -------
+    dict
+        ``{"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}`` on Linux, else nothing.
+    """
+    return {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"} if platform.startswith("linux") else {}
+
+
 def openmp_defaults(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
     """How OpenMP threads (LightGBM's) wait in the ``clv`` process, unless the user chose.
 
@@ -130,7 +148,8 @@ def end_without_teardown(succeeded: dict[str, bool]) -> None:
 
 def main() -> None:
     """The ``clv`` command (the installed entry point, and ``python -m clv.cli``)."""
-    for key, value in {**PROCESS_DEFAULTS, **openmp_defaults(os.environ)}.items():
+    defaults = {**PROCESS_DEFAULTS, **allocator_defaults(), **openmp_defaults(os.environ)}
+    for key, value in defaults.items():
         os.environ.setdefault(key, value)
     succeeded: dict[str, bool] = {}
     atexit.register(end_without_teardown, succeeded)  # first registered: runs last
