@@ -48,6 +48,20 @@ def test_fingerprint_changes_with_the_data(sample_log):
     )
 
 
+def test_a_logs_fingerprint_is_stable_across_versions(sample_log, monkeypatch):
+    """Bundles and MLflow runs keep the fingerprint of their log: the same log must keep giving
+    the same one (this value is the one clv has always given for the CDNOW sample), however
+    many rows :func:`clv.data.compact.block_digest` hashes at a time."""
+    import importlib
+
+    compact = importlib.import_module("clv.data.compact")  # the module, not the function
+    pinned = "d3c0df040889140c0a4d420ab2af3e5f4f3986d8b5b96e4c56be6184fa30c247"
+    assert sample_log.fingerprint()["sha256"] == pinned
+    for rows in (1, 7, 1000):
+        monkeypatch.setattr(compact, "HASH_ROWS", rows)
+        assert sample_log.fingerprint()["sha256"] == pinned
+
+
 @pytest.mark.parametrize(
     ("content", "pattern"),
     [

@@ -177,16 +177,30 @@ def ids_digest(ids: Any) -> str:
     return digest.hexdigest()
 
 
+#: Rows hashed at a time inside :func:`block_digest`.
+HASH_ROWS = 2_000_000
+
+
 def block_digest(codes: np.ndarray, days: np.ndarray, amounts: np.ndarray | None) -> str:
-    """SHA-256 of rows ordered by customer code and day: codes and days as int64, amounts
-    rounded to :data:`AMOUNT_DIGITS` decimals."""
+    """SHA-256 of rows ordered by customer code and day: of each row's hash
+    (``pandas.util.hash_pandas_object`` of codes and days as int64, amounts rounded to
+    :data:`AMOUNT_DIGITS` decimals), fed :data:`HASH_ROWS` rows at a time — the same digest as
+    of all at once, without the block's int64 copies and hashes at once (1.5 GB for a block
+    of 1M customers of a 100M-row log)."""
     import hashlib
 
-    columns = {"code": np.asarray(codes, np.int64), "day": np.asarray(days, np.int64)}
-    if amounts is not None:
-        columns["amount"] = np.round(np.asarray(amounts, np.float64), AMOUNT_DIGITS)
-    rows = pd.util.hash_pandas_object(pd.DataFrame(columns), index=False)
-    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
+    digest = hashlib.sha256()
+    for start in range(0, len(codes), HASH_ROWS):
+        part = slice(start, start + HASH_ROWS)
+        columns = {
+            "code": np.asarray(codes[part], np.int64),
+            "day": np.asarray(days[part], np.int64),
+        }
+        if amounts is not None:
+            columns["amount"] = np.round(np.asarray(amounts[part], np.float64), AMOUNT_DIGITS)
+        rows = pd.util.hash_pandas_object(pd.DataFrame(columns), index=False)
+        digest.update(rows.to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def customer_codes(ids: pd.Series | Any) -> tuple[np.ndarray, Any, bool]:
