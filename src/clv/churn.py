@@ -533,7 +533,9 @@ class ChurnTable:
     class: the BG/NBD score); otherwise ``frame`` and ``labels`` are what LightGBM is
     cross-validated and trained on (:func:`fit_churn_table`), ``btyd`` the BG/NBD of its
     features. ``note`` is the window's note (:func:`leak_free_window`; None when the whole
-    horizon fits).
+    horizon fits). ``everyone``, when asked for (``churn_table(keep_everyone=True)``), holds the
+    behaviour features and labels of every customer of the window, before the training sample,
+    for one :meth:`take_everyone`.
     """
 
     horizon: float
@@ -545,6 +547,20 @@ class ChurnTable:
     attribute_columns: list[str] = field(default_factory=list)
     early: ChurnModel | None = None
     note: str | None = None
+    everyone: tuple[pd.DataFrame, np.ndarray] | None = None
+
+    def take_everyone(
+        self, feature_cutoff: pd.Timestamp, label_end: pd.Timestamp
+    ) -> tuple[pd.DataFrame, np.ndarray] | None:
+        """:func:`behaviour_features` and :func:`churn_labels` of every customer of the window
+        when it is the one asked for (the same feature cutoff and label end, to the day), else
+        None; either way the table lets go of them (they are as large as the customer list)."""
+        everyone, self.everyone = self.everyone, None
+        if everyone is None:
+            return None
+        asked = (day_number(feature_cutoff), day_number(label_end))
+        held = (day_number(self.window["feature_cutoff"]), day_number(self.window["label_end"]))
+        return everyone if asked == held else None
 
     @classmethod
     def btyd_score(
@@ -579,11 +595,15 @@ def churn_table(
     surveys: pd.DataFrame | None = None,
     max_customers: int | None = None,
     stop: threading.Event | None = None,
+    keep_everyone: bool = False,
 ) -> ChurnTable:
     """The first half of :func:`train_churn_model`: the window's features (with its BG/NBD),
     labels and training sample, for :func:`fit_churn_table`. The halves can run on different
     threads (:mod:`clv.training` builds the shipped window's table on the main line while the
-    worker trains another window's classifier)."""
+    worker trains another window's classifier). ``keep_everyone``: the table also holds every
+    customer's behaviour features and labels (:meth:`ChurnTable.take_everyone`), for the
+    scorecard, whose evaluation window is this one when the holdout is as long as the
+    horizon."""
     cut, end = pd.Timestamp(feature_cutoff), pd.Timestamp(label_end)
     horizon = units.in_units((end - cut).days, time_unit)
     rfm = behaviour_features(transactions, cut, time_unit)
@@ -600,6 +620,7 @@ def churn_table(
     frame = with_model_features(rfm, cut, btyd, horizon, attributes, surveys)
     labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
     check(stop)
+    everyone = (rfm, labels) if keep_everyone else None
     window["churn_rate"] = float(labels.mean())
     if max_customers is not None and len(frame) > max_customers:
         from sklearn.model_selection import train_test_split
@@ -612,11 +633,15 @@ def churn_table(
         window["training_customers"] = len(frame)
     if min(labels.sum(), len(labels) - labels.sum()) < 5:
         decision = "too few customers or churners: BG/NBD score"
-        return ChurnTable.btyd_score(horizon, time_unit, window, btyd, decision)
+        table = ChurnTable.btyd_score(horizon, time_unit, window, btyd, decision)
+        table.everyone = everyone
+        return table
     attribute_columns = (
         [c for c in attributes.columns if c != CUSTOMER] if attributes is not None else []
     ) + (SURVEY_FEATURES if surveys is not None else [])
-    return ChurnTable(horizon, time_unit, window, btyd, frame, labels, attribute_columns)
+    return ChurnTable(
+        horizon, time_unit, window, btyd, frame, labels, attribute_columns, everyone=everyone
+    )
 
 
 def fit_churn_table(
@@ -757,13 +782,23 @@ def window_table(
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
     stop: threading.Event | None = None,
+    keep_everyone: bool = False,
 ) -> ChurnTable:
     """The :class:`ChurnTable` of the latest leak-free window that ends at ``end``: features up
     to ``end − H`` (or later, when the log is too short: :func:`leak_free_window`, whose note it
-    carries), labels in the window after."""
+    carries), labels in the window after (``keep_everyone``: :func:`churn_table`)."""
     start, note = leak_free_window(transactions, end, horizon_days)
     table = churn_table(
-        transactions, start, end, time_unit, attributes, seed, surveys, max_customers, stop
+        transactions,
+        start,
+        end,
+        time_unit,
+        attributes,
+        seed,
+        surveys,
+        max_customers,
+        stop,
+        keep_everyone,
     )
     table.note = note
     return table

@@ -50,7 +50,7 @@ import pandas as pd
 from clv import resources
 from clv.background import Handoff, background
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
-from clv.churn import ChurnModel
+from clv.churn import ChurnModel, ChurnTable
 from clv.config import Config
 from clv.data.clean import RunInputs, load_run_inputs
 from clv.data.customers import read_customer_list
@@ -129,11 +129,13 @@ def _fit_handed(table: Handoff, config: Config, stop: threading.Event) -> ChurnR
     return fit_churn_window(table.get(), config, stop)
 
 
-def _as_job(table: Handoff) -> None:
-    """Build the handed-over table on the main line with a job's threads
-    (:func:`clv.resources.as_worker`): the same table whoever builds it."""
+def _handed(table: Handoff) -> ChurnTable:
+    """The handed-over table for the scorecard: built on the main line with a job's threads
+    (:func:`clv.resources.as_worker`: the same table whoever builds it) when no line has begun
+    it, else the worker's."""
     with resources.as_worker():
         table.build_if_free()
+    return table.get()
 
 
 def build_kpis(
@@ -337,16 +339,18 @@ def _train(
         # both churn trainings run in turn on a worker thread (clv.background): LightGBM uses
         # the core that the purchase fits, the metrics and the refits leave idle. The shipped
         # window's training table is built by whichever line gets to it first: the main line
-        # when it would otherwise wait for the scorecard's classifier (the worker's chain is the
-        # longer one on logs of about a million customers), the worker when it is ahead
+        # when its scorecard needs it before the worker has begun it (the worker's chain is the
+        # longer one on logs of about a million customers), the worker when it is ahead. With
+        # the default holdout (as long as the churn horizon) that window is also the
+        # scorecard's evaluation window, whose features and labels the table hands over once
         split = choose_split(log, config)
         H = churn_horizon(config, split)
         evaluation_churn = jobs.submit(
             churn_window, log, config, split.calibration_end, H, attributes, surveys, jobs.stop
         )
         end = observation_end(log, config)
-        latest = Handoff(
-            lambda: churn_window_table(log, config, end, H, attributes, surveys, jobs.stop)
+        latest = Handoff(  # with every customer's features and labels, for the scorecard
+            lambda: churn_window_table(log, config, end, H, attributes, surveys, jobs.stop, True)
         )
         latest_churn = jobs.submit(_fit_handed, latest, config, jobs.stop)
         # the log's fingerprint (7 s at 100M rows) in the worker's idle tail on logs where the
@@ -354,7 +358,7 @@ def _train(
         fingerprint = Handoff(log.fingerprint)
         jobs.submit(fingerprint.build_if_free)
         evaluation = evaluate(
-            log, config, attributes, surveys, stages, evaluation_churn, partial(_as_job, latest)
+            log, config, attributes, surveys, stages, evaluation_churn, partial(_handed, latest)
         )
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")

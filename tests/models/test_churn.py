@@ -251,3 +251,67 @@ def test_scoring_features_are_the_churn_features_without_the_model_outputs(
         sample_churn.predict_proba(full),
         rtol=1e-12,
     )
+
+
+@pytest.fixture(scope="module")
+def shipped_window_evaluations():
+    """The full CDNOW log with the default split (the holdout as long as the churn horizon):
+    the scorecard alone, and beside the shipped window's table as ``clv train`` hands it over."""
+    from clv.evaluation import (
+        choose_split,
+        churn_horizon,
+        churn_window_table,
+        observation_end,
+    )
+
+    config = Config()
+    log = load_transactions("cdnow", DataConfig())
+    split = choose_split(log, config)
+    H = churn_horizon(config, split)
+
+    def table():
+        return churn_window_table(log, config, observation_end(log, config), H, keep_everyone=True)
+
+    return log, config, split, table, evaluate(log, config)
+
+
+def test_the_scorecard_takes_the_shipped_windows_features_and_labels(
+    shipped_window_evaluations,
+):
+    """Its evaluation window is the shipped classifier's training window: the scorecard from the
+    handed-over features and labels equals the one that computes them, and the table lets go
+    of them."""
+    log, config, split, table, alone = shipped_window_evaluations
+    handed = table()
+    assert handed.window["feature_cutoff"] == str(split.calibration_end.date())
+    shared = evaluate(log, config, shipped_window=lambda: handed)
+    assert handed.everyone is None  # taken once, not kept beside the scorecard
+    assert shared.scorecard["churn"].keys() == alone.scorecard["churn"].keys()
+    for score, measures in alone.scorecard["churn"].items():
+        assert shared.scorecard["churn"][score] == pytest.approx(measures, rel=1e-9)
+    assert shared.scorecard["churn_protocol"] == alone.scorecard["churn_protocol"]
+    pd.testing.assert_frame_equal(shared.churn_frame, alone.churn_frame, rtol=1e-12)
+
+
+def test_the_scorecard_reads_the_handed_over_labels(shipped_window_evaluations):
+    """Proof that they are used, not computed again: labels flipped in the table flip the
+    evaluation window's churn rate."""
+    log, config, _, table, alone = shipped_window_evaluations
+    handed = table()
+    behaviour, labels = handed.everyone
+    handed.everyone = (behaviour, 1 - labels)
+    flipped = evaluate(log, config, shipped_window=lambda: handed)
+    rate = flipped.scorecard["churn_protocol"]["evaluation_window"]["churn_rate"]
+    original = alone.scorecard["churn_protocol"]["evaluation_window"]["churn_rate"]
+    assert rate == pytest.approx(1 - original)
+
+
+def test_another_window_is_not_taken_and_still_let_go(shipped_window_evaluations):
+    _, _, split, table, _ = shipped_window_evaluations
+    handed = table()
+    c = split.calibration_end
+    later = pd.Timestamp(handed.window["label_end"]) + pd.Timedelta(days=1)
+    assert handed.take_everyone(c + pd.Timedelta(days=1), later) is None
+    assert handed.everyone is None
+    handed = table()
+    assert handed.take_everyone(c, pd.Timestamp(handed.window["label_end"])) is not None
