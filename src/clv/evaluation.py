@@ -257,8 +257,8 @@ def evaluate(
         log's end, with ``keep_everyone``), from the caller, who builds it here if no other line
         has begun it (:class:`clv.background.Handoff`). When the holdout is as long as the churn
         horizon (the default), that window is the scorecard's evaluation window: the scorecard
-        takes its features and labels from it instead of computing them again (11 s at 5.5M
-        customers), and the table lets go of them.
+        takes its features and labels from it instead of computing them again (the churn stage
+        32 → 25 s at 5.5M customers), and the table lets go of them.
 
     Returns
     -------
