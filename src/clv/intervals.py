@@ -36,13 +36,14 @@ on CDNOW), so the totals carry them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from scipy.special import betainc, gammaincinv, ndtri
 
 from clv.models.base import central_gradient
+from clv.models.groups import SCORE_ROWS, blocks
 
 #: A predictive table ends once the probability above its last count is below this (the
 #: variance it leaves out is below 1e-7 × the table's width²).
@@ -235,16 +236,38 @@ class SpendTerms:
     gradient: np.ndarray | None = None
     covariance: np.ndarray | None = None
 
+    def rows(self, rows: np.ndarray) -> SpendTerms:
+        """The terms of some of these customers."""
+        gradient = None if self.gradient is None else self.gradient[rows]
+        return replace(
+            self,
+            now=self.now[rows],
+            first=self.first[rows],
+            second=self.second[rows],
+            gradient=gradient,
+        )
+
+    def value_gradient(self, value: np.ndarray) -> np.ndarray | None:
+        """``∂ Σ value / ∂ log θ`` of a total whose terms scale with each customer's expected
+        spend per transaction (None without covariance); it adds over groups of customers."""
+        if self.gradient is None or self.covariance is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_spend = np.where(self.now > 0, value / self.now, 0.0)
+        return per_spend @ self.gradient
+
+    def sd(self, gradient: np.ndarray | None) -> float:
+        """Delta-method standard deviation over the spend parameters of a total with this
+        :meth:`value_gradient` (NaN for None)."""
+        if gradient is None or self.covariance is None:
+            return float("nan")
+        return float(np.sqrt(max(float(gradient @ self.covariance @ gradient), 0.0)))
+
     def parameter_sd(self, value: np.ndarray) -> float:
         """Delta-method standard deviation, over the spend parameters, of a total ``Σ value``
         whose terms scale with each customer's expected spend per transaction (NaN without
         covariance)."""
-        if self.gradient is None or self.covariance is None:
-            return float("nan")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_spend = np.where(self.now > 0, value / self.now, 0.0)
-        g = per_spend @ self.gradient
-        return float(np.sqrt(max(float(g @ self.covariance @ g), 0.0)))
+        return self.sd(self.value_gradient(value))
 
 
 def spend_terms(
@@ -570,6 +593,7 @@ def forecast(
     expected: np.ndarray | None = None,
     index: tuple[np.ndarray, np.ndarray] | None = None,
     terms: SpendTerms | None = None,
+    size: int = SCORE_ROWS,
 ) -> Forecast:
     """Intervals of every customer and ranges of the totals over ``(T, T + t]``.
 
@@ -599,6 +623,9 @@ def forecast(
     terms : SpendTerms, optional
         ``spend``'s terms of these customers, with their gradient, when the caller forecasts
         several horizons (:func:`spend_terms`; computed here otherwise).
+    size : int
+        Customers per block of the value totals when ``customers`` is False (the same sums,
+        added block by block: :data:`clv.models.groups.SCORE_ROWS`).
 
     Returns
     -------
@@ -651,18 +678,33 @@ def forecast(
     def exact_pmf(rows: np.ndarray) -> np.ndarray:
         return full_pmf(purchase, t, x[rows], t_x[rows], T[rows])
 
-    if terms is None:
-        terms = spend_terms(spend, x, m)
     if customers:
+        if terms is None:
+            terms = spend_terms(spend, x, m)
         values = value_interval(spend, x, m, spread, scale, level, exact_pmf, terms)
         columns |= {"clv_low": values.low, "clv_high": values.high}
-        value_variance = values.variance
-    else:
-        value_variance = value_moments(terms, mean[inverse], variance[inverse], scale)[1]
-    clv = margin * discounted * terms.now
-    weights = np.bincount(inverse, weights=clv, minlength=len(patterns)) * per_purchase
-    parameters = np.hypot(sensitivity.sd(weights), terms.parameter_sd(clv))
-    ranges["clv"] = make_range(
-        float(clv.sum()), float(value_variance.sum()), float(parameters), level
-    )
+        clv = margin * discounted * terms.now
+        weights = np.bincount(inverse, weights=clv, minlength=len(patterns)) * per_purchase
+        parameters = np.hypot(sensitivity.sd(weights), terms.parameter_sd(clv))
+        ranges["clv"] = make_range(
+            float(clv.sum()), float(values.variance.sum()), float(parameters), level
+        )
+        return Forecast(columns, ranges)
+    # the totals only: sums over blocks of customers, so that the spend terms, their gradient
+    # and the value moments are held for one block at a time (at 5.5M customers they rose
+    # about 0.7 GB at once); the parameter terms add their gradients before the square root
+    total, total_variance, weights, spend_gradient = 0.0, 0.0, np.zeros(len(patterns)), None
+    for rows in blocks(np.arange(len(x)), size):
+        some = spend_terms(spend, x[rows], m[rows]) if terms is None else terms.rows(rows)
+        codes = inverse[rows]
+        clv = margin * discounted[rows] * some.now
+        total += float(clv.sum())
+        total_variance += float(
+            value_moments(some, mean[codes], variance[codes], scale[rows])[1].sum()
+        )
+        weights += np.bincount(codes, weights=clv, minlength=len(patterns))
+        part = some.value_gradient(clv)
+        spend_gradient = part if spend_gradient is None else spend_gradient + part
+    parameters = np.hypot(sensitivity.sd(weights * per_purchase), some.sd(spend_gradient))
+    ranges["clv"] = make_range(total, total_variance, float(parameters), level)
     return Forecast(columns, ranges)

@@ -318,3 +318,54 @@ def test_total_ranges_alone_equal_the_scores_ranges(sample_split):
         assert alone[name] == pytest.approx(expected, rel=1e-12), name
     assert alone["clv"]["level"] == 0.9 and alone["clv"]["low"] < alone["clv"]["estimate"]
     assert total_ranges(bundle, rfm, 12.0, interval=0) == {}
+
+
+def test_value_totals_by_blocks_of_customers_equal_the_whole(sample_split):
+    """The totals-only forecast sums the value terms block by block (the spend gradient added
+    before the square root): every range equals the one of a single block, with the spend
+    terms computed here or given, with the parameter term present."""
+    from clv.intervals import forecast, spend_terms
+    from clv.models.fitting import fit_purchase_model
+    from clv.models.gamma_gamma import fit_spend_model
+
+    rfm = sample_split.drop(columns=["frequency_holdout"], errors="ignore")
+    purchase = fit_purchase_model("bgnbd", rfm, "week")
+    spend = fit_spend_model(rfm)
+    x, t_x, T, m = (
+        rfm[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value")
+    )
+    discounted = 0.9 * purchase.expected_purchases(20.0, x, t_x, T)
+    given = spend_terms(spend, x, m)
+    for terms in (None, given):
+        whole = forecast(
+            purchase,
+            spend,
+            20.0,
+            x,
+            t_x,
+            T,
+            m,
+            discounted,
+            margin=0.3,
+            customers=False,
+            terms=terms,
+            size=len(x),
+        ).ranges["clv"]
+        assert whole.parameter_sd > 0  # the spend and purchase parameter terms are in
+        for size in (1, 7, 500):
+            blocked = forecast(
+                purchase,
+                spend,
+                20.0,
+                x,
+                t_x,
+                T,
+                m,
+                discounted,
+                margin=0.3,
+                customers=False,
+                terms=terms,
+                size=size,
+            ).ranges["clv"]
+            for name in ("estimate", "low", "high", "process_sd", "parameter_sd"):
+                assert getattr(blocked, name) == pytest.approx(getattr(whole, name), rel=1e-12)
