@@ -691,8 +691,9 @@ def forecast(
         )
         return Forecast(columns, ranges)
     # the totals only: sums over blocks of customers, so that the spend terms, their gradient
-    # and the value moments are held for one block at a time (at 5.5M customers they rose
-    # about 0.7 GB at once); the parameter terms add their gradients before the square root
+    # and the value moments are held for one block at a time (the interval calibration's high
+    # point 5.66 -> 5.26 GB at 5.5M customers); the parameter terms add their gradients before
+    # the square root
     total, total_variance, weights, spend_gradient = 0.0, 0.0, np.zeros(len(patterns)), None
     for rows in blocks(np.arange(len(x)), size):
         some = spend_terms(spend, x[rows], m[rows]) if terms is None else terms.rows(rows)

@@ -336,8 +336,9 @@ def test_value_totals_by_blocks_of_customers_equal_the_whole(sample_split):
     )
     discounted = 0.9 * purchase.expected_purchases(20.0, x, t_x, T)
     given = spend_terms(spend, x, m)
-    for terms in (None, given):
-        whole = forecast(
+
+    def clv_range(terms, size):
+        return forecast(
             purchase,
             spend,
             20.0,
@@ -349,23 +350,13 @@ def test_value_totals_by_blocks_of_customers_equal_the_whole(sample_split):
             margin=0.3,
             customers=False,
             terms=terms,
-            size=len(x),
+            size=size,
         ).ranges["clv"]
+
+    for terms in (None, given):
+        whole = clv_range(terms, len(x))
         assert whole.parameter_sd > 0  # the spend and purchase parameter terms are in
         for size in (1, 7, 500):
-            blocked = forecast(
-                purchase,
-                spend,
-                20.0,
-                x,
-                t_x,
-                T,
-                m,
-                discounted,
-                margin=0.3,
-                customers=False,
-                terms=terms,
-                size=size,
-            ).ranges["clv"]
+            blocked = clv_range(terms, size)
             for name in ("estimate", "low", "high", "process_sd", "parameter_sd"):
                 assert getattr(blocked, name) == pytest.approx(getattr(whole, name), rel=1e-12)
