@@ -133,9 +133,8 @@ def _handed(table: Handoff) -> ChurnTable:
     """The handed-over table for the scorecard: built on the main line with a job's threads
     (:func:`clv.resources.as_worker`: the same table whoever builds it) when no line has begun
     it, else the worker's."""
-    with resources.as_worker():
-        table.build_if_free()
-    return table.get()
+    with resources.as_worker():  # only a build here reads it; a wait is a wait
+        return table.get()
 
 
 def build_kpis(
