@@ -917,7 +917,6 @@ def _evaluate_churn(
     else:  # the same behaviour features and labels; the model features are this BG/NBD's
         behaviour, labels = shared
         frame = with_model_features(behaviour, c, bgnbd, H, attributes, surveys)
-        del behaviour, shared
     x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
     baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
     candidates = {bgnbd.kind: bgnbd, **models}
