@@ -48,6 +48,7 @@ on cross-validated log loss in the training window.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,7 @@ from clv import resources, units
 from clv.background import check, stop_callback
 from clv.config import ChurnConfig
 from clv.data.compact import AMOUNT, CUSTOMER, DAY, Compact, compact, day_number, day_start
-from clv.features import rfm_select
+from clv.features import build_rfm, rfm_select
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model
 from clv.models.groups import per_customer
@@ -115,12 +116,26 @@ def behaviour_features(
     transactions: pd.DataFrame | Compact, cutoff: pd.Timestamp, time_unit: str
 ) -> pd.DataFrame:
     """RFM and the behavioural features of every customer with a purchase up to ``cutoff``, in
-    one DuckDB pass (no model outputs), sorted by id. Inter-purchase gaps come with the compact
-    view of an ordered log; otherwise a window function computes them."""
+    one DuckDB pass (no model outputs), sorted by id. An ordered compact log gives the
+    inter-purchase gaps block by block (:meth:`Compact.per_customer`); otherwise a window
+    function computes them."""
+    return next(behaviour_blocks(transactions, cutoff, time_unit))
+
+
+def behaviour_blocks(
+    transactions: pd.DataFrame | Compact,
+    cutoff: pd.Timestamp,
+    time_unit: str,
+    customers: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """:func:`behaviour_features` in blocks of about ``customers`` customers, in id order (one
+    block of everyone when None; :meth:`Compact.per_customer_blocks`)."""
     log = compact(transactions)
-    return log.per_customer(
+    return log.per_customer_blocks(
         _window_sql(log.has_amounts, log.ordered),
         {"cut": day_number(cutoff), "unit": units.days(1.0, time_unit)},
+        gaps=True,
+        customers=customers,
     )
 
 
@@ -533,9 +548,7 @@ class ChurnTable:
     class: the BG/NBD score); otherwise ``frame`` and ``labels`` are what LightGBM is
     cross-validated and trained on (:func:`fit_churn_table`), ``btyd`` the BG/NBD of its
     features. ``note`` is the window's note (:func:`leak_free_window`; None when the whole
-    horizon fits). ``everyone``, when asked for (``churn_table(keep_everyone=True)``), holds the
-    behaviour features and labels of every customer of the window, before the training sample,
-    for one :meth:`take_everyone`.
+    horizon fits).
     """
 
     horizon: float
@@ -547,20 +560,6 @@ class ChurnTable:
     attribute_columns: list[str] = field(default_factory=list)
     early: ChurnModel | None = None
     note: str | None = None
-    everyone: tuple[pd.DataFrame, np.ndarray] | None = None
-
-    def take_everyone(
-        self, feature_cutoff: pd.Timestamp, label_end: pd.Timestamp
-    ) -> tuple[pd.DataFrame, np.ndarray] | None:
-        """:func:`behaviour_features` and :func:`churn_labels` of every customer of the window
-        when it is the one asked for (the same feature cutoff and label end, to the day), else
-        None; either way the table lets go of them (they are as large as the customer list)."""
-        everyone, self.everyone = self.everyone, None
-        if everyone is None:
-            return None
-        asked = (day_number(feature_cutoff), day_number(label_end))
-        held = (day_number(self.window["feature_cutoff"]), day_number(self.window["label_end"]))
-        return everyone if asked == held else None
 
     @classmethod
     def btyd_score(
@@ -595,18 +594,17 @@ def churn_table(
     surveys: pd.DataFrame | None = None,
     max_customers: int | None = None,
     stop: threading.Event | None = None,
-    keep_everyone: bool = False,
 ) -> ChurnTable:
     """The first half of :func:`train_churn_model`: the window's features (with its BG/NBD),
     labels and training sample, for :func:`fit_churn_table`. The halves can run on different
     threads (:mod:`clv.training` builds the shipped window's table on the main line while the
-    worker trains another window's classifier). ``keep_everyone``: the table also holds every
-    customer's behaviour features and labels (:meth:`ChurnTable.take_everyone`), for the
-    scorecard, whose evaluation window is this one when the holdout is as long as the
-    horizon."""
+    worker trains another window's classifier)."""
     cut, end = pd.Timestamp(feature_cutoff), pd.Timestamp(label_end)
     horizon = units.in_units((end - cut).days, time_unit)
-    rfm = behaviour_features(transactions, cut, time_unit)
+    # every customer's RFM (the window's BG/NBD) and label (the sample), then the features of
+    # the training sample only: at 5.5M customers the features of everyone were a gigabyte
+    log = compact(transactions)
+    rfm = build_rfm(log, cut, time_unit)
     check(stop)
     window = {
         "feature_cutoff": str(cut.date()),
@@ -617,31 +615,31 @@ def churn_table(
         decision = "too few customers in the window: BG/NBD score"
         return ChurnTable.btyd_score(horizon, time_unit, window, None, decision)
     btyd, _ = churn_feature_model(rfm, time_unit)
-    frame = with_model_features(rfm, cut, btyd, horizon, attributes, surveys)
-    labels = churn_labels(transactions, frame[CUSTOMER], cut, end)
+    labels = churn_labels(log, rfm[CUSTOMER], cut, end)
     check(stop)
-    everyone = (rfm, labels) if keep_everyone else None
     window["churn_rate"] = float(labels.mean())
-    if max_customers is not None and len(frame) > max_customers:
+    sample = log
+    if max_customers is not None and len(rfm) > max_customers:
         from sklearn.model_selection import train_test_split
 
         keep, _ = train_test_split(
-            np.arange(len(frame)), train_size=max_customers, stratify=labels, random_state=seed
+            np.arange(len(rfm)), train_size=max_customers, stratify=labels, random_state=seed
         )
         keep.sort()
-        frame, labels = frame.iloc[keep].reset_index(drop=True), labels[keep]
-        window["training_customers"] = len(frame)
+        labels = labels[keep]
+        sample = log.of_customers(rfm[CUSTOMER].iloc[keep])
+        window["training_customers"] = len(keep)
+    del rfm
+    frame = with_model_features(
+        behaviour_features(sample, cut, time_unit), cut, btyd, horizon, attributes, surveys
+    )
     if min(labels.sum(), len(labels) - labels.sum()) < 5:
         decision = "too few customers or churners: BG/NBD score"
-        table = ChurnTable.btyd_score(horizon, time_unit, window, btyd, decision)
-        table.everyone = everyone
-        return table
+        return ChurnTable.btyd_score(horizon, time_unit, window, btyd, decision)
     attribute_columns = (
         [c for c in attributes.columns if c != CUSTOMER] if attributes is not None else []
     ) + (SURVEY_FEATURES if surveys is not None else [])
-    return ChurnTable(
-        horizon, time_unit, window, btyd, frame, labels, attribute_columns, everyone=everyone
-    )
+    return ChurnTable(horizon, time_unit, window, btyd, frame, labels, attribute_columns)
 
 
 def fit_churn_table(
@@ -782,23 +780,13 @@ def window_table(
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
     stop: threading.Event | None = None,
-    keep_everyone: bool = False,
 ) -> ChurnTable:
     """The :class:`ChurnTable` of the latest leak-free window that ends at ``end``: features up
     to ``end − H`` (or later, when the log is too short: :func:`leak_free_window`, whose note it
-    carries), labels in the window after (``keep_everyone``: :func:`churn_table`)."""
+    carries), labels in the window after."""
     start, note = leak_free_window(transactions, end, horizon_days)
     table = churn_table(
-        transactions,
-        start,
-        end,
-        time_unit,
-        attributes,
-        seed,
-        surveys,
-        max_customers,
-        stop,
-        keep_everyone,
+        transactions, start, end, time_unit, attributes, seed, surveys, max_customers, stop
     )
     table.note = note
     return table

@@ -181,6 +181,9 @@ class Evaluation:
     churn_model: Any | None
     scorecard: dict[str, Any]
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The evaluation window's customers (``customer_id``, sorted), their labels
+    #: (``churned``), the shipped score (``churn_probability``) and the BG/NBD baseline's
+    #: (``p_no_purchase``); None without a churn section.
     churn_frame: pd.DataFrame | None = None
 
     selection_metric: str = "poisson_deviance"
@@ -231,7 +234,7 @@ def evaluate(
     surveys: pd.DataFrame | None = None,
     stages: Callable[[str], None] | None = None,
     churn: Future[ChurnResult] | None = None,
-    shipped_window: Callable[[], ChurnTable] | None = None,
+    while_waiting: Callable[[], object] | None = None,
 ) -> Evaluation:
     """Fit every model on the calibration period and score the holdout (module docstring).
 
@@ -252,13 +255,9 @@ def evaluate(
         The churn classifier of the window before the cutoff (:func:`churn_window` at the
         calibration cutoff), when the caller started it already; otherwise it is trained on a
         worker thread (:mod:`clv.background`) while the purchase models are fitted.
-    shipped_window : callable, optional
-        The training table of the classifier that ships (:func:`churn_window_table` at the
-        log's end, with ``keep_everyone``), from the caller, who builds it here if no other line
-        has begun it (:class:`clv.background.Handoff`). When the holdout is as long as the churn
-        horizon (the default), that window is the scorecard's evaluation window: the scorecard
-        takes its features and labels from it instead of computing them again (the churn stage
-        32 → 25 s at 5.5M customers), and the table lets go of them.
+    while_waiting : callable, optional
+        Called once, if that classifier is not ready when the scorecard needs it: work the
+        caller gives the main line instead of waiting (:class:`clv.background.Handoff`).
 
     Returns
     -------
@@ -271,13 +270,13 @@ def evaluate(
         )
     split = choose_split(log, config)
     if churn is not None:
-        return _evaluate(log, config, split, attributes, surveys, stages, churn, shipped_window)
+        return _evaluate(log, config, split, attributes, surveys, stages, churn, while_waiting)
     with background() as jobs:
         cutoff, horizon = split.calibration_end, churn_horizon(config, split)
         churn = jobs.submit(
             churn_window, log, config, cutoff, horizon, attributes, surveys, jobs.stop
         )
-        return _evaluate(log, config, split, attributes, surveys, stages, churn, shipped_window)
+        return _evaluate(log, config, split, attributes, surveys, stages, churn)
 
 
 def churn_window(
@@ -307,10 +306,8 @@ def churn_window_table(
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
     stop: threading.Event | None = None,
-    keep_everyone: bool = False,
 ) -> ChurnTable:
-    """The training table of :func:`churn_window` (:func:`clv.churn.window_table`;
-    ``keep_everyone``: :func:`clv.churn.churn_table`)."""
+    """The training table of :func:`churn_window` (:func:`clv.churn.window_table`)."""
     from clv.churn import window_table
 
     unit = config.features.time_unit
@@ -324,7 +321,6 @@ def churn_window_table(
         attributes,
         surveys,
         stop,
-        keep_everyone,
     )
 
 
@@ -346,7 +342,7 @@ def _evaluate(
     surveys: pd.DataFrame | None,
     stages: Callable[[str], None] | None,
     churn: Future[ChurnResult],
-    shipped_window: Callable[[], ChurnTable] | None = None,
+    while_waiting: Callable[[], object] | None = None,
 ) -> Evaluation:
     unit, settings = config.features.time_unit, config.train
     cal = build_calibration_holdout(log.compact, split.calibration_end, split.observation_end, unit)
@@ -481,8 +477,10 @@ def _evaluate(
         f"coverage {card['intervals']['coverage']:.1%} (the model expects "
         f"{card['intervals']['expected_coverage']:.1%})"
     )
+    if while_waiting is not None and not churn.done():
+        while_waiting()
     churn_model, churn_frame = _evaluate_churn(
-        log, config, split, cal, models, card, churn.result, attributes, surveys, shipped_window
+        log, config, split, cal, models, card, churn.result, attributes, surveys
     )
     baseline = card["churn_protocol"]["baseline"]
     report(
@@ -891,13 +889,12 @@ def _evaluate_churn(
     trained: Callable[[], ChurnResult],
     attributes: pd.DataFrame | None,
     surveys: pd.DataFrame | None,
-    shipped_window: Callable[[], ChurnTable] | None = None,
 ) -> tuple[Any, pd.DataFrame | None]:
     """The scorecard's churn section. ``trained()`` gives the classifier (waiting for the worker
-    that trains it): the features, labels and BTYD baselines, which do not need it, come first —
-    the features and labels from ``shipped_window()`` when its window is this one
-    (:func:`evaluate`)."""
-    from clv.churn import churn_features, churn_labels, with_model_features
+    that trains it). The features are built, and every score taken, for blocks of about
+    :data:`clv.models.groups.SCORE_ROWS` customers (:func:`clv.churn.behaviour_blocks`): the
+    scores of every customer are held, not their features (a gigabyte at 5.5M customers)."""
+    from clv.churn import behaviour_blocks, churn_labels, with_model_features
 
     unit = config.features.time_unit
     H = churn_horizon(config, split)
@@ -910,35 +907,23 @@ def _evaluate_churn(
             f"{unit}s): evaluation labels cover ({c.date()}, {label_end.date()}] only"
         )
     bgnbd = models.get(CHURN_FEATURE_MODELS[0]) or churn_feature_model(cal, unit)[0]
-    shared = shipped_window().take_everyone(c, label_end) if shipped_window else None
-    if shared is None:
-        frame = churn_features(log.compact, c, unit, bgnbd, H, attributes, surveys)
-        labels = churn_labels(log.compact, frame["customer_id"], c, label_end)
-    else:  # the same behaviour features and labels; the model features are this BG/NBD's
-        behaviour, labels = shared
-        frame = with_model_features(behaviour, c, bgnbd, H, attributes, surveys)
-    x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
-    baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
-    candidates = {bgnbd.kind: bgnbd, **models}
-    no_purchase: dict[str, np.ndarray] = {}
-    for kind, m in candidates.items():
-        reused = m.mean_of(candidates, no_purchase) if isinstance(m, EnsembleModel) else None
-        no_purchase[kind] = (
-            reused
-            if reused is not None
-            else per_customer(
-                m, frame, lambda plain, rows: plain.p_no_purchase(H, x[rows], t_x[rows], T[rows])
-            )
-        )
     model, note = trained()
     if note:
         card["churn_note"] = "; ".join(filter(None, [card.get("churn_note"), note]))
     model = replace(model, btyd=bgnbd)
-    scores = {"churn_model": model.predict_proba(frame)}
-    if model.booster_text is not None:
-        scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
-    scores |= {f"{kind}_p_no_purchase": p for kind, p in no_purchase.items()}
-    card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items()}
+    baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
+    candidates = {bgnbd.kind: bgnbd, **models}
+    ids, parts = [], []
+    for behaviour in behaviour_blocks(log.compact, c, unit, SCORE_ROWS):
+        frame = with_model_features(behaviour, c, bgnbd, H, attributes, surveys)
+        scores = _churn_scores(frame, model, candidates, H)
+        ids.append(frame[CUSTOMER])
+        parts.append(scores)
+    customers = pd.concat(ids, ignore_index=True)
+    scores = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    del parts
+    labels = churn_labels(log.compact, customers, c, label_end)
+    card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items() if k != "p_no_purchase"}
     card["churn_protocol"] = {
         "horizon": H,
         "training_window": model.window,
@@ -953,5 +938,40 @@ def _evaluate_churn(
     card["churn_reliability"] = metrics.reliability_curve(labels, scores["churn_model"]).to_dict(
         "records"
     )
-    frame = frame.assign(churned=labels, churn_probability=scores["churn_model"])
-    return model, frame
+    # what the figures and a promotion read (a promotion builds the features again for the
+    # champion's classifier: clv.promotion)
+    kept = pd.DataFrame(
+        {
+            CUSTOMER: customers,
+            "churned": labels,
+            "churn_probability": scores["churn_model"],
+            "p_no_purchase": scores["p_no_purchase"],
+        }
+    )
+    return model, kept
+
+
+def _churn_scores(
+    frame: pd.DataFrame, model: Any, candidates: dict[str, Any], H: float
+) -> dict[str, np.ndarray]:
+    """The scorecard's churn scores of a block of customers' features: the classifier's
+    (``churn_model``, and ``lightgbm`` alone when it has a booster), every candidate's
+    P(no purchase) over ``H`` (an ensemble's as the mean of its members' already computed) and
+    the BG/NBD feature ``p_no_purchase``."""
+    x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
+    scores = {"churn_model": model.predict_proba(frame)}
+    if model.booster_text is not None:
+        scores["lightgbm"] = replace(model, blend_weight=1.0).raw_score(frame)
+    no_purchase: dict[str, np.ndarray] = {}
+    for kind, m in candidates.items():
+        reused = m.mean_of(candidates, no_purchase) if isinstance(m, EnsembleModel) else None
+        no_purchase[kind] = (
+            reused
+            if reused is not None
+            else per_customer(
+                m, frame, lambda plain, rows: plain.p_no_purchase(H, x[rows], t_x[rows], T[rows])
+            )
+        )
+    scores |= {f"{kind}_p_no_purchase": p for kind, p in no_purchase.items()}
+    scores["p_no_purchase"] = frame["p_no_purchase"].to_numpy()
+    return scores

@@ -140,15 +140,12 @@ def build_calibration_holdout(
     )
 
 
-def _gaps_sql(log: Compact, where: str = "TRUE", order: bool = False) -> str:
+def _gaps_sql(carried: bool, where: str = "TRUE", order: bool = False) -> str:
     """Each purchase's time since the customer's previous one (days; NULL or negative on the
-    first), up to day ``$end``, and with ``order`` its rank from the customer's last purchase.
-    An ordered compact log carries the gaps; others get them from a window."""
-    gap = (
-        "gap"
-        if "gap" in log.frame.columns
-        else (f"{DAY} - lag({DAY}) OVER (PARTITION BY {CUSTOMER} ORDER BY {DAY})")
-    )
+    first), up to day ``$end``, and with ``order`` its rank from the customer's last purchase:
+    the ``gap`` column of ``tx`` when ``carried`` (:meth:`Compact.per_customer` with ``gaps``
+    on an ordered log), else from a window."""
+    gap = "gap" if carried else f"{DAY} - lag({DAY}) OVER (PARTITION BY {CUSTOMER} ORDER BY {DAY})"
     rank = (
         f", row_number() OVER (PARTITION BY {CUSTOMER} ORDER BY {DAY} DESC) AS from_last"
         if order
@@ -171,9 +168,10 @@ def add_log_gaps(
     """
     log = compact(transactions)
     frame = log.per_customer(
-        f"SELECT {CUSTOMER}, SUM(ln(gap / $unit)) AS log_gap_sum FROM ({_gaps_sql(log)}) "
-        f"WHERE gap > 0 GROUP BY {CUSTOMER}",
+        f"SELECT {CUSTOMER}, SUM(ln(gap / $unit)) AS log_gap_sum FROM "
+        f"({_gaps_sql(log.ordered)}) WHERE gap > 0 GROUP BY {CUSTOMER}",
         {"unit": units.days(1.0, time_unit), "end": day_number(observation_end)},
+        gaps=True,
     )
     gaps = frame.set_index(CUSTOMER)["log_gap_sum"]
     return rfm.assign(log_gap_sum=rfm[CUSTOMER].map(gaps).fillna(0.0).to_numpy())
@@ -207,7 +205,7 @@ def regularity(
         f"""
         SELECT COUNT(*) AS customers, AVG(POW(m - 0.5, 2)) AS v FROM (
             SELECT MAX(gap) FILTER (WHERE from_last = 1) / SUM(gap) AS m
-            FROM ({_gaps_sql(log, f"{CUSTOMER} % {stride} = 0", order=True)})
+            FROM ({_gaps_sql(False, f"{CUSTOMER} % {stride} = 0", order=True)})
             WHERE from_last <= 2 AND gap > 0
             GROUP BY {CUSTOMER} HAVING COUNT(*) = 2
         )""",

@@ -233,9 +233,13 @@ def decile_table(actual, predicted, groups: int = 10) -> pd.DataFrame:
 
 
 def threshold_counts(labels, scores) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives above each distinct score, from the highest score down: the
-    corners of the ROC and precision-recall curves, from one sort (the quantities
-    scikit-learn's curves are built from).
+    """True and false positives at or above each distinct score, from the highest score down:
+    the corners of the ROC and precision-recall curves (the quantities scikit-learn's curves
+    are built from), for 0/1 ``labels``.
+
+    Two sorts of values, no argsort: the scores' (the distinct scores and how many are at or
+    above each) and the positives' (how many of them are). Which of tied rows comes first
+    changes no count; at 5.5M scores 0.6 s, not 1.2 s (0.1 s where scores repeat).
 
     >>> [c.tolist() for c in threshold_counts([0, 1, 1, 0], [0.2, 0.9, 0.2, 0.5])]
     [[1.0, 1.0, 2.0], [0.0, 1.0, 2.0]]
@@ -243,10 +247,10 @@ def threshold_counts(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     y, s = _arrays(labels, scores)
     if y.size == 0:
         return np.zeros(0), np.zeros(0)
-    order = np.argsort(s, kind="stable")[::-1]
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), y.size - 1]  # last row of each distinct score
-    true = np.cumsum(y)[last]
+    ordered = np.sort(s)[::-1]
+    last = np.r_[np.flatnonzero(ordered[1:] != ordered[:-1]), y.size - 1]  # of each distinct
+    positives = np.sort(s[y > 0])
+    true = (positives.size - np.searchsorted(positives, ordered[last])).astype(float)
     return true, (last + 1.0) - true
 
 

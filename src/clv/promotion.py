@@ -23,7 +23,7 @@ import numpy as np
 from clv import metrics
 from clv.config import ONE_SIDED_Z_5PCT, ChurnConfig
 from clv.models.fitting import fit_purchase_model
-from clv.models.groups import per_customer
+from clv.models.groups import SCORE_ROWS, per_customer
 
 #: Per-customer loss of each purchase metric that can decide promotion (lower is better).
 LOSSES = {
@@ -175,7 +175,12 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
     from dataclasses import replace
 
     from clv import units
-    from clv.churn import paired_auc_test, train_churn_window
+    from clv.churn import (
+        behaviour_blocks,
+        paired_auc_test,
+        train_churn_window,
+        with_model_features,
+    )
 
     ev = result.evaluation
     if ev.churn_frame is None or champion_bundle.churn is None:
@@ -201,11 +206,21 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
         trained.get("churn_max_customers"),
         ChurnConfig.model_validate(champion_bundle.config.get("churn", {})),
     )
-    refit = replace(refit, btyd=ev.churn_model.btyd)  # the same BG/NBD features as the challenger
+    btyd = ev.churn_model.btyd  # the same BG/NBD features as the challenger's
+    refit = replace(refit, btyd=btyd)
+    # the evaluation keeps the scores, not the features: built again, a block at a time
+    cutoff, ids, champion_scores = ev.split.calibration_end, [], []
+    for behaviour in behaviour_blocks(result.log.compact, cutoff, unit, SCORE_ROWS):
+        features = with_model_features(behaviour, cutoff, btyd, horizon)
+        ids.append(features["customer_id"].to_numpy())
+        champion_scores.append(refit.predict_proba(features))
     frame = ev.churn_frame
-    labels = frame["churned"].to_numpy()
+    if not np.array_equal(np.concatenate(ids), frame["customer_id"].to_numpy()):
+        raise RuntimeError("the churn features built again are not the evaluation's customers")
     test = paired_auc_test(
-        labels, frame["churn_probability"].to_numpy(), refit.predict_proba(frame)
+        frame["churned"].to_numpy(),
+        frame["churn_probability"].to_numpy(),
+        np.concatenate(champion_scores),
     )
     return {
         "challenger_value": test["challenger_auc"],

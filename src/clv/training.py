@@ -11,10 +11,11 @@
    Both churn trainings (step 2's and this one) start at once, in turn, on a worker thread
    (:mod:`clv.background`): their LightGBM runs on the core that the single-threaded steps
    leave idle (same models). What needs no classifier is done before waiting for one: the
-   scorecard's churn features and BTYD baselines before the first, the KPI report, the value
-   tiers, the log's fingerprint, MLflow's set-up and the evaluation's figures before the
-   second. The fingerprint is queued on the worker after the trainings, and the main line
-   computes it itself if the worker has not begun it (:class:`clv.background.Handoff`).
+   shipped window's training table (when the worker has not begun it) before the first, the
+   KPI report, the value tiers, the log's fingerprint, MLflow's set-up and the evaluation's
+   figures before the second. The fingerprint is queued on the worker after the trainings, and
+   the main line computes it itself if the worker has not begun it
+   (:class:`clv.background.Handoff`).
 4. Write the bundle (:mod:`clv.bundle`). With MLflow enabled (:mod:`clv.tracking`) the bundle is
    staged beside ``train.model_dir``, logged and registered, then put in place as a whole: at
    ``train.model_dir`` when it became the champion (so that folder, which ``clv score`` uses by
@@ -50,7 +51,7 @@ import pandas as pd
 from clv import resources
 from clv.background import Handoff, background
 from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
-from clv.churn import ChurnModel, ChurnTable
+from clv.churn import ChurnModel
 from clv.config import Config
 from clv.data.clean import RunInputs, load_run_inputs
 from clv.data.customers import read_customer_list
@@ -129,12 +130,11 @@ def _fit_handed(table: Handoff, config: Config, stop: threading.Event) -> ChurnR
     return fit_churn_window(table.get(), config, stop)
 
 
-def _handed(table: Handoff) -> ChurnTable:
-    """The handed-over table for the scorecard: built on the main line with a job's threads
-    (:func:`clv.resources.as_worker`: the same table whoever builds it) when no line has begun
-    it, else the worker's."""
-    with resources.as_worker():  # only a build here reads it; a wait is a wait
-        return table.get()
+def _as_job(table: Handoff) -> None:
+    """Build the handed-over table on the main line with a job's threads
+    (:func:`clv.resources.as_worker`): the same table whoever builds it."""
+    with resources.as_worker():
+        table.build_if_free()
 
 
 def build_kpis(
@@ -338,18 +338,16 @@ def _train(
         # both churn trainings run in turn on a worker thread (clv.background): LightGBM uses
         # the core that the purchase fits, the metrics and the refits leave idle. The shipped
         # window's training table is built by whichever line gets to it first: the main line
-        # when its scorecard needs it before the worker has begun it (the worker's chain is the
-        # longer one on logs of about a million customers), the worker when it is ahead. With
-        # the default holdout (as long as the churn horizon) that window is also the
-        # scorecard's evaluation window, whose features and labels the table hands over once
+        # when it would otherwise wait for the scorecard's classifier (the worker's chain is the
+        # longer one on logs of about a million customers), the worker when it is ahead
         split = choose_split(log, config)
         H = churn_horizon(config, split)
         evaluation_churn = jobs.submit(
             churn_window, log, config, split.calibration_end, H, attributes, surveys, jobs.stop
         )
         end = observation_end(log, config)
-        latest = Handoff(  # with every customer's features and labels, for the scorecard
-            lambda: churn_window_table(log, config, end, H, attributes, surveys, jobs.stop, True)
+        latest = Handoff(
+            lambda: churn_window_table(log, config, end, H, attributes, surveys, jobs.stop)
         )
         latest_churn = jobs.submit(_fit_handed, latest, config, jobs.stop)
         # the log's fingerprint (7 s at 100M rows) in the worker's idle tail on logs where the
@@ -357,7 +355,7 @@ def _train(
         fingerprint = Handoff(log.fingerprint)
         jobs.submit(fingerprint.build_if_free)
         evaluation = evaluate(
-            log, config, attributes, surveys, stages, evaluation_churn, partial(_handed, latest)
+            log, config, attributes, surveys, stages, evaluation_churn, partial(_as_job, latest)
         )
         for kind, message in evaluation.scorecard.get("dropped", {}).items():
             notices.append(f"{label(kind)} dropped: {message}")

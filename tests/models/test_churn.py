@@ -204,7 +204,9 @@ def test_no_floor_and_the_disagreement_with_bgnbd_is_bgnbds_error(full_cdnow_eva
     churn, churned = frame["churn_probability"].to_numpy(), frame["churned"].to_numpy()
     assert np.sum(churn <= churn.min() + 1e-12) <= 5  # no shared floor
     assert churn.min() < 0.1145
-    x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    cal = ev.calibration  # the same customers in the same order
+    assert cal["customer_id"].tolist() == frame["customer_id"].tolist()
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     H = ev.scorecard["churn_protocol"]["horizon"]
     bgnbd = ev.churn_model.btyd
     below = churn < bgnbd.p_no_purchase(2 * H, x, t_x, T) - 0.05
@@ -253,65 +255,58 @@ def test_scoring_features_are_the_churn_features_without_the_model_outputs(
     )
 
 
-@pytest.fixture(scope="module")
-def shipped_window_evaluations():
-    """The full CDNOW log with the default split (the holdout as long as the churn horizon):
-    the scorecard alone, and beside the shipped window's table as ``clv train`` hands it over."""
-    from clv.evaluation import (
-        choose_split,
-        churn_horizon,
-        churn_window_table,
-        observation_end,
+def test_the_scorecard_by_blocks_of_customers_is_the_scorecard(full_cdnow_evaluation, monkeypatch):
+    """The churn section is built and scored for a block of customers at a time (a log's DuckDB
+    blocks grouped into blocks of about ``SCORE_ROWS`` customers): many small blocks, with
+    edges inside a customer's rows, give the same scores, metrics and kept frame as one."""
+    import importlib
+
+    one = full_cdnow_evaluation
+    log = load_transactions("cdnow", DataConfig(), as_of=pd.Timestamp("1998-07-01"))
+    config = Config().with_overrides(
+        {"train.calibration_end": dt.date(1997, 12, 31), "train.churn_horizon": 26.0}
     )
-
-    config = Config()
-    log = load_transactions("cdnow", DataConfig())
-    split = choose_split(log, config)
-    H = churn_horizon(config, split)
-
-    def table():
-        return churn_window_table(log, config, observation_end(log, config), H, keep_everyone=True)
-
-    return log, config, split, table, evaluate(log, config)
-
-
-def test_the_scorecard_takes_the_shipped_windows_features_and_labels(
-    shipped_window_evaluations,
-):
-    """Its evaluation window is the shipped classifier's training window: the scorecard from the
-    handed-over features and labels equals the one that computes them, and the table lets go
-    of them."""
-    log, config, split, table, alone = shipped_window_evaluations
-    handed = table()
-    assert handed.window["feature_cutoff"] == str(split.calibration_end.date())
-    shared = evaluate(log, config, shipped_window=lambda: handed)
-    assert handed.everyone is None  # taken once, not kept beside the scorecard
-    assert shared.scorecard["churn"].keys() == alone.scorecard["churn"].keys()
-    for score, measures in alone.scorecard["churn"].items():
-        assert shared.scorecard["churn"][score] == pytest.approx(measures, rel=1e-9)
-    assert shared.scorecard["churn_protocol"] == alone.scorecard["churn_protocol"]
-    pd.testing.assert_frame_equal(shared.churn_frame, alone.churn_frame, rtol=1e-12)
+    monkeypatch.setattr(importlib.import_module("clv.data.compact"), "BLOCK_ROWS", 5_000)
+    monkeypatch.setattr(importlib.import_module("clv.evaluation"), "SCORE_ROWS", 3_000)
+    blocked = evaluate(log, config)
+    assert one.churn_model.booster_text is not None  # LightGBM's scores are in it
+    assert blocked.scorecard["churn"].keys() == one.scorecard["churn"].keys()
+    assert "lightgbm" in one.scorecard["churn"]
+    for score, measures in one.scorecard["churn"].items():
+        assert blocked.scorecard["churn"][score] == pytest.approx(measures, rel=1e-12)
+    assert blocked.scorecard["churn_protocol"] == one.scorecard["churn_protocol"]
+    assert blocked.scorecard["churn_reliability"] == one.scorecard["churn_reliability"]
+    pd.testing.assert_frame_equal(blocked.churn_frame, one.churn_frame, rtol=1e-12)
+    assert list(one.churn_frame.columns) == [
+        "customer_id",
+        "churned",
+        "churn_probability",
+        "p_no_purchase",
+    ]
 
 
-def test_the_scorecard_reads_the_handed_over_labels(shipped_window_evaluations):
-    """Proof that they are used, not computed again: labels flipped in the table flip the
-    evaluation window's churn rate."""
-    log, config, _, table, alone = shipped_window_evaluations
-    handed = table()
-    behaviour, labels = handed.everyone
-    handed.everyone = (behaviour, 1 - labels)
-    flipped = evaluate(log, config, shipped_window=lambda: handed)
-    rate = flipped.scorecard["churn_protocol"]["evaluation_window"]["churn_rate"]
-    original = alone.scorecard["churn_protocol"]["evaluation_window"]["churn_rate"]
-    assert rate == pytest.approx(1 - original)
+def test_a_sampled_window_has_everyones_features_of_its_customers():
+    """A window of more customers than ``max_customers`` builds the features of its stratified
+    training sample only: they equal the rows of those customers in every customer's features,
+    their labels are theirs, and the sample keeps the window's churn rate."""
+    from clv.churn import churn_table
 
-
-def test_another_window_is_not_taken_and_still_let_go(shipped_window_evaluations):
-    _, _, split, table, _ = shipped_window_evaluations
-    handed = table()
-    c = split.calibration_end
-    later = pd.Timestamp(handed.window["label_end"]) + pd.Timedelta(days=1)
-    assert handed.take_everyone(c + pd.Timedelta(days=1), later) is None
-    assert handed.everyone is None
-    handed = table()
-    assert handed.take_everyone(c, pd.Timestamp(handed.window["label_end"])) is not None
+    log = load_transactions("cdnow", DataConfig()).compact
+    cut, end = pd.Timestamp("1997-09-30"), pd.Timestamp("1998-03-31")
+    table = churn_table(log, cut, end, "week", max_customers=4_000)
+    frame, labels = table.frame, table.labels
+    assert len(frame) == len(labels) == 4_000 == table.window["training_customers"]
+    assert frame["customer_id"].is_monotonic_increasing
+    everyone = churn_features(log, cut, "week", table.btyd, table.horizon).set_index("customer_id")
+    assert table.window["customers"] == len(everyone)
+    expected = everyone.loc[frame["customer_id"]].reset_index()
+    pd.testing.assert_frame_equal(frame, expected, rtol=1e-12)
+    assert np.array_equal(labels, churn_labels(log, frame["customer_id"], cut, end))
+    assert labels.mean() == pytest.approx(table.window["churn_rate"], abs=1e-3)
+    # the log of some customers is all their rows, and only theirs
+    some = frame["customer_id"].iloc[:50]
+    part = log.of_customers(some).to_frame()
+    whole = log.to_frame()
+    pd.testing.assert_frame_equal(
+        part, whole[whole["customer_id"].isin(some)].reset_index(drop=True)
+    )

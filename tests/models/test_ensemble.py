@@ -80,8 +80,8 @@ def test_the_scorecard_reuses_the_members_values_to_the_bit(sample_log):
     assert np.array_equal(ev.predictions["ensemble"], own)
     frame = ev.churn_frame
     H = ev.scorecard["churn_protocol"]["horizon"]
-    fx, ftx, fT = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    expected = churn_metrics(frame["churned"].to_numpy(), ensemble.p_no_purchase(H, fx, ftx, fT))
+    assert frame["customer_id"].tolist() == cal["customer_id"].tolist()  # the same customers
+    expected = churn_metrics(frame["churned"].to_numpy(), ensemble.p_no_purchase(H, x, t_x, T))
     assert ev.scorecard["churn"]["ensemble_p_no_purchase"] == expected
     # a member that is another fit (or missing) is not reused
     refit = dict(ev.purchase_models, pareto=fit_purchase_model("pareto", cal, "week"))

@@ -183,3 +183,27 @@ def test_months_and_lapses_by_blocks_of_customers_equal_one_block(sample_log, mo
     blocks = month_buyers(sample_log, pd.Timestamp("1997-09-30"))
     pd.testing.assert_frame_equal(blocks, whole, rtol=1e-12)
     assert len(whole) == 9 and whole["buyers"].iloc[0] > 0
+
+
+def test_value_tiers_read_a_forecast_in_id_order_as_one_in_any_order(sample_log):
+    """The model's CLV comes in the customers' id order (the RFM table's); the tiers read it by
+    position then, and by id otherwise (another order, customers missing): the same table."""
+    as_of = pd.Timestamp("1997-09-30")
+    ids = sample_log.compact.per_customer(
+        f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} <= $end", {"end": day_number(as_of)}
+    )[CUSTOMER]
+    clv = pd.Series(np.random.default_rng(3).gamma(0.5, 40.0, len(ids)), index=pd.Index(ids))
+    in_order = value_segments_table(sample_log, as_of, 6, {"top": 0.2, "middle": 0.5}, "rest", clv)
+    shuffled = clv.sample(frac=1.0, random_state=1)
+    assert not shuffled.index.equals(clv.index)
+    by_id = value_segments_table(
+        sample_log, as_of, 6, {"top": 0.2, "middle": 0.5}, "rest", shuffled
+    )
+    pd.testing.assert_frame_equal(in_order, by_id)
+    assert in_order["customers"].sum() == len(ids)
+    assert in_order["segment"].tolist() == ["top", "middle", "rest"]
+    # a customer the forecast leaves out ranks at 0: the last tier
+    fewer = value_segments_table(
+        sample_log, as_of, 6, {"top": 0.2, "middle": 0.5}, "rest", clv.iloc[1:]
+    )
+    assert fewer["customers"].sum() == len(ids)

@@ -1,13 +1,13 @@
 """The compact log: int32 customer codes and day numbers, what clv's SQL reads.
 
-Clean logs are held this way (about 20 bytes a row with amounts); :meth:`Compact.to_frame` gives
+Clean logs are held this way (16 bytes a row with amounts); :meth:`Compact.to_frame` gives
 back the readable table. Day numbers count days since 1970-01-01.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +41,13 @@ def day_start(days: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Compact:
     """A log as clv's SQL reads it: ``customer_id`` (int32 codes), ``day`` (int32 days since
-    1970-01-01), ``amount`` when present and, when rows are ordered by customer and day,
-    ``gap`` (days since the customer's previous purchase; −1 on the first).
+    1970-01-01) and ``amount`` when present; ``ordered`` when the rows are in customer and day
+    order (a cleaned log's are), which lets a query read each purchase's ``gap`` (days since
+    the customer's previous purchase; −1 on the first) without a window function
+    (:meth:`per_customer` with ``gaps``).
 
-    ``ids`` (an Arrow array, in sorted order) holds each code's text id. About 20 bytes a row
-    with amounts, and the integer group-bys run about twice as fast as on text ids and
-    timestamps.
+    ``ids`` (an Arrow array, in sorted order) holds each code's text id. 16 bytes a row with
+    amounts, and the integer group-bys run about twice as fast as on text ids and timestamps.
     """
 
     frame: pd.DataFrame
@@ -92,6 +93,18 @@ class Compact:
         )
         return Compact(rows.reset_index(drop=True), self.ids, self.ordered)
 
+    def of_customers(self, customers: pd.Series) -> Compact:
+        """The log of the customers with these text ids (all their rows, in this log's order:
+        an ordered log's part is ordered)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        codes = pc.index_in(pa.array(customers.to_numpy(dtype=object)), value_set=self.ids)
+        wanted = np.zeros(len(self.ids), dtype=bool)
+        wanted[codes.drop_null().to_numpy()] = True
+        rows = self.frame[wanted[self.frame[CUSTOMER].to_numpy()]]
+        return Compact(rows.reset_index(drop=True), self.ids, self.ordered)
+
     @staticmethod
     def month(day: str) -> str:
         """SQL of the first day of the month of the day number ``day`` (a DATE)."""
@@ -103,9 +116,13 @@ class Compact:
 
         return query(sql, params, tx=self.frame)
 
-    def per_customer(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def per_customer(
+        self, sql: str, params: dict[str, Any] | None = None, gaps: bool = False
+    ) -> pd.DataFrame:
         """Run SQL that gives one row per customer (a ``GROUP BY customer_id`` or ``SELECT
-        DISTINCT customer_id`` over table ``tx``) and :meth:`finish` the result.
+        DISTINCT customer_id`` over table ``tx``) and :meth:`finish` the result. With ``gaps``,
+        ``tx`` of an ordered log has a ``gap`` column (:func:`with_gaps`), made a block at a
+        time (held whole it is a fifth of the log).
 
         An ordered log of more than :data:`BLOCK_ROWS` rows is queried one block of whole
         customers at a time, on one connection: DuckDB then holds one block's aggregates,
@@ -113,22 +130,51 @@ class Compact:
         the log at once, 1.2 GB by blocks, and ran faster), and each block's rows come back
         sorted by code, so the blocks need no sort when put together.
         """
-        frame = self.frame
-        if not self.ordered or len(frame) <= BLOCK_ROWS:
-            return self.finish(self.run(sql, params))
-        import pyarrow as pa
+        return next(self.per_customer_blocks(sql, params, gaps))
 
+    def per_customer_blocks(
+        self,
+        sql: str,
+        params: dict[str, Any] | None = None,
+        gaps: bool = False,
+        customers: int | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`per_customer` a part at a time: frames of at least ``customers`` rows (the
+        last may have fewer) that together, in order, are its result; one frame, the whole
+        result, when ``customers`` is None or the log is queried at once. A caller that keeps
+        what it reads of each part, not the part, holds one part of the result at a time."""
+        frame = self.frame
+        gaps = gaps and self.ordered
+        if not self.ordered or len(frame) <= BLOCK_ROWS:
+            if gaps:
+                from clv.tables import query
+
+                yield self.finish(query(sql, params, tx=with_gaps(frame)))
+            else:
+                yield self.finish(self.run(sql, params))
+            return
         from clv.tables import connection
 
         edges = customer_blocks(frame[CUSTOMER].to_numpy())
-        parts = []
+        parts: list[Any] = []
+        rows = 0
         with connection() as con:
             for lo, hi in itertools.pairwise(edges):
-                con.register("tx", frame.iloc[lo:hi])
+                con.register("tx", with_gaps(frame.iloc[lo:hi]) if gaps else frame.iloc[lo:hi])
                 parts.append(con.sql(sql, params=params).to_arrow_table().sort_by(CUSTOMER))
                 con.unregister("tx")
+                rows += parts[-1].num_rows
+                if customers is not None and rows >= customers and hi < len(frame):
+                    yield self._joined(parts)
+                    parts, rows = [], 0
+        yield self._joined(parts)
+
+    def _joined(self, parts: list[Any]) -> pd.DataFrame:
+        """Blocks of a per-customer result (Arrow tables, in code order) as one labelled frame."""
+        import pyarrow as pa
+
         table = pa.concat_tables(parts)
-        del parts
+        parts.clear()  # the caller's list: each block's memory goes with the conversion
         return self._labelled(table.to_pandas(self_destruct=True))
 
     def finish(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -325,18 +371,19 @@ def assemble(
     columns: dict[str, Any] = {CUSTOMER: codes, DAY: days}
     if amounts is not None:
         columns[AMOUNT] = amounts
-    # the days since the customer's previous purchase, written in place (a long log has no
-    # room for int64 copies of its columns)
-    gap = np.empty(len(days), dtype=np.int32)
+    ordered = sorted_ids and not np.any((days[1:] < days[:-1]) & (codes[1:] == codes[:-1]))
+    return Compact(pd.DataFrame(columns, copy=False), ids, ordered)
+
+
+def with_gaps(part: pd.DataFrame) -> pd.DataFrame:
+    """Rows of an ordered compact log that begin at a customer's first row, with ``gap``: the
+    days since the customer's previous purchase (int32, −1 on her first)."""
+    codes, days = part[CUSTOMER].to_numpy(), part[DAY].to_numpy()
+    gap = np.empty(len(days), dtype=np.int32)  # written in place: no int64 copies
     gap[:1] = -1
     np.subtract(days[1:], days[:-1], out=gap[1:])
-    same = codes[1:] == codes[:-1]
-    ordered = sorted_ids and not np.any((gap[1:] < 0) & same)
-    if ordered:
-        np.copyto(gap[1:], -1, where=~same)
-        columns["gap"] = gap
-    del same, gap
-    return Compact(pd.DataFrame(columns, copy=False), ids, ordered)
+    np.copyto(gap[1:], -1, where=codes[1:] != codes[:-1])
+    return part.assign(gap=gap)
 
 
 def sorted_arrays(log: Compact) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
