@@ -526,11 +526,13 @@ def model_forecast(
     step = units.conversion("month", bundle.time_unit)
     # one plain model, or one per covariate group; ranges add over groups (clv.intervals)
     for rows, group in bundle_groups(bundle, frame):
+        every = len(rows) == len(frame)  # one group (no covariates): no copies of the columns
+        pick = slice(None) if every else rows
         x, t_x, T, m = (
-            frame[c].to_numpy(dtype=float)[rows]
+            frame[c].to_numpy(dtype=float)[pick]
             for c in ("frequency", "recency", "T", "monetary_value")
         )
-        index = rfm_patterns_index(frame.iloc[rows])
+        index = rfm_patterns_index(frame if every else frame.iloc[rows])
         terms = spend_terms(group.spend, x, m)  # the same every month
         value[rows] = terms.now
         running = np.zeros(len(rows))

@@ -80,7 +80,7 @@ def rfm_patterns_index(rfm: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     keys = rfm[["frequency", "recency", "T"]].astype(float).reset_index(drop=True)
     codes = keys.groupby(["frequency", "recency", "T"], sort=False).ngroup().to_numpy()
     first = ~pd.Series(codes).duplicated().to_numpy()  # codes follow first appearance
-    return keys.to_numpy()[first], codes
+    return keys[first].to_numpy(), codes
 
 
 def rfm_patterns(rfm: pd.DataFrame) -> pd.DataFrame:
