@@ -15,8 +15,8 @@ from clv.data.screen import CleaningReport
 class TransactionLog:
     """A cleaned log: one row per customer and purchase day, with the report of how it was made.
 
-    The log is kept as its compact view (:class:`Compact`: int32 customer codes, day numbers and
-    gaps, about 20 bytes a row with amounts, where text ids and timestamps take about 30 and more
+    The log is kept as its compact view (:class:`Compact`: int32 customer codes and day numbers,
+    16 bytes a row with amounts, where text ids and timestamps take about 30 and more
     in pandas); :attr:`frame` rebuilds the readable table on each access. Build one from a
     table with :meth:`from_frame`. A log cleaned on Spark holds a
     :class:`clv.data.spark_log.SparkCompact` (the rows stay on the cluster) and behaves alike.
