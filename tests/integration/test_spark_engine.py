@@ -147,6 +147,21 @@ def test_features_built_on_spark_equal_duckdb(awkward):
     )
 
 
+def test_a_sampled_churn_window_on_spark_equals_duckdb(awkward):
+    """A window of more customers than the training sample: the sample's rows come to the
+    driver (``SparkCompact.of_customers``) and give the local engine's table."""
+    from clv.churn import churn_table
+
+    local, on_spark = awkward
+    end = pd.Timestamp(local.report.last_date)
+    cut = end - pd.Timedelta(days=120)
+    here = churn_table(local.compact, cut, end, "week", max_customers=1_000)
+    there = churn_table(on_spark.compact, cut, end, "week", max_customers=1_000)
+    assert here.window == there.window and here.window["training_customers"] == 1_000
+    np.testing.assert_array_equal(here.labels, there.labels)
+    pd.testing.assert_frame_equal(here.frame, there.frame, check_dtype=False, rtol=1e-9)
+
+
 def test_a_table_name_is_a_source_and_bad_rows_name_their_partition(spark):
     frame = pd.DataFrame(
         {"customer_id": ["a", "b", None, "c"], "date": ["2020-01-01"] * 4, "amount": [1.0] * 4}

@@ -93,15 +93,19 @@ class Compact:
         )
         return Compact(rows.reset_index(drop=True), self.ids, self.ordered)
 
-    def of_customers(self, customers: pd.Series) -> Compact:
-        """The log of the customers with these text ids (all their rows, in this log's order:
-        an ordered log's part is ordered)."""
+    def codes_of(self, customers: pd.Series) -> np.ndarray:
+        """The codes of the customers with these text ids (ids not in the log left out)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         codes = pc.index_in(pa.array(customers.to_numpy(dtype=object)), value_set=self.ids)
+        return codes.drop_null().to_numpy().astype(np.int32)
+
+    def of_customers(self, customers: pd.Series) -> Compact:
+        """The log of the customers with these text ids (all their rows, in this log's order:
+        an ordered log's part is ordered)."""
         wanted = np.zeros(len(self.ids), dtype=bool)
-        wanted[codes.drop_null().to_numpy()] = True
+        wanted[self.codes_of(customers)] = True
         rows = self.frame[wanted[self.frame[CUSTOMER].to_numpy()]]
         return Compact(rows.reset_index(drop=True), self.ids, self.ordered)
 

@@ -226,6 +226,12 @@ class SparkCompact(Compact):
         """The first ``n`` customers' rows, on the driver."""
         return self._local(self.frame.where(f"{CUSTOMER} < {int(n)}"))
 
+    def of_customers(self, customers: pd.Series) -> Compact:
+        """These customers' rows (a churn window's training sample), on the driver."""
+        codes = pd.DataFrame({CUSTOMER: self.codes_of(customers).astype(np.int64)})
+        wanted = self.spark.createDataFrame(codes)
+        return self._local(self.frame.join(wanted, on=CUSTOMER, how="left_semi"))
+
     def _local(self, rows: Any) -> Compact:
         table = rows.orderBy(CUSTOMER, DAY).toArrow()
         local = pd.DataFrame(
