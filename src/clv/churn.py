@@ -48,7 +48,7 @@ on cross-validated log loss in the training window.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +176,38 @@ def churn_features(
     cut = pd.Timestamp(cutoff).normalize()
     frame = behaviour_features(transactions, cut, time_unit)
     return with_model_features(frame, cut, btyd, horizon, attributes, surveys)
+
+
+def scores_by_block(
+    transactions: pd.DataFrame | Compact,
+    cutoff: pd.Timestamp,
+    time_unit: str,
+    btyd: PurchaseModel,
+    horizon: float,
+    score: Callable[[pd.DataFrame], dict[str, np.ndarray]],
+    customers: int | None,
+    attributes: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
+) -> tuple[pd.Series, dict[str, np.ndarray]]:
+    """Score every customer's :func:`churn_features` without holding them all: the features are
+    built for blocks of about ``customers`` customers (:func:`behaviour_blocks`) and only
+    ``score(features)`` of each block is kept.
+
+    Returns
+    -------
+    tuple of pandas.Series and dict
+        The customers' ids in id order, and each named score of ``score`` over all of them, in
+        the same order.
+    """
+    ids, parts = [], []
+    for behaviour in behaviour_blocks(transactions, cutoff, time_unit, customers):
+        frame = with_model_features(behaviour, cutoff, btyd, horizon, attributes, surveys)
+        ids.append(frame[CUSTOMER])
+        parts.append(score(frame))
+    return (
+        pd.concat(ids, ignore_index=True),
+        {k: np.concatenate([part[k] for part in parts]) for k in parts[0]},
+    )
 
 
 def with_model_features(

@@ -892,9 +892,9 @@ def _evaluate_churn(
 ) -> tuple[Any, pd.DataFrame | None]:
     """The scorecard's churn section. ``trained()`` gives the classifier (waiting for the worker
     that trains it). The features are built, and every score taken, for blocks of about
-    :data:`clv.models.groups.SCORE_ROWS` customers (:func:`clv.churn.behaviour_blocks`): the
+    :data:`clv.models.groups.SCORE_ROWS` customers (:func:`clv.churn.scores_by_block`): the
     scores of every customer are held, not their features (a gigabyte at 5.5M customers)."""
-    from clv.churn import behaviour_blocks, churn_labels, with_model_features
+    from clv.churn import churn_labels, scores_by_block
 
     unit = config.features.time_unit
     H = churn_horizon(config, split)
@@ -913,17 +913,23 @@ def _evaluate_churn(
     model = replace(model, btyd=bgnbd)
     baseline = f"{bgnbd.kind}_p_no_purchase"  # BG/NBD's, or its stand-in's when it failed
     candidates = {bgnbd.kind: bgnbd, **models}
-    ids, parts = [], []
-    for behaviour in behaviour_blocks(log.compact, c, unit, SCORE_ROWS):
-        frame = with_model_features(behaviour, c, bgnbd, H, attributes, surveys)
-        scores = _churn_scores(frame, model, candidates, H)
-        ids.append(frame[CUSTOMER])
-        parts.append(scores)
-    customers = pd.concat(ids, ignore_index=True)
-    scores = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
-    del parts
+    customers, scores = scores_by_block(
+        log.compact,
+        c,
+        unit,
+        bgnbd,
+        H,
+        lambda frame: (
+            _churn_scores(frame, model, candidates, H)
+            | {"p_no_purchase": frame["p_no_purchase"].to_numpy()}
+        ),
+        SCORE_ROWS,
+        attributes,
+        surveys,
+    )
+    feature = scores.pop("p_no_purchase")  # the classifier's BG/NBD feature, kept, not scored
     labels = churn_labels(log.compact, customers, c, label_end)
-    card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items() if k != "p_no_purchase"}
+    card["churn"] = {k: churn_metrics(labels, s) for k, s in scores.items()}
     card["churn_protocol"] = {
         "horizon": H,
         "training_window": model.window,
@@ -945,7 +951,7 @@ def _evaluate_churn(
             CUSTOMER: customers,
             "churned": labels,
             "churn_probability": scores["churn_model"],
-            "p_no_purchase": scores["p_no_purchase"],
+            "p_no_purchase": feature,
         }
     )
     return model, kept
@@ -955,9 +961,8 @@ def _churn_scores(
     frame: pd.DataFrame, model: Any, candidates: dict[str, Any], H: float
 ) -> dict[str, np.ndarray]:
     """The scorecard's churn scores of a block of customers' features: the classifier's
-    (``churn_model``, and ``lightgbm`` alone when it has a booster), every candidate's
-    P(no purchase) over ``H`` (an ensemble's as the mean of its members' already computed) and
-    the BG/NBD feature ``p_no_purchase``."""
+    (``churn_model``, and ``lightgbm`` alone when it has a booster) and every candidate's
+    P(no purchase) over ``H`` (an ensemble's as the mean of its members' already computed)."""
     x, t_x, T = (frame[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
     scores = {"churn_model": model.predict_proba(frame)}
     if model.booster_text is not None:
@@ -972,6 +977,4 @@ def _churn_scores(
                 m, frame, lambda plain, rows: plain.p_no_purchase(H, x[rows], t_x[rows], T[rows])
             )
         )
-    scores |= {f"{kind}_p_no_purchase": p for kind, p in no_purchase.items()}
-    scores["p_no_purchase"] = frame["p_no_purchase"].to_numpy()
-    return scores
+    return scores | {f"{kind}_p_no_purchase": p for kind, p in no_purchase.items()}

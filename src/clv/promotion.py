@@ -175,12 +175,7 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
     from dataclasses import replace
 
     from clv import units
-    from clv.churn import (
-        behaviour_blocks,
-        paired_auc_test,
-        train_churn_window,
-        with_model_features,
-    )
+    from clv.churn import paired_auc_test, scores_by_block, train_churn_window
 
     ev = result.evaluation
     if ev.churn_frame is None or champion_bundle.churn is None:
@@ -209,18 +204,22 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
     btyd = ev.churn_model.btyd  # the same BG/NBD features as the challenger's
     refit = replace(refit, btyd=btyd)
     # the evaluation keeps the scores, not the features: built again, a block at a time
-    cutoff, ids, champion_scores = ev.split.calibration_end, [], []
-    for behaviour in behaviour_blocks(result.log.compact, cutoff, unit, SCORE_ROWS):
-        features = with_model_features(behaviour, cutoff, btyd, horizon)
-        ids.append(features["customer_id"].to_numpy())
-        champion_scores.append(refit.predict_proba(features))
+    ids, scored = scores_by_block(
+        result.log.compact,
+        ev.split.calibration_end,
+        unit,
+        btyd,
+        horizon,
+        lambda features: {"churn_probability": refit.predict_proba(features)},
+        SCORE_ROWS,
+    )
     frame = ev.churn_frame
-    if not np.array_equal(np.concatenate(ids), frame["customer_id"].to_numpy()):
+    if not np.array_equal(ids.to_numpy(), frame["customer_id"].to_numpy()):
         raise RuntimeError("the churn features built again are not the evaluation's customers")
     test = paired_auc_test(
         frame["churned"].to_numpy(),
         frame["churn_probability"].to_numpy(),
-        np.concatenate(champion_scores),
+        scored["churn_probability"],
     )
     return {
         "challenger_value": test["challenger_auc"],

@@ -114,11 +114,14 @@ class Compact:
         """SQL of the first day of the month of the day number ``day`` (a DATE)."""
         return f"date_trunc('month', DATE '1970-01-01' + {day})::DATE"
 
-    def run(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run SQL over the log as table ``tx`` (DuckDB; ``$name`` parameters)."""
+    def run(
+        self, sql: str, params: dict[str, Any] | None = None, gaps: bool = False
+    ) -> pd.DataFrame:
+        """Run SQL over the log as table ``tx`` (DuckDB; ``$name`` parameters), with a ``gap``
+        column when ``gaps`` and the log is ordered (:func:`with_gaps`)."""
         from clv.tables import query
 
-        return query(sql, params, tx=self.frame)
+        return query(sql, params, tx=with_gaps(self.frame) if gaps and self.ordered else self.frame)
 
     def per_customer(
         self, sql: str, params: dict[str, Any] | None = None, gaps: bool = False
@@ -150,12 +153,7 @@ class Compact:
         frame = self.frame
         gaps = gaps and self.ordered
         if not self.ordered or len(frame) <= BLOCK_ROWS:
-            if gaps:
-                from clv.tables import query
-
-                yield self.finish(query(sql, params, tx=with_gaps(frame)))
-            else:
-                yield self.finish(self.run(sql, params))
+            yield self.finish(self.run(sql, params, gaps))
             return
         from clv.tables import connection
 

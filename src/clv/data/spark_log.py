@@ -198,16 +198,13 @@ class SparkCompact(Compact):
 
     spark: Any = None
 
-    def run(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run a feature builder's SQL over the log as table ``tx`` on Spark."""
-        return spark_sql(self.spark, sql, params, tx=self.frame).toPandas()
-
-    def per_customer(
+    def run(
         self, sql: str, params: dict[str, Any] | None = None, gaps: bool = False
     ) -> pd.DataFrame:
-        """Run a per-customer query on Spark (in one job: the cluster holds the aggregates;
-        the log is not ``ordered``, so ``gaps`` adds nothing)."""
-        return self.finish(self.run(sql, params))
+        """Run a feature builder's SQL over the log as table ``tx`` on Spark, in one job (the
+        cluster holds the aggregates; the log is not ``ordered``, so ``gaps`` adds nothing and
+        a per-customer query comes back whole)."""
+        return spark_sql(self.spark, sql, params, tx=self.frame).toPandas()
 
     @staticmethod
     def month(day: str) -> str:
