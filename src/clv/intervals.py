@@ -499,6 +499,146 @@ def add_ranges(ranges: list[Range]) -> Range:
     )
 
 
+@dataclass(frozen=True)
+class PatternSpend:
+    """Spend terms summed over the customers of each ``(x, t_x, T)`` pattern: all that the value
+    total of an undiscounted forecast needs of the customers, the same at every horizon (each
+    customer's expected purchases are their pattern's), so a forecast of many horizons
+    (:func:`clv.kpis.model_forecast`) reads the customers once (:func:`pattern_spend`).
+
+    Attributes
+    ----------
+    p : float
+        Gamma-Gamma's shape of one transaction's spend.
+    counts : numpy.ndarray
+        Customers per pattern.
+    now : numpy.ndarray
+        Σ expected spend per transaction.
+    second : numpy.ndarray
+        Σ ``E[1/ν²]``.
+    first_squared : numpy.ndarray
+        Σ ``E[1/ν]²``.
+    gradient : numpy.ndarray or None
+        Σ ``∂ now / ∂ log θ`` of the customers whose expected spend is positive (patterns ×
+        parameters); None without covariance.
+    covariance : numpy.ndarray or None
+        The covariance of the spend model's log parameters, beside ``gradient``.
+    """
+
+    p: float
+    counts: np.ndarray
+    now: np.ndarray
+    second: np.ndarray
+    first_squared: np.ndarray
+    gradient: np.ndarray | None
+    covariance: np.ndarray | None
+
+
+def pattern_spend(
+    spend: Any,
+    frequency: np.ndarray,
+    monetary_value: np.ndarray,
+    inverse: np.ndarray,
+    patterns: int,
+    terms: SpendTerms | None = None,
+    size: int = SCORE_ROWS,
+) -> PatternSpend:
+    """:class:`PatternSpend` of customers whose pattern is ``inverse`` (of ``patterns``): their
+    :func:`spend_terms` (``terms`` when the caller has them), summed a block of ``size``
+    customers at a time."""
+    x = np.asarray(frequency, dtype=float)
+    m = np.asarray(monetary_value, dtype=float)
+    sums = {k: np.zeros(patterns) for k in ("now", "second", "first_squared")}
+    gradient, covariance = None, None
+    for rows in blocks(np.arange(len(x)), size):
+        some = spend_terms(spend, x[rows], m[rows]) if terms is None else terms.rows(rows)
+        codes = inverse[rows]
+        for name, values in (
+            ("now", some.now),
+            ("second", some.second),
+            ("first_squared", some.first**2),
+        ):
+            sums[name] += np.bincount(codes, weights=values, minlength=patterns)
+        if some.gradient is not None and some.covariance is not None:
+            positive = some.gradient * (some.now > 0)[:, None]  # as SpendTerms.value_gradient
+            part = np.stack(
+                [np.bincount(codes, weights=col, minlength=patterns) for col in positive.T],
+                axis=1,
+            ).reshape(patterns, positive.shape[1])
+            gradient = part if gradient is None else gradient + part
+            covariance = some.covariance
+    p = spend.params["p"] if terms is None else terms.p
+    counts = np.bincount(inverse, minlength=patterns).astype(float)
+    return PatternSpend(p=p, counts=counts, gradient=gradient, covariance=covariance, **sums)
+
+
+def pattern_ranges(
+    purchase: Any,
+    t: float,
+    patterns: np.ndarray,
+    counts: np.ndarray,
+    expected: np.ndarray | None = None,
+    spend: PatternSpend | None = None,
+    margin: float = 1.0,
+    level: float = 0.8,
+) -> dict[str, Range]:
+    """The ranges of the totals of an undiscounted forecast over ``(T, T + t]`` from the
+    patterns alone: ``purchases`` and, with ``spend``, ``clv`` — the sums of
+    ``forecast(customers=False)`` regrouped by pattern (equal to rounding).
+
+    Parameters
+    ----------
+    purchase : PurchaseModel or EnsembleModel
+    t : float
+        Horizon in the model's time unit.
+    patterns : numpy.ndarray
+        The distinct ``(x, t_x, T)`` rows (:func:`clv.models.patterns.rfm_patterns_index`).
+    counts : numpy.ndarray
+        Customers per pattern.
+    expected : numpy.ndarray, optional
+        Each pattern's expected purchases over the horizon, when the caller has them.
+    spend : PatternSpend, optional
+        The customers' spend terms by pattern (:func:`pattern_spend`).
+    margin, level : float
+
+    Returns
+    -------
+    dict of Range
+    """
+    px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
+    mean, variance = purchase_moments(purchase, t, px, ptx, pT)
+    if expected is None:
+        expected = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
+    sensitivity = purchase_sensitivity(purchase, t, px, ptx, pT)
+    ranges = {
+        "purchases": make_range(
+            float(expected @ counts), float(variance @ counts), sensitivity.sd(counts), level
+        )
+    }
+    if spend is None:
+        return ranges
+    # a customer's value: scale × (spend of X purchases), scale = margin where the pattern
+    # expects purchases (value_moments; its terms summed over the pattern's customers)
+    scale = np.where(expected > 0, margin, 0.0)
+    p = spend.p
+    square = variance + mean**2
+    with np.errstate(invalid="ignore"):
+        raw = scale**2 * (p * mean + p**2 * square) * spend.second
+        value_variance = np.where(mean > 0, raw - (scale * p * mean) ** 2 * spend.first_squared, 0)
+    weights = scale * spend.now  # ∂ total / ∂ expected purchases of each pattern
+    spend_sd = float("nan")
+    if spend.gradient is not None and spend.covariance is not None:
+        g = (scale * expected) @ spend.gradient
+        spend_sd = float(np.sqrt(max(float(g @ spend.covariance @ g), 0.0)))
+    ranges["clv"] = make_range(
+        float(expected @ weights),
+        float(np.maximum(value_variance, 0.0).sum()),
+        float(np.hypot(sensitivity.sd(weights), spend_sd)),
+        level,
+    )
+    return ranges
+
+
 def full_pmf(model: Any, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """One PMF table for all rows, as wide as the widest row needs (for a few rows only)."""
     x, t_x, T = (np.ravel(np.asarray(v, dtype=float)) for v in (x, t_x, T))
@@ -613,7 +753,8 @@ def forecast(
     level : float
     customers : bool
         Whether to compute the customers' intervals (``False``: the totals' ranges only, from
-        the moments of each pattern's purchases, :func:`purchase_moments`).
+        the moments of each pattern's purchases, :func:`purchase_moments`; undiscounted, the
+        customers' terms summed by pattern first, :func:`pattern_ranges`).
     expected : numpy.ndarray, optional
         Each customer's expected purchases over the horizon when the caller has them already
         (computed here otherwise).
@@ -640,6 +781,19 @@ def forecast(
     patterns, inverse = index
     px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
     counts = np.bincount(inverse, minlength=len(patterns)).astype(float)
+    if expected is None:
+        expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
+    else:
+        expected_by_pattern = np.zeros(len(patterns))
+        expected_by_pattern[inverse] = np.asarray(expected, dtype=float)
+    if not customers and discounted is None:  # every term is its pattern's: summed by pattern
+        sums = None
+        if spend is not None and monetary_value is not None:
+            sums = pattern_spend(spend, x, monetary_value, inverse, len(patterns), terms, size)
+        ranges = pattern_ranges(
+            purchase, t, patterns, counts, expected_by_pattern, sums, margin, level
+        )
+        return Forecast({}, ranges)
     if customers:
         by_pattern = purchase_distribution(purchase, t, px, ptx, pT, level)
         mean, variance = by_pattern.mean, by_pattern.variance
@@ -652,11 +806,6 @@ def forecast(
     else:  # the totals need each pattern's moments, not its interval
         mean, variance = purchase_moments(purchase, t, px, ptx, pT)
         columns = {}
-    if expected is None:
-        expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
-    else:
-        expected_by_pattern = np.zeros(len(patterns))
-        expected_by_pattern[inverse] = np.asarray(expected, dtype=float)
     expected = expected_by_pattern[inverse]
     sensitivity = purchase_sensitivity(purchase, t, px, ptx, pT)
     ranges = {

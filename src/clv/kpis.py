@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from clv import units
+from clv import resources, units
 from clv.config import DEFAULT_INTERVAL, SERVQUAL_DIMENSIONS
 from clv.data.compact import (
     AMOUNT,
@@ -51,7 +52,7 @@ from clv.data.customers import SERVQUAL_COLUMN
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
-from clv.intervals import Range, add_ranges, forecast, spend_terms
+from clv.intervals import Range, add_ranges, pattern_ranges, pattern_spend, spend_terms
 from clv.models.groups import bundle_groups
 from clv.models.patterns import rfm_patterns_index
 from clv.nps import band_shares, nps
@@ -477,18 +478,17 @@ def value_segments_table(
 
 
 def _monthly_purchases(
-    bundle: Any, index: tuple[np.ndarray, np.ndarray], months: int
+    bundle: Any, patterns: np.ndarray, months: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Each customer's expected transactions in each of the next ``months`` months (per
-    pattern, then per customer), from the patterns of their RFM table in the bundle's time
-    unit (:func:`~clv.models.patterns.rfm_patterns_index`)."""
-    patterns, inverse = index
+    """Each pattern's expected transactions in each of the next ``months`` months, from the
+    distinct RFM rows in the bundle's time unit
+    (:func:`~clv.models.patterns.rfm_patterns_index`)."""
     x, t_x, T = patterns.T
     step = units.conversion("month", bundle.time_unit)
     previous = np.zeros(len(patterns))
     for k in range(1, months + 1):
-        current = bundle.purchase.expected_purchases(k * step, x, t_x, T)  # per pattern
-        yield k, (current - previous)[inverse]
+        current = bundle.purchase.expected_purchases(k * step, x, t_x, T)
+        yield k, current - previous
         previous = current
 
 
@@ -524,41 +524,37 @@ def model_forecast(
     ranges: list[list[Range]] = [[] for _ in range(months)]
     total = np.zeros(len(frame))
     step = units.conversion("month", bundle.time_unit)
-    # one plain model, or one per covariate group; ranges add over groups (clv.intervals)
+    # one plain model, or one per covariate group; ranges add over groups (clv.intervals).
+    # Every month's sums are by pattern: the customers' spend terms are summed by pattern once
     for rows, group in bundle_groups(bundle, frame):
         every = len(rows) == len(frame)  # one group (no covariates): no copies of the columns
         pick = slice(None) if every else rows
-        x, t_x, T, m = (
-            frame[c].to_numpy(dtype=float)[pick]
-            for c in ("frequency", "recency", "T", "monetary_value")
-        )
-        index = rfm_patterns_index(frame if every else frame.iloc[rows])
-        terms = spend_terms(group.spend, x, m)  # the same every month
+        x, m = (frame[c].to_numpy(dtype=float)[pick] for c in ("frequency", "monetary_value"))
+        patterns, inverse = rfm_patterns_index(frame if every else frame.iloc[rows])
+        terms = spend_terms(group.spend, x, m)
         value[rows] = terms.now
-        running = np.zeros(len(rows))
-        for k, monthly in _monthly_purchases(group, index, horizon):
-            running += monthly
-            if k <= months:
-                transactions[k - 1] += monthly.sum()
-                revenues[k - 1] += (monthly * terms.now).sum()
-                ranges[k - 1].append(
-                    forecast(
-                        group.purchase,
-                        group.spend,
-                        k * step,
-                        x,
-                        t_x,
-                        T,
-                        m,
-                        level=level,
-                        customers=False,
-                        expected=running,
-                        index=index,
-                        terms=terms,
-                    ).ranges["clv"]
-                )
-            if k == clv_months:
-                total[rows] = running
+        sums = pattern_spend(group.spend, x, m, inverse, len(patterns), terms)
+        del terms
+
+        def month_range(k: int, group: Any = group, patterns: Any = patterns, sums: Any = sums):
+            return pattern_ranges(
+                group.purchase, k * step, patterns, sums.counts, spend=sums, level=level
+            )["clv"]
+
+        # the months' ranges are independent: on the run's threads (NumPy and SciPy release
+        # the GIL), beside the monthly sums
+        with ThreadPoolExecutor(max_workers=max(1, min(resources.threads(), months))) as pool:
+            spreads = pool.map(month_range, range(1, months + 1))
+            running = np.zeros(len(patterns))
+            for k, monthly in _monthly_purchases(group, patterns, horizon):
+                running += monthly
+                if k <= months:
+                    transactions[k - 1] += monthly @ sums.counts
+                    revenues[k - 1] += monthly @ sums.now
+                if k == clv_months:
+                    total[rows] = running[inverse]
+            for k, spread in enumerate(spreads):
+                ranges[k].append(spread)
     table, cumulative = [], 0.0
     for k in range(1, months + 1):
         revenue = float(revenues[k - 1])

@@ -144,6 +144,12 @@ def test_report_numbers_agree_with_the_model(sample_log, sample_split):
     report = build_report(sample_log, Config(), bundle=bundle)
     scores = score_transactions(bundle, sample_log, horizon=12, time_unit="month")
     assert report.forecast["expected_revenue"].sum() == pytest.approx(scores["clv"].sum(), rel=1e-9)
+    # the band of the running total after 12 months (sums by pattern, the months' ranges on
+    # threads) is the range of the scored customers' 12-month CLV (sums by customer)
+    last, clv_range = report.forecast.iloc[-1], scores.attrs["ranges"]["clv"]
+    for band, name in (("cumulative_low", "low"), ("cumulative_high", "high")):
+        assert last[band] == pytest.approx(clv_range[name], rel=1e-9)
+    assert clv_range["parameter_sd"] > 0 and clv_range["process_sd"] > 0
     assert report.segments["share_of_customers"].sum() == pytest.approx(1.0)
     assert report.segments["share_of_revenue"].sum() == pytest.approx(1.0)
     assert report.segments["segment"].tolist() == ["top", "high", "rest"]

@@ -360,3 +360,59 @@ def test_value_totals_by_blocks_of_customers_equal_the_whole(sample_split):
             blocked = clv_range(terms, size)
             for name in ("estimate", "low", "high", "process_sd", "parameter_sd"):
                 assert getattr(blocked, name) == pytest.approx(getattr(whole, name), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "pareto", "ensemble"])
+def test_undiscounted_totals_by_pattern_equal_the_customers_sums(sample_split, kind):
+    """An undiscounted totals-only forecast sums each customer's terms by pattern first
+    (:func:`pattern_ranges`); the same forecast given the undiscounted expectations as its
+    "discounted" ones takes the per-customer sums: the ranges agree to rounding, with the
+    spend terms computed or given, in blocks or whole."""
+    from clv.intervals import forecast, pattern_spend, spend_terms
+    from clv.models.fitting import fit_purchase_model
+    from clv.models.gamma_gamma import fit_spend_model
+    from clv.models.patterns import rfm_patterns_index
+
+    rfm = sample_split.drop(columns=["frequency_holdout"], errors="ignore")
+    purchase = fit_purchase_model(kind, rfm, "week")
+    spend = fit_spend_model(rfm)
+    x, t_x, T, m = (
+        rfm[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value")
+    )
+    expected = purchase.expected_purchases(30.0, x, t_x, T)
+    given = spend_terms(spend, x, m)
+
+    def ranges(discounted, terms, size):
+        return forecast(
+            purchase,
+            spend,
+            30.0,
+            x,
+            t_x,
+            T,
+            m,
+            discounted,
+            margin=0.3,
+            customers=False,
+            terms=terms,
+            size=size,
+        ).ranges
+
+    by_customer = ranges(expected, None, len(x))
+    assert by_customer["clv"].parameter_sd > 0 and by_customer["clv"].process_sd > 0
+    for terms, size in ((None, len(x)), (None, 97), (given, 500)):
+        by_pattern = ranges(None, terms, size)
+        for name in ("purchases", "clv"):
+            for field in ("estimate", "low", "high", "process_sd", "parameter_sd"):
+                assert getattr(by_pattern[name], field) == pytest.approx(
+                    getattr(by_customer[name], field), rel=1e-12
+                ), (name, field)
+    # the sums themselves: customers and spend per pattern add up to the customers'
+    patterns, inverse = rfm_patterns_index(rfm)
+    sums = pattern_spend(spend, x, m, inverse, len(patterns), size=97)
+    assert sums.counts.sum() == len(x)
+    assert sums.now.sum() == pytest.approx(given.now.sum(), rel=1e-12)
+    assert sums.gradient.shape == (len(patterns), len(spend.log_params))
+    np.testing.assert_allclose(
+        sums.gradient.sum(axis=0), (given.gradient * (given.now > 0)[:, None]).sum(axis=0)
+    )
