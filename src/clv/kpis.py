@@ -46,6 +46,7 @@ from clv.data.compact import (
     customer_blocks,
     day_number,
     day_start,
+    position,
     sorted_arrays,
 )
 from clv.data.customers import SERVQUAL_COLUMN
@@ -229,18 +230,15 @@ def monthly_table(
 
     def active(day: pd.Timestamp, inclusive: bool) -> int:
         side, t = "right" if inclusive else "left", day_number(day)
-        return int(
-            np.searchsorted(days["acquired"], t, side)
-            - np.searchsorted(days["lost"], t, side)
-            + np.searchsorted(days["reactivated"], t, side)
+        return (
+            position(days["acquired"], t, side)
+            - position(days["lost"], t, side)
+            + position(days["reactivated"], t, side)
         )
 
     def within(kind: str, start: pd.Timestamp, end: pd.Timestamp) -> int:
         d = days[kind]
-        return int(
-            np.searchsorted(d, day_number(end), "right")
-            - np.searchsorted(d, day_number(start), "left")
-        )
+        return position(d, day_number(end), "right") - position(d, day_number(start), "left")
 
     periods = pd.period_range(pd.Timestamp(log.report.first_date), as_of, freq="M")
     months = month_buyers(log, as_of)

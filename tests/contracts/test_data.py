@@ -335,3 +335,28 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**31 - 2), max_size=50),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from(["left", "right"]),
+    st.sampled_from([np.int32, np.int64]),
+)
+def test_position_is_numpys_searchsorted_without_a_copy(values, value, side, dtype):
+    """``position`` asks in the array's dtype: the same place as numpy.searchsorted, and no
+    int64 copy of an int32 array (which numpy makes for a Python int)."""
+    import tracemalloc
+
+    from clv.data.compact import position
+
+    ordered = np.sort(np.asarray(values, dtype=dtype))
+    assert position(ordered, value, side) == int(np.searchsorted(ordered, value, side))
+    big = np.arange(2_000_000, dtype=np.int32)
+    tracemalloc.start()
+    try:
+        assert position(big, value % len(big), side) == value % len(big) + (side == "right")
+        assert tracemalloc.get_traced_memory()[1] < 100_000  # the array is 8 MB as int64
+    finally:
+        tracemalloc.stop()
