@@ -102,13 +102,28 @@ def test_outcomes_ranked_once_score_as_the_plain_arrays_do(actual, predicted):
             assert plain[key] == shared[key] or (np.isnan(plain[key]) and np.isnan(shared[key]))
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.1 + 0.2, 0.3, 1.5, 7.0, -2.0]), max_size=60))
+#: Ties, sums equal but for their last bits, values that settle across a power of ten.
+TIES_AND_EDGES = [0.0, -0.0, 0.1, 0.2, 0.1 + 0.2, 0.3, 1.5, 7.0, -2.0, 9.9999999999995, 10.0]
+TIES_AND_EDGES += [9.99999999999949, 1e-300, np.inf, -np.inf, np.nan]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(TIES_AND_EDGES),
+        max_size=60,
+    )
+)
 def test_one_sort_gives_the_order_and_the_average_ranks(values):
-    """metrics.ordering equals the two sorts it replaces (ties, and sums that differ only in
-    their last bits, included)."""
+    """metrics.ordering, highest_first and the ranks equal their definitions — a stable sort of
+    the settled values, highest first, and pandas' average ranks of them — with ties, sums that
+    differ only in their last bits, values that settle across a power of ten, infinities and
+    NaN included."""
     values = np.array(values, dtype=float)
+    order = np.argsort(-metrics.settled(values), kind="stable")
+    ranks = pd.Series(metrics.settled(values)).rank().to_numpy()
     found = metrics.ordering(values)
-    np.testing.assert_array_equal(found.order, metrics.highest_first(values))
-    expected = pd.Series(metrics.settled(values)).rank().to_numpy()
-    np.testing.assert_array_equal(found.ranks, expected)
+    np.testing.assert_array_equal(found.order, order)
+    np.testing.assert_array_equal(metrics.highest_first(values), order)
+    np.testing.assert_array_equal(found.ranks, ranks)
+    np.testing.assert_array_equal(metrics.Actual(values).ranks, ranks)
