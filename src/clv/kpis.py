@@ -509,7 +509,7 @@ def model_forecast(
 
     The band: ``cumulative_revenue`` to the end of each month with its ``level`` range
     (``cumulative_low`` / ``cumulative_high``: the customers' randomness and the purchase and
-    spend models' parameter uncertainty, :func:`clv.intervals.forecast`). It is given for the
+    spend models' parameter uncertainty, :func:`clv.intervals.pattern_ranges`). It is given for the
     running total, whose spread the models define exactly; a single month's spread would need
     the joint distribution of two horizons.
     """
@@ -534,7 +534,9 @@ def model_forecast(
         sums = pattern_spend(group.spend, x, m, inverse, len(patterns), terms)
         del terms
 
-        def month_range(k: int, group: Any = group, patterns: Any = patterns, sums: Any = sums):
+        def month_range(
+            k: int, group: Any = group, patterns: Any = patterns, sums: Any = sums
+        ) -> Range:
             return pattern_ranges(
                 group.purchase, k * step, patterns, sums.counts, spend=sums, level=level
             )["clv"]
