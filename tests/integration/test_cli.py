@@ -97,6 +97,25 @@ def test_score_writes_parquet_with_the_documented_columns(sample_bundle, tmp_pat
         assert col in scores
     assert len(scores) == 2357
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]  # no temp file left
+    # the printed value-segment table: the written scores' figures, highest mean CLV first
+    by = scores.groupby("value_segment")
+    order = by["clv"].mean().sort_values(ascending=False).index
+    rows = [
+        [
+            name,
+            f"{by.size()[name]:,}",
+            f"{by.size()[name] / 2357:.1%}",
+            f"{by['clv'].sum()[name] / scores['clv'].sum():.1%}",
+            f"{by['churn_probability'].mean()[name]:.3f}",
+        ]
+        for name in order
+    ]
+    printed = [
+        [cell.strip() for cell in line.split("│")]
+        for line in result.output.splitlines()
+        if line.split("│")[0].strip() in set(order)
+    ]
+    assert printed == rows
 
 
 def test_score_a_customer_list_as_of_a_day(sample_bundle, tmp_path):

@@ -369,17 +369,22 @@ def print_scores(
         )
     console.print(table(f"Scores → {out}", ["", "value"], rows))
     ranked_by = "clv" if "clv" in scores else "expected_purchases"
+    # the columns the table reads, aggregated (not a copy of every column per segment: 2.5 s
+    # and a gigabyte at 5.5M customers)
     groups = scores.groupby("value_segment", sort=False)
+    size, ranked = groups.size(), groups[ranked_by]
+    share, mean = ranked.sum(), ranked.mean()
+    churn = groups["churn_probability"].mean() if "churn_probability" in scores else None
     total = scores[ranked_by].sum()
     seg_rows = [
         [
             str(name),
-            f"{len(g):,}",
-            f"{len(g) / n:.1%}",
-            f"{g[ranked_by].sum() / total:.1%}" if total > 0 else "–",
-            f"{g['churn_probability'].mean():.3f}" if "churn_probability" in g else "–",
+            f"{size[name]:,}",
+            f"{size[name] / n:.1%}",
+            f"{share[name] / total:.1%}" if total > 0 else "–",
+            f"{churn[name]:.3f}" if churn is not None else "–",
         ]
-        for name, g in sorted(groups, key=lambda kv: -kv[1][ranked_by].mean())
+        for name in sorted(mean.index, key=lambda name: -mean[name])
     ]
     console.print(
         table(
