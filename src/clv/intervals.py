@@ -259,15 +259,21 @@ class SpendTerms:
     def sd(self, gradient: np.ndarray | None) -> float:
         """Delta-method standard deviation over the spend parameters of a total with this
         :meth:`value_gradient` (NaN for None)."""
-        if gradient is None or self.covariance is None:
-            return float("nan")
-        return float(np.sqrt(max(float(gradient @ self.covariance @ gradient), 0.0)))
+        return delta_sd(gradient, self.covariance)
 
     def parameter_sd(self, value: np.ndarray) -> float:
         """Delta-method standard deviation, over the spend parameters, of a total ``Σ value``
         whose terms scale with each customer's expected spend per transaction (NaN without
         covariance)."""
         return self.sd(self.value_gradient(value))
+
+
+def delta_sd(gradient: np.ndarray | None, covariance: np.ndarray | None) -> float:
+    """Delta-method standard deviation ``sqrt(g' Σ g)`` of a total with gradient ``g`` over
+    parameters of covariance ``Σ`` (NaN when either is missing)."""
+    if gradient is None or covariance is None:
+        return float("nan")
+    return float(np.sqrt(max(float(gradient @ covariance @ gradient), 0.0)))
 
 
 def spend_terms(
@@ -564,7 +570,7 @@ def pattern_spend(
             part = np.stack(
                 [np.bincount(codes, weights=col, minlength=patterns) for col in positive.T],
                 axis=1,
-            ).reshape(patterns, positive.shape[1])
+            )
             gradient = part if gradient is None else gradient + part
             covariance = some.covariance
     p = spend.params["p"] if terms is None else terms.p
@@ -626,10 +632,8 @@ def pattern_ranges(
         raw = scale**2 * (p * mean + p**2 * square) * spend.second
         value_variance = np.where(mean > 0, raw - (scale * p * mean) ** 2 * spend.first_squared, 0)
     weights = scale * spend.now  # ∂ total / ∂ expected purchases of each pattern
-    spend_sd = float("nan")
-    if spend.gradient is not None and spend.covariance is not None:
-        g = (scale * expected) @ spend.gradient
-        spend_sd = float(np.sqrt(max(float(g @ spend.covariance @ g), 0.0)))
+    gradient = None if spend.gradient is None else (scale * expected) @ spend.gradient
+    spend_sd = delta_sd(gradient, spend.covariance)
     ranges["clv"] = make_range(
         float(expected @ weights),
         float(np.maximum(value_variance, 0.0).sum()),
@@ -674,13 +678,11 @@ class Sensitivity:
         parameters; the ensemble's members count by their share, added as if perfectly
         correlated (an upper bound: they are fitted on the same data). NaN without covariance.
         """
-        parts = []
-        for gradient, covariance in zip(self.gradients, self.covariances, strict=True):
-            if covariance is None:
-                return float("nan")
-            g = weights @ gradient
-            parts.append(np.sqrt(max(float(g @ covariance @ g), 0.0)))
-        return float(sum(parts) / len(parts))
+        parts = [
+            delta_sd(weights @ gradient, covariance)
+            for gradient, covariance in zip(self.gradients, self.covariances, strict=True)
+        ]
+        return float(sum(parts) / len(parts))  # NaN if a member has no covariance
 
 
 def purchase_sensitivity(
