@@ -320,11 +320,32 @@ def test_total_ranges_alone_equal_the_scores_ranges(sample_split):
     assert total_ranges(bundle, rfm, 12.0, interval=0) == {}
 
 
+def _totals(purchase, spend, t, arrays, discounted, terms, size):
+    """The totals-only forecast (``forecast(customers=False)``) at margin 0.3."""
+    from clv.intervals import forecast
+
+    x, t_x, T, m = arrays
+    return forecast(
+        purchase,
+        spend,
+        t,
+        x,
+        t_x,
+        T,
+        m,
+        discounted,
+        margin=0.3,
+        customers=False,
+        terms=terms,
+        size=size,
+    ).ranges
+
+
 def test_value_totals_by_blocks_of_customers_equal_the_whole(sample_split):
     """The totals-only forecast sums the value terms block by block (the spend gradient added
     before the square root): every range equals the one of a single block, with the spend
     terms computed here or given, with the parameter term present."""
-    from clv.intervals import forecast, spend_terms
+    from clv.intervals import spend_terms
     from clv.models.fitting import fit_purchase_model
     from clv.models.gamma_gamma import fit_spend_model
 
@@ -338,20 +359,7 @@ def test_value_totals_by_blocks_of_customers_equal_the_whole(sample_split):
     given = spend_terms(spend, x, m)
 
     def clv_range(terms, size):
-        return forecast(
-            purchase,
-            spend,
-            20.0,
-            x,
-            t_x,
-            T,
-            m,
-            discounted,
-            margin=0.3,
-            customers=False,
-            terms=terms,
-            size=size,
-        ).ranges["clv"]
+        return _totals(purchase, spend, 20.0, (x, t_x, T, m), discounted, terms, size)["clv"]
 
     for terms in (None, given):
         whole = clv_range(terms, len(x))
@@ -368,7 +376,7 @@ def test_undiscounted_totals_by_pattern_equal_the_customers_sums(sample_split, k
     (:func:`pattern_ranges`); the same forecast given the undiscounted expectations as its
     "discounted" ones takes the per-customer sums: the ranges agree to rounding, with the
     spend terms computed or given, in blocks or whole."""
-    from clv.intervals import forecast, pattern_spend, spend_terms
+    from clv.intervals import pattern_spend, spend_terms
     from clv.models.fitting import fit_purchase_model
     from clv.models.gamma_gamma import fit_spend_model
     from clv.models.patterns import rfm_patterns_index
@@ -383,20 +391,7 @@ def test_undiscounted_totals_by_pattern_equal_the_customers_sums(sample_split, k
     given = spend_terms(spend, x, m)
 
     def ranges(discounted, terms, size):
-        return forecast(
-            purchase,
-            spend,
-            30.0,
-            x,
-            t_x,
-            T,
-            m,
-            discounted,
-            margin=0.3,
-            customers=False,
-            terms=terms,
-            size=size,
-        ).ranges
+        return _totals(purchase, spend, 30.0, (x, t_x, T, m), discounted, terms, size)
 
     by_customer = ranges(expected, None, len(x))
     assert by_customer["clv"].parameter_sd > 0 and by_customer["clv"].process_sd > 0
