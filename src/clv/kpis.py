@@ -53,7 +53,7 @@ from clv.data.customers import SERVQUAL_COLUMN
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
-from clv.intervals import Range, add_ranges, pattern_ranges, pattern_spend, spend_terms
+from clv.intervals import Range, add_ranges, pattern_ranges, pattern_spend
 from clv.models.groups import bundle_groups
 from clv.models.patterns import rfm_patterns_index
 from clv.nps import band_shares, nps
@@ -529,10 +529,9 @@ def model_forecast(
         pick = slice(None) if every else rows
         x, m = (frame[c].to_numpy(dtype=float)[pick] for c in ("frequency", "monetary_value"))
         patterns, inverse = rfm_patterns_index(frame if every else frame.iloc[rows])
-        terms = spend_terms(group.spend, x, m)
-        value[rows] = terms.now
-        sums = pattern_spend(group.spend, x, m, inverse, len(patterns), terms)
-        del terms
+        value[rows] = group.spend.expected_average_value(x, m)
+        # by blocks of customers: one block's spend gradient at a time (0.13 GB at 5.5M)
+        sums = pattern_spend(group.spend, x, m, inverse, len(patterns))
 
         def month_range(
             k: int, group: Any = group, patterns: Any = patterns, sums: Any = sums
