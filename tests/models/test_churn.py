@@ -66,15 +66,23 @@ def test_window_features_by_hand():
 
 
 def test_labels_are_no_purchase_in_the_window(sample_log):
-    ids = pd.Series(["00004", "00018"])
+    ids = pd.Series(["00004", "00018", "99999"])  # 99999 is not in the log: no purchase
     labels = churn_labels(
         sample_log.frame, ids, pd.Timestamp("1997-01-18"), pd.Timestamp("1997-08-01")
     )
-    assert labels.tolist() == [1, 1]  # 00004 bought on 01-18 (not after) and next on 08-02
+    assert labels.tolist() == [1, 1, 1]  # 00004 bought on 01-18 (not after) and next on 08-02
     labels = churn_labels(
         sample_log.frame, ids, pd.Timestamp("1997-01-17"), pd.Timestamp("1997-08-02")
     )
-    assert labels.tolist() == [0, 1]
+    assert labels.tolist() == [0, 1, 1]
+    # every customer: 1 exactly for those without a row in the window (pandas, independently)
+    tx = sample_log.frame
+    start, end = pd.Timestamp("1997-03-31"), pd.Timestamp("1997-09-30")
+    everyone = pd.Series(sorted(tx["customer_id"].unique())[::-1])  # not in the log's order
+    window = tx[(tx["date"] > start) & (tx["date"] <= end)]
+    expected = (~everyone.isin(set(window["customer_id"]))).astype(int).tolist()
+    assert churn_labels(sample_log.compact, everyone, start, end).tolist() == expected
+    assert 0 < sum(expected) < len(expected)
 
 
 def test_calibration_keeps_the_ranking_and_improves_brier(sample_churn, sample_log):
