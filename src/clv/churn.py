@@ -310,9 +310,6 @@ def churn_labels(
     not have). The window's buyers come back as codes, and the customers' text ids are looked
     up among the log's in Arrow: no join on text ids (at 5.5M customers it was the scorecard's
     high point)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     log = compact(transactions)
     bought = log.run(
         f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} > $start AND {DAY} <= $end",
@@ -320,8 +317,7 @@ def churn_labels(
     )
     buyer = np.zeros(len(log.ids) + 1, dtype=bool)  # the last place: ids the log does not have
     buyer[bought[CUSTOMER].to_numpy()] = True
-    codes = pc.index_in(pa.array(customers), value_set=log.ids).fill_null(len(log.ids))
-    return (~buyer[codes.to_numpy()]).astype(int)
+    return (~buyer[log.codes_of(customers, missing=len(log.ids))]).astype(int)
 
 
 def _feature_columns(frame: pd.DataFrame) -> list[str]:

@@ -100,13 +100,16 @@ class Compact:
         )
         return Compact(rows.reset_index(drop=True), self.ids, self.ordered)
 
-    def codes_of(self, customers: pd.Series) -> np.ndarray:
-        """The codes of the customers with these text ids (ids not in the log left out)."""
+    def codes_of(self, customers: pd.Series, missing: int | None = None) -> np.ndarray:
+        """The codes of the customers with these text ids, looked up in Arrow (no Python
+        strings): ids not in the log left out, or given the code ``missing`` when it is set."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        codes = pc.index_in(pa.array(customers.to_numpy(dtype=object)), value_set=self.ids)
-        return codes.drop_null().to_numpy().astype(np.int32)
+        codes = pc.index_in(pa.array(customers), value_set=self.ids)
+        if missing is None:
+            return codes.drop_null().to_numpy().astype(np.int32)
+        return codes.fill_null(missing).to_numpy()
 
     def of_customers(self, customers: pd.Series) -> Compact:
         """The log of the customers with these text ids (all their rows, in this log's order:
