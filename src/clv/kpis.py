@@ -541,7 +541,9 @@ def model_forecast(
             )["clv"]
 
         # the months' ranges are independent: on the run's threads (NumPy and SciPy release
-        # the GIL), beside the monthly sums
+        # the GIL), beside the monthly sums. Each evaluates its month's expected purchases
+        # again (0.04 s at 1.2M patterns), which the sums below also do: handing it the sums'
+        # would hold every month's array at once (0.1 GB), as the tasks start before the sums
         with ThreadPoolExecutor(max_workers=max(1, min(resources.threads(), months))) as pool:
             spreads = pool.map(month_range, range(1, months + 1))
             running = np.zeros(len(patterns))
