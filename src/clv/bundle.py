@@ -11,7 +11,10 @@ flushed to disk, then swapped in, so a run killed at any moment leaves the previ
 the new one — never a mix.
 
 No pickle or dill. Loading checks the format name and version and fails with a
-:class:`~clv.errors.BundleError` on a foreign, damaged, mixed or newer bundle.
+:class:`~clv.errors.BundleError` on a foreign, damaged, mixed or newer bundle. The manifest is
+read within limits (:func:`clv.jsonio.read_json`) and carries the SHA-256 of its own canonical
+JSON (format 3 on), so a manifest edited by hand or damaged in any byte that matters is refused
+with the reason, never loaded with other numbers, and never ends in a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,12 +31,14 @@ from typing import Any
 
 from clv.churn import ChurnModel
 from clv.errors import BundleError
+from clv.jsonio import read_json, strict
 from clv.locks import folder_lock
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import purchase_model_from_dict
 from clv.models.gamma_gamma import SpendModel
 from clv.models.spend_covariates import CovariateSpendModel, spend_model_from_dict
+from clv.outputs import check_replaceable_folder
 from clv.tables import (
     leftover_name,
     remove_leftovers,
@@ -43,9 +49,33 @@ from clv.tables import (
 )
 
 FORMAT = "clv-bundle"
-#: Version 2 added the files' SHA-256 to the manifest; version 1 bundles are still read.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Version 2 added the files' SHA-256 to the manifest, version 3 the manifest's own
+#: (``checksum``); bundles of versions 1 and 2 are still read.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: What the manifest's fields must be (beyond ``format`` and ``format_version``).
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "purchase_model": (dict,),
+    "spend_model": (dict, type(None)),
+    "churn_model": (dict, type(None)),
+    "config": (dict,),
+    "data_fingerprint": (dict,),
+    "cleaning_report": (dict,),
+    "model_selection": (dict,),
+    "notices": (list,),
+    "scorecard": (dict,),
+    "value_segments": (dict, type(None)),
+    "registry": (dict, type(None)),
+    "package_versions": (dict,),
+    "created": (str,),
+    "files": (dict,),
+}
+#: Fields a manifest of every readable version has.
+_REQUIRED = ("purchase_model", "spend_model", "config", "data_fingerprint")
+_EXPECTED = (
+    f"this clv reads bundle format versions {', '.join(map(str, READABLE_VERSIONS))} "
+    f"(it writes {FORMAT_VERSION})"
+)
 MANIFEST = "bundle.json"
 BOOSTER = "churn_model.txt"
 SCORECARD = "scorecard.json"
@@ -164,9 +194,47 @@ def write_bundle_files(bundle: Bundle, folder: str | Path) -> Path:
     files = {SCORECARD: write_json(bundle.scorecard, folder / SCORECARD)}
     if bundle.churn is not None and bundle.churn.booster_text is not None:
         files[BOOSTER] = write_text(bundle.churn.booster_text, folder / BOOSTER)
-    manifest = bundle.to_dict() | {"files": {k: _sha256(p) for k, p in sorted(files.items())}}
-    write_json(manifest, folder / MANIFEST)
+    manifest = strict(
+        bundle.to_dict() | {"files": {k: _sha256(p) for k, p in sorted(files.items())}}
+    )
+    write_json(manifest | {"checksum": manifest_checksum(manifest)}, folder / MANIFEST)
     return folder
+
+
+def manifest_checksum(manifest: Mapping[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON (sorted keys, no spaces), ``checksum`` left
+    out: what format 3 stores in ``checksum`` and loading recomputes."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def not_of_a_bundle(folder: Path) -> list[str]:
+    """The entries of ``folder`` that are not a clv bundle's: all of them when there is no
+    ``bundle.json`` or it names another format; else those the manifest does not list beside
+    the bundle files' names (a damaged manifest lists nothing, so only those names pass:
+    retraining over a damaged bundle of clv's own is allowed)."""
+    names = sorted(p.name for p in folder.iterdir())
+    if MANIFEST not in names:
+        return names
+    listed: set[str] = set()
+    try:
+        manifest = read_json(folder / MANIFEST, BundleError)
+    except BundleError:
+        manifest = {"format": FORMAT}
+    if manifest.get("format") != FORMAT:
+        return names
+    if isinstance(manifest.get("files"), dict):
+        listed = set(manifest["files"])
+    return [n for n in names if n not in {MANIFEST, BOOSTER, SCORECARD} | listed]
+
+
+def check_bundle_folder(
+    directory: str | Path, inputs: Iterable[Path] = (), option: str = "--model-dir"
+) -> None:
+    """Refuse a folder :func:`save_bundle` must not replace (:mod:`clv.outputs`): one that holds
+    anything but a clv bundle, holds an input, or is ``/``, the home or the working folder."""
+    check_replaceable_folder(directory, not_of_a_bundle, "a clv model bundle", inputs, option)
 
 
 def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
@@ -180,10 +248,14 @@ def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
     ------
     clv.locks.LockedError
         If another process is writing ``directory``.
+    clv.outputs.OutputPathError
+        If ``directory`` is not a folder clv may replace (:func:`check_bundle_folder`).
     """
     directory = Path(directory)
+    check_bundle_folder(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(directory, purpose="writing a model bundle"):
+        check_bundle_folder(directory)  # as it is now that no other clv writes it
         restore_interrupted(directory)
         remove_leftovers(directory)
         staging = leftover_name(directory, "staging")
@@ -201,6 +273,11 @@ def _verify(directory: Path, data: dict[str, Any]) -> None:
     if data.get("format_version", 1) >= 2 and not isinstance(listed, dict):
         raise BundleError(f"{directory / MANIFEST} is damaged: it lists no files.")
     for name, expected in (listed or {}).items():
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise BundleError(
+                f"{directory / MANIFEST} is damaged: it lists {name!r}, which is not a file of "
+                f"the folder; {_EXPECTED}. Retrain the model."
+            )
         path = directory / name
         if not path.is_file():
             raise BundleError(
@@ -221,8 +298,9 @@ def load_bundle(directory: str | Path) -> Bundle:
     Raises
     ------
     BundleError
-        If the folder or manifest is missing, the JSON is damaged, the format is not a clv
-        bundle, or its version is not one this clv reads.
+        If the folder or manifest is missing, the manifest is damaged (too large, nested too
+        deep, not JSON, a field of the wrong type, its checksum or a file's SHA-256 differs), the
+        format is not a clv bundle, or its version is not one this clv reads.
     """
     directory = Path(directory)
     manifest = directory / MANIFEST
@@ -230,51 +308,74 @@ def load_bundle(directory: str | Path) -> Bundle:
         raise BundleError(
             f"{directory} is not a clv model bundle (no {MANIFEST}). Train one with `clv train`."
         )
-    try:
-        data = json.loads(manifest.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(
-            f"{manifest} is damaged (not valid JSON: {exc}). Retrain the model."
-        ) from None
-    found_format = data.get("format") if isinstance(data, dict) else None
+    data = read_json(manifest, BundleError, f"T{_EXPECTED[1:]}. Retrain the model.")
+    found_format = data.get("format")
     if found_format != FORMAT:
         raise BundleError(f"{manifest} is not a clv bundle (format {found_format!r}).")
     found = data.get("format_version")
-    if found not in READABLE_VERSIONS:
+    if found not in READABLE_VERSIONS or isinstance(found, bool):
         raise BundleError(
-            f"{manifest} has bundle format version {found!r}; this clv reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}. Retrain the model with this clv (or use "
-            "the clv that made it)."
+            f"{manifest} has bundle format version {found!r}; {_EXPECTED}. Retrain the model "
+            "with this clv (or use the clv that made it)."
         )
+    _check_manifest(manifest, data, found)
     _verify(directory, data)
     try:
-        purchase = purchase_model_from_dict(data["purchase_model"])
-        spend = spend_model_from_dict(data["spend_model"]) if data["spend_model"] else None
-        churn = None
-        if data.get("churn_model"):
-            booster_path = directory / BOOSTER
-            listed = BOOSTER in data.get("files", {}) or (found == 1 and booster_path.is_file())
-            booster = booster_path.read_text() if listed else None
-            churn = ChurnModel.from_dict(data["churn_model"], booster)
-        return Bundle(
-            purchase=purchase,
-            spend=spend,
-            config=data["config"],
-            fingerprint=data["data_fingerprint"],
-            cleaning=data.get("cleaning_report", {}),
-            selection=data.get("model_selection", {}),
-            notices=list(data.get("notices", [])),
-            churn=churn,
-            scorecard=data.get("scorecard", {}),
-            segments=data.get("value_segments") or {},
-            registry=data.get("registry") or {},
-            versions=data.get("package_versions", {}),
-            created=data.get("created", ""),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+        return _bundle_from(directory, data, found)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:
         raise BundleError(
-            f"{manifest} is damaged: {type(exc).__name__}: {exc}. Retrain the model."
+            f"{manifest} is damaged: {type(exc).__name__}: {exc}; {_EXPECTED}. Retrain the model."
         ) from None
+
+
+def _check_manifest(manifest: Path, data: dict[str, Any], version: int) -> None:
+    """The manifest's own checksum (format 3 on) and the types of its fields."""
+
+    def damaged(why: str) -> BundleError:
+        return BundleError(f"{manifest} is damaged: {why}; {_EXPECTED}. Retrain the model.")
+
+    if version >= 3:
+        stored = data.get("checksum")
+        if not isinstance(stored, str):
+            raise damaged("it has no checksum (bundles of format 3 carry their own SHA-256)")
+        if stored != manifest_checksum(data):
+            raise damaged(
+                "its content does not match its checksum (it was edited or corrupted after "
+                "training)"
+            )
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise damaged(f"it lacks {', '.join(missing)}")
+    for key, kinds in _FIELDS.items():
+        if key in data and not isinstance(data[key], kinds):
+            wanted = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise damaged(f"{key} is a {type(data[key]).__name__}, where a {wanted} belongs")
+
+
+def _bundle_from(directory: Path, data: dict[str, Any], version: int) -> Bundle:
+    purchase = purchase_model_from_dict(data["purchase_model"])
+    spend = spend_model_from_dict(data["spend_model"]) if data["spend_model"] else None
+    churn = None
+    if data.get("churn_model"):
+        booster_path = directory / BOOSTER
+        listed = BOOSTER in data.get("files", {}) or (version == 1 and booster_path.is_file())
+        booster = booster_path.read_text() if listed else None
+        churn = ChurnModel.from_dict(data["churn_model"], booster)
+    return Bundle(
+        purchase=purchase,
+        spend=spend,
+        config=data["config"],
+        fingerprint=data["data_fingerprint"],
+        cleaning=data.get("cleaning_report", {}),
+        selection=data.get("model_selection", {}),
+        notices=[str(n) for n in data.get("notices", [])],
+        churn=churn,
+        scorecard=data.get("scorecard", {}),
+        segments=data.get("value_segments") or {},
+        registry=data.get("registry") or {},
+        versions=data.get("package_versions", {}),
+        created=data.get("created", ""),
+    )
 
 
 def place_bundle(source: str | Path, target: str | Path, registry: dict[str, Any]) -> Path:

@@ -50,7 +50,7 @@ def _holder(path: Path, patience: float = 2.0) -> str:
     while True:
         try:
             info = json.loads(path.read_text() or "{}")
-        except (OSError, ValueError):  # removed, or read half-written
+        except (OSError, ValueError, RecursionError):  # removed, half-written, or damaged
             info = {}
         if info or time.monotonic() >= deadline:
             break

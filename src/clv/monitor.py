@@ -253,6 +253,14 @@ def _retrain(summary: dict[str, Any]) -> tuple[bool, list[str]]:
     return bool(reasons), reasons
 
 
+#: Every file :func:`write_monitoring` may write into its folder.
+MONITOR_FILES = (
+    "monitor.html",
+    "monitor.json",
+    *(f"{name}.csv" for name in ("customers", "monthly", "reliability", "drift", "cumulative")),
+)
+
+
 def write_monitoring(result: Monitoring, directory: Any) -> list[Any]:
     """Write ``monitor.json``, the tables as CSV (``customers.csv``: each customer's forecast and
     outcome) and a self-contained ``monitor.html``."""
@@ -264,7 +272,7 @@ def write_monitoring(result: Monitoring, directory: Any) -> list[Any]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [write_text(render_html(result), directory / "monitor.html")]
     paths.append(write_json(result.summary, directory / "monitor.json"))
-    for name in ("customers", "monthly", "reliability", "drift", "cumulative"):
+    for name in (f.removesuffix(".csv") for f in MONITOR_FILES[2:]):
         table = getattr(result, name)
         if len(table):
             paths.append(write_table(table, directory / f"{name}.csv"))

@@ -24,6 +24,14 @@ from clv.evaluation import choose_split, observation_end
 from clv.features import build_calibration_holdout, build_rfm
 from clv.tables import write_json, write_table
 
+#: The files :func:`prepare` writes into its folder.
+PREPARE_FILES = (
+    "transactions.parquet",
+    "rfm.parquet",
+    "calibration_holdout.parquet",
+    "cleaning_report.json",
+)
+
 
 def prepare(config: Config, out: str | Path) -> dict[str, Path]:
     """Clean the configured log and write it with its RFM tables to ``out``; return the paths."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -250,6 +249,16 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
     return "\n".join(parts)
 
 
+#: Every file :func:`write_report` may write into its folder.
+REPORT_FILES = (
+    "report.html",
+    "kpis.json",
+    "monthly.csv",
+    "segments.csv",
+    *(f"{name}.csv" for name in ("forecast", "nps_monthly", "servqual", "channels")),
+)
+
+
 def write_report(
     report: KpiReport, directory: str | Path, title: str = "Customer KPIs"
 ) -> list[Path]:
@@ -257,11 +266,11 @@ def write_report(
     directory = Path(directory)
     paths = [
         write_text(render_html(report, title), directory / "report.html"),
-        write_json(json.loads(json.dumps(report.summary, default=float)), directory / "kpis.json"),
+        write_json(report.summary, directory / "kpis.json"),
         write_table(report.monthly, directory / "monthly.csv"),
         write_table(report.segments, directory / "segments.csv"),
     ]
-    for name in ("forecast", "nps_monthly", "servqual", "channels"):
+    for name in (f.removesuffix(".csv") for f in REPORT_FILES[4:]):
         table = getattr(report, name)
         if table is not None:
             paths.append(write_table(table, directory / f"{name}.csv"))

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from clv.config import DEFAULT_INTERVAL
+from clv.outputs import check_replaceable_folder, not_of_spark
 from clv.resources import environment
 from clv.tables import leftover_name, remove_leftovers, replace_dir
 
@@ -197,6 +198,7 @@ def score_with_spark(
             udf(sf.struct(*[sf.col(f"`{c}`") for c in features.columns])).alias("s")
         )
         scored = scored.select("s.*").select(*output_columns)
+        check_replaceable_folder(out, not_of_spark, "a Spark score folder", option="--out")
         remove_leftovers(out)
         staging = leftover_name(out, "spark")
         try:

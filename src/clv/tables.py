@@ -11,7 +11,6 @@ leftovers of a killed one (named with its pid) are removed by the next run that 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ import pandas as pd
 
 from clv import resources
 from clv.errors import DataValidationError, MemoryLimitError
+from clv.jsonio import dumps
 
 #: DuckDB's memory per connection unless ``CLV_DUCKDB_MEMORY_LIMIT`` says otherwise: beside
 #: the process's own arrays (about 2 GB for a compact log of 100M rows) `clv score` stays under
@@ -309,8 +309,9 @@ def write_text(text: str, path: str | Path) -> Path:
 
 
 def write_json(data: Any, path: str | Path) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    return write_text(json.dumps(data, indent=2) + "\n", path)
+    """Write ``data`` as indented, strict JSON to ``path`` atomically (non-finite numbers as
+    ``null``: :func:`clv.jsonio.dumps`)."""
+    return write_text(dumps(data), path)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -50,7 +50,13 @@ import pandas as pd
 
 from clv import resources
 from clv.background import Handoff, background
-from clv.bundle import Bundle, place_bundle, save_bundle, write_bundle_files
+from clv.bundle import (
+    Bundle,
+    check_bundle_folder,
+    place_bundle,
+    save_bundle,
+    write_bundle_files,
+)
 from clv.churn import ChurnModel
 from clv.config import Config
 from clv.data.clean import RunInputs, load_run_inputs
@@ -80,6 +86,7 @@ from clv.models.fitting import fit_first
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
 from clv.models.registry import CHURN_FEATURE_MODELS, display_name
 from clv.models.spend_covariates import CovariateSpendModel, fit_configured
+from clv.outputs import input_paths
 from clv.predict import customer_features, define_segments, model_attributes, score_rfm
 from clv.tables import leftover_name
 
@@ -237,9 +244,11 @@ _GUARDED: ContextVar[frozenset[str]] = ContextVar("clv_guarded", default=frozens
 
 
 @contextmanager
-def run_guard(config: Config) -> Iterator[None]:
-    """What a training run holds and checks before any work: the lock of ``train.model_dir``
-    (waiting ``train.lock_wait`` seconds for another run) and, with MLflow, the tracking store.
+def run_guard(config: Config, inputs: Iterable[Path] | None = None) -> Iterator[None]:
+    """What a training run holds and checks before any work: that ``train.model_dir`` is a
+    folder clv may replace (:func:`clv.bundle.check_bundle_folder`: new, empty or a bundle, and
+    holding none of ``inputs``, by default the config's input files), the folder's lock (waiting
+    ``train.lock_wait`` seconds for another run) and, with MLflow, the tracking store.
     Callers that read the log first (the CLI) enter it before reading; entered again inside
     (by :func:`train`), it neither locks nor checks again: the store is checked once, before
     the work, and a store that fails later is met when the run is logged (the bundle is kept).
@@ -250,6 +259,7 @@ def run_guard(config: Config) -> Iterator[None]:
     if key in held:
         yield
         return
+    check_bundle_folder(settings.model_dir, input_paths(config) if inputs is None else inputs)
     token = _GUARDED.set(held | {key})
     try:
         with folder_lock(settings.model_dir, settings.lock_wait, purpose="training"):

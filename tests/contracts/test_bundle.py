@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from clv.bundle import FORMAT_VERSION, MANIFEST, Bundle, load_bundle, save_bundle
+from clv.bundle import (
+    FORMAT_VERSION,
+    MANIFEST,
+    Bundle,
+    load_bundle,
+    manifest_checksum,
+    save_bundle,
+)
 from clv.errors import BundleError
 from clv.models.fitting import fit_purchase_model
 from clv.models.gamma_gamma import fit_spend_model
@@ -69,7 +76,7 @@ def test_a_logs_fingerprint_is_stable_across_versions(sample_log, monkeypatch):
         ('{"format": "mlflow"}', "not a clv bundle"),
         (
             '{"format": "clv-bundle", "format_version": 99}',
-            "format version 99; this clv reads versions 1, 2",
+            "format version 99; this clv reads bundle format versions 1, 2, 3",
         ),
         (
             '{"format": "clv-bundle", "format_version": 1, "purchase_model": {"kind": "bgnbd"}}',
@@ -88,6 +95,10 @@ def test_negative_parameters_are_damage(bundle, tmp_path):
     data = json.loads((path / MANIFEST).read_text())
     data["purchase_model"]["params"]["r"] = -1.0
     (path / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="does not match its checksum"):
+        load_bundle(path)
+    # written so by a writer with a bug (checksum sealed over the bad value): still refused
+    (path / MANIFEST).write_text(json.dumps(data | {"checksum": manifest_checksum(data)}))
     with pytest.raises(BundleError, match="positive and finite"):
         load_bundle(path)
 

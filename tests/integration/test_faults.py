@@ -133,10 +133,20 @@ def test_a_version_1_bundle_without_hashes_still_loads(two_bundles, tmp_path):
     a, _ = two_bundles
     old = Path(shutil.copytree(a, tmp_path / "old"))
     manifest = json.loads((old / MANIFEST).read_text())
-    del manifest["files"]
+    del manifest["files"], manifest["checksum"]
     manifest["format_version"] = 1
     (old / MANIFEST).write_text(json.dumps(manifest))
-    assert load_bundle(old).to_dict() == load_bundle(a).to_dict() | {"format_version": 2}
+    assert load_bundle(old).to_dict() == load_bundle(a).to_dict()
+
+
+def test_a_version_2_bundle_without_its_own_checksum_still_loads(two_bundles, tmp_path):
+    a, _ = two_bundles
+    old = Path(shutil.copytree(a, tmp_path / "old"))
+    manifest = json.loads((old / MANIFEST).read_text())
+    del manifest["checksum"]
+    manifest["format_version"] = 2
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    assert load_bundle(old).to_dict() == load_bundle(a).to_dict()
 
 
 SAVE_LOOP = """

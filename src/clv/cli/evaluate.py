@@ -45,6 +45,7 @@ from clv.cli.options import (
     TimeUnitOpt,
     TimezoneOpt,
     TransactionsOpt,
+    check_outputs,
     load_settings,
     overrides,
 )
@@ -95,6 +96,7 @@ def evaluate(
             from clv.evaluation import evaluate as run_evaluation
             from clv.tables import write_json
 
+            check_outputs(settings, config, [out], "--out")
             with reading_bar() as reading:
                 inputs = load_run_inputs(settings, progress=reading)
             log = inputs.log

@@ -28,8 +28,10 @@ from clv.cli.options import (
     TimezoneOpt,
     TrackingUriOpt,
     TransactionsOpt,
+    check_outputs,
     default,
     load_settings,
+    model_files,
     overrides,
 )
 from clv.errors import ClvError
@@ -102,6 +104,11 @@ def kpis(
     )
     try:
         settings = load_settings(config, changes)
+        from clv.report import REPORT_FILES
+
+        out = settings.kpis.out
+        outputs = [out / name for name in REPORT_FILES]
+        check_outputs(settings, config, outputs, "--out", *model_files(model))
         with resources.limits(settings.resources.threads):
             from clv.data.clean import load_configured_log
             from clv.data.customers import load_surveys

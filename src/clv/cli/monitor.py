@@ -25,8 +25,10 @@ from clv.cli.options import (
     TimezoneOpt,
     TrackingUriOpt,
     TransactionsOpt,
+    check_outputs,
     default,
     load_settings,
+    model_files,
     overrides,
 )
 from clv.errors import ClvError
@@ -75,6 +77,10 @@ def monitor(
     )
     try:
         settings = load_settings(config, changes)
+        from clv.monitor import MONITOR_FILES
+
+        outputs = [out / name for name in MONITOR_FILES]
+        check_outputs(settings, config, outputs, "--out", *model_files(settings.score.model))
         with resources.limits(settings.resources.threads):
             from clv.data.clean import load_transactions
             from clv.monitor import monitor as run_monitor

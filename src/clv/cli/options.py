@@ -218,13 +218,42 @@ def _column_map(values: list[str] | None, roles: dict[str, str], option: str) ->
     return out
 
 
+def config_file(config_path: Path | None) -> Path | None:
+    """The config file a command reads: ``--config``, else ``configs/default.yaml`` when it is
+    in the working folder."""
+    if config_path is None and DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    return config_path
+
+
+def run_inputs(settings: Config, config_path: Path | None, *extra: Path) -> list[Path]:
+    """The local files a command reads (:func:`clv.outputs.input_paths`, the config file
+    included) and ``extra`` ones: what no output may be."""
+    from clv.outputs import input_paths
+
+    return [*input_paths(settings, config_file(config_path)), *extra]
+
+
+def model_files(model: str | Path | None) -> list[Path]:
+    """The files of a local model folder (inputs of scoring, KPIs and monitoring)."""
+    folder = Path(model) if model else None
+    return [p for p in folder.iterdir() if p.is_file()] if folder and folder.is_dir() else []
+
+
+def check_outputs(
+    settings: Config, config_path: Path | None, outputs: list[Path], option: str, *extra: Path
+) -> None:
+    """Refuse, before any work, an output file that is one of the command's inputs."""
+    from clv.outputs import check_not_input
+
+    check_not_input(outputs, run_inputs(settings, config_path, *extra), option)
+
+
 def load_settings(
     config_path: Path | None, changes: dict[str, Any], no_amounts: bool = False
 ) -> Config:
     """Defaults ← config file ← command line; ``--no-amounts`` clears the amount column."""
-    if config_path is None and DEFAULT_CONFIG.is_file():
-        config_path = DEFAULT_CONFIG
-    config = load_config(config_path).with_overrides(changes)
+    config = load_config(config_file(config_path)).with_overrides(changes)
     if no_amounts:
         config = config.model_copy(
             update={"data": config.data.model_copy(update={"amount_col": None})}

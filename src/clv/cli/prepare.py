@@ -33,6 +33,7 @@ from clv.cli.options import (
     TimeUnitOpt,
     TimezoneOpt,
     TransactionsOpt,
+    check_outputs,
     load_settings,
     overrides,
 )
@@ -67,7 +68,10 @@ def prepare(
     try:
         settings = load_settings(config, changes, no_amounts)
         with resources.limits(settings.resources.threads):
+            from clv.prepare import PREPARE_FILES
             from clv.prepare import prepare as run_prepare
+
+            check_outputs(settings, config, [out / name for name in PREPARE_FILES], "--out")
 
             paths = run_prepare(settings, out)
     except ClvError as exc:

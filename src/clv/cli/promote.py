@@ -31,11 +31,12 @@ def promote(
         settings = load_settings(
             config, {"mlflow.tracking_uri": tracking_uri, "train.model_dir": model_dir}
         )
-        from clv.bundle import place_bundle
+        from clv.bundle import check_bundle_folder, place_bundle
         from clv.mlflow_store import download_bundle
         from clv.tracking import promote as set_champion
         from clv.tracking import registered_model_name
 
+        check_bundle_folder(settings.train.model_dir)  # before the registry changes
         name = name or registered_model_name(settings)
         number = set_champion(name, version, run, settings.mlflow.tracking_uri)
         source = download_bundle(f"models:/{name}/{number}", settings.mlflow.tracking_uri)

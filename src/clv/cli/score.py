@@ -39,9 +39,12 @@ from clv.cli.options import (
     ThreadsOpt,
     TimezoneOpt,
     TransactionsOpt,
+    check_outputs,
     default,
     load_settings,
+    model_files,
     overrides,
+    run_inputs,
 )
 from clv.errors import ClvError, DataValidationError
 from clv.uris import redact
@@ -183,6 +186,8 @@ def score(
             )
 
             to_database = database_output(s)
+            if not to_database:
+                check_score_output(settings, config)
             bundle = load_model(s.model, settings.mlflow.tracking_uri)
             console.print(which_model(s.model, bundle, model is None), highlight=False)
             as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
@@ -282,6 +287,20 @@ def score(
         f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)",
         highlight=False,
     )
+
+
+def check_score_output(settings: Any, config_path: Path | None) -> None:
+    """Refuse, before any work, a score file that is one of the inputs (the log, a list, the
+    config, a file of the model folder), and a Spark output folder that is not Spark's own."""
+    s = settings.score
+    extra = model_files(s.model)
+    if s.engine != "spark":
+        check_outputs(settings, config_path, [Path(s.out)], "--out", *extra)
+        return
+    from clv.outputs import check_replaceable_folder, not_of_spark
+
+    inputs = run_inputs(settings, config_path, *extra)
+    check_replaceable_folder(s.out, not_of_spark, "a Spark score folder", inputs, "--out")
 
 
 def database_output(settings: Any) -> bool:

@@ -48,6 +48,7 @@ from clv.cli.options import (
     default,
     load_settings,
     overrides,
+    run_inputs,
 )
 from clv.errors import ClvError
 
@@ -158,7 +159,8 @@ def train(
                     spinner.update(f"Training — last step: {line.split('] ', 1)[-1]}")
 
             stages = StageLog(show)
-            with run_guard(settings), warnings.catch_warnings():  # lock, store check; notices
+            sources = run_inputs(settings, config)
+            with run_guard(settings, sources), warnings.catch_warnings():  # lock, store; notices
                 warnings.simplefilter("ignore")
                 with reading_bar() as reading:
                     inputs = load_run_inputs(settings, progress=reading)
