@@ -367,7 +367,11 @@ def acquisition_costs(
 def nps_table(
     surveys: pd.DataFrame, as_of: pd.Timestamp, months: int = 12
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """NPS per month of survey and over the last ``months`` months to ``as_of``."""
+    """NPS per month of survey and over the last ``months`` months to ``as_of``.
+
+    The overall entry names its period (``period``: first and last day) and the survey's own
+    answers' date range (``survey_dates``, or None with no answers at all); with no answer in
+    the period, its NPS and shares are None (``null`` in ``kpis.json``), not NaN."""
     answered = surveys[surveys["nps"].notna() & (surveys["date"] <= as_of)]
     by_month = answered.groupby(answered["date"].dt.to_period("M"))["nps"]
     columns = ["month", "responses", "promoters_pct", "passives_pct", "detractors_pct", "nps"]
@@ -380,7 +384,16 @@ def nps_table(
     )
     start = (pd.Timestamp(as_of).to_period("M") - (months - 1)).start_time
     recent = answered[answered["date"] >= start]["nps"]
-    overall = {"responses": len(recent), **band_shares(recent), "nps": nps(recent)}
+    dated = surveys.loc[surveys["nps"].notna(), "date"]
+    overall: dict[str, Any] = {
+        "responses": len(recent),
+        **band_shares(recent),
+        "nps": nps(recent),
+        "period": [str(start.date()), str(pd.Timestamp(as_of).date())],
+        "survey_dates": [str(dated.min().date()), str(dated.max().date())] if len(dated) else None,
+    }
+    if not len(recent):
+        overall |= dict.fromkeys(("promoters_pct", "passives_pct", "detractors_pct", "nps"))
     return table, overall
 
 

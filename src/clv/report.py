@@ -165,7 +165,8 @@ def _cards(summary: dict[str, Any]) -> str:
     if "clv_to_cac" in c:
         items.append(("CLV : CAC", f"{c['clv_to_cac']:.2f}"))
     if "nps" in summary:
-        items.append(("NPS", f"{summary['nps']['nps']:+.0f}"))
+        score = summary["nps"]["nps"]
+        items.append(("NPS", "none" if score is None else f"{score:+.0f}"))
     if "servqual" in summary:
         items.append(("SERVQUAL weighted gap", f"{summary['servqual']['weighted_gap']:+.2f}"))
     return (
@@ -224,12 +225,19 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
         ]
     if report.nps_monthly is not None:
         n = s["nps"]
-        parts += [
-            "<h2>Net Promoter Score</h2>",
-            f"<p>Last {p['months']} months: {n['responses']:,} answers, "
-            f"{n['promoters_pct']:.0f} % promoters, {n['passives_pct']:.0f} % passives, "
-            f"{n['detractors_pct']:.0f} % detractors → NPS <b>{n['nps']:+.0f}</b>.</p>",
-        ]
+        parts.append("<h2>Net Promoter Score</h2>")
+        if n["nps"] is None:
+            dates = n.get("survey_dates")
+            seen = f" (the survey's run from {dates[0]} to {dates[1]})" if dates else ""
+            parts.append(
+                f"<p>Last {p['months']} months: no survey answers fall in this period{seen}.</p>"
+            )
+        else:
+            parts.append(
+                f"<p>Last {p['months']} months: {n['responses']:,} answers, "
+                f"{n['promoters_pct']:.0f} % promoters, {n['passives_pct']:.0f} % passives, "
+                f"{n['detractors_pct']:.0f} % detractors → NPS <b>{n['nps']:+.0f}</b>.</p>"
+            )
         if "nps.png" in images:
             parts.append(f"<img alt='NPS by month' src='{images['nps.png']}'>")
         parts.append(html_table(report.nps_monthly))

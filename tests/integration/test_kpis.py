@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from clv.bundle import Bundle
 from clv.churn import SURVEY_FEATURES, survey_features, train_churn_model
 from clv.cli import app
+from clv.cli.kpis import nps_line
 from clv.config import Config, DataConfig, KpiConfig
 from clv.data import clean_transactions, read_surveys
 from clv.errors import DataValidationError
@@ -251,3 +252,27 @@ def test_the_report_a_training_logs_equals_the_report_built_alone(tmp_path, monk
     for name in ("forecast", "segments", "monthly"):
         got, expected = getattr(result.kpis, name), getattr(alone, name)
         pd.testing.assert_frame_equal(got, expected, rtol=1e-12, obj=name)
+
+
+def test_an_nps_period_without_answers_says_so_and_writes_null(tmp_path):
+    """Survey answers all before the report period: the NPS is "none", the period and the
+    survey's dates are named, and ``kpis.json`` is strict JSON with ``null`` (no NaN token)."""
+    surveys = pd.read_csv(EXAMPLES / "cdnow_surveys.csv")
+    surveys["date"] = "1996-03-01"  # a year before the log starts
+    surveys.to_csv(tmp_path / "old_surveys.csv", index=False)
+    out = tmp_path / "r"
+    args = ["kpis", "-t", "cdnow-sample", "--surveys", str(tmp_path / "old_surveys.csv")]
+    result = runner.invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "none: no survey answers fall in 1997-07-01 .." in " ".join(result.output.split())
+    raw = (out / "kpis.json").read_text()
+    assert "NaN" not in raw and "Infinity" not in raw
+    summary = json.loads(raw, parse_constant=lambda name: pytest.fail(f"{name} in kpis.json"))
+    assert summary["nps"]["nps"] is None and summary["nps"]["responses"] == 0
+    assert summary["nps"]["period"] == ["1997-07-01", "1998-06-30"]
+    assert summary["nps"]["survey_dates"] == ["1996-03-01", "1996-03-01"]
+    assert nps_line(summary["nps"]) == (
+        "none: no survey answers fall in 1997-07-01 .. 1998-06-30 (the survey's answers run "
+        "from 1996-03-01 to 1996-03-01)"
+    )
+    assert "no survey answers fall in this period" in (out / "report.html").read_text()

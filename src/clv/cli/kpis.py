@@ -165,7 +165,7 @@ def print_kpis(summary: dict[str, Any]) -> None:
         ]
     if "nps" in summary:
         n = summary["nps"]
-        rows.append(["NPS", f"{n['nps']:+.1f} ({n['responses']:,} answers)"])
+        rows.append(["NPS", nps_line(n)])
     if "servqual" in summary:
         rows.append(["SERVQUAL weighted gap", f"{summary['servqual']['weighted_gap']:+.3f}"])
     if "forecast" in summary:
@@ -178,3 +178,13 @@ def print_kpis(summary: dict[str, Any]) -> None:
             ]
         )
     console.print(table(f"KPIs as of {summary['as_of']}", ["", "value"], rows))
+
+
+def nps_line(n: dict[str, Any]) -> str:
+    """The NPS over the report period, or why there is none (no answer falls in the period)."""
+    if n["nps"] is not None:
+        return f"{n['nps']:+.1f} ({n['responses']:,} answers)"
+    start, end = n.get("period") or ("?", "?")
+    dates = n.get("survey_dates")
+    seen = f"the survey's answers run from {dates[0]} to {dates[1]}" if dates else "it has none"
+    return f"none: no survey answers fall in {start} .. {end} ({seen})"
