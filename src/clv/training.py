@@ -293,6 +293,8 @@ def _refit(
             f"{display_name(kind)} was best on the holdout but did not converge on the whole "
             f"log; shipped {model.name}, the next best, instead. ({message})"
         )
+    members = getattr(model, "members", (model,))
+    notices += [n for m in members if (n := getattr(m, "limit_note", None))][:1]
     return model
 
 

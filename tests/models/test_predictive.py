@@ -30,7 +30,15 @@ BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, CDNOW wee
 PARETO = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
 GGOM = {"r": 0.7, "alpha": 5.0, "b": 0.02, "s": 0.4, "beta": 0.3}  # an ageing hazard
 MBGCNBD = {"k": 2.0, "r": 1.329, "alpha": 2.813, "a": 0.425, "b": 0.790}  # BTYDplus, grocery
-PARAMS = {"bgnbd": BG, "mbgnbd": BG, "pareto": PARETO, "ggomnbd": GGOM, "mbgcnbd": MBGCNBD}
+NBD = {"r": 0.553, "alpha": 10.578}  # no dropout
+PARAMS = {
+    "bgnbd": BG,
+    "mbgnbd": BG,
+    "pareto": PARETO,
+    "ggomnbd": GGOM,
+    "mbgcnbd": MBGCNBD,
+    "nbd": NBD,
+}
 # new customer, non-repeat buyer, FHL's example, recent and lapsed heavy buyers
 X = np.array([0.0, 0.0, 2.0, 5.0, 20.0, 200.0, 30.0])
 T_X = np.array([0.0, 0.0, 30.43, 20.0, 38.0, 77.0, 10.0])
@@ -93,6 +101,8 @@ def _simulate(kind: str, x: float, t_x: float, T: float, t: float, n: int, seed:
         eta = rng.gamma(params["s"], 1.0 / (params["beta"] + np.expm1(b * T)), n)
         left = np.log1p(rng.exponential(1.0, n) / (eta * np.exp(b * T))) / b
         return np.where(alive, rng.poisson(lam * np.minimum(left, t)), 0)
+    if kind == "nbd":  # nobody leaves: Poisson purchases at the posterior rate
+        return rng.poisson(lam * t)
     if kind == "mbgcnbd":  # the phase the current Erlang interval has reached, then renewals
         return _simulate_erlang(params, x, t_x, T, t, alive, rng)
     p = rng.beta(params["a"], params["b"] + x + (kind == "mbgnbd"), n)

@@ -41,6 +41,9 @@ class PurchaseModel:
         Covariance of the log parameters in ``process.params`` order (the inverse observed
         information; empty when unknown): the Laplace approximation that the forecast ranges
         draw parameter uncertainty from (:mod:`clv.intervals`).
+    limit_of : str, optional
+        The model with dropout whose fit ran to its no-dropout edge, when this is its limit
+        (``kind`` is then ``nbd``, :mod:`clv.models.nbd`); None for a model fitted as itself.
     """
 
     kind: str
@@ -50,6 +53,7 @@ class PurchaseModel:
     penalizer: float = 0.0
     standard_errors: dict[str, float] = field(default_factory=dict)
     covariance: tuple[tuple[float, ...], ...] = ()
+    limit_of: str | None = None
 
     @cached_property
     def process(self) -> PurchaseProcess:
@@ -58,8 +62,20 @@ class PurchaseModel:
 
     @property
     def name(self) -> str:
-        """Display name, e.g. ``BG/NBD``."""
+        """Display name, e.g. ``BG/NBD``, or ``Pareto/NBD at its no-dropout limit (NBD)``."""
+        if self.limit_of:
+            return f"{purchase_process(self.limit_of).name} at its no-dropout limit (NBD)"
         return self.process.name
+
+    @property
+    def limit_note(self) -> str | None:
+        """What a boundary fit means, in words, or None for a model fitted as itself."""
+        if not self.limit_of:
+            return None
+        return (
+            f"{purchase_process(self.limit_of).name} at its no-dropout limit: this log shows no "
+            "customer leaving, so it is scored as the NBD without dropout (P(alive) = 1)."
+        )
 
     def expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
         """Expected repeat purchases in ``(0, t]`` of a customer acquired at 0 (unconditional)."""
@@ -124,7 +140,7 @@ class PurchaseModel:
             "penalizer": float(self.penalizer),
             "standard_errors": {k: float(v) for k, v in self.standard_errors.items()},
             "covariance": [[float(v) for v in row] for row in self.covariance],
-        }
+        } | ({"limit_of": self.limit_of} if self.limit_of else {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PurchaseModel:
@@ -146,6 +162,7 @@ class PurchaseModel:
             penalizer=float(data.get("penalizer", 0.0)),
             standard_errors={k: float(v) for k, v in data.get("standard_errors", {}).items()},
             covariance=saved_covariance(data.get("covariance", ()), len(process.params)),
+            limit_of=purchase_process(data["limit_of"]).kind if data.get("limit_of") else None,
         )
 
 

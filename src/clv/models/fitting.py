@@ -1,8 +1,12 @@
 """Fitting purchase models by name, with one retry, and rebuilding them from JSON.
 
 A fit that does not converge, or ends with parameters outside their bounds, is retried once with
-a small L2 penalizer, then fails with a :class:`~clv.errors.ModelFitError` that describes the
-data. The ensemble is fitted as its members.
+a small L2 penalizer. When both fail because the likelihood runs to the no-dropout edge of the
+parameter space (a log where nobody seems to leave), the model's limit there — the NBD without
+dropout (:mod:`clv.models.nbd`) — is the answer and is returned, saying so (``limit_of``).
+Anything else (an optimizer that wanders, a NaN likelihood, dropout the data do show) fails with
+a :class:`~clv.errors.ModelFitError` that describes the data. The ensemble is fitted as its
+members.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from clv.models.registry import (
     CHURN_FEATURE_MODELS,
     ENSEMBLE,
     ENSEMBLE_MEMBERS,
+    NO_DROPOUT,
     WITH_COVARIATES,
     base_kind,
     display_name,
@@ -55,10 +60,20 @@ def purchase_model_from_dict(data: dict[str, Any]) -> Any:
 #: A fitted parameter below this has run to the boundary of its space (e.g. BG/NBD's a, b → 0 on
 #: a log where nobody seems to drop out): the fit is treated as not converged.
 MIN_PARAMETER = 1e-8
+#: The models whose no-dropout edge is the NBD (MBG/CNBD-k's is an Erlang-k process instead).
+HAS_NBD_LIMIT = ("bgnbd", "mbgnbd", "pareto", "ggomnbd")
+#: Most log-likelihood a failed fit may have gained over the NBD limit for the limit to be its
+#: answer: a likelihood-ratio statistic 2·ΔLL of at most 2 (below χ²'s 95 % point of 3.84 for
+#: one parameter): the dropout the fit was chasing is not in the data.
+LIMIT_GAIN = 1.0
 
 
-def _fit_once(process: PurchaseProcess, patterns: Patterns, penalizer: float) -> Fit:
+def _fit_once(
+    process: PurchaseProcess, patterns: Patterns, penalizer: float, seen: list[Fit] | None = None
+) -> Fit:
     fit = process.fit(patterns, penalizer)
+    if seen is not None:
+        seen.append(fit)
     values = np.array(list(fit.params.values()))
     low, high = np.array(list(process.bounds.values())).T
     if not np.all(np.isfinite(values)) or np.any(values <= low) or np.any(values >= high):
@@ -146,13 +161,20 @@ def fit_purchase_model(
     patterns = Patterns.from_table(table)
     if "log_gap_sum" in rfm:  # what a model of purchase regularity needs beyond the patterns
         patterns = replace(patterns, log_gap_sum=float(rfm["log_gap_sum"].sum()))
-    fit, coef = fit_with_retry(
-        lambda coef: _fit_once(process, patterns, coef),
-        [penalizer, max(retry_penalizer, penalizer * 10)],
-        what=display_name(kind),
-        data=f"{describe_pattern(rfm)} ({len(table):,} unique patterns)",
-        advice="Try a larger train.penalizer, a longer calibration period, or another model.",
-    )
+    seen: list[Fit] = []
+    try:
+        fit, coef = fit_with_retry(
+            lambda coef: _fit_once(process, patterns, coef, seen),
+            [penalizer, max(retry_penalizer, penalizer * 10)],
+            what=display_name(kind),
+            data=f"{describe_pattern(rfm)} ({len(table):,} unique patterns)",
+            advice="Try a larger train.penalizer, a longer calibration period, or another model.",
+        )
+    except ModelFitError:
+        limit = no_dropout_limit(kind, patterns, seen[:1], penalizer, time_unit)
+        if limit is None:
+            raise
+        return limit
     return PurchaseModel(
         kind=kind,
         params=fit.params,
@@ -161,6 +183,37 @@ def fit_purchase_model(
         penalizer=coef,
         standard_errors=fit.standard_errors,
         covariance=fit.covariance,
+    )
+
+
+def no_dropout_limit(
+    kind: str, patterns: Patterns, failed: list[Fit], penalizer: float, time_unit: str
+) -> PurchaseModel | None:
+    """The NBD limit of ``kind`` when its failed fit ran to the no-dropout edge, else None.
+
+    The failed (unpenalized) fit's log-likelihood is compared with the NBD's: the NBD is the
+    model's limit, so the model can only do better; when it gains at most :data:`LIMIT_GAIN`,
+    the likelihood's supremum is at the edge and the limit is shipped. A failed fit with a
+    non-finite likelihood, a model without that limit, or an NBD that does not converge
+    either, give None (the failure stands).
+    """
+    if kind not in HAS_NBD_LIMIT or not failed or not np.isfinite(failed[0].log_likelihood):
+        return None
+    try:
+        fit = _fit_once(purchase_process(NO_DROPOUT), patterns, penalizer)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        return None
+    if failed[0].log_likelihood - fit.log_likelihood > LIMIT_GAIN:
+        return None
+    return PurchaseModel(
+        kind=NO_DROPOUT,
+        params=fit.params,
+        time_unit=time_unit,
+        log_likelihood=fit.log_likelihood,
+        penalizer=penalizer,
+        standard_errors=fit.standard_errors,
+        covariance=fit.covariance,
+        limit_of=kind,
     )
 
 

@@ -12,13 +12,23 @@ from clv.models.beta_geo import BetaGeo
 from clv.models.gompertz_nbd import GammaGompertzNBD
 from clv.models.mbg_cnbd import MBGCNBD
 from clv.models.modified_beta_geo import ModifiedBetaGeo
+from clv.models.nbd import NBD
 from clv.models.pareto_nbd import ParetoNBD
 
 #: Every purchase model by its config name (``train.candidates``).
 PURCHASE_MODELS: dict[str, PurchaseProcess] = {
     process.kind: process
-    for process in (BetaGeo(), ModifiedBetaGeo(), ParetoNBD(), GammaGompertzNBD(), MBGCNBD())
+    for process in (
+        BetaGeo(),
+        ModifiedBetaGeo(),
+        ParetoNBD(),
+        GammaGompertzNBD(),
+        MBGCNBD(),
+        NBD(),
+    )
 }
+#: The limit of every model with dropout when a log shows nobody leaving (:mod:`clv.models.nbd`).
+NO_DROPOUT = "nbd"
 
 #: The ensemble candidate: an equal-weight mixture of these models (:mod:`clv.models.ensemble`).
 ENSEMBLE = "ensemble"
