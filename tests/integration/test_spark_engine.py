@@ -200,7 +200,7 @@ DIFFERENT = (("data", "engine"), ("train", "model_dir"), ("mlflow", "registered_
 
 def _bundle(folder: Path) -> dict[str, Any]:
     data = json.loads((folder / "bundle.json").read_text())
-    for volatile in ("created", "files", "registry"):
+    for volatile in ("created", "files", "registry", "checksum"):  # checksum: of the rest
         data.pop(volatile, None)
     for section, key in DIFFERENT:  # what the two runs were told differently
         data["config"][section].pop(key)

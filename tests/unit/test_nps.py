@@ -40,7 +40,8 @@ def test_monthly_table_matches_a_hand_count_and_tolerates_no_answers():
     assert overall["responses"] == 4 and overall["nps"] == pytest.approx(25.0)
     empty, none = nps_table(surveys, pd.Timestamp("2019-12-31"))  # no answer yet
     assert empty.empty and list(empty.columns) == list(table.columns)
-    assert none["responses"] == 0 and np.isnan(none["nps"])
+    assert none["responses"] == 0 and none["nps"] is None  # null in kpis.json, not NaN
+    assert none["period"] == ["2019-01-01", "2019-12-31"]
 
 
 def test_the_churn_feature_flags_the_report_s_detractors():
