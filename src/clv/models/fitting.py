@@ -175,14 +175,22 @@ def fit_purchase_model(
         if limit is None:
             raise
         return limit
+    return fitted_model(kind, fit, time_unit, coef)
+
+
+def fitted_model(
+    kind: str, fit: Fit, time_unit: str, penalizer: float, limit_of: str | None = None
+) -> PurchaseModel:
+    """The :class:`PurchaseModel` of a fit of ``kind``."""
     return PurchaseModel(
         kind=kind,
         params=fit.params,
         time_unit=time_unit,
         log_likelihood=fit.log_likelihood,
-        penalizer=coef,
+        penalizer=penalizer,
         standard_errors=fit.standard_errors,
         covariance=fit.covariance,
+        limit_of=limit_of,
     )
 
 
@@ -205,16 +213,7 @@ def no_dropout_limit(
         return None
     if failed[0].log_likelihood - fit.log_likelihood > LIMIT_GAIN:
         return None
-    return PurchaseModel(
-        kind=NO_DROPOUT,
-        params=fit.params,
-        time_unit=time_unit,
-        log_likelihood=fit.log_likelihood,
-        penalizer=penalizer,
-        standard_errors=fit.standard_errors,
-        covariance=fit.covariance,
-        limit_of=kind,
-    )
+    return fitted_model(NO_DROPOUT, fit, time_unit, penalizer, limit_of=kind)
 
 
 def _fit_with_covariates(
