@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from clv.errors import BundleError, ClvError
+from clv.errors import ClvError
 
 #: Largest JSON file clv reads (a bundle manifest of CDNOW is about 30 kB; a covariate model's
 #: with hundreds of groups a few MB).
@@ -64,7 +64,7 @@ def nesting_depth(raw: bytes) -> int:
 
 def read_json(
     path: str | Path,
-    error: type[ClvError] = BundleError,
+    error: type[ClvError],
     advice: str = "",
     expect: type = dict,
     max_bytes: int = MAX_BYTES,

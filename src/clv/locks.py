@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from clv.errors import ClvError
+from clv.jsonio import read_json
 
 
 class LockedError(ClvError, RuntimeError):
@@ -49,8 +50,8 @@ def _holder(path: Path, patience: float = 2.0) -> str:
     deadline = time.monotonic() + patience
     while True:
         try:
-            info = json.loads(path.read_text() or "{}")
-        except (OSError, ValueError, RecursionError):  # removed, half-written, or damaged
+            info = read_json(path, LockedError)
+        except LockedError:  # removed, half-written (empty), or damaged
             info = {}
         if info or time.monotonic() >= deadline:
             break

@@ -253,12 +253,10 @@ def _retrain(summary: dict[str, Any]) -> tuple[bool, list[str]]:
     return bool(reasons), reasons
 
 
+#: The monitoring tables, each written as ``<name>.csv`` when it has rows.
+_TABLES = ("customers", "monthly", "reliability", "drift", "cumulative")
 #: Every file :func:`write_monitoring` may write into its folder.
-MONITOR_FILES = (
-    "monitor.html",
-    "monitor.json",
-    *(f"{name}.csv" for name in ("customers", "monthly", "reliability", "drift", "cumulative")),
-)
+MONITOR_FILES = ("monitor.html", "monitor.json", *(f"{name}.csv" for name in _TABLES))
 
 
 def write_monitoring(result: Monitoring, directory: Any) -> list[Any]:
@@ -272,7 +270,7 @@ def write_monitoring(result: Monitoring, directory: Any) -> list[Any]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [write_text(render_html(result), directory / "monitor.html")]
     paths.append(write_json(result.summary, directory / "monitor.json"))
-    for name in (f.removesuffix(".csv") for f in MONITOR_FILES[2:]):
+    for name in _TABLES:
         table = getattr(result, name)
         if len(table):
             paths.append(write_table(table, directory / f"{name}.csv"))

@@ -24,13 +24,13 @@ from clv.evaluation import choose_split, observation_end
 from clv.features import build_calibration_holdout, build_rfm
 from clv.tables import write_json, write_table
 
-#: The files :func:`prepare` writes into its folder.
-PREPARE_FILES = (
-    "transactions.parquet",
-    "rfm.parquet",
-    "calibration_holdout.parquet",
-    "cleaning_report.json",
-)
+#: The files :func:`prepare` writes into its folder, by the key of the paths it returns.
+PREPARE_FILES = {
+    "transactions": "transactions.parquet",
+    "rfm": "rfm.parquet",
+    "calibration_holdout": "calibration_holdout.parquet",
+    "report": "cleaning_report.json",
+}
 
 
 def prepare(config: Config, out: str | Path) -> dict[str, Path]:
@@ -44,13 +44,13 @@ def prepare(config: Config, out: str | Path) -> dict[str, Path]:
     holdout = build_calibration_holdout(
         log.compact, split.calibration_end, split.observation_end, unit
     )
-    paths = {
-        "transactions": write_table(log.frame, out / "transactions.parquet"),
-        "rfm": write_table(rfm, out / "rfm.parquet"),
-        "calibration_holdout": write_table(holdout, out / "calibration_holdout.parquet"),
+    files = {k: out / name for k, name in PREPARE_FILES.items()}
+    return {
+        "transactions": write_table(log.frame, files["transactions"]),
+        "rfm": write_table(rfm, files["rfm"]),
+        "calibration_holdout": write_table(holdout, files["calibration_holdout"]),
         "report": write_json(
             {"cleaning": log.report.to_dict(), "fingerprint": log.fingerprint()},
-            out / "cleaning_report.json",
+            files["report"],
         ),
     }
-    return paths

@@ -257,13 +257,15 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
     return "\n".join(parts)
 
 
+#: The report's tables written only when the report has them, each as ``<name>.csv``.
+_OPTIONAL_TABLES = ("forecast", "nps_monthly", "servqual", "channels")
 #: Every file :func:`write_report` may write into its folder.
 REPORT_FILES = (
     "report.html",
     "kpis.json",
     "monthly.csv",
     "segments.csv",
-    *(f"{name}.csv" for name in ("forecast", "nps_monthly", "servqual", "channels")),
+    *(f"{name}.csv" for name in _OPTIONAL_TABLES),
 )
 
 
@@ -278,7 +280,7 @@ def write_report(
         write_table(report.monthly, directory / "monthly.csv"),
         write_table(report.segments, directory / "segments.csv"),
     ]
-    for name in (f.removesuffix(".csv") for f in REPORT_FILES[4:]):
+    for name in _OPTIONAL_TABLES:
         table = getattr(report, name)
         if table is not None:
             paths.append(write_table(table, directory / f"{name}.csv"))

@@ -71,8 +71,8 @@ def prepare(
             from clv.prepare import PREPARE_FILES
             from clv.prepare import prepare as run_prepare
 
-            check_outputs(settings, config, [out / name for name in PREPARE_FILES], "--out")
-
+            outputs = [out / name for name in PREPARE_FILES.values()]
+            check_outputs(settings, config, outputs, "--out")
             paths = run_prepare(settings, out)
     except ClvError as exc:
         raise fail(exc) from None
