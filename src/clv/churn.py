@@ -265,18 +265,38 @@ def survey_features(surveys: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame
     )
 
 
+#: A churn window's customers need history before its feature cutoff: at least
+#: :data:`MIN_CUSTOMERS` of them must have bought ``HISTORY_SHARE × L`` or more before it, where
+#: ``L`` is the window's label length (a classifier cannot tell a lapsed customer from a new one
+#: on a day of history). A window shorter than the horizon may be used down to
+#: ``SHORTEST_SHARE × H``; a log too young even for that has no leak-free window.
+HISTORY_SHARE, SHORTEST_SHARE = 0.5, 0.5
+
+
 def leak_free_window(
-    transactions: pd.DataFrame | Compact, cutoff: pd.Timestamp, horizon_days: int
+    transactions: pd.DataFrame | Compact,
+    cutoff: pd.Timestamp,
+    horizon_days: int,
+    time_unit: str = "day",
 ) -> tuple[pd.Timestamp, str | None]:
     """The feature cutoff of the training window that ends at ``cutoff``, and a note if shortened.
 
-    The window is ``(cutoff − H, cutoff]`` (transactions after ``cutoff`` are ignored). When
-    fewer than ``MIN_CUSTOMERS`` customers have bought by ``cutoff − H`` (the log is too short
-    for H), it is shortened to the longest window that has them — its feature cutoff halfway
-    between their first purchases and ``cutoff`` at the latest — and the note says so.
+    The window is ``(cutoff − H, cutoff]`` (transactions after ``cutoff`` are ignored), used
+    when at least :data:`MIN_CUSTOMERS` customers bought at least ``H / 2`` before its feature
+    cutoff ``cutoff − H`` (:data:`HISTORY_SHARE`). When the log is too young for that, the label
+    window is shortened to the longest ``L`` that has such customers at ``cutoff − L``, down to
+    ``H / 2`` (:data:`SHORTEST_SHARE`), and the note says so.
+
+    Raises
+    ------
+    DataValidationError
+        When the log is too young even for a window of ``H / 2``: how old it is, what the
+        horizon needs, and the longest horizon it has room for. (The training run skips its
+        churn classifier then: :mod:`clv.stages`.)
     """
+    from clv.errors import DataValidationError
+
     cut = pd.Timestamp(cutoff)
-    start = cut - pd.Timedelta(days=horizon_days)
     days = (
         compact(transactions)
         .run(
@@ -287,17 +307,50 @@ def leak_free_window(
         .to_numpy()
     )
     firsts = day_start(days)
-    if len(firsts) >= MIN_CUSTOMERS and pd.Timestamp(firsts[MIN_CUSTOMERS - 1]) <= start:
-        return start, None
-    enough = pd.Timestamp(firsts[min(MIN_CUSTOMERS, len(firsts)) - 1])
-    start = max(enough, pd.Timestamp(firsts[0]) + (cut - pd.Timestamp(firsts[0])) / 2).normalize()
-    start = min(start, cut - pd.Timedelta(days=1))
+    H = float(horizon_days)
+    # room: days from the MIN_CUSTOMERS-th customer's first purchase to the cutoff; a window of
+    # L label days needs (1 + HISTORY_SHARE) · L of them
+    room = 0
+    if len(firsts) >= MIN_CUSTOMERS:
+        room = (cut - pd.Timestamp(firsts[MIN_CUSTOMERS - 1])).days
+    longest = room / (1.0 + HISTORY_SHARE)
+    if longest >= H:
+        return cut - pd.Timedelta(days=horizon_days), None
+    if longest < SHORTEST_SHARE * H or longest < 1:
+        raise DataValidationError(_too_young(firsts, cut, H, room, time_unit))
+    label_days = int(longest)
+    start = cut - pd.Timedelta(days=label_days)
     note = (
         f"the log before {cut.date()} is too short for a leak-free churn window of "
         f"{horizon_days} days; the classifier uses the longest feasible one, features to "
-        f"{start.date()} and labels in ({start.date()}, {cut.date()}] ({(cut - start).days} days)"
+        f"{start.date()} and labels in ({start.date()}, {cut.date()}] ({label_days} days)"
     )
     return start, note
+
+
+def _too_young(firsts: np.ndarray, cut: pd.Timestamp, H: float, room: int, unit: str) -> str:
+    """Why a log has no leak-free churn window of ``H`` days at ``cut``
+    (:func:`leak_free_window`)."""
+    step = units.days(1.0, unit)
+
+    def n(days: float) -> str:
+        return f"{days / step:.3g} {unit}s"
+
+    age = (cut - pd.Timestamp(firsts[0])).days if len(firsts) else 0
+    need = (1.0 + HISTORY_SHARE) * H
+    found = (
+        f"only {len(firsts)} customers bought by then"
+        if len(firsts) < MIN_CUSTOMERS
+        else f"its {MIN_CUSTOMERS}th customer first bought {n(room)} before it"
+    )
+    fits = room / (1.0 + HISTORY_SHARE) / SHORTEST_SHARE
+    return (
+        f"the log is {n(age)} old at {cut.date()}; a leak-free {H / step:.3g}-{unit} churn "
+        f"window needs {n(need)} ({n(H)} of labels after its feature cutoff, and "
+        f"{MIN_CUSTOMERS} customers who bought {n(HISTORY_SHARE * H)} or more before it), or "
+        f"{n(SHORTEST_SHARE * need)} for one shortened to half the horizon; {found}. A churn "
+        f"horizon of at most {n(fits)} fits this log (--churn-horizon)"
+    )
 
 
 def churn_labels(
@@ -380,7 +433,7 @@ class ChurnModel:
 
     horizon: float
     time_unit: str
-    btyd: PurchaseModel | None  # None only before the caller sets the scoring BG/NBD
+    btyd: PurchaseModel | None  # None before the caller sets the scoring BG/NBD, or no classifier
     choice: str
     blend_weight: float
     platt: dict[str, Any]
@@ -391,6 +444,11 @@ class ChurnModel:
     validation: dict[str, Any] = field(default_factory=dict)
     window: dict[str, Any] = field(default_factory=dict)
     _booster: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_classifier(self) -> bool:
+        """False for :func:`without_classifier`'s score (the shipped purchase model's)."""
+        return self.choice != FROM_PURCHASE_MODEL
 
     def _lgb(self) -> Any:
         if self._booster is None and self.booster_text is not None:
@@ -457,6 +515,41 @@ class ChurnModel:
             validation=data.get("validation", {}),
             window=data.get("window", {}),
         )
+
+
+#: ``ChurnModel.choice`` of a bundle that ships no classifier (the churn stages were skipped,
+#: :mod:`clv.stages`): churn probability is the shipped purchase model's P(no purchase) over the
+#: horizon.
+FROM_PURCHASE_MODEL = "purchase_model"
+
+
+def without_classifier(horizon: float, time_unit: str, reason: str) -> ChurnModel:
+    """The churn score of a run whose classifier could not be trained: the shipped purchase
+    model's P(no purchase) within ``horizon``, uncalibrated (``validation.decision`` says why).
+
+    Parameters
+    ----------
+    horizon : float
+        The churn horizon H, in ``time_unit``.
+    time_unit : str
+        The bundle's time unit.
+    reason : str
+        Why there is no classifier (the skipped stage's reason).
+
+    Returns
+    -------
+    ChurnModel
+        With ``choice`` :data:`FROM_PURCHASE_MODEL`, no features and no booster.
+    """
+    return ChurnModel(
+        horizon,
+        time_unit,
+        None,
+        FROM_PURCHASE_MODEL,
+        0.0,
+        {"a": 1.0, "b": 0.0},
+        validation={"decision": f"no churn classifier: {reason}"},
+    )
 
 
 #: The calibrations' ridge on their slopes, 1e-6 / 2 · ‖slopes‖² (the intercept is free): it
@@ -814,7 +907,7 @@ def window_table(
     """The :class:`ChurnTable` of the latest leak-free window that ends at ``end``: features up
     to ``end − H`` (or later, when the log is too short: :func:`leak_free_window`, whose note it
     carries), labels in the window after."""
-    start, note = leak_free_window(transactions, end, horizon_days)
+    start, note = leak_free_window(transactions, end, horizon_days, time_unit)
     table = churn_table(
         transactions, start, end, time_unit, attributes, seed, surveys, max_customers, stop
     )

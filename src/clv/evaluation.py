@@ -55,6 +55,7 @@ from clv.models.registry import (
     display_name,
     purchase_process,
 )
+from clv.stages import StageLog
 
 if TYPE_CHECKING:
     from clv.churn import ChurnModel, ChurnTable
@@ -232,7 +233,7 @@ def evaluate(
     config: Config,
     attributes: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
-    stages: Callable[[str], None] | None = None,
+    stages: StageLog | None = None,
     churn: Future[ChurnResult] | None = None,
     while_waiting: Callable[[], object] | None = None,
 ) -> Evaluation:
@@ -249,8 +250,10 @@ def evaluate(
     surveys : pandas.DataFrame, optional
         Survey answers; their features join the churn classifier
         (:func:`clv.churn.survey_features`).
-    stages : callable, optional
-        Called with a line as each model is fitted and scored on the holdout.
+    stages : StageLog, optional
+        Receives a line as each model is fitted and scored on the holdout, and runs the
+        optional stages (Gamma-Gamma, interval calibration, the churn comparison: they degrade
+        when they fail, :mod:`clv.stages`).
     churn : concurrent.futures.Future, optional
         The churn classifier of the window before the cutoff (:func:`churn_window` at the
         calibration cutoff), when the caller started it already; otherwise it is trained on a
@@ -340,7 +343,7 @@ def _evaluate(
     split: Split,
     attributes: pd.DataFrame | None,
     surveys: pd.DataFrame | None,
-    stages: Callable[[str], None] | None,
+    stages: StageLog | None,
     churn: Future[ChurnResult],
     while_waiting: Callable[[], object] | None = None,
 ) -> Evaluation:
@@ -352,7 +355,7 @@ def _evaluate(
         cal = with_covariates(cal, attributes, config)
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
-    report = stages if stages is not None else (lambda message: None)
+    report = stages if stages is not None else StageLog()
     report(
         f"Split at {split.calibration_end.date()}: {len(cal):,} customers, holdout "
         f"{split.duration:g} {unit}s"
@@ -441,16 +444,19 @@ def _evaluate(
     }
     spend = None
     if log.has_amounts:
-        try:
-            spend = fit_spend_model(cal, settings.penalizer, settings.retry_penalizer)
-        except ModelFitError as exc:  # degrade: purchase and churn scores without value
-            dropped[SPEND] = str(exc)
-            card["dropped"] = dropped
-            report(f"Dropped Gamma-Gamma (no value scores): {exc}")
+        spend = report.optional(
+            "gamma_gamma",
+            lambda: fit_spend_model(cal, settings.penalizer, settings.retry_penalizer),
+            "purchase and churn scores without value",
+        )
     if spend is not None and config.covariates.spend:
         chosen = best_model(card, models, settings.selection_metric)
-        card["spend_covariates"], spend = spend_covariate_effects(
-            cal, spend, predictions[chosen], config, report
+        plain = spend
+        card["spend_covariates"], spend = report.optional(
+            "spend_covariates",
+            lambda: spend_covariate_effects(cal, plain, predictions[chosen], config, report),
+            "the plain Gamma-Gamma competes alone",
+            ({}, plain),
         )
     if spend is not None:
         revenue = cal["revenue_holdout"].to_numpy(dtype=float)
@@ -468,27 +474,39 @@ def _evaluate(
     if spend is not None:
         report(f"Fitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
     best = best_model(card, models, settings.selection_metric)
-    card["intervals"] = interval_calibration(
-        models[best], spend, cal, split.duration, config.score.interval or DEFAULT_INTERVAL
+    level = config.score.interval or DEFAULT_INTERVAL
+    intervals = report.optional(
+        "interval_calibration",
+        lambda: interval_calibration(models[best], spend, cal, split.duration, level),
+        "the scorecard has no interval coverage (the bundle's intervals are unchanged)",
     )
-    card["intervals"]["model"] = best
-    report(
-        f"Scored {models[best].name}'s {card['intervals']['level']:.0%} intervals on the holdout: "
-        f"coverage {card['intervals']['coverage']:.1%} (the model expects "
-        f"{card['intervals']['expected_coverage']:.1%})"
-    )
+    if intervals is not None:
+        card["intervals"] = intervals | {"model": best}
+        report(
+            f"Scored {models[best].name}'s {intervals['level']:.0%} intervals on the holdout: "
+            f"coverage {intervals['coverage']:.1%} (the model expects "
+            f"{intervals['expected_coverage']:.1%})"
+        )
     if while_waiting is not None and not churn.done():
         while_waiting()
-    churn_model, churn_frame = _evaluate_churn(
-        log, config, split, cal, models, card, churn.result, attributes, surveys
+    churn_model, churn_frame = report.optional(
+        "churn_evaluation",
+        lambda: _evaluate_churn(
+            log, config, split, cal, models, card, churn.result, attributes, surveys
+        ),
+        "the scorecard has no churn comparison",
+        (None, None),
     )
-    baseline = card["churn_protocol"]["baseline"]
-    report(
-        f"Trained and scored the churn model: holdout ROC AUC "
-        f"{card['churn']['churn_model']['roc_auc']:.4f} "
-        f"({label(baseline).removesuffix(' P(no purchase)')} baseline "
-        f"{card['churn'][baseline]['roc_auc']:.4f})"
-    )
+    if churn_model is not None:
+        baseline = card["churn_protocol"]["baseline"]
+        report(
+            f"Trained and scored the churn model: holdout ROC AUC "
+            f"{card['churn']['churn_model']['roc_auc']:.4f} "
+            f"({label(baseline).removesuffix(' P(no purchase)')} baseline "
+            f"{card['churn'][baseline]['roc_auc']:.4f})"
+        )
+    if report.skipped:  # JSON of the stages skipped so far (training adds its own)
+        card["skipped"] = dict(report.skipped)
     return Evaluation(
         split,
         cal,

@@ -244,8 +244,11 @@ def _segment_basis(
     return basis
 
 
-#: ``churn_source`` values: the shipped classifier, or its BTYD stand-in for an RFM-only input.
+#: ``churn_source`` values: the shipped classifier; its BTYD stand-in for an RFM-only input; the
+#: shipped purchase model's P(no purchase) when the bundle has no classifier (the training run
+#: skipped it, :func:`clv.churn.without_classifier`).
 CHURN_FROM_MODEL, CHURN_FROM_BTYD = "churn_model", "btyd_p_no_purchase"
+CHURN_FROM_PURCHASE = "purchase_model_p_no_purchase"
 
 
 def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> tuple[np.ndarray, str] | None:
@@ -253,6 +256,10 @@ def _churn_probability(bundle: Bundle, frame: pd.DataFrame) -> tuple[np.ndarray,
     churn = bundle.churn
     if churn is None:
         return None
+    if not churn.has_classifier:
+        h = churn.horizon * units.conversion(churn.time_unit, bundle.time_unit)
+        p = _purchase_outputs(bundle, frame, h, h, 1.0, 0.0)["p_no_purchase"]
+        return p, CHURN_FROM_PURCHASE
     x, t_x, T = (frame[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     h = churn.horizon
     attributes = set(churn.attributes)
@@ -653,7 +660,7 @@ def _features(
 ) -> pd.DataFrame:
     end = pd.Timestamp(as_of or log.report.last_date).normalize()
     unit = bundle.time_unit
-    if bundle.churn is not None:
+    if bundle.churn is not None and bundle.churn.has_classifier:
         from clv.churn import behaviour_features, with_customer_features
 
         # the churn features without the BG/NBD outputs: scoring adds them per pattern

@@ -180,6 +180,8 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
     ev = result.evaluation
     if ev.churn_frame is None or champion_bundle.churn is None:
         return "one of the two models has no churn score"
+    if not champion_bundle.churn.has_classifier:
+        return "the champion has no churn classifier (its training skipped it)"
     champion = champion_bundle.churn
     if champion.attributes:
         return "the champion's churn model uses customer attributes or surveys"
@@ -231,7 +233,16 @@ def compare_churn_on_same_split(result: Any, champion_bundle: Any) -> dict[str, 
 
 
 def _decide_churn(result: Any, champion_bundle: Any) -> dict[str, Any]:
-    test = compare_churn_on_same_split(result, champion_bundle)
+    from clv.stages import StageLog
+
+    stages = getattr(result, "stages", None) or StageLog()
+    test = stages.optional(
+        "churn_promotion",
+        lambda: compare_churn_on_same_split(result, champion_bundle),
+        "the new model stays a challenger",
+    )
+    if test is None:
+        test = f"the churn test failed ({stages.skipped['churn_promotion']['reason']})"
     if isinstance(test, str):
         return {"alias": "challenger", "decision": f"not compared: {test}"}
     return _outcome(test, "churn ROC AUC", "the champion's churn configuration retrained", "DeLong")

@@ -480,6 +480,10 @@ def _log_run(
         tags |= {f"dropped.{k}": message[:1000] for k, message in dropped.items()}
         if dropped:
             tags["dropped"] = ", ".join(dropped)
+        skipped = bundle.scorecard.get("skipped", {})  # optional stages that failed
+        tags |= {f"skipped.{k}": entry["reason"][:1000] for k, entry in skipped.items()}
+        if skipped:
+            tags["skipped"] = ", ".join(skipped)
         mlflow.set_tags(tags)
         errors = {
             mlflow_name(f"purchase_model.se.{k}"): v

@@ -34,10 +34,10 @@ Both are notices of the run; the run fails only when no candidate converges.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -57,7 +57,7 @@ from clv.bundle import (
     save_bundle,
     write_bundle_files,
 )
-from clv.churn import ChurnModel
+from clv.churn import ChurnModel, without_classifier
 from clv.config import Config
 from clv.data.clean import RunInputs, load_run_inputs
 from clv.data.customers import read_customer_list
@@ -88,6 +88,7 @@ from clv.models.registry import CHURN_FEATURE_MODELS, display_name
 from clv.models.spend_covariates import CovariateSpendModel, fit_configured
 from clv.outputs import input_paths
 from clv.predict import customer_features, define_segments, model_attributes, score_rfm
+from clv.stages import StageLog
 from clv.tables import leftover_name
 
 
@@ -104,6 +105,7 @@ class TrainResult:
     registry: dict[str, object] = field(default_factory=dict)
     kpis: KpiReport | None = None
     stage_log: list[str] = field(default_factory=list)
+    stages: StageLog | None = field(default=None, repr=False)
 
 
 def _ship_churn(
@@ -139,8 +141,10 @@ def _fit_handed(table: Handoff, config: Config, stop: threading.Event) -> ChurnR
 
 def _as_job(table: Handoff) -> None:
     """Build the handed-over table on the main line with a job's threads
-    (:func:`clv.resources.as_worker`): the same table whoever builds it."""
-    with resources.as_worker():
+    (:func:`clv.resources.as_worker`): the same table whoever builds it. A build that fails is
+    reported where the table is used (the shipped churn classifier, an optional stage), not
+    here: the Handoff keeps its exception for that."""
+    with resources.as_worker(), contextlib.suppress(Exception):
         table.build_if_free()
 
 
@@ -172,25 +176,6 @@ def build_kpis(
         attributes,
         rfm,
     )
-
-
-class StageLog:
-    """Stage messages with the seconds since the run started, passed on as they happen.
-
-    ``sink`` (e.g. the CLI's printer) receives each line at once; ``lines`` keeps them for the
-    run's log file (``train.log`` in the MLflow run).
-    """
-
-    def __init__(self, sink: Callable[[str], None] | None = None) -> None:
-        self.lines: list[str] = []
-        self._sink = sink
-        self._start = time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        line = f"[{time.perf_counter() - self._start:7.1f} s] {message}"
-        self.lines.append(line)
-        if self._sink is not None:
-            self._sink(line)
 
 
 def train(
@@ -301,16 +286,9 @@ def _refit(
 def _refit_spend(
     evaluation: Evaluation, full: pd.DataFrame, config: Config, notices: list[str]
 ) -> SpendModel | CovariateSpendModel | None:
-    """Gamma-Gamma on the whole log (with the covariates the evaluation chose); None (with a
-    notice: no value scores) when it did not converge on the calibration period or does not
-    on the whole log."""
-    if evaluation.spend_model is None:
-        return None
-    try:
-        plain = fit_spend_model(full, config.train.penalizer, config.train.retry_penalizer)
-    except ModelFitError as exc:
-        notices.append(f"Gamma-Gamma dropped on the whole log (no value scores): {exc}")
-        return None
+    """Gamma-Gamma on the whole log (with the covariates the evaluation chose); the caller runs
+    it as the optional stage ``spend_refit`` (no value scores when it fails)."""
+    plain = fit_spend_model(full, config.train.penalizer, config.train.retry_penalizer)
     if not isinstance(evaluation.spend_model, CovariateSpendModel):
         return plain
     try:
@@ -380,7 +358,13 @@ def _train(
         purchase = _refit(evaluation, full, config, notices)
         chosen = purchase.kind
         stages(f"Refitted {purchase.name} on the whole log ({len(full):,} customers)")
-        spend = _refit_spend(evaluation, full, config, notices) if log.has_amounts else None
+        spend = None
+        if log.has_amounts and evaluation.spend_model is not None:
+            spend = stages.optional(
+                "spend_refit",
+                lambda: _refit_spend(evaluation, full, config, notices),
+                "no value scores",
+            )
         if spend is not None:
             stages(f"Refitted Gamma-Gamma on {spend.n_customers:,} repeat buyers")
         # what needs no churn classifier is done while the worker finishes it: the KPI report,
@@ -389,8 +373,13 @@ def _train(
         forecasting = Bundle(purchase, spend, config.to_dict(), fingerprint={})
         kpis = None
         if config.mlflow.enabled and config.kpis.in_train and log.has_amounts:
-            kpis = build_kpis(log, config, forecasting, surveys, rfm)  # the RFM built above
-            stages("Built the KPI report")
+            kpis = stages.optional(
+                "kpis",
+                lambda: build_kpis(log, config, forecasting, surveys, rfm),  # RFM built above
+                "the run logs no KPI report",
+            )
+            if kpis is not None:
+                stages("Built the KPI report")
         s = config.score
         segments = define_segments(
             forecasting, full, s.segments, s.segment_rest, s.horizon, s.time_unit, s.discount_rate
@@ -404,9 +393,23 @@ def _train(
             prepare_logging(tracking_uri(config.mlflow.tracking_uri))
             # all but the shipped classifier's feature importance (drawn when it is logged)
             with warnings.catch_warnings(record=True) as drawing:
-                save_evaluation_figures(evaluation, log.compact, drawn, importance=False)
-        churn = _ship_churn(latest_churn.result(), config, purchase, full, notices)
-        stages(f"Retrained the churn model on the latest window ({churn.choice})")
+                stages.optional(
+                    "figures",
+                    lambda: save_evaluation_figures(
+                        evaluation, log.compact, drawn, importance=False
+                    ),
+                    "the run logs no figures",
+                )
+        churn = stages.optional(
+            "churn_classifier",
+            lambda: _ship_churn(latest_churn.result(), config, purchase, full, notices),
+            f"churn_probability is {purchase.name}'s P(no purchase) within {H:g} {unit}s",
+        )
+        if churn is None:
+            reason = stages.skipped["churn_classifier"]["reason"]
+            churn = without_classifier(H, unit, reason)
+        else:
+            stages(f"Retrained the churn model on the latest window ({churn.choice})")
     for item in caught:
         if issubclass(item.category, UserWarning):
             notices.append(str(item.message))
@@ -416,7 +419,9 @@ def _train(
         notices.append("The log has no amount column: purchase models only, no value columns.")
     elif spend is None:
         notices.append("No spend model: this bundle scores purchases and churn, not value.")
-    notices = list(dict.fromkeys(notices))
+    notices = list(dict.fromkeys(notices + stages.notices()))
+    if stages.skipped:  # the evaluation's skipped stages and the refit's
+        evaluation.scorecard["skipped"] = dict(stages.skipped)
     selection = {
         "chosen": chosen,
         "criterion": f"holdout {evaluation.selection_metric} of purchases",
@@ -443,11 +448,15 @@ def _train(
     if not config.mlflow.enabled:  # no registry: the folder is simply this run's model
         path = save_bundle(bundle, model_dir)
         stages(f"Wrote the bundle to {path}")
-        return TrainResult(bundle, path, evaluation, log, notices, stage_log=stages.lines)
+        return TrainResult(
+            bundle, path, evaluation, log, notices, stage_log=stages.lines, stages=stages
+        )
     staging = leftover_name(model_dir, "staging")
     try:
         path = write_bundle_files(bundle, staging)
-        result = TrainResult(bundle, path, evaluation, log, notices, stage_log=stages.lines)
+        result = TrainResult(
+            bundle, path, evaluation, log, notices, stage_log=stages.lines, stages=stages
+        )
         result.kpis = kpis
         _log_or_keep(result, config, stages, drawn)
         result.path = _place_bundle(result, model_dir, settings.model_dir_holds)

@@ -79,3 +79,48 @@ def test_a_young_cohort_trains_with_a_long_churn_horizon(tmp_path, horizon):
     assert trained.exit_code == 0, trained.output
     manifest = json.loads((tmp_path / "m" / "bundle.json").read_text())
     assert manifest["churn_model"]["horizon"] == float(horizon)
+
+
+def test_a_log_too_young_for_its_churn_horizon_ships_the_purchase_models_churn(
+    tmp_path, monkeypatch
+):
+    """CDNOW's first five months, a 39-week churn horizon: no leak-free window exists at the
+    calibration cutoff nor at the log's end. Both churn stages are skipped with the log's age
+    and the horizon that fits; the run is logged with the skipped stages as tags, and the
+    bundle's churn probability is the shipped model's P(no purchase) within 39 weeks."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    raw = read_embedded("cdnow")
+    raw[raw["date"] <= "19970531"].to_csv(tmp_path / "young.csv", index=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log = ["--transactions", str(tmp_path / "young.csv"), "--date-format", "%Y%m%d"]
+    options = ["--holdout", "8", "--churn-horizon", "39", "--tracking-uri", uri]
+    trained = runner.invoke(app, ["train", *log, *options, "--model-dir", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    text = " ".join(trained.output.split())
+    assert (
+        "Skipped the churn classifier on the calibration window: the log is 13.4 weeks old" in text
+    )
+    assert "Skipped the shipped churn classifier: the log is 21.4 weeks old at 1997-05-31" in text
+    assert "a leak-free 39-week churn window needs 58.5 weeks" in text
+    manifest = json.loads((tmp_path / "m" / "bundle.json").read_text())
+    assert set(manifest["scorecard"]["skipped"]) == {"churn_evaluation", "churn_classifier"}
+    assert "churn" not in manifest["scorecard"]  # no comparison without a classifier
+    assert manifest["churn_model"]["choice"] == "purchase_model"
+    assert manifest["churn_model"]["horizon"] == 39.0
+    assert any(n.startswith("Skipped the shipped churn classifier") for n in manifest["notices"])
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["clv"])
+    run = runs[runs["tags.mlflow.runName"].str.startswith("train ")].iloc[0]
+    assert run["tags.skipped"] == "churn_evaluation, churn_classifier"
+    assert "the log is 21.4 weeks old" in run["tags.skipped.churn_classifier"]
+    out = tmp_path / "scores.csv"
+    scored = runner.invoke(
+        app, ["score", "--model", str(tmp_path / "m"), *log, "--horizon", "39", "--out", str(out)]
+    )
+    assert scored.exit_code == 0, scored.output
+    scores = pd.read_csv(out)
+    assert (scores["churn_source"] == "purchase_model_p_no_purchase").all()
+    # the churn horizon is the scoring horizon here: the two columns are one number
+    np.testing.assert_allclose(scores["churn_probability"], scores["p_no_purchase"], rtol=1e-12)

@@ -118,6 +118,11 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
         console.print(
             f"[yellow]Dropped (did not converge; see the notices):[/] {names}", highlight=False
         )
+    if card.get("skipped"):
+        from clv.stages import OPTIONAL_STAGES
+
+        names = ", ".join(OPTIONAL_STAGES.get(k, k) for k in card["skipped"])
+        console.print(f"[yellow]Skipped (see the notices):[/] {names}", highlight=False)
     if card.get("conditional_expectations"):
         by_frequency = card["conditional_expectations"]
         keys = [k for k in by_frequency[0] if k not in ("frequency", "customers")]

@@ -148,7 +148,8 @@ def train(
         settings = load_settings(config, changes, no_amounts)
         with resources.limits(settings.resources.threads):
             from clv.data.clean import load_run_inputs
-            from clv.training import StageLog, run_guard
+            from clv.stages import StageLog
+            from clv.training import run_guard
             from clv.training import train as run_training
 
             status: list[Any] = []  # the spinner, once it runs
@@ -194,7 +195,13 @@ def print_training(result: TrainResult) -> None:
             f"Gamma-Gamma on {spend.n_customers:,} repeat buyers: {with_errors(spend)}",
             highlight=False,
         )
-    if bundle.churn is not None:
+    if bundle.churn is not None and not bundle.churn.has_classifier:
+        console.print(
+            f"Churn: no classifier shipped; churn_probability is {purchase.name}'s P(no "
+            f"purchase) within {bundle.churn.horizon:g} {bundle.churn.time_unit}s",
+            highlight=False,
+        )
+    elif bundle.churn is not None:
         churn, window = bundle.churn, bundle.churn.window
         console.print(
             f"Churn model shipped: {churn.choice} for a {churn.horizon:g}-{churn.time_unit} "
