@@ -285,7 +285,10 @@ def leak_free_window(
     when at least :data:`MIN_CUSTOMERS` customers bought at least ``H / 2`` before its feature
     cutoff ``cutoff − H`` (:data:`HISTORY_SHARE`). When the log is too young for that, the label
     window is shortened to the longest ``L`` that has such customers at ``cutoff − L``, down to
-    ``H / 2`` (:data:`SHORTEST_SHARE`), and the note says so.
+    ``H / 2`` (:data:`SHORTEST_SHARE`), and the note says so. With fewer than
+    :data:`MIN_CUSTOMERS` customers there is no classifier whatever the window
+    (:func:`churn_table` gives the BG/NBD score and says so); the window is then the full one,
+    or the later half of the log when nobody bought before the full one's feature cutoff.
 
     Raises
     ------
@@ -308,11 +311,14 @@ def leak_free_window(
     )
     firsts = day_start(days)
     H = float(horizon_days)
+    if len(firsts) < MIN_CUSTOMERS:  # no classifier whatever the window (churn_table says so)
+        if len(firsts) == 0 or pd.Timestamp(firsts[-1]) <= cut - pd.Timedelta(days=H):
+            return cut - pd.Timedelta(days=horizon_days), None
+        start = (pd.Timestamp(firsts[0]) + (cut - pd.Timestamp(firsts[0])) / 2).normalize()
+        return min(start, cut - pd.Timedelta(days=1)), None
     # room: days from the MIN_CUSTOMERS-th customer's first purchase to the cutoff; a window of
     # L label days needs (1 + HISTORY_SHARE) · L of them
-    room = 0
-    if len(firsts) >= MIN_CUSTOMERS:
-        room = (cut - pd.Timestamp(firsts[MIN_CUSTOMERS - 1])).days
+    room = (cut - pd.Timestamp(firsts[MIN_CUSTOMERS - 1])).days
     longest = room / (1.0 + HISTORY_SHARE)
     if longest >= H:
         return cut - pd.Timedelta(days=horizon_days), None
@@ -338,11 +344,7 @@ def _too_young(firsts: np.ndarray, cut: pd.Timestamp, H: float, room: int, unit:
 
     age = (cut - pd.Timestamp(firsts[0])).days if len(firsts) else 0
     need = (1.0 + HISTORY_SHARE) * H
-    found = (
-        f"only {len(firsts)} customers bought by then"
-        if len(firsts) < MIN_CUSTOMERS
-        else f"its {MIN_CUSTOMERS}th customer first bought {n(room)} before it"
-    )
+    found = f"its {MIN_CUSTOMERS}th customer first bought {n(room)} before it"
     fits = room / (1.0 + HISTORY_SHARE) / SHORTEST_SHARE
     return (
         f"the log is {n(age)} old at {cut.date()}; a leak-free {H / step:.3g}-{unit} churn "

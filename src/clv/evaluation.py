@@ -125,6 +125,31 @@ def choose_split(log: TransactionLog, config: Config) -> Split:
     return Split(cal_end, end, units.in_units((end - cal_end).days, unit))
 
 
+#: The least a calibration period must hold for the purchase models: customers, and repeat
+#: buyers (whose purchases are all a model learns the purchase rate and the dropout from).
+MIN_CUSTOMERS, MIN_REPEAT_BUYERS = 100, 20
+
+
+def check_enough(cal: pd.DataFrame, split: Split) -> None:
+    """Raise when the calibration period is too small to fit a purchase model on.
+
+    Raises
+    ------
+    DataValidationError
+        Naming how many customers and repeat buyers it has and what is needed.
+    """
+    customers, repeat = len(cal), int((cal["frequency"] > 0).sum())
+    if customers >= MIN_CUSTOMERS and repeat >= MIN_REPEAT_BUYERS:
+        return
+    raise DataValidationError(
+        f"The calibration period (to {split.calibration_end.date()}) has {customers:,} "
+        f"customers, {repeat:,} of them repeat buyers: too few to fit a purchase model on. clv "
+        f"needs at least {MIN_CUSTOMERS} customers and {MIN_REPEAT_BUYERS} repeat buyers there "
+        "(their repeat purchases are all a model learns the purchase rate and the dropout "
+        "from). Give a longer log, or a shorter --holdout so that more of it is calibration."
+    )
+
+
 def churn_horizon(config: Config, split: Split) -> float:
     """The churn horizon H in the time unit: ``train.churn_horizon``, else the holdout length."""
     return float(config.train.churn_horizon or split.duration)
@@ -353,6 +378,7 @@ def _evaluate(
         cal = add_log_gaps(cal, log.compact, split.calibration_end, unit)
     if config.covariates.used:  # the attributes the covariate candidates read
         cal = with_covariates(cal, attributes, config)
+    check_enough(cal, split)
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
     report = stages if stages is not None else StageLog()

@@ -17,6 +17,14 @@ from scipy.special import expit
 from clv.models.base import PurchaseProcess, saved_covariance
 from clv.models.registry import purchase_process
 
+#: The no-heterogeneity edges of a fit (:attr:`PurchaseModel.homogeneous`), in words.
+HOMOGENEOUS_NAMES = {"rate": "no-rate-heterogeneity (Poisson)", "dropout": "homogeneous-dropout"}
+HOMOGENEOUS_MEANING = {
+    "rate": "every customer buys at the same rate while alive (r, α → ∞ with r/α fixed)",
+    "dropout": "every customer has the same dropout (the dropout mixture's two shapes → ∞ "
+    "with their ratio fixed)",
+}
+
 
 @dataclass(frozen=True)
 class PurchaseModel:
@@ -44,6 +52,11 @@ class PurchaseModel:
     limit_of : str, optional
         The model with dropout whose fit ran to its no-dropout edge, when this is its limit
         (``kind`` is then ``nbd``, :mod:`clv.models.nbd`); None for a model fitted as itself.
+    homogeneous : tuple of str
+        The mixing distributions whose fit ran to a point mass (``rate``: r, α → ∞ with r/α
+        fixed, the Poisson limit; ``dropout``: a, b or s, β → ∞ with their ratio fixed, every
+        customer the same dropout): the likelihood's supremum lies beyond any finite value and
+        the fit stopped where it no longer changes (:func:`clv.models.fitting.homogeneous_limit`).
     """
 
     kind: str
@@ -54,6 +67,7 @@ class PurchaseModel:
     standard_errors: dict[str, float] = field(default_factory=dict)
     covariance: tuple[tuple[float, ...], ...] = ()
     limit_of: str | None = None
+    homogeneous: tuple[str, ...] = ()
 
     @cached_property
     def process(self) -> PurchaseProcess:
@@ -65,11 +79,17 @@ class PurchaseModel:
         """Display name, e.g. ``BG/NBD``, or ``Pareto/NBD at its no-dropout limit (NBD)``."""
         if self.limit_of:
             return f"{purchase_process(self.limit_of).name} at its no-dropout limit (NBD)"
+        if self.homogeneous:
+            what = " and ".join(HOMOGENEOUS_NAMES[h] for h in self.homogeneous)
+            return f"{self.process.name} at its {what} limit"
         return self.process.name
 
     @property
     def limit_note(self) -> str | None:
         """What a boundary fit means, in words, or None for a model fitted as itself."""
+        if self.homogeneous:
+            said = "; ".join(HOMOGENEOUS_MEANING[h] for h in self.homogeneous)
+            return f"{self.name}: {said}. The scores are the model's at that edge."
         if not self.limit_of:
             return None
         return (
@@ -132,15 +152,19 @@ class PurchaseModel:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the model as JSON-compatible values."""
-        return {
-            "kind": self.kind,
-            "params": {k: float(v) for k, v in self.params.items()},
-            "time_unit": self.time_unit,
-            "log_likelihood": float(self.log_likelihood),
-            "penalizer": float(self.penalizer),
-            "standard_errors": {k: float(v) for k, v in self.standard_errors.items()},
-            "covariance": [[float(v) for v in row] for row in self.covariance],
-        } | ({"limit_of": self.limit_of} if self.limit_of else {})
+        return (
+            {
+                "kind": self.kind,
+                "params": {k: float(v) for k, v in self.params.items()},
+                "time_unit": self.time_unit,
+                "log_likelihood": float(self.log_likelihood),
+                "penalizer": float(self.penalizer),
+                "standard_errors": {k: float(v) for k, v in self.standard_errors.items()},
+                "covariance": [[float(v) for v in row] for row in self.covariance],
+            }
+            | ({"limit_of": self.limit_of} if self.limit_of else {})
+            | ({"homogeneous": list(self.homogeneous)} if self.homogeneous else {})
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PurchaseModel:
@@ -163,6 +187,7 @@ class PurchaseModel:
             standard_errors={k: float(v) for k, v in data.get("standard_errors", {}).items()},
             covariance=saved_covariance(data.get("covariance", ()), len(process.params)),
             limit_of=purchase_process(data["limit_of"]).kind if data.get("limit_of") else None,
+            homogeneous=tuple(h for h in data.get("homogeneous", ()) if h in HOMOGENEOUS_NAMES),
         )
 
 

@@ -173,6 +173,8 @@ def fit_purchase_model(
     except ModelFitError:
         limit = no_dropout_limit(kind, patterns, seen[:1], penalizer, time_unit)
         if limit is None:
+            limit = homogeneous_limit(kind, patterns, seen[:1], penalizer, time_unit)
+        if limit is None:
             raise
         return limit
     return fitted_model(kind, fit, time_unit, coef)
@@ -214,6 +216,58 @@ def no_dropout_limit(
     if failed[0].log_likelihood - fit.log_likelihood > LIMIT_GAIN:
         return None
     return fitted_model(NO_DROPOUT, fit, time_unit, penalizer, limit_of=kind)
+
+
+#: The two shapes of each mixing distribution: when both run to infinity with their ratio fixed,
+#: the mixture becomes a point mass (every customer the same rate, or the same dropout).
+MIXING_PAIRS = (("rate", "r", "alpha"), ("dropout", "a", "b"), ("dropout", "s", "beta"))
+#: A pair counts as running away when scaling both shapes by :data:`FARTHER` changes the
+#: log-likelihood by less than :data:`FLAT` (or raises it): the supremum lies that way.
+FARTHER, FLAT = 10.0, 0.01
+
+
+def homogeneous_limit(
+    kind: str, patterns: Patterns, failed: list[Fit], penalizer: float, time_unit: str
+) -> PurchaseModel | None:
+    """The failed fit of ``kind`` as the model at its no-heterogeneity edge, else None.
+
+    A fit that stops (scipy's "precision loss") while a mixing distribution's two shapes run up
+    together (BG/NBD's a, b → ∞ with a/(a + b) fixed: every customer drops out with the same
+    probability; r, α → ∞: the Poisson limit) has found the likelihood's supremum at infinity.
+    The point where it stopped is within :data:`FLAT` of that supremum along the ray, so its
+    parameters are shipped, named as the limit (:attr:`PurchaseModel.homogeneous`), when every
+    score is a number there. Anything else — a non-finite likelihood, a pair that does not run
+    away, a non-finite score — leaves the failure standing.
+    """
+    if not failed or not np.isfinite(failed[0].log_likelihood):
+        return None
+    fit = failed[0]
+    params = fit.params
+    if not all(np.isfinite(v) and v > 0 for v in params.values()):
+        return None
+    running = []
+    for name, p, q in MIXING_PAIRS:
+        if p not in params or q not in params:
+            continue
+        farther = params | {p: params[p] * FARTHER, q: params[q] * FARTHER}
+        gained = log_likelihood(kind, farther, patterns) - fit.log_likelihood
+        if params[p] > 1.0 and params[q] > 1.0 and np.isfinite(gained) and gained > -FLAT:
+            running.append(name)
+    if not running:
+        return None
+    model = replace(fitted_model(kind, fit, time_unit, penalizer), homogeneous=tuple(running))
+    x, t_x, T = patterns.x, patterns.t_x, patterns.T
+    with np.errstate(all="ignore"):
+        scores = [
+            model.expected_purchases(1.0, x, t_x, T),
+            model.p_alive(x, t_x, T),
+            model.p_no_purchase(1.0, x, t_x, T),
+        ]
+    if not all(np.all(np.isfinite(v)) for v in scores):
+        return None
+    if np.any(scores[1] < 0) or np.any(scores[1] > 1) or np.any(scores[0] < 0):
+        return None
+    return model
 
 
 def _fit_with_covariates(

@@ -1,0 +1,67 @@
+"""A sample of the zoo of logs (``benchmarks/zoo.py``): every ordinary log trains.
+
+- Property: a log whose calibration period has at least 100 customers and 20 repeat buyers
+  trains (exit 0) and scores finite; a smaller one ends in a ClvError that says so. The sample
+  crosses every axis of the zoo (size, acquisition, age, dropout, heterogeneity, regularity,
+  amounts, seasonality, horizons); ``python benchmarks/zoo.py`` runs the whole zoo.
+- Accuracy: on simulated populations of 5,000 customers the shipped forecast's holdout Poisson
+  deviance is within 2 % of the oracle's (the true model with the population's parameters).
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from clv.cli import app
+from conftest import load_script
+
+zoo = load_script("benchmarks/zoo.py")
+runner = CliRunner()
+
+
+def in_process(args: list[str]) -> tuple[int, str]:
+    result = runner.invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback is a bug, never an answer
+    return result.exit_code, result.output
+
+
+SAMPLE = zoo.sample(18, seed=35, max_customers=1500)
+
+
+@pytest.mark.parametrize("regime", SAMPLE, ids=[r.name for r in SAMPLE])
+def test_every_ordinary_log_trains_and_scores_finite(regime, tmp_path):
+    row = zoo.run(regime, tmp_path, in_process)
+    enough = row["calibration_customers"] >= 100 and row["repeat_buyers"] >= 20
+    if enough:
+        assert row["exit"] == 0, row.get("output")
+        assert row["score_exit"] == 0, row.get("output")
+        assert row["finite"]
+    else:
+        assert row["exit"] == 1, row
+        text = " ".join(str(row["output"]).split())
+        assert "too few to fit a purchase model on" in text
+        assert f"has {row['calibration_customers']:,} customers" in text
+
+
+def test_the_sample_crosses_every_axis():
+    """The sample is not one corner of the zoo: each axis takes several values, and both
+    outcomes (trains / too small) are exercised."""
+    for axis in ("acquisition", "dropout", "heterogeneity", "amounts", "seasonality"):
+        assert len({getattr(r, axis) for r in SAMPLE}) >= 2, axis
+    assert len({r.k for r in SAMPLE}) >= 4 and len({r.months for r in SAMPLE}) >= 4
+    assert min(r.customers for r in SAMPLE) < 100 <= max(r.customers for r in SAMPLE)
+
+
+ORACLE = [
+    zoo.Regime(customers=5000, months=24, dropout=d, heterogeneity=h, k=1, seed=1)
+    for d, h in (("low", "high"), ("high", "high"), ("none", "none"), ("none", "high"))
+]
+
+
+@pytest.mark.parametrize("regime", ORACLE, ids=[r.name for r in ORACLE])
+def test_the_shipped_forecast_is_within_2_percent_of_the_oracle(regime, tmp_path):
+    row = zoo.run(regime, tmp_path, in_process)
+    assert row["exit"] == 0, row.get("output")
+    assert row["ratio"] <= 1.02, row
