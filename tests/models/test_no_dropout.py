@@ -107,3 +107,42 @@ def test_a_log_with_dropout_keeps_its_model(sample_split):
     model = fit_purchase_model("bgnbd", sample_split, "week")
     assert model.kind == "bgnbd" and model.limit_of is None
     assert model.params["a"] == pytest.approx(0.793, abs=0.01)
+
+
+def test_a_mixture_that_runs_to_a_point_mass_is_shipped_at_that_limit():
+    """Regular (Erlang-3) buyers who never leave, with seasonality (the zoo's regime that ended
+    'No candidate purchase model converged'): BG/NBD's a and b run up together, a/(a + b) fixed.
+    The fit is shipped at that homogeneous-dropout limit, named, round-tripped through JSON, its
+    scores numbers; moving farther along the ray gains less than FLAT (the supremum is there)."""
+    from clv.features import build_calibration_holdout
+    from clv.models.fitting import FARTHER, FLAT, log_likelihood
+    from clv.models.patterns import rfm_patterns
+    from conftest import load_script
+
+    zoo = load_script("benchmarks/zoo.py")
+    regime = zoo.Regime(
+        customers=1500, months=12, dropout="none", k=3, amounts="constant", seasonality=0.6,
+        holdout=13, churn=4, seed=35003,
+    )  # fmt: skip
+    log = zoo.generate(regime)
+    end = log["date"].max()
+    cal = build_calibration_holdout(log, end - pd.Timedelta(weeks=13), end, "week")
+    model = fit_purchase_model("bgnbd", cal, "week")
+    assert model.homogeneous == ("dropout",) and model.kind == "bgnbd"
+    assert model.name == "BG/NBD at its homogeneous-dropout limit"
+    assert "every customer has the same dropout" in model.limit_note
+    a, b = model.params["a"], model.params["b"]
+    assert a > 1 and b > 1 and 0 < a / (a + b) < 0.2
+    patterns = Patterns.from_table(rfm_patterns(cal))
+    farther = model.params | {"a": a * FARTHER, "b": b * FARTHER}
+    gain = log_likelihood("bgnbd", farther, patterns) - model.log_likelihood
+    assert gain > -FLAT
+    assert PurchaseModel.from_dict(model.to_dict()) == model
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    expected = model.expected_purchases(13.0, x, t_x, T)
+    assert np.isfinite(expected).all() and (expected >= 0).all()
+    assert ((model.p_alive(x, t_x, T) >= 0) & (model.p_alive(x, t_x, T) <= 1)).all()
+    # the limit forecasts as well as the no-dropout truth (Erlang-3 gaps: the truth is not BG/NBD)
+    actual = cal["frequency_holdout"].to_numpy(dtype=float)
+    naive = x / np.maximum(T, 1e-9) * 13.0
+    assert poisson_deviance(actual, expected) < poisson_deviance(actual, naive)
