@@ -4,8 +4,11 @@
   trains (exit 0) and scores finite; a smaller one ends in a ClvError that says so. The sample
   crosses every axis of the zoo (size, acquisition, age, dropout, heterogeneity, regularity,
   amounts, seasonality, horizons); ``python benchmarks/zoo.py`` runs the whole zoo.
-- Accuracy: on simulated populations of 5,000 customers the shipped forecast's holdout Poisson
-  deviance is within 2 % of the oracle's (the true model with the population's parameters).
+- Accuracy: on simulated populations of 5,000 Poisson (k = 1) buyers, at every crossing of
+  dropout (none, low, high) and rate heterogeneity (none, high), the shipped forecast's holdout
+  Poisson deviance is within 2 % of the oracle's (the true model with the population's
+  parameters). Before the fit tried a second start, the no-heterogeneity, low-dropout log was
+  4.2 % off: MBG/NBD stopped at a local maximum 409 log-likelihood units below the truth.
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ def test_the_sample_crosses_every_axis():
     assert min(r.customers for r in SAMPLE) < 100 <= max(r.customers for r in SAMPLE)
 
 
-ORACLE = [
+ORACLE = [  # every dropout × heterogeneity crossing of Poisson (k = 1) buyers
     zoo.Regime(customers=5000, months=24, dropout=d, heterogeneity=h, k=1, seed=1)
-    for d, h in (("low", "high"), ("high", "high"), ("none", "none"), ("none", "high"))
+    for d in ("none", "low", "high")
+    for h in ("none", "high")
 ]
 
 
