@@ -17,6 +17,8 @@ the others (their calibration ends run monthly over the log). The tests
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 import tempfile
@@ -69,7 +71,9 @@ def lifetimes_deviances(cal: pd.DataFrame, horizon: float) -> dict[str, float]:
         ("pareto", "ParetoNBDFitter"),
     ):
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # lifetimes prints the optimizer's result when a fit fails: kept off the table
+            quiet = contextlib.redirect_stdout(io.StringIO())
+            with warnings.catch_warnings(), np.errstate(all="ignore"), quiet:
                 warnings.simplefilter("ignore")
                 fitter = getattr(lib, cls)().fit(x, t_x, T)
                 forecast = np.asarray(
