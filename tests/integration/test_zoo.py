@@ -92,3 +92,14 @@ def test_regular_buyers_are_within_2_percent_of_the_oracle_with_the_regularity_m
     row = zoo.run(regime, tmp_path, in_process, extra=("--config", str(config)))
     assert row["exit"] == 0, row.get("output")
     assert row["chosen"] == "mbgcnbd" and row["ratio"] <= 1.02, row
+
+
+def test_regular_buyers_who_never_leave_train_with_the_regularity_model(tmp_path):
+    """Erlang-3 buyers at one rate who never leave, MBG/CNBD-k competing: its fit runs to its
+    edge, where its purchase tables once asked for 48 GiB and the run crashed. Its edge is not
+    shipped (no closed forms there); the others' no-dropout limit is."""
+    regime = zoo.Regime(customers=2000, months=24, dropout="none", heterogeneity="none", k=3)
+    config = zoo.regularity_config(tmp_path)
+    row = zoo.run(regime, tmp_path, in_process, extra=("--config", str(config)))
+    assert row["exit"] == 0, row.get("output")
+    assert row["finite"] and row["ratio"] <= 1.06, row

@@ -222,6 +222,9 @@ def no_dropout_limit(
     return fitted_model(NO_DROPOUT, fit, time_unit, penalizer, limit_of=kind)
 
 
+#: The models whose closed forms hold at a point-mass mixture (MBG/CNBD-k's purchase tables
+#: grow with its shapes: at its edge they asked for 48 GiB on a 5,000-customer zoo log).
+HAS_HOMOGENEOUS_LIMIT = ("bgnbd", "mbgnbd", "pareto")
 #: The two shapes of each mixing distribution: when both run to infinity with their ratio fixed,
 #: the mixture becomes a point mass (every customer the same rate, or the same dropout).
 MIXING_PAIRS = (("rate", "r", "alpha"), ("dropout", "a", "b"), ("dropout", "s", "beta"))
@@ -254,9 +257,11 @@ def homogeneous_limit(
     Anything else — a non-finite likelihood, a pair that does not run away, a non-finite
     score — leaves the failure standing.
     """
-    if not failed or not np.isfinite(failed[0].log_likelihood):
+    if kind not in HAS_HOMOGENEOUS_LIMIT or not failed:
         return None
     fit = failed[0]
+    if not np.isfinite(fit.log_likelihood):
+        return None
     params = fit.params
     if not all(np.isfinite(v) and v > 0 for v in params.values()):
         return None
