@@ -56,15 +56,14 @@ def grid(
     return [(c, h) for c in ends for h in holdouts if c + pd.Timedelta(weeks=h) <= log_end]
 
 
-def lifetimes_deviances(cal: pd.DataFrame, horizon: float) -> dict[str, float]:
-    """Holdout mean Poisson deviance of lifetimes' three models fitted on ``cal`` (weeks)."""
+def lifetimes_forecasts(cal: pd.DataFrame, horizon: float) -> dict[str, np.ndarray]:
+    """Each customer's holdout forecast by lifetimes' three models fitted on ``cal`` (weeks);
+    a model whose fit fails or whose forecasts are not finite and non-negative is left out."""
     from clv._lifetimes import fitters
-    from clv.metrics import poisson_deviance
     from clv.models.patterns import rfm_patterns
 
     lib = fitters()
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    actual = cal["frequency_holdout"].to_numpy(dtype=float)
     table = rfm_patterns(cal)
     patterns = [table[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")]
     weights = table["weight"].to_numpy(dtype=float)
@@ -89,8 +88,16 @@ def lifetimes_deviances(cal: pd.DataFrame, horizon: float) -> dict[str, float]:
         except Exception:  # a peer's failure is a row of the table, not ours
             continue
         if np.isfinite(forecast).all() and (forecast >= 0).all():
-            out[kind] = poisson_deviance(actual, forecast)
+            out[kind] = forecast
     return out
+
+
+def lifetimes_deviances(cal: pd.DataFrame, horizon: float) -> dict[str, float]:
+    """Holdout mean Poisson deviance of lifetimes' three models fitted on ``cal`` (weeks)."""
+    from clv.metrics import poisson_deviance
+
+    actual = cal["frequency_holdout"].to_numpy(dtype=float)
+    return {k: poisson_deviance(actual, f) for k, f in lifetimes_forecasts(cal, horizon).items()}
 
 
 def one(

@@ -17,9 +17,8 @@ Gamma(2) draw per purchase).
 
 ``python benchmarks/zoo.py`` trains and scores every regime of :func:`grid` (``--quick`` a
 sample) through the ``clv`` CLI and prints a table: exit code, chosen model, holdout Poisson
-deviance against the oracle's (``ratio``), and for regular buyers (k > 1) the same with
-MBG/CNBD-k among the candidates (``ratio_with_mbgcnbd``: it is not a default candidate yet).
-The tests (``tests/integration/test_zoo.py``) run a sample.
+deviance against the oracle's (``ratio``; on regular buyers MBG/CNBD-k joins the candidates by
+itself, ``train.regularity_model``). The tests (``tests/integration/test_zoo.py``) run a sample.
 """
 
 from __future__ import annotations
@@ -288,18 +287,6 @@ def run(
     return row
 
 
-#: The default candidates and the regularity model: what a log of regular buyers is trained
-#: with once the split line says it is regular (``train.candidates``).
-WITH_REGULARITY = ["bgnbd", "mbgnbd", "pareto", "mbgcnbd", "ensemble"]
-
-
-def regularity_config(folder: Path) -> Path:
-    """A config file whose candidates add MBG/CNBD-k (:data:`WITH_REGULARITY`)."""
-    path = folder / "with-mbgcnbd.yaml"
-    path.write_text(json.dumps({"train": {"candidates": WITH_REGULARITY}}))  # JSON is YAML
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", type=int, default=0, help="a sample of this many regimes")
@@ -310,12 +297,8 @@ def main() -> None:
     regimes = [r for r in regimes if r.customers <= args.max_customers]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        regular = regularity_config(Path(tmp))
         for regime in regimes:
             rows.append(run(regime, Path(tmp)))
-            if regime.k > 1 and regime.truth is not None and rows[-1]["exit"] == 0:
-                again = run(regime, Path(tmp), extra=("--config", str(regular)))
-                rows[-1]["ratio_with_mbgcnbd"] = again.get("ratio")
             if "output" in rows[-1]:  # the last line of a failed run: its reason
                 rows[-1]["output"] = str(rows[-1]["output"]).strip().splitlines()[-1][:200]
             print(json.dumps(rows[-1]), flush=True)
@@ -326,7 +309,7 @@ def main() -> None:
     if args.out:
         table.to_csv(args.out, index=False)
     cols = ["customers", "acquisition", "months", "dropout", "heterogeneity", "k", "amounts"]
-    cols += ["seasonality", "holdout", "churn", "exit", "chosen", "ratio", "ratio_with_mbgcnbd"]
+    cols += ["seasonality", "holdout", "churn", "exit", "chosen", "ratio"]
     cols += ["seconds"]
     print(markdown(table[[c for c in cols if c in table]]))
 

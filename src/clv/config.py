@@ -137,10 +137,21 @@ class TrainConfig(_Section):
     """Model selection on a calibration/holdout split, then a refit on the whole log."""
 
     candidates: list[str] = Field(
-        default_factory=lambda: ["bgnbd", "mbgnbd", "pareto", "ensemble"],
+        default_factory=lambda: ["bgnbd", "mbgnbd", "pareto", "ensemble", "stacked"],
         description="Purchase models to compare on the holdout: bgnbd, mbgnbd, pareto, ggomnbd "
-        "(Gamma-Gompertz/NBD), mbgcnbd (MBG/CNBD-k, regular buyers) and 'ensemble', the "
-        "equal-weight mixture of BG/NBD, MBG/NBD and Pareto/NBD.",
+        "(Gamma-Gompertz/NBD), mbgcnbd (MBG/CNBD-k, regular buyers), 'ensemble', the "
+        "equal-weight mixture of BG/NBD, MBG/NBD and Pareto/NBD, and 'stacked', the mixture of "
+        "every other model listed with weights that maximise the holdout log score.",
+    )
+    regularity_model: bool = Field(
+        True,
+        description="Add mbgcnbd (MBG/CNBD-k) to the candidates when purchase timing is "
+        "regular (Wheat-Morrison k >= 1.5 on the calibration period).",
+    )
+    rolling_origin: bool = Field(
+        True,
+        description="Judge the candidates on a second holdout window too (the one before the "
+        "latest, when the log is long enough) and choose by their mean score.",
     )
 
     @field_validator("candidates")

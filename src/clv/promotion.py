@@ -22,8 +22,9 @@ import numpy as np
 
 from clv import metrics
 from clv.config import ONE_SIDED_Z_5PCT, ChurnConfig
-from clv.models.fitting import fit_purchase_model
+from clv.models.fitting import fit_purchase_model, refit_mixture
 from clv.models.groups import SCORE_ROWS, per_customer
+from clv.models.registry import STACKED, purchase_process
 
 #: Per-customer loss of each purchase metric that can decide promotion (lower is better).
 LOSSES = {
@@ -83,17 +84,21 @@ def compare_on_same_split(
     loss = LOSSES[name]
     settings = champion_bundle.config.get("train", {})
     kind = champion_bundle.selection.get("chosen", champion_bundle.purchase.kind)
-    cal = evaluation.calibration_for(kind)
+    unit = evaluation.scorecard["protocol"]["time_unit"]
+    penalizer = float(settings.get("penalizer", 0.0))
+    retry = float(settings.get("retry_penalizer", 0.001))
+    if kind == STACKED:  # the champion's recipe: its members refitted here, at its weights
+        members = [m.kind for m in champion_bundle.purchase.members]
+        gaps = [k for k in members if purchase_process(k).needs_log_gaps]  # MBG/CNBD-k's
+        cal = evaluation.calibration_for(gaps[0] if gaps else kind)
+        refit, _ = refit_mixture(champion_bundle.purchase, cal, unit, penalizer, retry)
+    else:
+        cal = evaluation.calibration_for(kind)
+        refit = fit_purchase_model(
+            kind, cal, unit, penalizer, retry, champion_bundle.config.get("covariates")
+        )
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
-    refit = fit_purchase_model(
-        kind,
-        cal,
-        evaluation.scorecard["protocol"]["time_unit"],
-        float(settings.get("penalizer", 0.0)),
-        float(settings.get("retry_penalizer", 0.001)),
-        champion_bundle.config.get("covariates"),
-    )
     t = evaluation.split.duration
     forecast = per_customer(
         refit, cal, lambda m, rows: m.expected_purchases(t, x[rows], t_x[rows], T[rows])

@@ -19,7 +19,8 @@ written and a lock held by another run are not the stage's failure and still end
 optional stage touches the tracking store: logging is essential and has its own recovery
 (:func:`clv.training.train`).
 
-The optional stages, by name (:data:`OPTIONAL_STAGES`): the Gamma-Gamma fit and its covariates,
+The optional stages, by name (:data:`OPTIONAL_STAGES`): the earlier holdout window of the rolling
+origin (:mod:`clv.origins`), the Gamma-Gamma fit and its covariates,
 interval calibration, the churn classifier on the calibration window (the scorecard's churn
 comparison) and on the latest window (the shipped one), the Gamma-Gamma refit, the KPI report,
 the figures and the churn promotion test.
@@ -36,6 +37,7 @@ R = TypeVar("R")
 
 #: The optional stages and what each is called in a stage line.
 OPTIONAL_STAGES = {
+    "rolling_origin": "the earlier holdout window",
     "gamma_gamma": "the Gamma-Gamma spend model",
     "spend_covariates": "the spend covariates",
     "interval_calibration": "the interval calibration",

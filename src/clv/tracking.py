@@ -303,7 +303,16 @@ def mlflow_name(key: str) -> str:
 
 def scorecard_metrics(scorecard: dict[str, Any], chosen: str) -> dict[str, float]:
     """The scorecard's numbers as MLflow metrics, with ``purchases.chosen.*`` aliases."""
-    names = ("purchases", "zero_forecast", "value", "churn", "intervals", "regularity")
+    names = (
+        "purchases",
+        "zero_forecast",
+        "value",
+        "churn",
+        "intervals",
+        "regularity",
+        "selection",  # each candidate's mean loss over the holdout windows and windows won
+        "stacking",  # the stacked mixture's weights and the holdout log scores
+    )
     sections = {k: scorecard[k] for k in names if k in scorecard}
     if "covariates" in scorecard:
         sections["covariates"] = scorecard["covariates"]["models"]

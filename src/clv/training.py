@@ -82,9 +82,9 @@ from clv.kpis import KpiReport
 from clv.locks import folder_lock
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
-from clv.models.fitting import fit_first
+from clv.models.fitting import fit_first, refit_mixture
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
-from clv.models.registry import CHURN_FEATURE_MODELS, display_name
+from clv.models.registry import CHURN_FEATURE_MODELS, STACKED, display_name
 from clv.models.spend_covariates import CovariateSpendModel, fit_configured
 from clv.outputs import input_paths
 from clv.predict import customer_features, define_segments, model_attributes, score_rfm
@@ -265,8 +265,16 @@ def _refit(
     best candidate by the holdout criterion (a notice says so)."""
     ranked = evaluation.ranked_purchase_models
     settings = config.train
+    if ranked[0] == STACKED:
+        try:
+            return _refit_stacked(evaluation, full, config, notices)
+        except ModelFitError as exc:
+            notices.append(
+                f"No member of the stacked mixture converged on the whole log; shipped the "
+                f"next best candidate instead. ({exc})"
+            )
     model, failures = fit_first(
-        tuple(ranked),
+        tuple(k for k in ranked if k != STACKED),
         full,
         config.features.time_unit,
         settings.penalizer,
@@ -280,6 +288,28 @@ def _refit(
         )
     members = getattr(model, "members", (model,))
     notices += [n for m in members if (n := getattr(m, "limit_note", None))][:1]
+    return model
+
+
+def _refit_stacked(
+    evaluation: Evaluation, full: pd.DataFrame, config: Config, notices: list[str]
+) -> EnsembleModel:
+    """The stacked mixture's members refitted on the whole log at the weights the holdouts
+    chose (:mod:`clv.stacking`); a member that does not converge there leaves it."""
+    settings = config.train
+    model, failures = refit_mixture(
+        evaluation.purchase_models[STACKED],
+        full,
+        config.features.time_unit,
+        settings.penalizer,
+        settings.retry_penalizer,
+    )
+    for kind, message in failures.items():
+        notices.append(
+            f"{display_name(kind)} did not converge on the whole log and left the stacked "
+            f"mixture; the others' weights were renormalised. ({message})"
+        )
+    notices += [n for m in model.members if (n := getattr(m, "limit_note", None))][:1]
     return model
 
 

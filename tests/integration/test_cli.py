@@ -219,7 +219,7 @@ def test_evaluate_writes_the_scorecard(tmp_path):
     )
     assert result.exit_code == 0, result.output
     card = json.loads(out.read_text())
-    assert set(card["purchases"]) == {"bgnbd", "mbgnbd", "pareto", "ensemble", "naive"}
+    assert set(card["purchases"]) == {"bgnbd", "mbgnbd", "pareto", "ensemble", "stacked", "naive"}
     assert {"spearman", "normalized_gini", "top_decile_capture"} <= set(card["value"]["bgnbd"])
     assert {"roc_auc", "pr_auc", "brier", "ece"} <= set(card["churn"]["bgnbd_p_no_purchase"])
     assert (

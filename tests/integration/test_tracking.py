@@ -83,8 +83,14 @@ def test_a_run_has_config_fingerprint_scorecard_and_children(store):
         "MBG/NBD",
         "Pareto/NBD",
         "Ensemble (BG/NBD + MBG/NBD + Pareto/NBD)",
+        "Stacked (0.52 BG/NBD + 0.48 Pareto/NBD)",
         "churn classifier",
     }
+    # the stacking weights: on the parent as metrics, on the stacked child as parameters
+    weights = [parent[f"metrics.stacking.weights.{k}"] for k in ("bgnbd", "mbgnbd", "pareto")]
+    assert sum(weights) == pytest.approx(1.0) and weights[1] == 0.0
+    stacked = children[children["tags.mlflow.runName"].str.startswith("Stacked")].iloc[0]
+    assert float(stacked["params.param.pareto.weight"]) == pytest.approx(weights[2])
 
 
 def test_plots_and_scorecard_are_artifacts(store):
@@ -171,7 +177,7 @@ def test_against_a_real_tracking_server(tmp_path, ui_smoke):
         parent = next(r for r in runs if r["info"]["run_name"].startswith("train"))
         metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
         assert metrics["purchases.naive.actual_total"] == 1882
-        assert len(runs) == 6  # parent + 3 purchase models + the ensemble + churn
+        assert len(runs) == 7  # parent + 3 purchase models + the two mixtures + churn
 
 
 def test_the_registry_name_follows_the_data_source():

@@ -78,6 +78,46 @@ def deviance(row: dict[str, Any]) -> str:
     return "∞" if value is None else fmt(value)
 
 
+def print_selection(card: dict[str, Any], mark: Any) -> None:
+    """How the candidates fared on each holdout window (when there is more than one) and the
+    stacked mixture's weights (:mod:`clv.origins`, :mod:`clv.stacking`)."""
+    selection, stacking = card.get("selection", {}), card.get("stacking")
+    windows = selection.get("windows", [])
+    if len(windows) > 1:
+        metric = card.get("selection_metric", "poisson_deviance")
+        means = selection["mean_loss"]
+        rows = [
+            [
+                mark(k),
+                *(fmt(w[metric].get(k)) for w in windows),
+                fmt(means[k]),
+                str(selection["wins"].get(k, "")),
+            ]
+            for k in card["purchases"]  # the purchases table's order
+            if k in means
+        ]
+        heads = [f"to {w['observation_end']}" for w in windows]
+        console.print(
+            table(
+                f"{metric.replace('_', ' ').capitalize()} on each holdout window; the mean chooses",
+                ["model", *heads, "mean", "windows won"],
+                rows,
+            )
+        )
+    if stacking:
+        from clv.evaluation import label
+
+        weights = ", ".join(f"{label(k)} {w:.2f}" for k, w in stacking["weights"].items())
+        scores = stacking["log_score"]
+        best = max((k for k in scores if k in stacking["weights"]), key=scores.__getitem__)
+        console.print(
+            f"Stacking weights (holdout log score): {weights}; mean log score "
+            f"{scores['stacked']:.4f} stacked ({stacking['judged_on'].split(':')[0]}) vs "
+            f"{scores[best]:.4f} {label(best)}, the best single model",
+            highlight=False,
+        )
+
+
 def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
     """The holdout scorecard: purchases, value and churn tables (``clv train``, ``evaluate``)."""
     from clv.evaluation import label
@@ -113,6 +153,7 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
             rows,
         )
     )
+    print_selection(card, mark)
     if card.get("dropped"):
         names = ", ".join(label(k) for k in card["dropped"])
         console.print(

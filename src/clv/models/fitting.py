@@ -28,7 +28,9 @@ from clv.models.registry import (
     CHURN_FEATURE_MODELS,
     ENSEMBLE,
     ENSEMBLE_MEMBERS,
+    MIXTURES,
     NO_DROPOUT,
+    STACKED,
     WITH_COVARIATES,
     base_kind,
     display_name,
@@ -49,11 +51,8 @@ def purchase_model_from_dict(data: dict[str, Any]) -> Any:
         from clv.models.covariates import CovariateModel
 
         return CovariateModel.from_dict(data)
-    if data.get("kind") == ENSEMBLE:
-        members = tuple(PurchaseModel.from_dict(m) for m in data["members"])
-        if not members:
-            raise ValueError("the ensemble has no members")
-        return EnsembleModel(members)
+    if data.get("kind") in MIXTURES:
+        return EnsembleModel.from_dict(data)
     return PurchaseModel.from_dict(data)
 
 
@@ -141,6 +140,11 @@ def fit_purchase_model(
                 fit_purchase_model(k, rfm, time_unit, penalizer, retry_penalizer)
                 for k in ENSEMBLE_MEMBERS
             )
+        )
+    if kind == STACKED:
+        raise ModelFitError(
+            "The stacked mixture is weighted on a holdout: form it with clv.evaluation (its "
+            "weights) and refit it on new data with refit_mixture."
         )
     process = purchase_process(kind)
     if len(rfm) == 0:
@@ -388,6 +392,42 @@ def fit_first(
         except ModelFitError as exc:
             failures[kind] = str(exc)
     raise ModelFitError(" ".join(failures.values()))
+
+
+def refit_mixture(
+    mixture: EnsembleModel,
+    rfm: pd.DataFrame,
+    time_unit: str,
+    penalizer: float = 0.0,
+    retry_penalizer: float = 0.001,
+) -> tuple[EnsembleModel, dict[str, str]]:
+    """A mixture's members refitted on ``rfm``, with the mixture's weights.
+
+    A member that does not converge there leaves the mixture and the others' weights are
+    renormalised (its failure is returned, for a notice); the weights are those the holdout
+    chose, not refitted: the whole log has no holdout to weigh on.
+
+    Raises
+    ------
+    ModelFitError
+        If no member converges, with every failure.
+    """
+    members, weights, failures = [], [], {}
+    for member, weight in zip(mixture.members, mixture.weights, strict=True):
+        try:
+            members.append(
+                fit_purchase_model(member.kind, rfm, time_unit, penalizer, retry_penalizer)
+            )
+            weights.append(weight)
+        except ModelFitError as exc:
+            failures[member.kind] = str(exc)
+    if not members:
+        raise ModelFitError(" ".join(failures.values()))
+    total = sum(weights)
+    refitted = EnsembleModel(
+        tuple(members), kind=mixture.kind, weights=tuple(w / total for w in weights)
+    )
+    return refitted, failures
 
 
 def churn_feature_model(

@@ -33,6 +33,11 @@ NO_DROPOUT = "nbd"
 #: The ensemble candidate: an equal-weight mixture of these models (:mod:`clv.models.ensemble`).
 ENSEMBLE = "ensemble"
 ENSEMBLE_MEMBERS = ("bgnbd", "mbgnbd", "pareto")
+#: The stacked candidate: the mixture of every other single candidate that converged, weighted
+#: to maximise the holdout log score (:func:`clv.models.ensemble.stack_weights`).
+STACKED = "stacked"
+#: The candidates that are mixtures of other candidates' fits (fitted after them).
+MIXTURES = (ENSEMBLE, STACKED)
 
 #: Suffix of a candidate refitted with the config's static covariates
 #: (:mod:`clv.models.covariates`), e.g. ``pareto_covariates`` (a name MLflow takes in metric
@@ -40,7 +45,7 @@ ENSEMBLE_MEMBERS = ("bgnbd", "mbgnbd", "pareto")
 WITH_COVARIATES = "_covariates"
 
 #: Every name ``train.candidates`` accepts.
-CANDIDATES = (*PURCHASE_MODELS, ENSEMBLE)
+CANDIDATES = (*PURCHASE_MODELS, *MIXTURES)
 
 #: The model whose quantities feed the churn classifier, then its stand-ins (in this order) when
 #: it does not converge on a log.
@@ -73,4 +78,6 @@ def display_name(kind: str) -> str:
     ``"pareto_covariates"`` → ``"Pareto/NBD + covariates"``)."""
     if kind.endswith(WITH_COVARIATES):
         return f"{display_name(base_kind(kind))} + covariates"
-    return "Ensemble" if kind == ENSEMBLE else purchase_process(kind).name
+    if kind in MIXTURES:
+        return kind.capitalize()
+    return purchase_process(kind).name
