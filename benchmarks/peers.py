@@ -198,7 +198,7 @@ def cutoffs(name: str, every: int, hidden: int, baseline: Path | None) -> list[d
             cal = build_calibration_holdout(log, cut, end, "week").set_index("customer_id")
             actual = cal["frequency_holdout"].to_numpy(dtype=float)
             theirs = lifetimes_forecasts(cal.reset_index(), float(hidden))
-            best = min(poisson_deviance(actual, f) for f in theirs.values())
+            best = min((poisson_deviance(actual, f) for f in theirs.values()), default=np.nan)
             row: dict[str, object] = {"log": name, "cutoff": str(cut.date()), "lifetimes": best}
             for label, tree in (("clv", None), ("baseline", baseline)):
                 if label == "baseline" and tree is None:

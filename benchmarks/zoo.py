@@ -17,8 +17,9 @@ Gamma(2) draw per purchase).
 
 ``python benchmarks/zoo.py`` trains and scores every regime of :func:`grid` (``--quick`` a
 sample) through the ``clv`` CLI and prints a table: exit code, chosen model, holdout Poisson
-deviance against the oracle's (``ratio``; on regular buyers MBG/CNBD-k joins the candidates by
-itself, ``train.regularity_model``). The tests (``tests/integration/test_zoo.py``) run a sample.
+deviance against the oracle's (``ratio``; ``--regularity-model`` lets MBG/CNBD-k join the
+candidates on regular buyers, ``train.regularity_model``). The tests
+(``tests/integration/test_zoo.py``) run a sample.
 """
 
 from __future__ import annotations
@@ -292,13 +293,19 @@ def main() -> None:
     parser.add_argument("--quick", type=int, default=0, help="a sample of this many regimes")
     parser.add_argument("--max-customers", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=None, help="CSV of the table")
+    parser.add_argument("--regularity-model", action="store_true", help="train.regularity_model")
     args = parser.parse_args()
     regimes = sample(args.quick, seed=7) if args.quick else grid()
     regimes = [r for r in regimes if r.customers <= args.max_customers]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        extra: tuple[str, ...] = ()
+        if args.regularity_model:
+            config = Path(tmp) / "regular.yaml"
+            config.write_text("train:\n  regularity_model: true\n")
+            extra = ("--config", str(config))
         for regime in regimes:
-            rows.append(run(regime, Path(tmp)))
+            rows.append(run(regime, Path(tmp), extra=extra))
             if "output" in rows[-1]:  # the last line of a failed run: its reason
                 rows[-1]["output"] = str(rows[-1]["output"]).strip().splitlines()[-1][:200]
             print(json.dumps(rows[-1]), flush=True)

@@ -12,7 +12,7 @@ parameters), on distinct ``(x, t_x, T)`` patterns weighted by their counts.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -67,10 +67,13 @@ class PurchaseProcess(ABC):
         """Open interval of each parameter (all BTYD parameters are positive)."""
         return dict.fromkeys(self.params, (0.0, np.inf))
 
-    def fit(self, data: Patterns, penalizer: float) -> Fit:
-        """Maximum-likelihood fit on weighted patterns (:func:`fit_patterns`; a model with a
-        discrete parameter searches over it here)."""
-        return fit_patterns(self, data, penalizer)
+    def fit(
+        self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
+    ) -> Fit:
+        """Maximum-likelihood fit on weighted patterns (:func:`fit_patterns`), from ``start``
+        when given (a fit's parameters: e.g. the same model on a neighbouring window); a model
+        with a discrete parameter searches over it here."""
+        return fit_patterns(self, data, penalizer, start_params=start)
 
     def prepare(self, data: Patterns) -> Any:
         """Whatever :meth:`objective` reuses across evaluations on ``data`` (default: nothing)."""
@@ -277,6 +280,7 @@ def fit_patterns(
     penalizer: float = 0.0,
     start: np.ndarray | None = None,
     tol: float | None = None,
+    start_params: Mapping[str, float] | None = None,
 ) -> Fit:
     """Maximize the likelihood of a purchase model on weighted patterns.
 
@@ -292,6 +296,10 @@ def fit_patterns(
     tol : float, optional
         Gradient tolerance of BFGS; default ``process.gtol`` (1e-10 with an analytic gradient,
         1e-8 with central differences: tighter only adds evaluations that stall on rounding).
+    start_params : mapping, optional
+        Starting parameters in the data's time unit (a fit's ``params``) instead of ``start``:
+        a warm start, which also skips the second start (the optimum sought is the start's).
+        Ignored unless it names every parameter with a usable value.
 
     Returns
     -------
@@ -316,6 +324,8 @@ def fit_patterns(
             return value(p), central_gradient(value, p)
 
     free = np.array([n in process.unconstrained for n in names])
+    if start is None:
+        start = _scaled_start(process, start_params, scale, free)
     x0 = np.where(free, 0.0, process.start) if start is None else np.asarray(start, dtype=float)
 
     def run(x: np.ndarray) -> Any:
@@ -362,6 +372,25 @@ def fit_patterns(
         converged=bool(result.success) or _stalled_at_optimum(result, tol, covariance),
         message=str(result.message),
     )
+
+
+def _scaled_start(
+    process: Likelihood, params: Mapping[str, float] | None, scale: float, free: np.ndarray
+) -> np.ndarray | None:
+    """``params`` (the data's time unit) as log parameters of the time-rescaled problem; None
+    unless they are this model's, finite, and positive where they must be."""
+    names = process.params
+    if params is None or set(params) != set(names):
+        return None
+    theta = np.array([float(params[n]) for n in names])
+    if not np.all(np.isfinite(theta)) or np.any((theta <= 0) & ~free):
+        return None
+    for i, name in enumerate(names):  # to the rescaled problem (fit_patterns undoes this)
+        if name in process.time_params:
+            theta[i] *= scale
+        elif name in process.rate_params:
+            theta[i] /= scale
+    return np.where(free, theta, np.log(np.where(free, 1.0, theta)))
 
 
 def _stalled_at_optimum(result, tol: float, covariance: np.ndarray | None) -> bool:

@@ -68,9 +68,13 @@ LIMIT_GAIN = 1.0
 
 
 def _fit_once(
-    process: PurchaseProcess, patterns: Patterns, penalizer: float, seen: list[Fit] | None = None
+    process: PurchaseProcess,
+    patterns: Patterns,
+    penalizer: float,
+    seen: list[Fit] | None = None,
+    start: Mapping[str, float] | None = None,
 ) -> Fit:
-    fit = process.fit(patterns, penalizer)
+    fit = process.fit(patterns, penalizer, start)
     if seen is not None:
         seen.append(fit)
     values = np.array(list(fit.params.values()))
@@ -96,6 +100,7 @@ def fit_purchase_model(
     retry_penalizer: float = 0.001,
     covariates: Mapping[str, Any] | None = None,
     plain_params: Mapping[str, float] | None = None,
+    start: Mapping[str, float] | None = None,
 ) -> Any:
     """Fit a BTYD purchase model on RFM data.
 
@@ -120,6 +125,9 @@ def fit_purchase_model(
     plain_params : mapping, optional
         For a ``_covariates`` kind: the model's fit without covariates on the same data, the
         start of the fit (else fitted first).
+    start : mapping, optional
+        For a plain model: the parameters its first attempt starts from (a warm start, e.g.
+        its fit on the neighbouring holdout window); ignored unless they are this model's.
 
     Returns
     -------
@@ -168,7 +176,7 @@ def fit_purchase_model(
     seen: list[Fit] = []
     try:
         fit, coef = fit_with_retry(
-            lambda coef: _fit_once(process, patterns, coef, seen),
+            lambda coef: _fit_once(process, patterns, coef, seen, start),
             [penalizer, max(retry_penalizer, penalizer * 10)],
             what=display_name(kind),
             data=f"{describe_pattern(rfm)} ({len(table):,} unique patterns)",

@@ -21,6 +21,7 @@ tails). The predictive PMF, the mean and P(no purchase) all come from these tail
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from math import lgamma
 from typing import Any, ClassVar
@@ -192,10 +193,12 @@ class MBGCNBD(PurchaseProcess):
     def bounds(self) -> dict[str, tuple[float, float]]:
         return {"k": (0.5, MAX_K + 0.5)} | dict.fromkeys(self.params[1:], (0.0, np.inf))
 
-    def fit(self, data: Patterns, penalizer: float) -> Fit:
+    def fit(
+        self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
+    ) -> Fit:
         """The fit of each k = 1, 2, … (BTYDplus' search: stop after the likelihood falls
         twice in a row), the best kept; ``k`` is fixed, so its row and column of the
-        covariance are zero.
+        covariance are zero. ``start`` (a fit's parameters) warm-starts every k.
 
         Raises
         ------
@@ -211,7 +214,8 @@ class MBGCNBD(PurchaseProcess):
             )
         fits: list[tuple[float, int, Fit]] = []
         for k in range(1, MAX_K + 1):
-            fit = fit_patterns(_FixedK(k), data, penalizer)
+            warm = None if start is None else {n: v for n, v in start.items() if n != "k"}
+            fit = fit_patterns(_FixedK(k), data, penalizer, start_params=warm)
             fits.append((fit.log_likelihood + _gap_term(k, data), k, fit))
             lls = [f[0] for f in fits]
             if len(lls) >= 3 and lls[-1] < lls[-2] < lls[-3]:
