@@ -57,19 +57,24 @@ class Window:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     densities: Densities | None = None
     dropped: dict[str, str] = field(default_factory=dict)
+    _losses: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
     def losses(self, metric: str) -> dict[str, float]:
-        """Holdout ``metric`` of every forecast of the window (infinite where undefined)."""
+        """Holdout ``metric`` of every forecast of the window (infinite where undefined),
+        each computed once (a 1M-customer window's metrics are not free)."""
+        cached = self._losses.setdefault(metric, {})
+        for kind in self.predictions.keys() - cached.keys():
+            cached[kind] = self._loss(metric, kind)
+        return {kind: cached[kind] for kind in self.predictions}
+
+    def _loss(self, metric: str, kind: str) -> float:
         score = {
             "poisson_deviance": metrics.poisson_deviance,
             "rmse": metrics.rmse,
             "mae": metrics.mae,
         }[metric]
-        out = {}
-        for kind, predicted in self.predictions.items():
-            value = score(self.actual, predicted)
-            out[kind] = float(value) if np.isfinite(value) else float("inf")
-        return out
+        value = score(self.actual, self.predictions[kind])
+        return float(value) if np.isfinite(value) else float("inf")
 
     def summary(self, metric: str) -> dict[str, Any]:
         """The window for the scorecard: its dates, customers, each forecast's ``metric`` and
