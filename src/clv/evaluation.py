@@ -35,7 +35,7 @@ from clv.data.compact import CUSTOMER, day_number
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
 from clv.features import add_log_gaps, build_calibration_holdout, regularity
-from clv.models.ensemble import EnsembleModel
+from clv.models.ensemble import EnsembleModel, combine
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import churn_feature_model, fit_purchase_model
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
@@ -934,9 +934,8 @@ def _windows(
     if earlier is None:
         return [latest]
     if ENSEMBLE in models and all(k in earlier.models for k in ENSEMBLE_MEMBERS):
-        earlier.predictions[ENSEMBLE] = mix(
-            earlier.predictions, ENSEMBLE_MEMBERS, np.full(len(ENSEMBLE_MEMBERS), 1 / 3)
-        )
+        ensemble = EnsembleModel(tuple(earlier.models[k] for k in ENSEMBLE_MEMBERS))
+        earlier.predictions[ENSEMBLE] = ensemble.mean_of(earlier.models, earlier.predictions)
     return [latest, earlier]
 
 
@@ -1049,11 +1048,10 @@ def mix(predictions: dict[str, np.ndarray], kinds: Any, weights: np.ndarray) -> 
     >>> mix(forecasts, ["a", "b"], np.array([0.5, 0.5]))
     array([2., 3.])
     """
-    values = np.array([predictions[k] for k in kinds])
     weights = np.asarray(weights, dtype=float)
     if weights.ndim == 1:
-        return np.tensordot(weights, values, axes=1)
-    return np.sum(weights * values, axis=0)
+        return combine([predictions[k] for k in kinds], tuple(weights))
+    return np.sum(weights * np.array([predictions[k] for k in kinds]), axis=0)
 
 
 def _describe_windows(selection: dict[str, Any], metric: str) -> str:

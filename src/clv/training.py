@@ -265,27 +265,29 @@ def _refit(
     best candidate by the holdout criterion (a notice says so)."""
     ranked = evaluation.ranked_purchase_models
     settings = config.train
+    model = None
     if ranked[0] == STACKED:
         try:
-            return _refit_stacked(evaluation, full, config, notices)
+            model = _refit_stacked(evaluation, full, config, notices)
         except ModelFitError as exc:
             notices.append(
                 f"No member of the stacked mixture converged on the whole log; shipped the "
                 f"next best candidate instead. ({exc})"
             )
-    model, failures = fit_first(
-        tuple(k for k in ranked if k != STACKED),
-        full,
-        config.features.time_unit,
-        settings.penalizer,
-        settings.retry_penalizer,
-        config.covariates.model_dump(),
-    )
-    for kind, message in failures.items():
-        notices.append(
-            f"{display_name(kind)} was best on the holdout but did not converge on the whole "
-            f"log; shipped {model.name}, the next best, instead. ({message})"
+    if model is None:
+        model, failures = fit_first(
+            tuple(k for k in ranked if k != STACKED),
+            full,
+            config.features.time_unit,
+            settings.penalizer,
+            settings.retry_penalizer,
+            config.covariates.model_dump(),
         )
+        for kind, message in failures.items():
+            notices.append(
+                f"{display_name(kind)} was best on the holdout but did not converge on the "
+                f"whole log; shipped {model.name}, the next best, instead. ({message})"
+            )
     members = getattr(model, "members", (model,))
     notices += [n for m in members if (n := getattr(m, "limit_note", None))][:1]
     return model
@@ -309,7 +311,6 @@ def _refit_stacked(
             f"{display_name(kind)} did not converge on the whole log and left the stacked "
             f"mixture; the others' weights were renormalised. ({message})"
         )
-    notices += [n for m in model.members if (n := getattr(m, "limit_note", None))][:1]
     return model
 
 

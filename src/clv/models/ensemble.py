@@ -71,7 +71,7 @@ class EnsembleModel:
         return {f"{m.kind}.{k}": v for m in self.members for k, v in m.standard_errors.items()}
 
     def _mean(self, method: str, *args: Any) -> np.ndarray:
-        return _combine([getattr(m, method)(*args) for m in self.members], self.weights)
+        return combine([getattr(m, method)(*args) for m in self.members], self.weights)
 
     def mean_of(
         self, fitted: Mapping[str, Any], computed: Mapping[str, np.ndarray]
@@ -82,7 +82,7 @@ class EnsembleModel:
         evaluates the mixture instead; the same numbers as the quantity's method."""
         if not all(fitted.get(m.kind) is m and m.kind in computed for m in self.members):
             return None
-        return _combine([computed[m.kind] for m in self.members], self.weights)
+        return combine([computed[m.kind] for m in self.members], self.weights)
 
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Weighted mean of the members' P(alive)."""
@@ -126,9 +126,10 @@ class EnsembleModel:
         return cls(members, kind=data["kind"], weights=tuple(data.get("weights", ())))
 
 
-def _combine(values: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
-    """The weighted mixture of the members' values (one place, so that
-    :meth:`EnsembleModel.mean_of` gives the quantity methods' numbers)."""
+def combine(values: list[np.ndarray], weights: tuple[float, ...]) -> np.ndarray:
+    """The weighted mixture of the members' values: one place, so that
+    :meth:`EnsembleModel.mean_of` and the evaluation's mixes of computed forecasts give the
+    quantity methods' numbers."""
     if len(set(weights)) == 1:  # equal weights: the plain mean, as before weights existed
         return np.mean(values, axis=0)
     return np.tensordot(np.asarray(weights), np.asarray(values), axes=1)
