@@ -29,6 +29,7 @@ Definitions (each is stated in the report too):
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -364,6 +365,36 @@ def acquisition_costs(
     return cac, per.reset_index()
 
 
+#: Why a KPI of the summary has no value (it is NaN in memory, ``null`` in ``kpis.json``): the
+#: sentence the console and the HTML report show in its place.
+NO_VALUE = {
+    "churn_rate": "no active customers in the period",
+    "retention_rate": "no active customers at the period's start",
+    "repeat_purchase_rate": "no buyers in the period",
+    "annual_revenue_per_customer": "no active customers in the period",
+    "expected_lifetime_years": "no customer was lost in the period, so 1 / churn rate has none",
+    "simple_clv": "the expected lifetime has no value",
+    "clv_to_cac": "the acquisition cost is 0",
+    "roi_per_customer": "the acquisition cost is 0",
+}
+
+
+def figure(value: float | None, spec: str, key: str) -> str:
+    """A summary KPI as a person reads it: ``format(value, spec)``, or, when it has no value,
+    ``none (<why>)`` from :data:`NO_VALUE` — never ``nan``.
+
+    Examples
+    --------
+    >>> figure(0.25, ".1%", "churn_rate")
+    '25.0%'
+    >>> figure(float("nan"), ".2f", "clv_to_cac")
+    'none (the acquisition cost is 0)'
+    """
+    if value is None or not math.isfinite(value):
+        return f"none ({NO_VALUE[key]})"
+    return format(value, spec)
+
+
 def nps_table(
     surveys: pd.DataFrame, as_of: pd.Timestamp, months: int = 12
 ) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -662,8 +693,9 @@ def build_report(
         }
         if channels is not None:
             channels["simple_clv"] = annual * lifetime - channels["acquisition_cost"]
-            channels["clv_to_cac"] = annual * lifetime / channels["acquisition_cost"]
-            channels["roi_per_customer"] = channels["simple_clv"] / channels["acquisition_cost"]
+            cost = channels["acquisition_cost"].where(channels["acquisition_cost"] > 0)
+            channels["clv_to_cac"] = annual * lifetime / cost  # NaN (empty in CSV) at cost 0
+            channels["roi_per_customer"] = channels["simple_clv"] / cost
     else:
         clv_block["simple_clv"] = simple_clv(annual, lifetime, 0.0)
         clv_block["note"] = "no cost table: simple CLV without acquisition cost"

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from clv.kpis import KpiReport
+from clv.kpis import KpiReport, figure
 from clv.tables import write_json, write_table, write_text
 
 STYLE = """
@@ -45,7 +45,7 @@ def png_data_uri(fig: Figure) -> str:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        if math.isnan(value):
+        if not math.isfinite(value):
             return "–"
         if abs(value) < 10:
             return f"{value:,.3f}"
@@ -155,15 +155,18 @@ def charts(report: KpiReport) -> dict[str, Figure]:
 def _cards(summary: dict[str, Any]) -> str:
     p, c = summary["period"], summary["simple_clv"]
     items = [
-        ("churn rate", f"{p['churn_rate']:.1%}"),
-        ("retention rate", f"{p['retention_rate']:.1%}"),
+        ("churn rate", figure(p["churn_rate"], ".1%", "churn_rate")),
+        ("retention rate", figure(p["retention_rate"], ".1%", "retention_rate")),
         ("new customers / month", f"{p['acquisition_rate_per_month']:,.0f}"),
-        ("repeat-purchase rate", f"{p['repeat_purchase_rate']:.1%}"),
-        ("revenue per customer (annual)", f"{p['annual_revenue_per_customer']:,.2f}"),
-        ("simple CLV", f"{c['simple_clv']:,.2f}"),
+        ("repeat-purchase rate", figure(p["repeat_purchase_rate"], ".1%", "repeat_purchase_rate")),
+        (
+            "revenue per customer (annual)",
+            figure(p["annual_revenue_per_customer"], ",.2f", "annual_revenue_per_customer"),
+        ),
+        ("simple CLV", figure(c["simple_clv"], ",.2f", "simple_clv")),
     ]
     if "clv_to_cac" in c:
-        items.append(("CLV : CAC", f"{c['clv_to_cac']:.2f}"))
+        items.append(("CLV : CAC", figure(c["clv_to_cac"], ".2f", "clv_to_cac")))
     if "nps" in summary:
         score = summary["nps"]["nps"]
         items.append(("NPS", "none" if score is None else f"{score:+.0f}"))
@@ -193,7 +196,8 @@ def render_html(report: KpiReport, title: str = "Customer KPIs") -> str:
         _cards(s),
         "<h2>Customers and churn</h2>",
         f"<p>Churn rate = customers lost in the period ({p['customers_lost']:,}) ÷ average active "
-        f"customers ({p['average_active_customers']:,.0f}) = <b>{p['churn_rate']:.1%}</b>.</p>",
+        f"customers ({p['average_active_customers']:,.0f}) = "
+        f"<b>{html.escape(figure(p['churn_rate'], '.1%', 'churn_rate'))}</b>.</p>",
         f"<img alt='customers per month' src='{images['customers.png']}'>",
         f"<img alt='monthly rates' src='{images['rates.png']}'>",
         html_table(

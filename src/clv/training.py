@@ -387,7 +387,9 @@ def _train(
         if config.covariates.used:
             full = with_covariates(full, attributes, config)
         purchase = _refit(evaluation, full, config, notices)
-        chosen = purchase.kind
+        # the candidate it came from: a model shipped at its no-dropout limit has kind "nbd",
+        # which is no candidate of the scorecard (nor the champion metric's source)
+        chosen = getattr(purchase, "limit_of", None) or purchase.kind
         stages(f"Refitted {purchase.name} on the whole log ({len(full):,} customers)")
         spend = None
         if log.has_amounts and evaluation.spend_model is not None:
@@ -533,14 +535,19 @@ def _log_or_keep(result: TrainResult, config: Config, stages: StageLog, drawn: P
 def input_example(result: TrainResult, config: Config) -> pd.DataFrame:
     """Five customers' model input (:func:`clv.predict.customer_features` at the log's end,
     with the attributes a model with covariates reads): the logged pyfunc model's input
-    example, its numbers as doubles so that missing values fit the signature."""
+    example, its numbers as doubles so that missing values fit the signature.
+
+    The five are the first whose features are all known (a one-purchase customer has no
+    spread of inter-purchase times), so that MLflow's ``input_example.json`` holds no ``NaN``
+    token, which is not JSON; a log without five such customers gives its first five."""
     log = result.log
     as_of = pd.Timestamp(log.report.last_date)  # the full log's end, not the sample's
     attributes = model_attributes(result.bundle, config)
     frame = customer_features(
-        result.bundle, log.first_customers(5), as_of=as_of, attributes=attributes
+        result.bundle, log.first_customers(200), as_of=as_of, attributes=attributes
     )
-    frame = frame.reset_index(drop=True)
+    complete = frame.dropna()
+    frame = (complete if len(complete) >= 5 else frame).head(5).reset_index(drop=True)
     numeric = frame.select_dtypes("number").columns
     return frame.astype({c: "float64" for c in numeric})
 

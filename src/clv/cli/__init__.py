@@ -24,8 +24,24 @@ import sys
 from typing import Any
 
 import typer
+from rich.markup import escape
+from typer.core import TyperCommand
 
 from clv.cli import evaluate, kpis, models, monitor, prepare, promote, score, train
+
+
+class PlainHelpCommand(TyperCommand):
+    """A command whose option help is plain text: rich would read a default written
+    ``[default: customer_id]`` as a markup tag and drop it, so the brackets are escaped once,
+    when the command is built."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text:
+                param.help = escape(text)  # type: ignore[attr-defined]
+
 
 app = typer.Typer(
     help="Customer lifetime value: train BTYD + Gamma-Gamma models and score customer lists.",
@@ -43,7 +59,7 @@ for command in (
     models.models,
     promote.promote,
 ):
-    app.command()(command)
+    app.command(cls=PlainHelpCommand)(command)
 
 #: The ``clv`` process's environment unless the user set it: MLflow's INFO lines drown the
 #: command's own report, and its artifact progress bars fight the rich spinner. Set before any

@@ -51,6 +51,9 @@ from clv.cli.options import (
 )
 from clv.errors import ClvError
 
+#: Options → config keys (defaults ← ``--config`` file ← these).
+KEYS = DATA_KEYS | ENGINE_KEYS | SPLIT_KEYS | RESOURCE_KEYS
+
 
 def evaluate(
     config: ConfigOpt = None,
@@ -88,7 +91,7 @@ def evaluate(
     top-decile capture) and churn (ROC AUC, PR AUC, Brier, ECE); models see nothing after the
     calibration cutoff.
     """
-    changes = overrides(locals(), DATA_KEYS | ENGINE_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
+    changes = overrides(locals(), KEYS)
     try:
         settings = load_settings(config, changes, no_amounts)
         with resources.limits(settings.resources.threads):

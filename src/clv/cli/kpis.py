@@ -36,6 +36,22 @@ from clv.cli.options import (
 )
 from clv.errors import ClvError
 
+#: Options → config keys (defaults ← ``--config`` file ← these).
+KEYS = (
+    DATA_KEYS
+    | RESOURCE_KEYS
+    | {
+        "as_of": "train.as_of",
+        "costs": "kpis.costs",
+        "customers": "kpis.customers",
+        "inactivity_days": "kpis.inactivity_days",
+        "expected_lifetime": "kpis.expected_lifetime_years",
+        "forecast_months": "kpis.forecast_months",
+        "out": "kpis.out",
+        "tracking_uri": "mlflow.tracking_uri",
+    }
+)
+
 
 def kpis(
     config: ConfigOpt = None,
@@ -53,11 +69,18 @@ def kpis(
     query: QueryOpt = None,
     costs: Annotated[
         str | None,
-        typer.Option(help="Acquisition costs: customer_id or channel, and acquisition_cost."),
+        typer.Option(
+            help="Acquisition costs: customer_id or channel, and acquisition_cost "
+            f"{default('kpis.costs', 'none')}."
+        ),
     ] = None,
     cost_col: CostColOpt = None,
     customers: Annotated[
-        str | None, typer.Option(help="Customer table with a channel column (per-channel costs).")
+        str | None,
+        typer.Option(
+            help="Customer table with a channel column (per-channel costs) "
+            f"{default('kpis.customers', 'none')}."
+        ),
     ] = None,
     as_of: AsOfOpt = None,
     model: Annotated[
@@ -72,7 +95,11 @@ def kpis(
         ),
     ] = None,
     expected_lifetime: Annotated[
-        float | None, typer.Option(help="Expected lifetime in years [1 / annual churn rate].")
+        float | None,
+        typer.Option(
+            help="Expected lifetime in years "
+            f"{default('kpis.expected_lifetime_years', '1 / annual churn rate')}."
+        ),
     ] = None,
     forecast_months: Annotated[
         int | None, typer.Option(help=f"Months of forecast {default('kpis.forecast_months')}.")
@@ -87,21 +114,7 @@ def kpis(
 ) -> None:
     """Business KPIs: churn, retention, acquisition and repeat rates, simple CLV, NPS, SERVQUAL,
     value segments and a revenue forecast, as an offline HTML report plus JSON and CSV."""
-    changes = overrides(
-        locals(),
-        DATA_KEYS
-        | RESOURCE_KEYS
-        | {
-            "as_of": "train.as_of",
-            "costs": "kpis.costs",
-            "customers": "kpis.customers",
-            "inactivity_days": "kpis.inactivity_days",
-            "expected_lifetime": "kpis.expected_lifetime_years",
-            "forecast_months": "kpis.forecast_months",
-            "out": "kpis.out",
-            "tracking_uri": "mlflow.tracking_uri",
-        },
-    )
+    changes = overrides(locals(), KEYS)
     try:
         settings = load_settings(config, changes)
         from clv.report import REPORT_FILES
@@ -138,30 +151,37 @@ def kpis(
 
 
 def print_kpis(summary: dict[str, Any]) -> None:
+    """The KPI summary as one table; a KPI without a value says why (:func:`clv.kpis.figure`)."""
+    from clv.kpis import figure
+
     p, c = summary["period"], summary["simple_clv"]
     rows = [
         ["period", f"{p['from']} .. {p['to']} ({p['months']} months)"],
         ["lost", summary["lost_definition"]],
         [
             "churn rate",
-            f"{p['churn_rate']:.1%} ({p['customers_lost']:,} lost / "
+            f"{figure(p['churn_rate'], '.1%', 'churn_rate')} ({p['customers_lost']:,} lost / "
             f"{p['average_active_customers']:,.0f} avg. active)",
         ],
-        ["retention rate", f"{p['retention_rate']:.1%}"],
+        ["retention rate", figure(p["retention_rate"], ".1%", "retention_rate")],
         ["new customers per month", f"{p['acquisition_rate_per_month']:,.1f}"],
-        ["repeat-purchase rate", f"{p['repeat_purchase_rate']:.1%}"],
-        ["annual revenue per customer", f"{p['annual_revenue_per_customer']:,.2f}"],
+        ["repeat-purchase rate", figure(p["repeat_purchase_rate"], ".1%", "repeat_purchase_rate")],
+        [
+            "annual revenue per customer",
+            figure(p["annual_revenue_per_customer"], ",.2f", "annual_revenue_per_customer"),
+        ],
         [
             "expected lifetime (years)",
-            f"{c['expected_lifetime_years']:.2f} ({c['lifetime_source']})",
+            f"{figure(c['expected_lifetime_years'], '.2f', 'expected_lifetime_years')} "
+            f"({c['lifetime_source']})",
         ],
-        ["simple CLV", f"{c['simple_clv']:,.2f}"],
+        ["simple CLV", figure(c["simple_clv"], ",.2f", "simple_clv")],
     ]
     if "acquisition_cost" in c:
         rows += [
             ["acquisition cost (CAC)", f"{c['acquisition_cost']:,.2f}"],
-            ["CLV : CAC", f"{c['clv_to_cac']:.2f}"],
-            ["ROI per customer", f"{c['roi_per_customer']:.2f}"],
+            ["CLV : CAC", figure(c["clv_to_cac"], ".2f", "clv_to_cac")],
+            ["ROI per customer", figure(c["roi_per_customer"], ".2f", "roi_per_customer")],
         ]
     if "nps" in summary:
         n = summary["nps"]

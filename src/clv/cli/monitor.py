@@ -33,6 +33,9 @@ from clv.cli.options import (
 )
 from clv.errors import ClvError
 
+#: Options → config keys (defaults ← ``--config`` file ← these).
+KEYS = DATA_KEYS | RESOURCE_KEYS | {"model": "score.model", "tracking_uri": "mlflow.tracking_uri"}
+
 
 def monitor(
     config: ConfigOpt = None,
@@ -62,7 +65,8 @@ def monitor(
         typer.Option("--fail-on-retrain", help="Exit with code 3 when the rule says retrain."),
     ] = False,
     mlflow: Annotated[
-        bool, typer.Option("--mlflow/--no-mlflow", help="Log the result as an MLflow run [on].")
+        bool,
+        typer.Option("--mlflow/--no-mlflow", help="Log the result as an MLflow run [default: on]."),
     ] = True,
     tracking_uri: TrackingUriOpt = None,
 ) -> None:
@@ -71,10 +75,7 @@ def monitor(
     Purchases, churn and value in the window the newer log adds, by value segment and month,
     plus feature drift; writes JSON, CSV and an HTML page, and says whether to retrain.
     """
-    changes = overrides(
-        locals(),
-        DATA_KEYS | RESOURCE_KEYS | {"model": "score.model", "tracking_uri": "mlflow.tracking_uri"},
-    )
+    changes = overrides(locals(), KEYS)
     try:
         settings = load_settings(config, changes)
         from clv.monitor import MONITOR_FILES

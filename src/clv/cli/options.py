@@ -25,12 +25,25 @@ def _defaults() -> dict[str, dict[str, Any]]:
     return Config().model_dump(mode="json")
 
 
-def default(key: str) -> str:
+def default(key: str, unset: str = "none") -> str:
     """The built-in default of a config key, as the help shows it: ``default("train.holdout")``
-    is ``"[26]"``."""
+    is ``"[default: 26]"``; a key whose default is ``None`` shows ``unset``, what the command
+    does then (``default("train.as_of", "the log's last day")``)."""
     section, _, name = key.partition(".")
     value = _defaults()[section][name]
-    return f"[{value:g}]" if isinstance(value, float) else f"[{value}]"
+    return f"[default: {shown(value) if value is not None else unset}]"
+
+
+def shown(value: Any) -> str:
+    """A config value as the help and the docs print it: floats in ``%g``, switches on/off,
+    lists comma-separated."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(shown(v) for v in value)
+    return str(value)
 
 
 ConfigOpt = Annotated[
@@ -44,13 +57,22 @@ TransactionsOpt = Annotated[
         "-t",
         help="Transaction log (.csv/.parquet), the embedded 'cdnow' / 'cdnow-sample', or "
         "postgresql://user@host:port/db with --table or --query (password: PGPASSWORD or "
-        "~/.pgpass).",
+        f"~/.pgpass) {default('data.transactions')}.",
     ),
 ]
 TableOpt = Annotated[
-    str | None, typer.Option("--table", help="Table or view of a PostgreSQL log (schema.table).")
+    str | None,
+    typer.Option(
+        "--table",
+        help=f"Table or view of a PostgreSQL log (schema.table) {default('data.table', 'none')}.",
+    ),
 ]
-QueryOpt = Annotated[str | None, typer.Option("--query", help="SELECT returning a PostgreSQL log.")]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--query", help=f"SELECT returning a PostgreSQL log {default('data.query', 'none')}."
+    ),
+]
 CustomerColOpt = Annotated[
     str | None, typer.Option(help=f"Customer id column {default('data.customer_col')}.")
 ]
@@ -66,20 +88,28 @@ AmountColOpt = Annotated[
 NoAmountsOpt = Annotated[
     bool, typer.Option("--no-amounts", help="Ignore amounts: purchase models only.")
 ]
-DateFormatOpt = Annotated[str | None, typer.Option(help="strftime format of dates, e.g. %Y%m%d.")]
+DateFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="strftime format of dates, e.g. %Y%m%d "
+        f"{default('data.date_format', 'parsed by DuckDB')}."
+    ),
+]
 TimezoneOpt = Annotated[
     str | None, typer.Option(help=f"Zone in which days are counted {default('data.timezone')}.")
 ]
 SurveysOpt = Annotated[
     str | None,
     typer.Option(
-        help="Survey table (customer_id, date, nps, SERVQUAL items); feeds churn and KPIs."
+        help="Survey table (customer_id, date, nps, SERVQUAL items); feeds churn and KPIs "
+        f"{default('data.surveys', 'none')}."
     ),
 ]
 DelimiterOpt = Annotated[
     str | None,
     typer.Option(
-        help="Field delimiter of a text log: ',', ';', '|' or 'tab' (detected when not given)."
+        help="Field delimiter of a text log: ',', ';', '|' or 'tab' "
+        f"{default('data.delimiter', 'detected by DuckDB')}."
     ),
 ]
 SurveyColOpt = Annotated[
@@ -99,11 +129,19 @@ CostColOpt = Annotated[
     ),
 ]
 ChurnHorizonOpt = Annotated[
-    float | None, typer.Option(help="Churn horizon H in the time unit [the holdout length].")
+    float | None,
+    typer.Option(
+        help="Churn horizon H in the time unit "
+        f"{default('train.churn_horizon', 'the holdout length')}."
+    ),
 ]
 AttributesOpt = Annotated[
     str | None,
-    typer.Option("--customers", help="Customer table whose extra columns feed the churn model."),
+    typer.Option(
+        "--customers",
+        help="Customer table whose extra columns feed the churn model "
+        f"{default('train.customers', 'none')}.",
+    ),
 ]
 HoldoutOpt = Annotated[
     float | None,
@@ -113,21 +151,34 @@ HoldoutOpt = Annotated[
 ]
 CalibrationEndOpt = Annotated[
     dt.datetime | None,
-    typer.Option(formats=["%Y-%m-%d"], help="Last calibration day; overrides --holdout."),
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        help="Last calibration day; overrides --holdout "
+        f"{default('train.calibration_end', '--holdout before the end')}.",
+    ),
 ]
 AsOfOpt = Annotated[
     dt.datetime | None,
-    typer.Option(formats=["%Y-%m-%d"], help="Use the log up to this day [its last day]."),
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        help=f"Use the log up to this day {default('train.as_of', 'its last day')}.",
+    ),
 ]
 TimeUnitOpt = Annotated[
     str | None, typer.Option(help=f"day, week or month {default('features.time_unit')}.")
 ]
-TrackingUriOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI.")]
+TRACKING_DEFAULT = default("mlflow.tracking_uri", "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db")
+TrackingUriOpt = Annotated[
+    str | None, typer.Option(help=f"MLflow tracking URI {TRACKING_DEFAULT}.")
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
-        help="Threads for LightGBM, DuckDB and BLAS (default: the CPUs this process may use, "
-        "from its affinity and cgroup quota)."
+        help="Threads for LightGBM, DuckDB and BLAS "
+        + default(
+            "resources.threads", "the CPUs this process may use, from its affinity and cgroup quota"
+        )
+        + "."
     ),
 ]
 EngineOpt = Annotated[
@@ -143,7 +194,10 @@ SparkMasterOpt = Annotated[
 ]
 NameOpt = Annotated[
     str | None,
-    typer.Option("--name", help="Registered model [from the config: clv-<file stem of the log>]."),
+    typer.Option(
+        "--name",
+        help="Registered model [default: mlflow.registered_model, else clv-<log file stem>].",
+    ),
 ]
 
 #: Options of every command that reads a log → config keys.

@@ -39,6 +39,9 @@ from clv.cli.options import (
 )
 from clv.errors import ClvError
 
+#: Options → config keys (defaults ← ``--config`` file ← these).
+KEYS = DATA_KEYS | ENGINE_KEYS | SPLIT_KEYS | RESOURCE_KEYS
+
 
 def prepare(
     config: ConfigOpt = None,
@@ -64,7 +67,7 @@ def prepare(
     ),
 ) -> None:
     """Clean the log and write it with RFM and calibration/holdout tables as Parquet."""
-    changes = overrides(locals(), DATA_KEYS | ENGINE_KEYS | SPLIT_KEYS | RESOURCE_KEYS)
+    changes = overrides(locals(), KEYS)
     try:
         settings = load_settings(config, changes, no_amounts)
         with resources.limits(settings.resources.threads):

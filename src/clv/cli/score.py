@@ -25,6 +25,7 @@ from clv.cli.console import (
 from clv.cli.options import (
     DATA_KEYS,
     RESOURCE_KEYS,
+    TRACKING_DEFAULT,
     AmountColOpt,
     ConfigOpt,
     CustomerColOpt,
@@ -53,6 +54,29 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+#: Options → config keys (defaults ← ``--config`` file ← these).
+KEYS = (
+    DATA_KEYS
+    | RESOURCE_KEYS
+    | {
+        "model": "score.model",
+        "customers": "score.customers",
+        "as_of": "score.as_of",
+        "horizon": "score.horizon",
+        "time_unit": "score.time_unit",
+        "discount_rate": "score.discount_rate",
+        "margin": "score.margin",
+        "interval": "score.interval",
+        "out": "score.out",
+        "out_table": "score.out_table",
+        "if_exists": "score.if_exists",
+        "tracking_uri": "mlflow.tracking_uri",
+        "engine": "score.engine",
+        "spark_master": "score.spark_master",
+    }
+)
+
+
 def score(
     config: ConfigOpt = None,
     threads: ThreadsOpt = None,
@@ -66,11 +90,18 @@ def score(
     ] = None,
     transactions: TransactionsOpt = None,
     customers: Annotated[
-        str | None, typer.Option(help="CSV/Parquet list of ids to score (others are left out).")
+        str | None,
+        typer.Option(
+            help="CSV/Parquet list of ids to score (others are left out) "
+            f"{default('score.customers', 'every customer in the log')}."
+        ),
     ] = None,
     as_of: Annotated[
         dt.datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Score as of this day [last day of the log]."),
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help=f"Score as of this day {default('score.as_of', 'the last day of the log')}.",
+        ),
     ] = None,
     horizon: Annotated[
         float | None,
@@ -79,7 +110,12 @@ def score(
         ),
     ] = None,
     time_unit: Annotated[
-        str | None, typer.Option(help="Unit of horizon and discount rate [the bundle's].")
+        str | None,
+        typer.Option(
+            help="Unit of horizon and discount rate "
+            + default("score.time_unit", "the bundle's unit")
+            + "."
+        ),
     ] = None,
     discount_rate: Annotated[
         float | None,
@@ -100,12 +136,16 @@ def score(
         typer.Option(
             "--out",
             "-o",
-            help="Output .csv or .parquet, or postgresql://user@host:port/db with --out-table.",
+            help="Output .csv or .parquet, or postgresql://user@host:port/db with --out-table "
+            f"{default('score.out')}.",
         ),
     ] = None,
     out_table: Annotated[
         str | None,
-        typer.Option(help="Table (schema.table) for the scores when --out is a PostgreSQL URI."),
+        typer.Option(
+            help="Table (schema.table) for the scores when --out is a PostgreSQL URI "
+            f"{default('score.out_table', 'none')}."
+        ),
     ] = None,
     if_exists: Annotated[
         str | None,
@@ -126,7 +166,10 @@ def score(
     table: TableOpt = None,
     query: QueryOpt = None,
     tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI for models:/ and runs:/ models.")
+        str | None,
+        typer.Option(
+            help=f"MLflow tracking URI for models:/ and runs:/ models {TRACKING_DEFAULT}."
+        ),
     ] = None,
     engine: Annotated[
         str | None,
@@ -143,27 +186,7 @@ def score(
     and value segment. The totals are printed with their ranges. The output file is written
     atomically.
     """
-    changes = overrides(
-        locals(),
-        DATA_KEYS
-        | RESOURCE_KEYS
-        | {
-            "model": "score.model",
-            "customers": "score.customers",
-            "as_of": "score.as_of",
-            "horizon": "score.horizon",
-            "time_unit": "score.time_unit",
-            "discount_rate": "score.discount_rate",
-            "margin": "score.margin",
-            "interval": "score.interval",
-            "out": "score.out",
-            "out_table": "score.out_table",
-            "if_exists": "score.if_exists",
-            "tracking_uri": "mlflow.tracking_uri",
-            "engine": "score.engine",
-            "spark_master": "score.spark_master",
-        },
-    )
+    changes = overrides(locals(), KEYS)
     started = time.perf_counter()
     from clv.predict import CHUNK_SIZE
 

@@ -23,6 +23,7 @@ from clv.cli.options import (
     ENGINE_KEYS,
     RESOURCE_KEYS,
     SPLIT_KEYS,
+    TRACKING_DEFAULT,
     AmountColOpt,
     AsOfOpt,
     AttributesOpt,
@@ -54,6 +55,26 @@ from clv.errors import ClvError
 
 if TYPE_CHECKING:
     from clv.training import TrainResult
+
+
+#: Options → config keys (defaults ← ``--config`` file ← these).
+KEYS = (
+    DATA_KEYS
+    | ENGINE_KEYS
+    | SPLIT_KEYS
+    | RESOURCE_KEYS
+    | {
+        "model_dir": "train.model_dir",
+        "model_dir_holds": "train.model_dir_holds",
+        "seed": "train.seed",
+        "wait": "train.lock_wait",
+        "penalizer": "train.penalizer",
+        "tracking_uri": "mlflow.tracking_uri",
+        "experiment": "mlflow.experiment",
+        "registered_model": "mlflow.registered_model",
+        "mlflow": "mlflow.enabled",
+    }
+)
 
 
 def train(
@@ -107,16 +128,23 @@ def train(
     ] = None,
     tracking_uri: Annotated[
         str | None,
-        typer.Option(help="MLflow tracking URI [$MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+        typer.Option(help=f"MLflow tracking URI {TRACKING_DEFAULT}."),
     ] = None,
     experiment: Annotated[
         str | None, typer.Option(help=f"MLflow experiment {default('mlflow.experiment')}.")
     ] = None,
     registered_model: Annotated[
-        str | None, typer.Option(help="Registry name [clv-<file stem of the log>].")
+        str | None,
+        typer.Option(
+            help="Registry name "
+            f"{default('mlflow.registered_model', 'clv-<file stem of the log>')}."
+        ),
     ] = None,
     mlflow: Annotated[
-        bool | None, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow [on].")
+        bool | None,
+        typer.Option(
+            "--mlflow/--no-mlflow", help=f"Log the run to MLflow {default('mlflow.enabled')}."
+        ),
     ] = None,
 ) -> None:
     """Train, evaluate, log to MLflow and write a model bundle.
@@ -125,24 +153,7 @@ def train(
     calibration period and scored on the holdout; the best purchase model is refitted, with
     Gamma-Gamma, on the whole log, and the churn model is retrained on the latest window.
     """
-    changes = overrides(
-        locals(),
-        DATA_KEYS
-        | ENGINE_KEYS
-        | SPLIT_KEYS
-        | RESOURCE_KEYS
-        | {
-            "model_dir": "train.model_dir",
-            "model_dir_holds": "train.model_dir_holds",
-            "seed": "train.seed",
-            "wait": "train.lock_wait",
-            "penalizer": "train.penalizer",
-            "tracking_uri": "mlflow.tracking_uri",
-            "experiment": "mlflow.experiment",
-            "registered_model": "mlflow.registered_model",
-            "mlflow": "mlflow.enabled",
-        },
-    )
+    changes = overrides(locals(), KEYS)
     started = time.perf_counter()
     try:
         settings = load_settings(config, changes, no_amounts)
