@@ -6,8 +6,9 @@ thread samples, every ``--every`` seconds: the resident set (``VmRSS``), glibc's
 free and its mmapped blocks (``mallinfo2``; numpy's large arrays live there), the bytes Arrow's
 pool holds live (frames built from DuckDB results, text ids), and the innermost clv frames of
 the main thread's stack. It writes the timeline as TSV and prints the highest samples and the
-high point of each stage (the clv function the main line was in). The 2026-12-05 rounds in the
-README ("Logs larger than memory") were measured with it. Linux only (``/proc``, glibc).
+high point of each stage (the clv function the main line was in). The 2026-12-05 rounds of
+docs/benchmarks/performance.md ("Logs larger than memory") were measured with it. Linux only
+(``/proc``, glibc).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Usage: ``python scripts/ui_smoke.py [--out DIR]`` (needs Debian's ``chromium``).
 2. starts ``mlflow server`` on a free loopback port (job execution off, one worker);
 3. checks through the REST API that both runs, their scorecard metrics, plot artifacts and
    dataset inputs are there, and that the experiment opens as a model-training one;
-4. screenshots the runs page and the compare page of the two runs into ``DIR``, and checks
-   that the rendered runs table has a Dataset column naming the log;
+4. screenshots the runs page, the compare page of the two runs and the registered model into
+   ``DIR``, and checks that the rendered runs table has a Dataset column naming the log;
 5. stops the server.
 """
 
@@ -130,6 +130,10 @@ def mlflow_server(backend_uri: str, cwd: Path, *args: str) -> Iterator[str]:
         server.wait(timeout=30)
 
 
+#: The pages saved as pictures (the docs' MLflow guide shows them).
+SCREENSHOTS = ("mlflow_runs.png", "mlflow_compare.png", "mlflow_model.png")
+
+
 def screenshot(chromium: str, url: str, path: Path) -> None:
     """Render ``url`` in headless Chromium and save a PNG."""
     with tempfile.TemporaryDirectory() as profile:
@@ -171,7 +175,7 @@ def main(out: Path) -> dict:
 
 
 def _check_and_screenshot(base: str, chromium: str, out: Path) -> dict:
-    """Check runs, metrics and plots through the REST API, then screenshot the two pages."""
+    """Check runs, metrics and plots through the REST API, then screenshot three pages."""
     experiments = post_json(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 50})
     exp = next(e for e in experiments["experiments"] if e["name"] == "clv")
     runs = post_json(
@@ -218,6 +222,7 @@ def _check_and_screenshot(base: str, chromium: str, out: Path) -> dict:
     )
     screenshot(chromium, runs_page, out / "mlflow_runs.png")
     screenshot(chromium, compare, out / "mlflow_compare.png")
+    screenshot(chromium, f"{base}/#/models/clv-ui-smoke", out / "mlflow_model.png")
     page = dump_dom(chromium, runs_page)
     if "cdnow-sample" not in page or "Dataset" not in page:
         raise AssertionError("the runs table shows no Dataset column with the log's name")
@@ -226,7 +231,7 @@ def _check_and_screenshot(base: str, chromium: str, out: Path) -> dict:
         "runs": ids,
         "runs_page": runs_page,
         "compare": compare,
-        "screenshots": [str(out / "mlflow_runs.png"), str(out / "mlflow_compare.png")],
+        "screenshots": [str(out / name) for name in SCREENSHOTS],
     }
 
 

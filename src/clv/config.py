@@ -57,8 +57,12 @@ class DataConfig(_Section):
         None, description="Table or view ('schema.table') of a PostgreSQL log."
     )
     query: str | None = Field(None, description="SELECT that returns a PostgreSQL log.")
-    customer_col: str = "customer_id"
-    date_col: str = "date"
+    customer_col: str = Field(
+        "customer_id", description="Column with the customer id (read as text)."
+    )
+    date_col: str = Field(
+        "date", description="Column with the purchase date or timestamp (see timezone)."
+    )
     amount_col: str | None = Field(
         "amount", description="Column with the purchase amount; null fits purchase models only."
     )
@@ -373,7 +377,9 @@ class ScoreConfig(_Section):
         description="Value tiers from the top by predicted CLV (expected purchases without "
         "amounts): name → share of customers; the remainder is 'segment_rest'.",
     )
-    segment_rest: str = "rest"
+    segment_rest: str = Field(
+        "rest", description="Name of the value segment of the customers below the named tiers."
+    )
     engine: Literal["local", "spark"] = Field(
         "local", description="local (pandas) or spark (mlflow.pyfunc.spark_udf; Parquet folder)."
     )
@@ -447,7 +453,7 @@ class MlflowConfig(_Section):
         description="Tracking URI; null means $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db "
         "in the working directory.",
     )
-    experiment: str = "clv"
+    experiment: str = Field("clv", description="MLflow experiment the training runs go to.")
     registered_model: str | None = Field(
         None,
         description="Registry name of the trained models; null derives it from the data "

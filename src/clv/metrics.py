@@ -295,6 +295,8 @@ def threshold_counts(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     above each) and the positives' (how many of them are). Which of tied rows comes first
     changes no count; at 5.5M scores 0.6 s, not 1.2 s (0.1 s where scores repeat).
 
+    Examples
+    --------
     >>> [c.tolist() for c in threshold_counts([0, 1, 1, 0], [0.2, 0.9, 0.2, 0.5])]
     [[1.0, 1.0, 2.0], [0.0, 1.0, 2.0]]
     """

@@ -268,31 +268,6 @@ def test_help_imports_no_heavy_library():
     assert out.stdout.strip() == "[]"
 
 
-def test_main_job_on_full_cdnow(tmp_path):
-    """The README's main job: CDNOW (23,570 customers), 26-week holdout, MLflow, then scoring."""
-    bundle = tmp_path / "cdnow"  # its own registry name: the first version is the champion
-    result = run("train", "--model-dir", str(bundle), "--registered-model", "clv-main-job")
-    assert result.exit_code == 0, result.output
-    assert "MLflow run" in result.output and "registered clv-main-job" in result.output
-    manifest = json.loads((bundle / "bundle.json").read_text())
-    assert manifest["model_selection"]["customers"] == 23570
-    scores = dict(manifest["model_selection"]["scores"])
-    naive = scores.pop("naive")
-    assert naive["actual_total"] == 12320
-    for s in scores.values():  # every BTYD model beats the naive rate on a real cutoff
-        assert s["mae"] < naive["mae"] - 0.05
-        assert abs(s["aggregate_error_pct"]) < 10 < abs(naive["aggregate_error_pct"])
-    churn = manifest["scorecard"]["churn"]
-    assert churn["churn_model"]["roc_auc"] > churn["bgnbd_p_no_purchase"]["roc_auc"]
-    out = tmp_path / "scores.csv"
-    result = run("score", "-m", str(bundle), "--out", str(out))
-    assert result.exit_code == 0, result.output
-    scored = pd.read_csv(out)
-    assert len(scored) == 23570
-    assert set(scored["value_segment"]) == {"top", "high", "rest"}
-    assert scored["churn_probability"].between(0, 1).all()
-
-
 def test_a_terminated_run_removes_its_temporary_files(tmp_path):
     """SIGTERM (kill, a CI timeout; also SIGHUP) unwinds like Ctrl-C: no half-written output, no
     temporary files, even when the signal comes twice."""

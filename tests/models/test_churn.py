@@ -204,7 +204,7 @@ def test_quality_bar_on_full_cdnow(full_cdnow_evaluation):
 
 
 def test_no_floor_and_the_disagreement_with_bgnbd_is_bgnbds_error(full_cdnow_evaluation):
-    """README "Churn probability and P(no purchase)": with Platt scaling alone 183 customers
+    """docs/concepts/churn.md, "Churn probability and P(no purchase)": with Platt scaling alone 183 customers
     shared the LightGBM floor (0.1145); and where the churn probability for H is more than 0.05
     below BG/NBD's P(no purchase) over 2H, the holdout sides with the churn model."""
     ev = full_cdnow_evaluation
