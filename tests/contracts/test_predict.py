@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import replace
 
 import numpy as np
@@ -88,7 +89,7 @@ def test_horizon_units_are_interchangeable(bundle, sample_log):
 def test_chunked_scoring_equals_one_pass_and_reports_progress(bundle, sample_log, monkeypatch):
     whole = predict.score_transactions(bundle, sample_log, horizon=26, discount_rate=0.01)
     calls = []
-    monkeypatch.setattr(predict, "CHUNK_SIZE", 500)
+    monkeypatch.setattr(importlib.import_module("clv.predict.outputs"), "CHUNK_SIZE", 500)
     chunked = predict.score_transactions(
         bundle,
         sample_log,

@@ -11,14 +11,8 @@ import pytest
 from sklearn.metrics import log_loss
 
 from clv.bundle import Bundle, load_bundle, save_bundle
-from clv.churn import (
-    PLATT_RIDGE,
-    _fit_platt,
-    calibrated,
-    churn_features,
-    churn_labels,
-    train_churn_model,
-)
+from clv.churn import PLATT_RIDGE, calibrated, churn_features, churn_labels, train_churn_model
+from clv.churn.calibration import _fit_platt
 from clv.config import Config, DataConfig
 from clv.data import load_transactions
 from clv.evaluation import evaluate
@@ -153,13 +147,13 @@ def test_platt_fit_stays_finite_on_separable_and_constant_columns():
 
 def test_scores_by_blocks_of_customers_equal_one_block(sample_churn, sample_log, monkeypatch):
     """Large lists are scored a block of customers at a time: the same numbers to the bit."""
-    import clv.churn
+    import clv.churn.model
 
     frame = churn_features(sample_log.frame, CUT, "week", sample_churn.btyd, 26)
     model = replace(sample_churn, blend_weight=1.0)
     whole = model.raw_score(frame)
-    monkeypatch.setattr(clv.churn, "PREDICT_ROWS", 100)
-    assert len(frame) > 20 * clv.churn.PREDICT_ROWS
+    monkeypatch.setattr(clv.churn.model, "PREDICT_ROWS", 100)
+    assert len(frame) > 20 * clv.churn.model.PREDICT_ROWS
     np.testing.assert_array_equal(model.raw_score(frame), whole)
     assert len(model.raw_score(frame.iloc[:0])) == 0
 

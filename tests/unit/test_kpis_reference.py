@@ -18,7 +18,6 @@ from clv.config import DataConfig
 from clv.data import AMOUNT, CUSTOMER, DATE, TransactionLog, clean_transactions, day_start
 from clv.data.compact import DAY, day_number
 from clv.kpis import (
-    _month_sql,
     lapse_counts,
     lapse_days,
     lapse_events,
@@ -27,6 +26,7 @@ from clv.kpis import (
     period_summary,
     value_segments_table,
 )
+from clv.kpis.tables import _month_sql
 
 
 def reference_monthly_table(
