@@ -22,7 +22,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from clv.models.covariates import CovariateDesign, fit_covariate_model
+from clv.models.covariate_model import fit_covariate_model
+from clv.models.covariates import CovariateDesign
 from clv.models.fitting import fit_purchase_model
 from clv.models.gamma_gamma import fit_spend_model
 from clv.models.spend_covariates import fit_spend_covariates

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from clv import metrics
 from clv.data.compact import CUSTOMER, DAY, Compact, compact, day_number
-from clv.models.covariates import CovariateModel
+from clv.models.covariate_model import CovariateModel
 from clv.models.fitted import PurchaseModel
 
 

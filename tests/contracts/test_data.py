@@ -165,7 +165,7 @@ def test_integer_ids_become_the_same_text_as_pandas_gives(ids, dtype, start):
 def test_the_bulk_of_the_dates_is_the_same_on_day_numbers(days, share):
     """The whole-log rule takes the dates' quantiles on day numbers (half the memory of
     timestamps): the same days as DuckDB's quantile on the timestamps, before 1970 too."""
-    from clv.data.screen import BulkSql, _day
+    from clv.data.whole_log import BulkSql, _day
     from clv.tables import query
 
     frame = pd.DataFrame({"date": pd.to_datetime(np.array(days) * 86_400, unit="s")})

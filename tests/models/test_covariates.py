@@ -20,15 +20,15 @@ import pytest
 from clv.config import Config
 from clv.data import load_transactions, read_customer_list
 from clv.errors import DataValidationError
-from clv.models.base import central_gradient
-from clv.models.covariates import (
-    CovariateDesign,
+from clv.models.covariate_model import (
     CovariateModel,
     CovariateProcess,
     GroupedPatterns,
     fit_covariate_model,
 )
+from clv.models.covariates import CovariateDesign
 from clv.models.fitting import fit_purchase_model
+from clv.models.optimize import central_gradient
 from clv.models.registry import PURCHASE_MODELS
 
 SPLIT = pd.Timestamp("2006-12-31")  # apparel's first day + 104 weeks

@@ -14,9 +14,9 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import gammaln
 
-from clv.models.base import central_gradient
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_purchase_model
+from clv.models.optimize import central_gradient
 from clv.models.patterns import Patterns
 from clv.models.registry import PURCHASE_MODELS
 

@@ -194,8 +194,8 @@ def test_an_mbg_cnbd_champion_is_refitted_on_a_split_that_did_not_need_log_gaps(
 
 @pytest.mark.parametrize("k", [1, 2, 4])
 def test_gradient_equals_finite_differences(k):
-    from clv.models.base import central_gradient
     from clv.models.mbg_cnbd import _FixedK
+    from clv.models.optimize import central_gradient
 
     x = np.array([0.0, 1, 3, 10, 40, 2, 5])
     t_x = np.array([0.0, 5, 30, 12, 20, 40, 1])

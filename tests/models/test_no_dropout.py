@@ -16,10 +16,10 @@ import pytest
 from scipy.special import gammaln
 
 from clv.metrics import poisson_deviance
-from clv.models.base import central_gradient
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_purchase_model
 from clv.models.nbd import NBD
+from clv.models.optimize import central_gradient
 from clv.models.patterns import Patterns
 
 R, ALPHA = 2.0, 6.0  # purchase rate Gamma(2, 6) per week: a purchase every 3 weeks on average

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.models.base import central_gradient
 from clv.models.covariates import CovariateDesign
 from clv.models.gamma_gamma import SpendModel, fit_spend_model
 from clv.models.groups import spend_per_transaction
+from clv.models.optimize import central_gradient
 from clv.models.spend_covariates import (
     CovariateSpendModel,
     _GroupedLikelihood,

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from clv.config import DataConfig
 from clv.data.bulk import BulkSummary
-from clv.data.screen import screen_bulk, screen_rows
+from clv.data.screen import screen_rows
+from clv.data.whole_log import screen_bulk
 from clv.tables import query
 
 AMOUNTS = st.one_of(

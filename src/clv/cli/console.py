@@ -53,7 +53,7 @@ def print_cleaning(report: Any) -> None:
     """The cleaning report (a :class:`clv.data.CleaningReport` or its dict) and, when rows were
     implausible, which and why."""
     if isinstance(report, dict):
-        from clv.data.screen import CleaningReport
+        from clv.data.report import CleaningReport
 
         report = CleaningReport(**report)
     rows = [list(r) for r in report.rows()]

@@ -5,7 +5,7 @@ One module per job, data flowing down the list:
 - :mod:`~clv.data.read` — read a log (CSV/Parquet, or CDNOW embedded in lifetimes) into clv's
   columns;
 - :mod:`~clv.data.screen` — the screening rules (dates, amounts, returns, implausible rows) and
-  the :class:`~clv.data.screen.CleaningReport` that counts every row left out;
+  the :class:`~clv.data.report.CleaningReport` that counts every row left out;
 - :mod:`~clv.data.compact` — the compact log (int32 codes and day numbers) that SQL reads;
 - :mod:`~clv.data.log` — :class:`~clv.data.log.TransactionLog`, a cleaned log and its report;
 - :mod:`~clv.data.clean` — read, screen and merge in one pass (chunked for large Parquet), and
@@ -47,7 +47,8 @@ from clv.data.customers import (
 )
 from clv.data.log import TransactionLog
 from clv.data.read import read_embedded, read_transactions
-from clv.data.screen import MAX_ABS_AMOUNT, CleaningReport
+from clv.data.report import CleaningReport
+from clv.data.screen import MAX_ABS_AMOUNT
 
 __all__ = [
     "AMOUNT",

@@ -1,6 +1,6 @@
 """The whole-log statistics of the implausible-values rule, gathered while the rows are screened.
 
-The rule (:func:`clv.data.screen.screen_bulk`) needs two discrete quantiles of the days and the
+The rule (:func:`clv.data.whole_log.screen_bulk`) needs two discrete quantiles of the days and the
 median of the positive amounts. A query over every row holds one column of the whole log to
 find them (at 100M rows, 5–12 s and 1.8 GB). :class:`BulkSummary` instead counts, chunk by
 chunk as the rows are screened, the rows of each day — the days' quantiles are read off these

@@ -26,14 +26,9 @@ from clv.data.compact import (
 from clv.data.customers import load_surveys, read_customer_list
 from clv.data.log import TransactionLog
 from clv.data.read import mapped_columns, read_transactions
-from clv.data.screen import (
-    EMPTY_LOG,
-    RowCounts,
-    cleaning_report,
-    require_used,
-    screen_bulk,
-    screen_rows,
-)
+from clv.data.report import EMPTY_LOG, cleaning_report, require_used
+from clv.data.screen import RowCounts, screen_rows
+from clv.data.whole_log import screen_bulk
 from clv.errors import DataValidationError
 from clv.tables import (
     arrow_batches,

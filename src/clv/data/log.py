@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from clv.data.compact import Compact, compact
-from clv.data.screen import CleaningReport
+from clv.data.report import CleaningReport
 
 
 @dataclass(frozen=True)

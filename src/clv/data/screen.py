@@ -26,107 +26,14 @@ as text, so ``00042`` stays ``00042``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, astuple, dataclass, replace
-from fractions import Fraction
-from pathlib import Path
-from typing import Any
+from dataclasses import astuple, dataclass
 
 import numpy as np
 import pandas as pd
 
 from clv.config import DataConfig
-from clv.data.bulk import BulkSummary
-from clv.data.compact import AMOUNT, CUSTOMER, DATE, day_number, day_start
+from clv.data.compact import AMOUNT, CUSTOMER, DATE
 from clv.errors import DataValidationError
-from clv.tables import (
-    query,
-)
-
-#: The error for a log without rows.
-EMPTY_LOG = "The transaction log is empty: there is nothing to train or score on."
-
-
-@dataclass(frozen=True)
-class CleaningReport:
-    """What cleaning did to the log: counts of rows per rule, and the result.
-
-    ``rows_read = rows_used + negative_amount_rows (when excluded) + zero_amount_rows (when
-    excluded) + rows_after_as_of + implausible_date_rows + implausible_amount_rows`` and
-    ``transactions = rows_used - same_day_merged``.
-    """
-
-    rows_read: int
-    rows_after_as_of: int
-    negative_amount_rows: int
-    negative_amount_total: float
-    negative_amount_policy: str
-    zero_amount_rows: int
-    zero_amount_policy: str
-    rows_used: int
-    same_day_merged: int
-    transactions: int
-    customers: int
-    first_date: str
-    last_date: str
-    timezone: str
-    has_amounts: bool
-    implausible_policy: str = "exclude"
-    implausible_date_rows: int = 0
-    implausible_amount_rows: int = 0
-    implausible_rule: str = ""
-    implausible_examples: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the report as a JSON-compatible dict."""
-        return asdict(self) | {"implausible_examples": list(self.implausible_examples)}
-
-    def implausible_note(self) -> str | None:
-        """What rule 4 left out or None: counts, the bounds, and examples of the rows."""
-        count = self.implausible_date_rows + self.implausible_amount_rows
-        if not count:
-            return None
-        bounds = "; ".join(
-            filter(
-                None,
-                [
-                    "dates no timestamp can hold"
-                    if "dates outside" not in self.implausible_rule
-                    else "",
-                    self.implausible_rule,
-                ],
-            )
-        )
-        return (
-            f"{count:,} implausible row(s) excluded from the log ({bounds}), e.g. "
-            f"{'; '.join(self.implausible_examples)}. Check them at the source; "
-            "data.implausible: error stops instead."
-        )
-
-    def rows(self) -> list[tuple[str, str]]:
-        """Return (rule, what happened) pairs for printing."""
-        out = [("rows read", f"{self.rows_read:,}")]
-        if self.rows_after_as_of:
-            out.append(("rows after the as-of day (ignored)", f"{self.rows_after_as_of:,}"))
-        if self.has_amounts:
-            neg = f"{self.negative_amount_rows:,}"
-            if self.negative_amount_rows:
-                neg += f" (total {self.negative_amount_total:,.2f})"
-            out.append((f"negative amounts / returns ({self.negative_amount_policy})", neg))
-            out.append((f"zero amounts ({self.zero_amount_policy})", f"{self.zero_amount_rows:,}"))
-        if self.implausible_date_rows or self.implausible_amount_rows:
-            policy = self.implausible_policy
-            out.append((f"implausible dates ({policy})", f"{self.implausible_date_rows:,}"))
-            if self.has_amounts:
-                out.append((f"implausible amounts ({policy})", f"{self.implausible_amount_rows:,}"))
-        out += [
-            ("rows used", f"{self.rows_used:,}"),
-            ("same-day rows merged", f"{self.same_day_merged:,}"),
-            ("transactions (customer-days)", f"{self.transactions:,}"),
-            ("customers", f"{self.customers:,}"),
-            ("date range", f"{self.first_date} .. {self.last_date} ({self.timezone})"),
-        ]
-        return out
 
 
 def first_example(values: pd.Series, mask: np.ndarray) -> str:
@@ -296,7 +203,7 @@ def _implausible(
     ]
 
 
-def _refuse(kind: str, count: int, examples: list[str] | tuple[str, ...], rule: str) -> None:
+def refuse(kind: str, count: int, examples: list[str] | tuple[str, ...], rule: str) -> None:
     raise DataValidationError(
         f"{count:,} row(s) have an implausible {kind} ({rule}), e.g. {'; '.join(examples)}. "
         "Fix them upstream, or set data.implausible: exclude to leave them out (counted in the "
@@ -329,9 +236,9 @@ def screen_rows(
         examples += _implausible("amount", raw[config.amount_col], ids, absurd, offset)
     if config.implausible == "error":
         if outside.any():
-            _refuse("date", int(outside.sum()), examples, "outside 1677-09-22 .. 2262-04-11")
+            refuse("date", int(outside.sum()), examples, "outside 1677-09-22 .. 2262-04-11")
         if absurd.any():
-            _refuse(
+            refuse(
                 "amount", int(absurd.sum()), examples, f"not finite or above {MAX_ABS_AMOUNT:g}"
             )
 
@@ -369,198 +276,3 @@ def screen_rows(
         tuple(examples[:EXAMPLES]),
     )
     return used, counts
-
-
-@dataclass(frozen=True)
-class BulkSql:
-    """Where :func:`screen_bulk`'s SQL runs: ``run(sql)`` over the screened rows as table
-    ``tx`` (``customer_id``, ``date`` timestamps, ``amount``), and the SQL of a discrete
-    quantile of the dates with ``{q}`` for the share (a timestamp, or a day number)."""
-
-    run: Callable[[str], pd.DataFrame]
-    # on day numbers (int32): at 100M rows these quantiles and the median's query after them
-    # rose 1.8 GB above the process, 2.7 GB with the quantiles on the timestamps
-    date_quantile: str = (
-        f"quantile_disc(date_diff('day', TIMESTAMP '1970-01-01', {DATE})::INTEGER, {{q}})"
-    )
-
-    @classmethod
-    def duckdb(cls, used: pd.DataFrame | Path) -> BulkSql:
-        """DuckDB over a frame, or over the Parquet chunks in a folder."""
-        tx = used if isinstance(used, pd.DataFrame) else used / "[0-9]*.parquet"
-        return cls(lambda sql: query(sql, tx=tx))
-
-
-def _day(value: Any) -> pd.Timestamp:
-    """A quantile of the dates as a timestamp (engines give a timestamp or a day number)."""
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return pd.Timestamp(day_start(np.array([int(value)]))[0])
-    return pd.Timestamp(value)
-
-
-def _share(rows: int) -> int:
-    """The tail share, in millionths, beyond which dates are outside the bulk of a log: 1 %, or
-    5 rows of a log under 500 rows (at most a quarter)."""
-    return max(10_000, min(250_000, 5_000_000 // max(rows, 1)))
-
-
-def _amount_chunks(used: pd.DataFrame | Path) -> Callable[[], Iterator[np.ndarray]]:
-    """A pass over the screened rows' amounts (a frame, or the Parquet chunks in a folder)."""
-
-    def amounts() -> Iterator[np.ndarray]:
-        if isinstance(used, pd.DataFrame):
-            yield used[AMOUNT].to_numpy()
-            return
-        import pyarrow.parquet as pq
-
-        for path in sorted(used.glob("[0-9]*.parquet")):
-            yield pq.read_table(path, columns=[AMOUNT]).column(0).to_numpy()
-
-    return amounts
-
-
-def screen_bulk(
-    used: pd.DataFrame | Path | BulkSql,
-    counts: RowCounts,
-    config: DataConfig,
-    summary: BulkSummary | None = None,
-) -> tuple[str, str, RowCounts]:
-    """The part of rule 4 that needs the whole log: dates far outside its bulk, amounts far
-    above its median. Returns the SQL condition of the rows to keep (``TRUE`` for all), the
-    rule's description, and the counts with those rows moved from used to implausible.
-
-    ``used`` is the screened rows (a frame or a folder of Parquet chunks, read by DuckDB) or
-    a :class:`BulkSql` that runs the same SQL elsewhere (Spark). With the ``summary`` of the
-    screened rows (a frame or a folder), the bulk and the median come from its counts
-    (:mod:`clv.data.bulk`, the same values as the SQL), and a log with no implausible row is
-    not read again."""
-    sql = used if isinstance(used, BulkSql) else BulkSql.duckdb(used)
-    counted = None if isinstance(used, BulkSql) else summary
-    has_amounts = config.amount_col is not None
-    wants_median = has_amounts and config.max_amount_ratio is not None
-    share = _share(counts.used)
-    median = None
-    if counted is not None:
-        q = Fraction(share, 1_000_000)
-        bulk_lo, bulk_hi = _day(counted.day_quantile(q)), _day(counted.day_quantile(1 - q))
-        if wants_median:
-            median = counted.median(_amount_chunks(used))
-    else:
-        # the dates' quantiles and the amounts' median in two queries: each holds one column of
-        # every row (at 100M rows, 5.3 s and 1.8 GB above the process in place of 7.2 s and
-        # 3.6 GB)
-        dates = sql.run(
-            f"SELECT {sql.date_quantile.format(q=f'0.{share:06d}')} AS lo, "
-            f"{sql.date_quantile.format(q=f'0.{1_000_000 - share:06d}')} AS hi FROM tx"
-        ).iloc[0]
-        bulk_lo, bulk_hi = _day(dates["lo"]), _day(dates["hi"])
-        if wants_median:
-            positive = sql.run(f"SELECT median({AMOUNT}) FILTER (WHERE {AMOUNT} > 0) AS m FROM tx")
-            median = positive.iloc[0]["m"]
-    conditions, rules = [], []
-    outside_days = 0
-    if config.date_window_years is not None:
-        reach = pd.Timedelta(days=round(config.date_window_years * 365.25))
-        lo, hi = bulk_lo - reach, bulk_hi + reach
-        conditions.append(
-            f"({DATE} < TIMESTAMP '{lo:%Y-%m-%d}' OR {DATE} > TIMESTAMP '{hi:%Y-%m-%d}')"
-        )
-        rules.append(
-            f"dates outside {lo:%Y-%m-%d} .. {hi:%Y-%m-%d} ({config.date_window_years:g} years "
-            f"around the bulk of the log, {bulk_lo:%Y-%m-%d} .. {bulk_hi:%Y-%m-%d})"
-        )
-        if counted is not None:
-            outside_days = counted.days_outside(day_number(lo), day_number(hi))
-    limit = None
-    if has_amounts and config.max_amount_ratio is not None and pd.notna(median):
-        limit = config.max_amount_ratio * float(median)
-        conditions.append(f"({AMOUNT} > {limit!r})")
-        rules.append(
-            f"amounts above {limit:,.2f} ({config.max_amount_ratio:g} × the median positive "
-            f"amount {float(median):,.2f})"
-        )
-    rule = "; ".join(rules)
-    if not conditions:
-        return "TRUE", rule, counts
-    if counted is not None and not outside_days and (limit is None or counted.max_amount <= limit):
-        return "TRUE", rule, counts  # the counts say no row breaks the rule
-    date_rule = conditions[0] if config.date_window_years is not None else "FALSE"
-    either = " OR ".join(conditions)
-    found = sql.run(
-        f"SELECT count(*) FILTER (WHERE {date_rule}) AS dates, "
-        f"count(*) FILTER (WHERE ({either}) AND NOT {date_rule}) AS amounts FROM tx"
-    ).iloc[0]
-    dates, amounts = int(found["dates"]), int(found["amounts"])
-    if not dates + amounts:
-        return "TRUE", rule, counts
-    amount = f", {AMOUNT}" if has_amounts else ""
-    rows = sql.run(
-        f"SELECT {CUSTOMER}, {DATE}{amount} FROM tx WHERE {either} "
-        f"ORDER BY {DATE}, {CUSTOMER} LIMIT 3"
-    )
-    examples = tuple(
-        f"customer {row[CUSTOMER]!r} on {pd.Timestamp(row[DATE]):%Y-%m-%d}"
-        + (f", amount {row[AMOUNT]!r}" if has_amounts else "")
-        for _, row in rows.iterrows()
-    )
-    if config.implausible == "error":
-        _refuse(
-            "date or amount" if dates and amounts else "date" if dates else "amount",
-            dates + amounts,
-            examples,
-            rule,
-        )
-    moved = replace(
-        counts,
-        used=counts.used - dates - amounts,
-        implausible_dates=counts.implausible_dates + dates,
-        implausible_amounts=counts.implausible_amounts + amounts,
-        examples=(counts.examples + examples)[:EXAMPLES],
-    )
-    return f"NOT ({either})", rule, moved
-
-
-def require_used(counts: RowCounts) -> None:
-    """Stop when screening left no purchase, saying what took the rows."""
-    if counts.used == 0:
-        raise DataValidationError(
-            f"No purchase is left after cleaning ({counts.rows_read:,} rows read, "
-            f"{counts.after:,} after the as-of day, {counts.negative:,} negative, "
-            f"{counts.implausible_dates + counts.implausible_amounts:,} implausible). "
-            "Check --as-of and the amount policies."
-        )
-
-
-def cleaning_report(
-    counts: RowCounts,
-    config: DataConfig,
-    rule: str,
-    transactions: int,
-    customers: int,
-    first_day: int,
-    last_day: int,
-) -> CleaningReport:
-    """The report of a cleaned log: the screening counts, rule 4's bounds, and the merged
-    log's transactions, customers and first and last day numbers."""
-    return CleaningReport(
-        rows_read=counts.rows_read,
-        rows_after_as_of=counts.after,
-        negative_amount_rows=counts.negative,
-        negative_amount_total=counts.negative_total,
-        negative_amount_policy=config.negative_amounts,
-        zero_amount_rows=counts.zero,
-        zero_amount_policy=config.zero_amounts,
-        rows_used=counts.used,
-        same_day_merged=int(counts.used - transactions),
-        transactions=transactions,
-        customers=customers,
-        first_date=str(day_start(first_day).astype("datetime64[D]")),
-        last_date=str(day_start(last_day).astype("datetime64[D]")),
-        timezone=config.timezone,
-        has_amounts=config.amount_col is not None,
-        implausible_policy=config.implausible,
-        implausible_date_rows=counts.implausible_dates,
-        implausible_amount_rows=counts.implausible_amounts,
-        implausible_rule=rule,
-        implausible_examples=counts.examples,
-    )

@@ -7,7 +7,7 @@ or a table name) and cleaned on the cluster with the **same rules** as the local
 1. rules 1–3 and the row-wise part of rule 4 (:func:`clv.data.screen.screen_rows`, the very
    function the local engine runs) are applied to each partition on the executors
    (``mapInPandas``), each partition returning its rows kept and its counts;
-2. the whole-log part of rule 4 (:func:`clv.data.screen.screen_bulk`) runs as Spark SQL over
+2. the whole-log part of rule 4 (:func:`clv.data.whole_log.screen_bulk`) runs as Spark SQL over
    the kept rows — the same SQL, with Spark's ``percentile_disc`` for DuckDB's
    ``quantile_disc`` (the same definition);
 3. same-day purchases are merged and customer codes (positions in the sorted ids) assigned
@@ -53,16 +53,9 @@ from clv.data.compact import (
 )
 from clv.data.log import TransactionLog
 from clv.data.read import mapped_columns, read_transactions
-from clv.data.screen import (
-    EMPTY_LOG,
-    BulkSql,
-    CleaningReport,
-    RowCounts,
-    cleaning_report,
-    require_used,
-    screen_bulk,
-    screen_rows,
-)
+from clv.data.report import EMPTY_LOG, CleaningReport, cleaning_report, require_used
+from clv.data.screen import RowCounts, screen_rows
+from clv.data.whole_log import BulkSql, screen_bulk
 from clv.errors import DataValidationError
 
 #: Rows per Arrow batch handed to the screening on the executors.

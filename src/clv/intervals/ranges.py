@@ -11,8 +11,8 @@ from scipy.special import ndtri
 
 from clv.intervals.purchases import purchase_moments, quantile_levels
 from clv.intervals.value import SpendTerms, delta_sd, spend_terms
-from clv.models.base import central_gradient
 from clv.models.groups import SCORE_ROWS, blocks
+from clv.models.optimize import central_gradient
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import betainc, gammaincinv
 
 from clv.intervals.purchases import PurchaseDistribution, quantile_levels
-from clv.models.base import central_gradient
+from clv.models.optimize import central_gradient
 
 
 @dataclass(frozen=True)

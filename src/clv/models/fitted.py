@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from clv.models.base import PurchaseProcess, saved_covariance
+from clv.models.base import PurchaseProcess
+from clv.models.optimize import saved_covariance
 from clv.models.registry import purchase_process
 
 #: The no-heterogeneity edges of a fit (:attr:`PurchaseModel.homogeneous`), in words.

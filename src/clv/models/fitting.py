@@ -48,7 +48,7 @@ def purchase_model_from_dict(data: dict[str, Any]) -> Any:
     """Rebuild a purchase model (a single model, one with covariates, or the ensemble) from its
     ``to_dict`` output."""
     if str(data.get("kind", "")).endswith(WITH_COVARIATES):
-        from clv.models.covariates import CovariateModel
+        from clv.models.covariate_model import CovariateModel
 
         return CovariateModel.from_dict(data)
     if data.get("kind") in MIXTURES:
@@ -109,7 +109,7 @@ def fit_purchase_model(
     kind : str
         A name in :data:`~clv.models.registry.CANDIDATES`; ``ensemble`` fits each of
         ``ENSEMBLE_MEMBERS`` and returns their mixture; ``<model>_covariates`` fits the model
-        with ``covariates`` (:class:`~clv.models.covariates.CovariateModel`).
+        with ``covariates`` (:class:`~clv.models.covariate_model.CovariateModel`).
     rfm : pandas.DataFrame
         Columns ``frequency``, ``recency``, ``T`` (see :mod:`clv.features`); with covariates,
         ``customer_id`` and the attribute columns too.
@@ -326,9 +326,10 @@ def _fit_with_covariates(
     settings: Mapping[str, Any] | None,
     plain_params: Mapping[str, float] | None = None,
 ) -> Any:
-    """:func:`~clv.models.covariates.fit_covariate_model` with the design learned from ``rfm``
+    """:func:`~clv.models.covariate_model.fit_covariate_model` with the design learned from ``rfm``
     and the same retry as the plain models."""
-    from clv.models.covariates import CovariateDesign, fit_covariate_model
+    from clv.models.covariate_model import fit_covariate_model
+    from clv.models.covariates import CovariateDesign
 
     if not settings or not (settings.get("purchase") or settings.get("dropout")):
         raise ModelFitError(f"Cannot fit {display_name(kind)}: no covariates are configured.")

@@ -20,7 +20,7 @@ from scipy.special import digamma, gammaln, polygamma
 
 from clv._lifetimes import fit_with_retry
 from clv.errors import ClvWarning, ModelFitError
-from clv.models.base import inverse_information, saved_covariance, standard_errors
+from clv.models.optimize import inverse_information, saved_covariance, standard_errors
 
 #: |Pearson r| between frequency and spend above which the independence assumption is flagged.
 CORRELATION_LIMIT = 0.3

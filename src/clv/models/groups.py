@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from clv.data.compact import CUSTOMER
-from clv.models.covariates import CovariateModel
+from clv.models.covariate_model import CovariateModel
 from clv.models.spend_covariates import CovariateSpendModel
 
 

@@ -134,7 +134,7 @@ def _gap_term(k: int, data: Patterns) -> float:
 
 
 class _FixedK(PurchaseProcess):
-    """MBG/CNBD-k at one k, what :func:`~clv.models.base.fit_patterns` maximizes."""
+    """MBG/CNBD-k at one k, what :func:`~clv.models.optimize.fit_patterns` maximizes."""
 
     params: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     time_params: ClassVar[tuple[str, ...]] = ("alpha",)

@@ -24,9 +24,9 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from clv._lifetimes import fit_with_retry
-from clv.models.base import inverse_information, saved_covariance, standard_errors
 from clv.models.covariates import CovariateDesign, saved_coefficients
 from clv.models.gamma_gamma import MIN_PARAMETER, SpendModel, _Likelihood
+from clv.models.optimize import inverse_information, saved_covariance, standard_errors
 
 #: The ``kind`` of a saved spend model with covariates.
 KIND = "gamma_gamma_covariates"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from clv.bundle import Bundle
-from clv.models.covariates import CovariateModel
+from clv.models.covariate_model import CovariateModel
 from clv.models.groups import (
     plain_models,
 )
