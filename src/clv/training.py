@@ -50,13 +50,7 @@ import pandas as pd
 
 from clv import resources
 from clv.background import Handoff, background
-from clv.bundle import (
-    Bundle,
-    check_bundle_folder,
-    place_bundle,
-    save_bundle,
-    write_bundle_files,
-)
+from clv.bundle import Bundle, check_bundle_folder, place_bundle, save_bundle, write_bundle_files
 from clv.churn import ChurnModel, without_classifier
 from clv.config import Config
 from clv.data.clean import RunInputs, load_run_inputs

@@ -269,7 +269,7 @@ def test_the_scorecard_by_blocks_of_customers_is_the_scorecard(full_cdnow_evalua
         {"train.calibration_end": dt.date(1997, 12, 31), "train.churn_horizon": 26.0}
     )
     monkeypatch.setattr(importlib.import_module("clv.data.compact"), "BLOCK_ROWS", 5_000)
-    monkeypatch.setattr(importlib.import_module("clv.evaluation"), "SCORE_ROWS", 3_000)
+    monkeypatch.setattr(importlib.import_module("clv.evaluation.churn_scores"), "SCORE_ROWS", 3_000)
     blocked = evaluate(log, config)
     assert one.churn_model.booster_text is not None  # LightGBM's scores are in it
     assert blocked.scorecard["churn"].keys() == one.scorecard["churn"].keys()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-)
+from pydantic import BaseModel, ConfigDict
 
 #: Level of the predictive intervals and ranges when none is configured.
 DEFAULT_INTERVAL = 0.8

@@ -7,11 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import (
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
 from clv.config.base import ONE_SIDED_Z_5PCT, _Section
 

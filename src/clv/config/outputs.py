@@ -6,10 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import (
-    Field,
-    field_validator,
-)
+from pydantic import Field, field_validator
 
 from clv.config.base import DEFAULT_INTERVAL, DEFAULT_SEGMENTS, SERVQUAL_DIMENSIONS, _Section
 from clv.units import TimeUnit

@@ -6,11 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import (
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 
 from clv.config.base import _Section
 from clv.config.data import DataConfig, FeaturesConfig

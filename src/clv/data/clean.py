@@ -14,15 +14,7 @@ import pandas as pd
 
 from clv.config import EMBEDDED_DATASETS, Config, DataConfig
 from clv.data.bulk import BulkSummary
-from clv.data.compact import (
-    AMOUNT,
-    CUSTOMER,
-    DATE,
-    DAY,
-    Compact,
-    assemble,
-    sum_same_days,
-)
+from clv.data.compact import AMOUNT, CUSTOMER, DATE, DAY, Compact, assemble, sum_same_days
 from clv.data.customers import load_surveys, read_customer_list
 from clv.data.log import TransactionLog
 from clv.data.read import mapped_columns, read_transactions
@@ -30,13 +22,7 @@ from clv.data.report import EMPTY_LOG, cleaning_report, require_used
 from clv.data.screen import RowCounts, screen_rows
 from clv.data.whole_log import screen_bulk
 from clv.errors import DataValidationError
-from clv.tables import (
-    arrow_batches,
-    connection,
-    copy_to_parquet,
-    is_parquet,
-    private_temp_dir,
-)
+from clv.tables import arrow_batches, connection, copy_to_parquet, is_parquet, private_temp_dir
 from clv.uris import is_postgres
 
 

@@ -14,9 +14,7 @@ from clv.config import SERVQUAL_DIMENSIONS, DataConfig
 from clv.data.compact import CUSTOMER
 from clv.data.screen import customer_ids, first_example
 from clv.errors import DataValidationError
-from clv.tables import (
-    read_table,
-)
+from clv.tables import read_table
 
 #: SERVQUAL survey items: expectation_<dimension>[_<item>], perception_<dimension>[_<item>].
 SERVQUAL_COLUMN = re.compile(

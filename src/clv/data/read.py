@@ -13,9 +13,7 @@ from clv.config import EMBEDDED_DATASETS, DataConfig
 from clv.data.compact import AMOUNT, CUSTOMER, DATE
 from clv.data.screen import require_columns
 from clv.errors import DataValidationError
-from clv.tables import (
-    read_table,
-)
+from clv.tables import read_table
 
 
 def embedded_path(name: str) -> Path:

@@ -238,9 +238,7 @@ def screen_rows(
         if outside.any():
             refuse("date", int(outside.sum()), examples, "outside 1677-09-22 .. 2262-04-11")
         if absurd.any():
-            refuse(
-                "amount", int(absurd.sum()), examples, f"not finite or above {MAX_ABS_AMOUNT:g}"
-            )
+            refuse("amount", int(absurd.sum()), examples, f"not finite or above {MAX_ABS_AMOUNT:g}")
 
     keep = ~(outside | absurd)
     after = np.zeros(rows_read, dtype=bool)

@@ -16,9 +16,7 @@ from clv.config import DataConfig
 from clv.data.bulk import BulkSummary
 from clv.data.compact import AMOUNT, CUSTOMER, DATE, day_number, day_start
 from clv.data.screen import EXAMPLES, RowCounts, refuse
-from clv.tables import (
-    query,
-)
+from clv.tables import query
 
 
 @dataclass(frozen=True)

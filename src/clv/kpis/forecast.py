@@ -12,12 +12,7 @@ import pandas as pd
 
 from clv import resources, units
 from clv.config import DEFAULT_INTERVAL
-from clv.data.compact import (
-    AMOUNT,
-    CUSTOMER,
-    DAY,
-    day_number,
-)
+from clv.data.compact import AMOUNT, CUSTOMER, DAY, day_number
 from clv.data.log import TransactionLog
 from clv.intervals import Range, add_ranges, pattern_ranges, pattern_spend
 from clv.models.groups import bundle_groups

@@ -8,14 +8,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from clv.data.compact import (
-    CUSTOMER,
-    DAY,
-    customer_blocks,
-    day_number,
-    day_start,
-    sorted_arrays,
-)
+from clv.data.compact import CUSTOMER, DAY, customer_blocks, day_number, day_start, sorted_arrays
 from clv.data.log import TransactionLog
 
 #: The events of :func:`lapse_events`.

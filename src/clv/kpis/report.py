@@ -8,11 +8,7 @@ from typing import Any
 import pandas as pd
 
 from clv.config import DEFAULT_INTERVAL
-from clv.data.compact import (
-    CUSTOMER,
-    DAY,
-    day_number,
-)
+from clv.data.compact import CUSTOMER, DAY, day_number
 from clv.data.customers import SERVQUAL_COLUMN
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError

@@ -13,9 +13,7 @@ from clv.data.compact import CUSTOMER
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError
 from clv.features import build_rfm
-from clv.models.groups import (
-    attribute_names,
-)
+from clv.models.groups import attribute_names
 
 
 def model_attributes(

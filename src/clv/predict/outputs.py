@@ -11,9 +11,7 @@ import pandas as pd
 
 from clv.bundle import Bundle
 from clv.models.covariate_model import CovariateModel
-from clv.models.groups import (
-    plain_models,
-)
+from clv.models.groups import plain_models
 from clv.models.patterns import rfm_patterns_index
 from clv.value import discounted_purchases
 

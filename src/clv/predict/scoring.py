@@ -16,18 +16,12 @@ from clv.data.compact import CUSTOMER
 from clv.data.log import TransactionLog
 from clv.errors import ClvWarning, DataValidationError
 from clv.intervals import Forecast, Range, add_ranges, forecast
-from clv.models.groups import (
-    bundle_groups,
-    has_covariates,
-)
+from clv.models.groups import bundle_groups, has_covariates
 from clv.models.patterns import rfm_patterns_index
 from clv.predict.features import customer_features, value_model
 from clv.predict.outputs import Progress, purchase_outputs
 from clv.predict.tiers import segment_basis, segment_shares
-from clv.segments import (
-    apply_segments,
-    value_segments,
-)
+from clv.segments import apply_segments, value_segments
 
 
 def _check_rfm(rfm: pd.DataFrame, needs_value: bool) -> None:

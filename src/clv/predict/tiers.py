@@ -11,14 +11,9 @@ import pandas as pd
 from clv import units
 from clv.bundle import Bundle
 from clv.config import DEFAULT_SEGMENTS
-from clv.models.groups import (
-    spend_per_transaction,
-)
+from clv.models.groups import spend_per_transaction
 from clv.predict.outputs import purchase_outputs
-from clv.segments import (
-    cumulative_shares,
-    tier_sizes,
-)
+from clv.segments import cumulative_shares, tier_sizes
 
 
 def define_segments(

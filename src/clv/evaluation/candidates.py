@@ -1,0 +1,102 @@
+"""The candidate fits: every purchase model on the calibration period, with its holdout
+forecast; one that does not converge is dropped with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv import metrics
+from clv.config import Config
+from clv.errors import ModelFitError
+from clv.evaluation.split import CalibrationTable, Split
+from clv.models.ensemble import EnsembleModel
+from clv.models.fitted import PurchaseModel
+from clv.models.fitting import fit_purchase_model
+from clv.models.registry import ENSEMBLE, ENSEMBLE_MEMBERS, MIXTURES, display_name
+from clv.stages import StageLog
+
+
+@dataclass
+class Candidates:
+    """The fitted candidates, their holdout forecasts (expected purchases per customer, in
+    the order they were fitted, the baselines after them) and the ones dropped, with why."""
+
+    models: dict[str, PurchaseModel | EnsembleModel] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def drop(self, kind: str, exc: Exception, report: StageLog) -> None:
+        """Record a candidate that did not converge, and say so: the others still compete."""
+        self.dropped[kind] = str(exc)
+        report(f"Dropped {display_name(kind)}: {exc}")
+
+    def require_one(self) -> None:
+        """End the run when no candidate converged: nothing to forecast with."""
+        if not self.models:
+            raise ModelFitError(
+                "No candidate purchase model converged on the calibration period: "
+                + " ".join(f"{display_name(k)}: {m}" for k, m in self.dropped.items())
+            )
+
+
+def fit_candidates(
+    table: CalibrationTable, split: Split, config: Config, report: StageLog
+) -> Candidates:
+    """Every single candidate, then the equal-weight ensemble of its members, fitted on the
+    calibration period, each with its holdout forecast and a stage line of its scores."""
+    unit, settings = config.features.time_unit, config.train
+    x, t_x, T = table.history()
+    actual = table.actual
+    fits = Candidates()
+    models, predictions = fits.models, fits.predictions
+    singles = [k for k in table.candidates if k not in MIXTURES]
+    for kind in singles + [ENSEMBLE] * (ENSEMBLE in table.candidates):
+        try:
+            model = fit_candidate(kind, table.frame, unit, settings, models, fits.dropped)
+        except ModelFitError as exc:  # degrade: the other candidates still compete
+            fits.drop(kind, exc, report)
+            continue
+        models[kind] = model
+        reused = model.mean_of(models, predictions) if isinstance(model, EnsembleModel) else None
+        predictions[kind] = (
+            reused if reused is not None else model.expected_purchases(split.duration, x, t_x, T)
+        )
+        report(
+            f"Fitted {model.name} on the calibration period: holdout Poisson deviance "
+            f"{metrics.poisson_deviance(actual, predictions[kind]):.4f}, RMSE "
+            f"{metrics.rmse(actual, predictions[kind]):.4f}, MAE "
+            f"{metrics.mae(actual, predictions[kind]):.4f}"
+        )
+    return fits
+
+
+def fit_candidate(
+    kind: str,
+    cal: pd.DataFrame,
+    unit: str,
+    settings: Any,
+    fitted: dict[str, PurchaseModel | EnsembleModel],
+    dropped: dict[str, str],
+) -> PurchaseModel | EnsembleModel:
+    """Fit one candidate on the calibration period; the ensemble reuses its members' fits and
+    cannot be formed when one of them was dropped."""
+    if kind != ENSEMBLE:
+        return fit_purchase_model(kind, cal, unit, settings.penalizer, settings.retry_penalizer)
+    missing = [k for k in ENSEMBLE_MEMBERS if k in dropped]
+    if missing:
+        raise ModelFitError(
+            "the equal-weight mixture needs all of "
+            f"{', '.join(map(display_name, ENSEMBLE_MEMBERS))}; "
+            f"{', '.join(map(display_name, missing))} did not converge."
+        )
+    return EnsembleModel(
+        tuple(
+            fitted.get(k)
+            or fit_purchase_model(k, cal, unit, settings.penalizer, settings.retry_penalizer)
+            for k in ENSEMBLE_MEMBERS
+        )
+    )
