@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,8 +46,7 @@ from clv.cli.options import (
     overrides,
     run_inputs,
 )
-from clv.errors import ClvError, DataValidationError
-from clv.uris import redact
+from clv.errors import ClvError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,83 +75,114 @@ KEYS = (
 )
 
 
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"Bundle folder, or models:/NAME@alias, runs:/ID/model {default('score.model')}.",
+    ),
+]
+ListOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--customers",
+        help="CSV/Parquet list of ids to score (others are left out) "
+        f"{default('score.customers', 'every customer in the log')}.",
+    ),
+]
+ScoreAsOfOpt = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help=f"Score as of this day {default('score.as_of', 'the last day of the log')}.",
+    ),
+]
+HorizonOpt = Annotated[
+    float | None,
+    typer.Option(help=f"Horizon in the time unit; may be fractional {default('score.horizon')}."),
+]
+ScoreUnitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--time-unit",
+        help="Unit of horizon and discount rate "
+        + default("score.time_unit", "the bundle's unit")
+        + ".",
+    ),
+]
+DiscountOpt = Annotated[
+    float | None,
+    typer.Option(help=f"Discount rate per time unit {default('score.discount_rate')}."),
+]
+MarginOpt = Annotated[
+    float | None, typer.Option(help=f"Profit margin on spend {default('score.margin')}.")
+]
+IntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Level of the predictive intervals (expected_purchases_low/high, clv_low/high) "
+        f"and of the totals' ranges; 0 for none {default('score.interval')}."
+    ),
+]
+OutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Output .csv or .parquet, or postgresql://user@host:port/db with --out-table "
+        f"{default('score.out')}.",
+    ),
+]
+OutTableOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Table (schema.table) for the scores when --out is a PostgreSQL URI "
+        f"{default('score.out_table', 'none')}."
+    ),
+]
+IfExistsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="When --out-table exists: replace (swapped in one transaction), append (rows "
+        f"carry as_of and model_version) or fail {default('score.if_exists')}."
+    ),
+]
+ScoreTrackingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help=f"MLflow tracking URI for models:/ and runs:/ models {TRACKING_DEFAULT}.",
+    ),
+]
+ScoreEngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help=f"local, or spark (Parquet folder out) {default('score.engine')}."
+    ),
+]
+ScoreMasterOpt = Annotated[
+    str | None,
+    typer.Option("--spark-master", help=f"Spark master URL {default('score.spark_master')}."),
+]
+
+
 def score(
     config: ConfigOpt = None,
     threads: ThreadsOpt = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help=f"Bundle folder, or models:/NAME@alias, runs:/ID/model {default('score.model')}.",
-        ),
-    ] = None,
+    model: ModelOpt = None,
     transactions: TransactionsOpt = None,
-    customers: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/Parquet list of ids to score (others are left out) "
-            f"{default('score.customers', 'every customer in the log')}."
-        ),
-    ] = None,
-    as_of: Annotated[
-        dt.datetime | None,
-        typer.Option(
-            formats=["%Y-%m-%d"],
-            help=f"Score as of this day {default('score.as_of', 'the last day of the log')}.",
-        ),
-    ] = None,
-    horizon: Annotated[
-        float | None,
-        typer.Option(
-            help=f"Horizon in the time unit; may be fractional {default('score.horizon')}."
-        ),
-    ] = None,
-    time_unit: Annotated[
-        str | None,
-        typer.Option(
-            help="Unit of horizon and discount rate "
-            + default("score.time_unit", "the bundle's unit")
-            + "."
-        ),
-    ] = None,
-    discount_rate: Annotated[
-        float | None,
-        typer.Option(help=f"Discount rate per time unit {default('score.discount_rate')}."),
-    ] = None,
-    margin: Annotated[
-        float | None, typer.Option(help=f"Profit margin on spend {default('score.margin')}.")
-    ] = None,
-    interval: Annotated[
-        float | None,
-        typer.Option(
-            help="Level of the predictive intervals (expected_purchases_low/high, clv_low/high) "
-            f"and of the totals' ranges; 0 for none {default('score.interval')}."
-        ),
-    ] = None,
-    out: Annotated[
-        str | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Output .csv or .parquet, or postgresql://user@host:port/db with --out-table "
-            f"{default('score.out')}.",
-        ),
-    ] = None,
-    out_table: Annotated[
-        str | None,
-        typer.Option(
-            help="Table (schema.table) for the scores when --out is a PostgreSQL URI "
-            f"{default('score.out_table', 'none')}."
-        ),
-    ] = None,
-    if_exists: Annotated[
-        str | None,
-        typer.Option(
-            help="When --out-table exists: replace (swapped in one transaction), append (rows "
-            f"carry as_of and model_version) or fail {default('score.if_exists')}."
-        ),
-    ] = None,
+    customers: ListOpt = None,
+    as_of: ScoreAsOfOpt = None,
+    horizon: HorizonOpt = None,
+    time_unit: ScoreUnitOpt = None,
+    discount_rate: DiscountOpt = None,
+    margin: MarginOpt = None,
+    interval: IntervalOpt = None,
+    out: OutOpt = None,
+    out_table: OutTableOpt = None,
+    if_exists: IfExistsOpt = None,
     customer_col: CustomerColOpt = None,
     date_col: DateColOpt = None,
     amount_col: AmountColOpt = None,
@@ -165,19 +194,9 @@ def score(
     delimiter: DelimiterOpt = None,
     table: TableOpt = None,
     query: QueryOpt = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help=f"MLflow tracking URI for models:/ and runs:/ models {TRACKING_DEFAULT}."
-        ),
-    ] = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(help=f"local, or spark (Parquet folder out) {default('score.engine')}."),
-    ] = None,
-    spark_master: Annotated[
-        str | None, typer.Option(help=f"Spark master URL {default('score.spark_master')}.")
-    ] = None,
+    tracking_uri: ScoreTrackingOpt = None,
+    engine: ScoreEngineOpt = None,
+    spark_master: ScoreMasterOpt = None,
 ) -> None:
     """Score customers with a model and write one row per customer.
 
@@ -194,104 +213,36 @@ def score(
     try:
         settings = load_settings(config, changes, no_amounts)
         with resources.limits(settings.resources.threads):
+            from clv.predict import load_model
+            from clv.predict.job import database_output, score_job
+
             s = settings.score
-            import pandas as pd
-
-            from clv.data.clean import load_transactions
-            from clv.data.customers import load_surveys, read_customer_list
-            from clv.predict import (
-                customer_features,
-                load_model,
-                model_attributes,
-                score_rfm,
-                value_model,
-                write_scores,
-            )
-
             to_database = database_output(s)
             if not to_database:
                 check_score_output(settings, config)
             bundle = load_model(s.model, settings.mlflow.tracking_uri)
             console.print(which_model(s.model, bundle, model is None), highlight=False)
-            as_of_day = pd.Timestamp(s.as_of) if s.as_of else None
-            with reading_bar() as reading:
-                log = load_transactions(
-                    settings.data.transactions, settings.data, as_of=as_of_day, progress=reading
-                )
-            report, has_amounts = log.report, log.has_amounts
-            listed = (
-                read_customer_list(s.customers, settings.data.customer_col) if s.customers else None
-            )
-            surveys_table = load_surveys(settings.data.surveys, settings.data)
-            attributes = model_attributes(bundle, settings, listed)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if s.engine == "spark":
-                    from clv.spark import score_log_with_spark
-
-                    path, ranges = score_log_with_spark(
-                        s.model,
-                        bundle,
-                        log,
-                        s.out,
-                        s.horizon,
-                        as_of=as_of_day,
-                        customers=listed,
-                        surveys=surveys_table,
-                        attributes=attributes,
-                        time_unit=s.time_unit,
-                        discount_rate=s.discount_rate,
-                        margin=s.margin,
-                        interval=s.interval,
-                        master=s.spark_master,
-                    )
-                    scores = pd.read_parquet(path)
-                    scores.attrs["ranges"] = ranges
-                else:
-                    scoring = value_model(bundle, has_amounts)
-                    frame = customer_features(
-                        scoring,
-                        log,
-                        as_of=as_of_day,
-                        customers=listed,
-                        surveys=surveys_table,
-                        attributes=attributes,
-                    )
-                    del log  # scoring reads the customers' table: free the log's rows now
-                    scores = score_rfm(
-                        scoring,
-                        frame,
-                        s.horizon,
-                        time_unit=s.time_unit,
-                        discount_rate=s.discount_rate,
-                        margin=s.margin,
-                        progress=bar,
-                        segments=s.segments,
-                        segment_rest=s.segment_rest,
-                        interval=s.interval,
-                    )
-                    if to_database:
-                        from clv.data import postgres
-
-                        postgres.write_scores(
-                            scores,
-                            s.out,
-                            s.out_table,
-                            s.if_exists,
-                            as_of=str(as_of_day.date()) if as_of_day else report.last_date,
-                            model_version=model_version(s.model, bundle),
-                        )
-                        path = f"{redact(s.out)} table {s.out_table} ({s.if_exists})"
-                    else:
-                        path = write_scores(scores, s.out)
+            run = score_job(settings, bundle, to_database, bar, reading_bar)
     except ClvError as exc:
         raise fail(exc) from None
     finally:
         bar.close()
-    print_cleaning(report)
+    print_cleaning(run.report)
+    print_run(run, bundle, s)
+    console.print(
+        f"Wrote {len(run.scores):,} rows to [bold]{run.path}[/] "
+        f"({time.perf_counter() - started:.1f} s)",
+        highlight=False,
+    )
+
+
+def print_run(run: Any, bundle: Any, s: Any) -> None:
+    """The scores' summary and segments, and the notices: the churn horizon when it is not the
+    scoring horizon, value columns left out and why."""
+    scores = run.scores
     unit = s.time_unit or bundle.time_unit
     churn_h = None
-    notices = [str(w.message) for w in clv_notices(caught)]
+    notices = [str(w.message) for w in clv_notices(run.caught)]
     if "churn_probability" in scores:
         from clv import units
 
@@ -301,15 +252,11 @@ def score(
                 f"churn_probability is for the churn model's horizon of {churn_h:g} {unit}s "
                 f"(set at training with --churn-horizon), not for --horizon {s.horizon:g}."
             )
-    print_scores(scores, s.horizon, unit, path, churn_h)
-    if bundle.spend is None or not has_amounts:
+    print_scores(scores, s.horizon, unit, run.path, churn_h)
+    if bundle.spend is None or not run.has_amounts:
         why = "the model has no spend model" if bundle.spend is None else "the log has no amounts"
         notices.append(f"Value columns (expected_avg_value, clv) are absent: {why}.")
     print_notices([], notices)
-    console.print(
-        f"Wrote {len(scores):,} rows to [bold]{path}[/] ({time.perf_counter() - started:.1f} s)",
-        highlight=False,
-    )
 
 
 def check_score_output(settings: Any, config_path: Path | None) -> None:
@@ -324,40 +271,6 @@ def check_score_output(settings: Any, config_path: Path | None) -> None:
 
     inputs = run_inputs(settings, config_path, *extra)
     check_replaceable_folder(s.out, not_of_spark, "a Spark score folder", inputs, "--out")
-
-
-def database_output(settings: Any) -> bool:
-    """Whether the scores go to a PostgreSQL table; refuses what cannot work before any
-    work is done (no table, the Spark engine, a password in the URI)."""
-    from clv.uris import is_postgres
-
-    if not is_postgres(settings.out):
-        if settings.out_table is not None:
-            raise DataValidationError(
-                "--out-table names a table in a database: give --out postgresql://user@host/db."
-            )
-        return False
-    from clv.data.postgres import check_uri
-
-    check_uri(settings.out)
-    if settings.out_table is None:
-        raise DataValidationError(
-            "Scores written to PostgreSQL need a table: add --out-table (e.g. clv_scores)."
-        )
-    if settings.engine == "spark":
-        raise DataValidationError(
-            "The Spark engine writes a Parquet folder; score to PostgreSQL with --engine local."
-        )
-    return True
-
-
-def model_version(uri: str, bundle: Any) -> str:
-    """What the ``model_version`` column of a score table says: registry name and version,
-    else the model's location and training time."""
-    reg = bundle.registry
-    if reg:
-        return f"{reg['registered_model']} v{reg['version']}"
-    return f"{redact(uri)} trained {bundle.created}"
 
 
 def range_text(total: dict[str, float]) -> str:

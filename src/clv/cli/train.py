@@ -77,6 +77,61 @@ KEYS = (
 )
 
 
+ModelDirOpt = Annotated[
+    Path | None,
+    typer.Option(help=f"Folder the bundle is written to {default('train.model_dir')}."),
+]
+
+ModelDirHoldsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="champion: a challenger run writes <model-dir>-v<version> instead; latest: "
+        f"every run writes --model-dir (pipelines) {default('train.model_dir_holds')}."
+    ),
+]
+
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(help=f"Seed of the churn classifier and its folds {default('train.seed')}."),
+]
+
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds to wait when another run is writing the model folder; 0 stops at once "
+        f"naming that run {default('train.lock_wait')}."
+    ),
+]
+
+PenalizerOpt = Annotated[
+    float | None,
+    typer.Option(help=f"L2 penalizer of the first fit {default('train.penalizer')}."),
+]
+
+TrainTrackingOpt = Annotated[
+    str | None,
+    typer.Option(help=f"MLflow tracking URI {TRACKING_DEFAULT}."),
+]
+
+ExperimentOpt = Annotated[
+    str | None, typer.Option(help=f"MLflow experiment {default('mlflow.experiment')}.")
+]
+
+RegisteredModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help=f"Registry name {default('mlflow.registered_model', 'clv-<file stem of the log>')}."
+    ),
+]
+
+MlflowOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--mlflow/--no-mlflow", help=f"Log the run to MLflow {default('mlflow.enabled')}."
+    ),
+]
+
+
 def train(
     config: ConfigOpt = None,
     threads: ThreadsOpt = None,
@@ -100,52 +155,15 @@ def train(
     calibration_end: CalibrationEndOpt = None,
     churn_horizon: ChurnHorizonOpt = None,
     customers: AttributesOpt = None,
-    model_dir: Annotated[
-        Path | None,
-        typer.Option(help=f"Folder the bundle is written to {default('train.model_dir')}."),
-    ] = None,
-    model_dir_holds: Annotated[
-        str | None,
-        typer.Option(
-            help="champion: a challenger run writes <model-dir>-v<version> instead; latest: "
-            f"every run writes --model-dir (pipelines) {default('train.model_dir_holds')}."
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(help=f"Seed of the churn classifier and its folds {default('train.seed')}."),
-    ] = None,
-    wait: Annotated[
-        float | None,
-        typer.Option(
-            help="Seconds to wait when another run is writing the model folder; 0 stops at once "
-            f"naming that run {default('train.lock_wait')}."
-        ),
-    ] = None,
-    penalizer: Annotated[
-        float | None,
-        typer.Option(help=f"L2 penalizer of the first fit {default('train.penalizer')}."),
-    ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(help=f"MLflow tracking URI {TRACKING_DEFAULT}."),
-    ] = None,
-    experiment: Annotated[
-        str | None, typer.Option(help=f"MLflow experiment {default('mlflow.experiment')}.")
-    ] = None,
-    registered_model: Annotated[
-        str | None,
-        typer.Option(
-            help="Registry name "
-            f"{default('mlflow.registered_model', 'clv-<file stem of the log>')}."
-        ),
-    ] = None,
-    mlflow: Annotated[
-        bool | None,
-        typer.Option(
-            "--mlflow/--no-mlflow", help=f"Log the run to MLflow {default('mlflow.enabled')}."
-        ),
-    ] = None,
+    model_dir: ModelDirOpt = None,
+    model_dir_holds: ModelDirHoldsOpt = None,
+    seed: SeedOpt = None,
+    wait: WaitOpt = None,
+    penalizer: PenalizerOpt = None,
+    tracking_uri: TrainTrackingOpt = None,
+    experiment: ExperimentOpt = None,
+    registered_model: RegisteredModelOpt = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Train, evaluate, log to MLflow and write a model bundle.
 
