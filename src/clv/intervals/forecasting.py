@@ -104,11 +104,7 @@ def forecast(
     patterns, inverse = index
     px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
     counts = np.bincount(inverse, minlength=len(patterns)).astype(float)
-    if expected is None:
-        expected_by_pattern = purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
-    else:
-        expected_by_pattern = np.zeros(len(patterns))
-        expected_by_pattern[inverse] = np.asarray(expected, dtype=float)
+    expected_by_pattern = _by_pattern(purchase, t, index, expected)
     if not customers and discounted is None:  # every term is its pattern's: summed by pattern
         sums = None
         if spend is not None and monetary_value is not None:
@@ -117,18 +113,10 @@ def forecast(
             purchase, t, patterns, counts, expected_by_pattern, sums, margin, level
         )
         return Forecast({}, ranges)
-    if customers:
-        by_pattern = purchase_distribution(purchase, t, px, ptx, pT, level)
-        mean, variance = by_pattern.mean, by_pattern.variance
-        spread = PurchaseDistribution(
-            **{k: getattr(by_pattern, k)[inverse] for k in ("low", "high", "mean", "variance")},
-            p_zero=by_pattern.p_zero[inverse],
-            inside=by_pattern.inside[inverse],
-        )
+    mean, variance, spread = _purchase_spread(purchase, t, index, level, customers)
+    columns = {}
+    if spread is not None:
         columns = {"expected_purchases_low": spread.low, "expected_purchases_high": spread.high}
-    else:  # the totals need each pattern's moments, not its interval
-        mean, variance = purchase_moments(purchase, t, px, ptx, pT)
-        columns = {}
     expected = expected_by_pattern[inverse]
     sensitivity = purchase_sensitivity(purchase, t, px, ptx, pT)
     ranges = {
@@ -146,31 +134,45 @@ def forecast(
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(expected > 0, margin * discounted / expected, 0.0)
         per_purchase = np.where(expected_by_pattern > 0, 1.0 / expected_by_pattern, 0.0)
-
-    def exact_pmf(rows: np.ndarray) -> np.ndarray:
-        return full_pmf(purchase, t, x[rows], t_x[rows], T[rows])
-
+    worth = margin * discounted  # each customer's CLV per unit of spend
+    moments = (mean, variance, scale, per_purchase)
     if customers:
-        if terms is None:
-            terms = spend_terms(spend, x, m)
-        values = value_interval(spend, x, m, spread, scale, level, exact_pmf, terms)
-        columns |= {"clv_low": values.low, "clv_high": values.high}
-        clv = margin * discounted * terms.now
-        weights = np.bincount(inverse, weights=clv, minlength=len(patterns)) * per_purchase
-        parameters = np.hypot(sensitivity.sd(weights), terms.parameter_sd(clv))
-        ranges["clv"] = make_range(
-            float(clv.sum()), float(values.variance.sum()), float(parameters), level
+        history = (x, t_x, T, m)
+        values, ranges["clv"] = _clv_intervals(
+            purchase, spend, t, history, spread, worth, index, moments, sensitivity, terms, level
         )
-        return Forecast(columns, ranges)
-    # the totals only: sums over blocks of customers, so that the spend terms, their gradient
-    # and the value moments are held for one block at a time (the interval calibration's high
-    # point 5.66 -> 5.26 GB at 5.5M customers); the parameter terms add their gradients before
-    # the square root
+        return Forecast(columns | values, ranges)
+    ranges["clv"] = _clv_range_by_blocks(
+        spend, x, m, worth, index, moments, sensitivity, terms, level, size
+    )
+    return Forecast(columns, ranges)
+
+
+def _clv_range_by_blocks(
+    spend: Any,
+    x: np.ndarray,
+    m: np.ndarray,
+    worth: np.ndarray,
+    index: tuple[np.ndarray, np.ndarray],
+    moments: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sensitivity: Any,
+    terms: SpendTerms | None,
+    level: float,
+    size: int,
+) -> Range:
+    """The CLV total's range from sums over blocks of customers, so that the spend terms, their
+    gradient and the value moments are held for one block at a time (the interval
+    calibration's high point 5.66 -> 5.26 GB at 5.5M customers); the parameter terms add their
+    gradients before the square root. ``worth`` is margin × discounted purchases per customer;
+    ``moments`` each pattern's purchase mean and variance, each customer's value scale and each
+    pattern's 1 / expected purchases."""
+    patterns, inverse = index
+    mean, variance, scale, per_purchase = moments
     total, total_variance, weights, spend_gradient = 0.0, 0.0, np.zeros(len(patterns)), None
     for rows in blocks(np.arange(len(x)), size):
         some = spend_terms(spend, x[rows], m[rows]) if terms is None else terms.rows(rows)
         codes = inverse[rows]
-        clv = margin * discounted[rows] * some.now
+        clv = worth[rows] * some.now
         total += float(clv.sum())
         total_variance += float(
             value_moments(some, mean[codes], variance[codes], scale[rows])[1].sum()
@@ -179,5 +181,72 @@ def forecast(
         part = some.value_gradient(clv)
         spend_gradient = part if spend_gradient is None else spend_gradient + part
     parameters = np.hypot(sensitivity.sd(weights * per_purchase), some.sd(spend_gradient))
-    ranges["clv"] = make_range(total, total_variance, float(parameters), level)
-    return Forecast(columns, ranges)
+    return make_range(total, total_variance, float(parameters), level)
+
+
+def _by_pattern(
+    purchase: Any, t: float, index: tuple[np.ndarray, np.ndarray], expected: np.ndarray | None
+) -> np.ndarray:
+    """Each pattern's expected purchases over ``t``: from the customers' when given."""
+    patterns, inverse = index
+    if expected is None:
+        px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
+        return purchase.expected_purchases(t, px, ptx, pT) if len(px) else px
+    by_pattern = np.zeros(len(patterns))
+    by_pattern[inverse] = np.asarray(expected, dtype=float)
+    return by_pattern
+
+
+def _purchase_spread(
+    purchase: Any,
+    t: float,
+    index: tuple[np.ndarray, np.ndarray],
+    level: float,
+    customers: bool,
+) -> tuple[np.ndarray, np.ndarray, PurchaseDistribution | None]:
+    """Each pattern's purchase mean and variance, and with ``customers`` each customer's
+    purchase distribution (:func:`purchase_distribution`; only the moments otherwise)."""
+    patterns, inverse = index
+    px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
+    if not customers:  # the totals need each pattern's moments, not its interval
+        mean, variance = purchase_moments(purchase, t, px, ptx, pT)
+        return mean, variance, None
+    by_pattern = purchase_distribution(purchase, t, px, ptx, pT, level)
+    spread = PurchaseDistribution(
+        **{k: getattr(by_pattern, k)[inverse] for k in ("low", "high", "mean", "variance")},
+        p_zero=by_pattern.p_zero[inverse],
+        inside=by_pattern.inside[inverse],
+    )
+    return by_pattern.mean, by_pattern.variance, spread
+
+
+def _clv_intervals(
+    purchase: Any,
+    spend: Any,
+    t: float,
+    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    spread: PurchaseDistribution,
+    worth: np.ndarray,
+    index: tuple[np.ndarray, np.ndarray],
+    moments: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sensitivity: Any,
+    terms: SpendTerms | None,
+    level: float,
+) -> tuple[dict[str, np.ndarray], Range]:
+    """Each customer's CLV interval (:func:`value_interval`; ``history`` is x, t_x, T and the
+    monetary value; ``moments`` as for :func:`_clv_range_by_blocks`) and the CLV total's
+    range."""
+    x, t_x, T, m = history
+    patterns, inverse = index
+    _, _, scale, per_purchase = moments
+    terms = spend_terms(spend, x, m) if terms is None else terms
+
+    def exact_pmf(rows: np.ndarray) -> np.ndarray:
+        return full_pmf(purchase, t, x[rows], t_x[rows], T[rows])
+
+    values = value_interval(spend, x, m, spread, scale, level, exact_pmf, terms)
+    clv = worth * terms.now
+    weights = np.bincount(inverse, weights=clv, minlength=len(patterns)) * per_purchase
+    parameters = np.hypot(sensitivity.sd(weights), terms.parameter_sd(clv))
+    total = make_range(float(clv.sum()), float(values.variance.sum()), float(parameters), level)
+    return {"clv_low": values.low, "clv_high": values.high}, total
