@@ -24,7 +24,8 @@ from clv.config import DataConfig
 from clv.data import load_transactions
 from clv.features import add_log_gaps, build_calibration_holdout, regularity
 from clv.models.fitted import PurchaseModel
-from clv.models.fitting import fit_purchase_model, log_likelihood
+from clv.models.fitting import fit_purchase_model
+from clv.models.limits import log_likelihood
 from clv.models.patterns import Patterns
 from clv.models.registry import PURCHASE_MODELS
 

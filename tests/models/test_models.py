@@ -14,8 +14,9 @@ from clv._lifetimes import fit_with_retry, fitters, guarded
 from clv.errors import ModelFitError
 from clv.models.beta_geo import bg_objective as _bg_objective
 from clv.models.fitted import PurchaseModel
-from clv.models.fitting import fit_purchase_model, log_likelihood
+from clv.models.fitting import fit_purchase_model
 from clv.models.gamma_gamma import SpendCorrelationWarning, fit_spend_model
+from clv.models.limits import log_likelihood
 from clv.models.optimize import central_gradient as _central_gradient
 from clv.models.patterns import Patterns, rfm_patterns
 from clv.models.registry import purchase_process

@@ -165,78 +165,101 @@ def print_scorecard(card: dict[str, Any], chosen: str | None = None) -> None:
         names = ", ".join(OPTIONAL_STAGES.get(k, k) for k in card["skipped"])
         console.print(f"[yellow]Skipped (see the notices):[/] {names}", highlight=False)
     if card.get("conditional_expectations"):
-        by_frequency = card["conditional_expectations"]
-        keys = [k for k in by_frequency[0] if k not in ("frequency", "customers")]
-        rows = [
-            [r["frequency"], f"{r['customers']:,}", *(f"{r[k]:.3f}" for k in keys)]
-            for r in by_frequency
-        ]
-        console.print(
-            table(
-                "Mean holdout purchases by calibration frequency (actual vs predicted)",
-                ["frequency", "customers", *(label(k) if k != "actual" else k for k in keys)],
-                rows,
-            )
-        )
+        _print_conditional(card["conditional_expectations"])
     if "value" in card:
-        rows = [
-            [
-                label(k),
-                fmt(m["spearman"]),
-                fmt(m["normalized_gini"]),
-                fmt(m["top_decile_capture"]),
-                f"{m['mae']:.2f}",
-            ]
-            for k, m in card["value"].items()
-        ]
-        console.print(
-            table(
-                "Value (holdout revenue)",
-                ["model", "Spearman", "norm. Gini", "top-decile capture", "MAE"],
-                rows,
-            )
-        )
+        _print_value(card["value"])
     if card.get("covariates"):
         print_covariates(card["covariates"], card["purchases"])
-    spend = card.get("spend_covariates")
-    if spend and spend["converged"]:
-        effects = ", ".join(
-            f"{name} {c['estimate']:+.3f}" + (f" ± {c['se']:.3f}" if c["se"] else "")
-            for name, c in spend["coefficients"].items()
-        )
-        console.print(
-            f"Spend covariates (Gamma-Gamma scale × e^δ): {effects}; likelihood ratio "
-            f"{spend['lr_statistic']:.1f} on {spend['lr_df']} df (p {spend['lr_p_value']:.2g}); "
-            f"holdout revenue RMSE {spend['plain_revenue_rmse']:.2f} → "
-            f"{spend['revenue_rmse']:.2f} (paired z {spend['revenue_gain_z']:.2f}; "
-            f"{'used' if spend['used'] else 'not used'})",
-            highlight=False,
-        )
+    if card.get("spend_covariates", {}).get("converged"):
+        _print_spend_covariates(card["spend_covariates"])
     if card.get("intervals"):
         print_interval_calibration(card["intervals"])
     if card.get("churn"):
-        cp = card["churn_protocol"]
-        ev = cp["evaluation_window"]
-        rows = [
-            [
-                label(k) + (" (baseline)" if k == cp["baseline"] else ""),
-                fmt(m["roc_auc"]),
-                fmt(m["pr_auc"]),
-                fmt(m["brier"]),
-                fmt(m["ece"]),
-            ]
-            for k, m in card["churn"].items()
-        ]
-        title = (
-            f"Churn: no purchase in {cp['horizon']:g} {protocol['time_unit']}s after "
-            f"{ev['feature_cutoff']} (churn rate {ev['churn_rate']:.1%})"
-        )
-        console.print(table(title, ["score", "ROC AUC", "PR AUC", "Brier", "ECE"], rows))
-        console.print(
-            f"Churn score decision (training window only): {cp['decision']}", highlight=False
-        )
+        _print_churn(card)
     if card.get("churn_note"):
         console.print(f"Churn: {card['churn_note']}", highlight=False)
+
+
+def _print_conditional(by_frequency: list[dict[str, Any]]) -> None:
+    """Mean holdout purchases by calibration frequency, actual against each model."""
+    from clv.evaluation import label
+
+    keys = [k for k in by_frequency[0] if k not in ("frequency", "customers")]
+    rows = [
+        [r["frequency"], f"{r['customers']:,}", *(f"{r[k]:.3f}" for k in keys)]
+        for r in by_frequency
+    ]
+    console.print(
+        table(
+            "Mean holdout purchases by calibration frequency (actual vs predicted)",
+            ["frequency", "customers", *(label(k) if k != "actual" else k for k in keys)],
+            rows,
+        )
+    )
+
+
+def _print_value(value: dict[str, Any]) -> None:
+    """Each forecast's value metrics against the holdout revenue."""
+    from clv.evaluation import label
+
+    rows = [
+        [
+            label(k),
+            fmt(m["spearman"]),
+            fmt(m["normalized_gini"]),
+            fmt(m["top_decile_capture"]),
+            f"{m['mae']:.2f}",
+        ]
+        for k, m in value.items()
+    ]
+    console.print(
+        table(
+            "Value (holdout revenue)",
+            ["model", "Spearman", "norm. Gini", "top-decile capture", "MAE"],
+            rows,
+        )
+    )
+
+
+def _print_spend_covariates(spend: dict[str, Any]) -> None:
+    """Gamma-Gamma's spend covariates: effects, likelihood ratio and the holdout test."""
+    effects = ", ".join(
+        f"{name} {c['estimate']:+.3f}" + (f" ± {c['se']:.3f}" if c["se"] else "")
+        for name, c in spend["coefficients"].items()
+    )
+    console.print(
+        f"Spend covariates (Gamma-Gamma scale × e^δ): {effects}; likelihood ratio "
+        f"{spend['lr_statistic']:.1f} on {spend['lr_df']} df (p {spend['lr_p_value']:.2g}); "
+        f"holdout revenue RMSE {spend['plain_revenue_rmse']:.2f} → "
+        f"{spend['revenue_rmse']:.2f} (paired z {spend['revenue_gain_z']:.2f}; "
+        f"{'used' if spend['used'] else 'not used'})",
+        highlight=False,
+    )
+
+
+def _print_churn(card: dict[str, Any]) -> None:
+    """The churn comparison on the holdout and the decision taken on the training window."""
+    from clv.evaluation import label
+
+    protocol = card["protocol"]
+    cp = card["churn_protocol"]
+    ev = cp["evaluation_window"]
+    rows = [
+        [
+            label(k) + (" (baseline)" if k == cp["baseline"] else ""),
+            fmt(m["roc_auc"]),
+            fmt(m["pr_auc"]),
+            fmt(m["brier"]),
+            fmt(m["ece"]),
+        ]
+        for k, m in card["churn"].items()
+    ]
+    title = (
+        f"Churn: no purchase in {cp['horizon']:g} {protocol['time_unit']}s after "
+        f"{ev['feature_cutoff']} (churn rate {ev['churn_rate']:.1%})"
+    )
+    console.print(table(title, ["score", "ROC AUC", "PR AUC", "Brier", "ECE"], rows))
+    console.print(f"Churn score decision (training window only): {cp['decision']}", highlight=False)
 
 
 def print_covariates(section: dict[str, Any], purchases: dict[str, Any]) -> None:

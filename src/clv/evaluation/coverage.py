@@ -56,7 +56,7 @@ def interval_calibration(
     - ``totals``: the ranges of total holdout purchases and (with spend) revenue, including
       parameter uncertainty, with the actual totals and whether they fell inside.
     """
-    from clv.intervals import add_ranges, forecast, purchase_distribution
+    from clv.intervals import forecast, purchase_distribution
 
     x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     y = cal["frequency_holdout"].to_numpy(dtype=float)
@@ -117,17 +117,7 @@ def interval_calibration(
         for g, (_, _, name) in enumerate(bounds)
         if members[g]
     ]
-    ranges = {name: add_ranges([f[name] for f in forecasts]) for name in forecasts[0]}
-    totals = {}
-    actuals = {"purchases": y.sum()}
-    if spend is not None:
-        actuals["clv"] = cal["revenue_holdout"].to_numpy(dtype=float).sum()
-    for name, actual in actuals.items():
-        interval = ranges[name].to_dict()
-        totals["revenue" if name == "clv" else name] = interval | {
-            "actual": float(actual),
-            "inside": bool(interval["low"] <= actual <= interval["high"]),
-        }
+    totals = _totals(forecasts, y, cal if spend is not None else None)
     return {
         "level": level,
         "coverage": float(total[0] / n) if n else float("nan"),
@@ -137,6 +127,27 @@ def interval_calibration(
         "pit": (pit / n if n else np.full(PIT_BINS, np.nan)).tolist(),
         "totals": totals,
     }
+
+
+def _totals(
+    forecasts: list[dict[str, Any]], y: np.ndarray, cal: pd.DataFrame | None
+) -> dict[str, Any]:
+    """The ranges of total holdout purchases and (given ``cal``, with spend) revenue, added over
+    the groups' forecasts, with the actual totals and whether they fell inside."""
+    from clv.intervals import add_ranges
+
+    ranges = {name: add_ranges([f[name] for f in forecasts]) for name in forecasts[0]}
+    totals = {}
+    actuals = {"purchases": y.sum()}
+    if cal is not None:
+        actuals["clv"] = cal["revenue_holdout"].to_numpy(dtype=float).sum()
+    for name, actual in actuals.items():
+        interval = ranges[name].to_dict()
+        totals["revenue" if name == "clv" else name] = interval | {
+            "actual": float(actual),
+            "inside": bool(interval["low"] <= actual <= interval["high"]),
+        }
+    return totals
 
 
 def coverage_stage(

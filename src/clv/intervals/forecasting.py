@@ -95,12 +95,7 @@ def forecast(
     -------
     Forecast
     """
-    if index is None:
-        import pandas as pd
-
-        from clv.models.patterns import rfm_patterns_index
-
-        index = rfm_patterns_index(pd.DataFrame({"frequency": x, "recency": t_x, "T": T}))
+    index = _index(x, t_x, T) if index is None else index
     patterns, inverse = index
     px, ptx, pT = patterns.T if len(patterns) else (np.zeros(0),) * 3
     counts = np.bincount(inverse, minlength=len(patterns)).astype(float)
@@ -250,3 +245,12 @@ def _clv_intervals(
     parameters = np.hypot(sensitivity.sd(weights), terms.parameter_sd(clv))
     total = make_range(float(clv.sum()), float(values.variance.sum()), float(parameters), level)
     return {"clv_low": values.low, "clv_high": values.high}, total
+
+
+def _index(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``(x, t_x, T)`` patterns and each customer's row among them."""
+    import pandas as pd
+
+    from clv.models.patterns import rfm_patterns_index
+
+    return rfm_patterns_index(pd.DataFrame({"frequency": x, "recency": t_x, "T": T}))

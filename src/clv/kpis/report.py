@@ -79,44 +79,7 @@ def build_report(
     as_of = pd.Timestamp(as_of or log.report.last_date).normalize()
     monthly = monthly_table(log, as_of, settings.inactivity_days)
     period = period_summary(log, monthly, as_of, settings.period_months)
-    lifetime_given = settings.expected_lifetime_years is not None
-    annual_churn = period["churn_rate"] * 12 / period["months"]
-    lifetime = (
-        settings.expected_lifetime_years
-        if lifetime_given
-        else (1.0 / annual_churn if annual_churn > 0 else float("nan"))
-    )
-    annual = period["annual_revenue_per_customer"]
-    clv_block: dict[str, Any] = {
-        "annual_revenue_per_customer": annual,
-        "expected_lifetime_years": lifetime,
-        "lifetime_source": "given" if lifetime_given else "1 / annual churn rate",
-        "gross_value": annual * lifetime,
-    }
-    channels = None
-    if costs is not None:
-        view = log.compact
-        acquired = pd.Index(
-            view.per_customer(
-                f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} <= $end",
-                {"end": day_number(as_of)},
-            )[CUSTOMER]
-        )
-        cac, channels = acquisition_costs(costs, customers, acquired)
-        clv_block |= {
-            "acquisition_cost": cac,
-            "simple_clv": simple_clv(annual, lifetime, cac),
-            "clv_to_cac": annual * lifetime / cac if cac else float("nan"),
-            "roi_per_customer": simple_clv(annual, lifetime, cac) / cac if cac else float("nan"),
-        }
-        if channels is not None:
-            channels["simple_clv"] = annual * lifetime - channels["acquisition_cost"]
-            cost = channels["acquisition_cost"].where(channels["acquisition_cost"] > 0)
-            channels["clv_to_cac"] = annual * lifetime / cost  # NaN (empty in CSV) at cost 0
-            channels["roi_per_customer"] = channels["simple_clv"] / cost
-    else:
-        clv_block["simple_clv"] = simple_clv(annual, lifetime, 0.0)
-        clv_block["note"] = "no cost table: simple CLV without acquisition cost"
+    clv_block, channels = _simple_clv(log, period, settings, as_of, costs, customers)
     predicted = None
     forecast = None
     if bundle is not None and bundle.spend is not None:
@@ -167,3 +130,55 @@ def build_report(
             "scope": "existing customers only (no new acquisitions)",
         }
     return KpiReport(summary, monthly, segments, forecast, nps_monthly, servqual_table, channels)
+
+
+def _simple_clv(
+    log: TransactionLog,
+    period: dict[str, Any],
+    settings: Any,
+    as_of: pd.Timestamp,
+    costs: pd.DataFrame | None,
+    customers: pd.DataFrame | None,
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """The simple CLV of the period (annual revenue per customer × expected lifetime − the
+    acquisition cost), with CLV : CAC and ROI when there is a cost table, and per channel when
+    the costs are by channel."""
+    lifetime_given = settings.expected_lifetime_years is not None
+    annual_churn = period["churn_rate"] * 12 / period["months"]
+    lifetime = (
+        settings.expected_lifetime_years
+        if lifetime_given
+        else (1.0 / annual_churn if annual_churn > 0 else float("nan"))
+    )
+    annual = period["annual_revenue_per_customer"]
+    clv_block: dict[str, Any] = {
+        "annual_revenue_per_customer": annual,
+        "expected_lifetime_years": lifetime,
+        "lifetime_source": "given" if lifetime_given else "1 / annual churn rate",
+        "gross_value": annual * lifetime,
+    }
+    channels = None
+    if costs is not None:
+        view = log.compact
+        acquired = pd.Index(
+            view.per_customer(
+                f"SELECT DISTINCT {CUSTOMER} FROM tx WHERE {DAY} <= $end",
+                {"end": day_number(as_of)},
+            )[CUSTOMER]
+        )
+        cac, channels = acquisition_costs(costs, customers, acquired)
+        clv_block |= {
+            "acquisition_cost": cac,
+            "simple_clv": simple_clv(annual, lifetime, cac),
+            "clv_to_cac": annual * lifetime / cac if cac else float("nan"),
+            "roi_per_customer": simple_clv(annual, lifetime, cac) / cac if cac else float("nan"),
+        }
+        if channels is not None:
+            channels["simple_clv"] = annual * lifetime - channels["acquisition_cost"]
+            cost = channels["acquisition_cost"].where(channels["acquisition_cost"] > 0)
+            channels["clv_to_cac"] = annual * lifetime / cost  # NaN (empty in CSV) at cost 0
+            channels["roi_per_customer"] = channels["simple_clv"] / cost
+    else:
+        clv_block["simple_clv"] = simple_clv(annual, lifetime, 0.0)
+        clv_block["note"] = "no cost table: simple CLV without acquisition cost"
+    return clv_block, channels

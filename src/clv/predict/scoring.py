@@ -145,19 +145,8 @@ def score_rfm(
         intervals, ``attrs["ranges"]`` holds the totals of expected purchases (and CLV) over
         the horizon with their ranges (:class:`clv.intervals.Range` as dicts).
     """
-    if horizon <= 0:
-        raise DataValidationError(f"horizon must be positive, got {horizon}.")
-    if discount_rate < 0 or margin <= 0:
-        raise DataValidationError("discount_rate must be ≥ 0 and margin > 0.")
-    if not (interval == 0 or 0 < interval < 1):
-        raise DataValidationError(
-            f"interval must be a level between 0 and 1 (e.g. 0.8), or 0 for none; got {interval}."
-        )
     unit = time_unit or bundle.time_unit
-    try:
-        units.check_unit(unit)
-    except ValueError as exc:
-        raise DataValidationError(str(exc)) from None
+    _check_options(horizon, unit, discount_rate, margin, interval)
     has_value = bundle.spend is not None and "monetary_value" in rfm
     _check_rfm(rfm, has_value)
     if has_covariates(bundle):
@@ -199,33 +188,64 @@ def score_rfm(
     churn = _churn_probability(bundle, rfm.reset_index(drop=True))
     if churn is not None:
         out["churn_probability"], out["churn_source"] = churn
+    settings = (horizon, unit, discount_rate)
+    out["value_segment"] = _value_segments(
+        bundle, out, reference, basis, settings, segments, segment_rest
+    )
+    out["recency"] = out["recency"].to_numpy() / step  # the model's unit → the scoring unit
+    out["T"] = out["T"].to_numpy() / step
+    return out
+
+
+def _check_options(
+    horizon: float, unit: str, discount_rate: float, margin: float, interval: float
+) -> None:
+    """Refuse scoring options no forecast can have."""
+    if horizon <= 0:
+        raise DataValidationError(f"horizon must be positive, got {horizon}.")
+    if discount_rate < 0 or margin <= 0:
+        raise DataValidationError("discount_rate must be ≥ 0 and margin > 0.")
+    if not (interval == 0 or 0 < interval < 1):
+        raise DataValidationError(
+            f"interval must be a level between 0 and 1 (e.g. 0.8), or 0 for none; got {interval}."
+        )
+    try:
+        units.check_unit(unit)
+    except ValueError as exc:
+        raise DataValidationError(str(exc)) from None
+
+
+def _value_segments(
+    bundle: Bundle,
+    out: pd.DataFrame,
+    reference: dict[str, np.ndarray],
+    basis: str,
+    settings: tuple[float, str, float],
+    segments: dict[str, float] | None,
+    segment_rest: str,
+) -> np.ndarray:
+    """Each customer's value segment: by the thresholds fixed at training, on each customer's
+    value at the reference ``(horizon, unit, discount_rate)`` they were set at (``settings`` are
+    this scoring's); a bundle without thresholds ranks the list itself."""
     rule = bundle.segments
     if not rule:
         warnings.warn(
             "This bundle has no stored segment thresholds (made by an older clv): value "
             "segments are ranked within this list. Retrain to fix them at training.",
             ClvWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-        out["value_segment"] = value_segments(reference[basis], segments, segment_rest)
-    else:
-        if segments is not None and dict(segments) != segment_shares(rule):
-            warnings.warn(
-                f"Value segments are defined at training ({segment_shares(rule)}); the tiers asked "
-                f"for here ({dict(segments)}) take effect when the model is retrained.",
-                ClvWarning,
-                stacklevel=2,
-            )
-        if (rule["horizon"], rule["time_unit"], rule["discount_rate"]) != (
-            horizon,
-            unit,
-            discount_rate,
-        ):
-            reference = segment_basis(bundle, out, rule)
-        out["value_segment"] = apply_segments(reference[basis], rule, basis)
-    out["recency"] = out["recency"].to_numpy() / step  # the model's unit → the scoring unit
-    out["T"] = out["T"].to_numpy() / step
-    return out
+        return value_segments(reference[basis], segments, segment_rest)
+    if segments is not None and dict(segments) != segment_shares(rule):
+        warnings.warn(
+            f"Value segments are defined at training ({segment_shares(rule)}); the tiers asked "
+            f"for here ({dict(segments)}) take effect when the model is retrained.",
+            ClvWarning,
+            stacklevel=3,
+        )
+    if (rule["horizon"], rule["time_unit"], rule["discount_rate"]) != settings:
+        reference = segment_basis(bundle, out, rule)
+    return apply_segments(reference[basis], rule, basis)
 
 
 def _score_by_group(

@@ -109,21 +109,7 @@ def _log_run(
         log_datasets(run_id, result, config)
         params = {k: str(v) for k, v in flatten(config.to_dict()).items()}
         mlflow.log_params(params)
-        tags = {f"data.{k}": str(v) for k, v in bundle.fingerprint.items()}
-        tags |= {f"version.{k}": v for k, v in bundle.versions.items()}
-        tags |= {
-            "chosen_model": chosen,
-            "churn_choice": bundle.churn.choice if bundle.churn else "none",
-        }
-        dropped = bundle.scorecard.get("dropped", {})
-        tags |= {f"dropped.{k}": message[:1000] for k, message in dropped.items()}
-        if dropped:
-            tags["dropped"] = ", ".join(dropped)
-        skipped = bundle.scorecard.get("skipped", {})  # optional stages that failed
-        tags |= {f"skipped.{k}": entry["reason"][:1000] for k, entry in skipped.items()}
-        if skipped:
-            tags["skipped"] = ", ".join(skipped)
-        mlflow.set_tags(tags)
+        mlflow.set_tags(_run_tags(bundle, chosen))
         errors = {
             mlflow_name(f"purchase_model.se.{k}"): v
             for k, v in bundle.purchase.standard_errors.items()
@@ -134,45 +120,7 @@ def _log_run(
                 for k, v in bundle.spend.standard_errors.items()
             }
         mlflow.log_metrics(metrics | errors)
-        for kind, model in ev.purchase_models.items():
-            with mlflow.start_run(run_name=model.name, nested=True):
-                values = {**model.params, **getattr(model, "coefficients", {})}
-                mlflow.log_params(
-                    {mlflow_name(f"param.{k}"): v for k, v in values.items()} | {"kind": kind}
-                )
-                child = {
-                    m: float(v)
-                    for m, v in bundle.scorecard["purchases"][kind].items()
-                    if v is not None
-                }
-                child |= {
-                    f"value.{m}": float(v)
-                    for m, v in bundle.scorecard.get("value", {}).get(kind, {}).items()
-                }
-                child["log_likelihood"] = model.log_likelihood
-                child |= {mlflow_name(f"se.{k}"): v for k, v in model.standard_errors.items()}
-                mlflow.log_metrics({k: v for k, v in child.items() if np.isfinite(v)})
-                mlflow.set_tag("chosen", str(kind == chosen).lower())
-        if bundle.churn is not None:
-            with mlflow.start_run(run_name="churn classifier", nested=True):
-                churn = bundle.churn
-                mlflow.log_params(
-                    {
-                        "choice": churn.choice,
-                        "blend_weight": churn.blend_weight,
-                        "horizon": churn.horizon,
-                        "features": len(churn.features),
-                    }
-                )
-                mlflow.log_metrics(
-                    {f"validation.{k}": v for k, v in churn.validation.get("oof_auc", {}).items()}
-                    | {
-                        k.removeprefix("churn."): v
-                        for k, v in metrics.items()
-                        if k.startswith("churn.")
-                    }
-                )
-                mlflow.set_tag("decision", churn.validation.get("decision", ""))
+        _log_child_runs(mlflow, bundle, ev, chosen, metrics)
         with tempfile.TemporaryDirectory() as tmp:
             from clv.plots import save_evaluation_figures, save_importance_figure
 
@@ -214,6 +162,70 @@ def _log_run(
         )
         mlflow.log_text("\n".join(result.stage_log) + "\n", "train.log")
     return run_id, decision
+
+
+def _run_tags(bundle: Any, chosen: str) -> dict[str, str]:
+    """A training run's tags: the data fingerprint, package versions, the choices, and the
+    candidates dropped and optional stages skipped, with why."""
+    tags = {f"data.{k}": str(v) for k, v in bundle.fingerprint.items()}
+    tags |= {f"version.{k}": v for k, v in bundle.versions.items()}
+    tags |= {
+        "chosen_model": chosen,
+        "churn_choice": bundle.churn.choice if bundle.churn else "none",
+    }
+    dropped = bundle.scorecard.get("dropped", {})
+    tags |= {f"dropped.{k}": message[:1000] for k, message in dropped.items()}
+    if dropped:
+        tags["dropped"] = ", ".join(dropped)
+    skipped = bundle.scorecard.get("skipped", {})  # optional stages that failed
+    tags |= {f"skipped.{k}": entry["reason"][:1000] for k, entry in skipped.items()}
+    if skipped:
+        tags["skipped"] = ", ".join(skipped)
+    return tags
+
+
+def _log_child_runs(
+    mlflow: Any, bundle: Any, ev: Any, chosen: str, metrics: dict[str, float]
+) -> None:
+    """A child run per candidate purchase model (its parameters and holdout scores) and one for
+    the churn classifier."""
+    for kind, model in ev.purchase_models.items():
+        with mlflow.start_run(run_name=model.name, nested=True):
+            values = {**model.params, **getattr(model, "coefficients", {})}
+            mlflow.log_params(
+                {mlflow_name(f"param.{k}"): v for k, v in values.items()} | {"kind": kind}
+            )
+            child = {
+                m: float(v) for m, v in bundle.scorecard["purchases"][kind].items() if v is not None
+            }
+            child |= {
+                f"value.{m}": float(v)
+                for m, v in bundle.scorecard.get("value", {}).get(kind, {}).items()
+            }
+            child["log_likelihood"] = model.log_likelihood
+            child |= {mlflow_name(f"se.{k}"): v for k, v in model.standard_errors.items()}
+            mlflow.log_metrics({k: v for k, v in child.items() if np.isfinite(v)})
+            mlflow.set_tag("chosen", str(kind == chosen).lower())
+    if bundle.churn is not None:
+        with mlflow.start_run(run_name="churn classifier", nested=True):
+            churn = bundle.churn
+            mlflow.log_params(
+                {
+                    "choice": churn.choice,
+                    "blend_weight": churn.blend_weight,
+                    "horizon": churn.horizon,
+                    "features": len(churn.features),
+                }
+            )
+            mlflow.log_metrics(
+                {f"validation.{k}": v for k, v in churn.validation.get("oof_auc", {}).items()}
+                | {
+                    k.removeprefix("churn."): v
+                    for k, v in metrics.items()
+                    if k.startswith("churn.")
+                }
+            )
+            mlflow.set_tag("decision", churn.validation.get("decision", ""))
 
 
 def log_kpi_report(report: Any, config: Config, active: bool = False) -> str:
