@@ -19,6 +19,7 @@ from clv.models.fitted import PurchaseModel
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """The classifier's feature columns of a churn table: all but the customer id."""
     return [c for c in frame.columns if c != CUSTOMER]
 
 
@@ -44,6 +45,8 @@ PREDICT_ROWS = 500_000
 
 
 def lgb_params(columns: list[str], seed: int, settings: ChurnConfig, rows: int) -> dict[str, Any]:
+    """LightGBM's parameters for a table of ``rows`` customers: the config's settings, the
+    monotone constraints of :data:`MONOTONE`, and the threads the run may use."""
     return {
         "objective": "binary",
         "learning_rate": settings.learning_rate,

@@ -112,6 +112,7 @@ def monitor(
 
 
 def print_monitoring(s: dict[str, Any]) -> None:
+    """The monitor's summary: the window, purchases, churn, value, drift and the advice."""
     p = s["purchases"]
     rows = [
         ["window", f"{s['window']['from']} .. {s['window']['to']}"],

@@ -289,6 +289,7 @@ def range_text(total: dict[str, float]) -> str:
 def print_scores(
     scores: pd.DataFrame, horizon: float, unit: str, out: Path | str, churn_horizon: float | None
 ) -> None:
+    """The scores' summary with the totals' ranges, and the value segments."""
     n = len(scores)
     ranges = scores.attrs.get("ranges", {})
     rows = [

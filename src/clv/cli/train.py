@@ -213,6 +213,7 @@ def train(
 
 
 def print_training(result: TrainResult) -> None:
+    """The scorecard, the chosen model refitted, Gamma-Gamma, the churn model and the run."""
     bundle = result.bundle
     print_scorecard(bundle.scorecard, bundle.selection["chosen"])
     purchase, spend = bundle.purchase, bundle.spend

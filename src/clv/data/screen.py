@@ -204,6 +204,8 @@ def _implausible(
 
 
 def refuse(kind: str, count: int, examples: list[str] | tuple[str, ...], rule: str) -> None:
+    """Stop the run on implausible rows (``data.implausible: error``), naming the rule, the
+    count and examples."""
     raise DataValidationError(
         f"{count:,} row(s) have an implausible {kind} ({rule}), e.g. {'; '.join(examples)}. "
         "Fix them upstream, or set data.implausible: exclude to leave them out (counted in the "

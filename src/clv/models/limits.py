@@ -46,6 +46,8 @@ def fit_once(
     seen: list[Fit] | None = None,
     start: Mapping[str, float] | None = None,
 ) -> Fit:
+    """One fit of ``process``; ``seen`` collects every fit tried (the boundary answers start
+    from the first)."""
     fit = process.fit(patterns, penalizer, start)
     if seen is not None:
         seen.append(fit)

@@ -37,6 +37,8 @@ def ship_churn(
     full: pd.DataFrame,
     notices: list[str],
 ) -> ChurnModel:
+    """The latest window's classifier as shipped: its window's note as a notice, and its
+    BTYD features from a fit on the whole log (``purchase`` when it is that model)."""
     unit = config.features.time_unit
     model, note = trained
     if note:
