@@ -175,3 +175,37 @@ def test_saved_and_loaded_as_json():
     np.testing.assert_array_equal(
         again.expected_purchases(13.0, X, T_X, T), model.expected_purchases(13.0, X, T_X, T)
     )
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "leaves_the_limit"), [("2007-01-01", False), ("2007-07-01", True)]
+)
+def test_fitted_through_its_pareto_limit_on_the_grocery_log(cutoff, leaves_the_limit):
+    """BTYDplus' grocery log: cut at 2007-01-01 the likelihood falls as b grows from the
+    Pareto/NBD limit, which is the answer (the fit from the default start crawled towards it
+    and stopped with "precision loss", so no GG/NBD was shipped); cut at 2007-07-01 it rises,
+    and the fit leaves the limit with a higher likelihood than Pareto/NBD's. Either way it is at
+    least as good as a fit from the default start."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from clv.config import DataConfig
+    from clv.data import load_transactions
+    from clv.features import build_calibration_holdout
+    from clv.models.optimize import fit_patterns
+    from clv.models.patterns import rfm_patterns
+
+    log = load_transactions(str(Path(__file__).parents[1] / "data" / "grocery.csv"), DataConfig())
+    cut = pd.Timestamp(cutoff)
+    cal = build_calibration_holdout(log.compact, cut, cut + pd.Timedelta(weeks=26), "week")
+    model = fit_purchase_model("ggomnbd", cal, "week")
+    pareto = fit_purchase_model("pareto", cal, "week")
+    at_limit = model.params["b"] * cal["T"].max() < 1e-6
+    assert at_limit is not leaves_the_limit
+    if leaves_the_limit:
+        assert model.log_likelihood > pareto.log_likelihood + 0.1
+    else:
+        assert model.log_likelihood == pytest.approx(pareto.log_likelihood, abs=1e-6)
+    cold = fit_patterns(GG, Patterns.from_table(rfm_patterns(cal)))
+    assert model.log_likelihood >= cold.log_likelihood - 1e-6

@@ -12,10 +12,9 @@ The likelihood of a history ``(x, t_x, T)`` is
     Γ(r + x) α^r / Γ(r) · [S(T) / (α + T)^(r + x) + ∫_{t_x}^{T} f(τ) / (α + τ)^(r + x) dτ]
 
 with ``f = −S'`` the dropout density. The integral has no closed form; it is taken by a
-32-node Gauss–Legendre rule in ``log(α + τ)``, where the factor ``(α + τ)^(−(r + x))`` is an
-exponential (cut where it has fallen by ``e^(−40)``: for a heavy buyer it falls by hundreds of
-orders of magnitude over the interval), equal to adaptive quadrature to ~1e-13. Its
-gradient is the same rule applied to the integrand's derivatives: BFGS gets it analytically.
+32-node Gauss–Legendre rule (:mod:`clv.models.dropout_integral`), equal to adaptive quadrature
+to ~1e-13. Its gradient is the same rule applied to the integrand's derivatives: BFGS gets it
+analytically. The fit goes through the Pareto/NBD limit (:meth:`GammaGompertzNBD.fit`).
 
 Given alive at ``T``, the remaining lifetime has survival ``(β_T / (β_T + e^(b·T)(e^(b·u) −
 1)))^s`` with ``β_T = β + e^(b·T) − 1``, whatever the purchases; in ``y = −log`` of it over
@@ -25,6 +24,7 @@ Given alive at ``T``, the remaining lifetime has survival ``(β_T / (β_T + e^(b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,20 +33,25 @@ import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
 from clv.models.base import (
+    Fit,
     PurchaseProcess,
     alive_mixture,
+    fit_patterns,
     flat_histories,
     logaddexp,
     nb_exposure_mixture,
 )
+from clv.models.dropout_integral import NODES, WEIGHTS, dropout_integral
+from clv.models.pareto_nbd import ParetoNBD
 from clv.models.patterns import Patterns
 
-#: Gauss–Legendre rule on (0, 1): for the likelihood's integral over the dropout time and for
-#: the time left alive in a forecast window.
-_NODES, _WEIGHTS = (lambda n, w: ((n + 1.0) / 2.0, w / 2.0))(*np.polynomial.legendre.leggauss(32))
-
-#: Where the likelihood's integral is cut: its integrand has fallen by ``e^(−40)``.
-_CUT = 40.0
+#: GG/NBD with ``b·T`` (T the longest age) below this is at its Pareto/NBD limit, the ridge a
+#: fit from the default start crawls along for seconds (7 s on full CDNOW, where it ends there).
+_AT_LIMIT = 1e-6
+#: The limit's slope in ``b`` is read between these ``b·T`` (GG/NBD's likelihood against itself,
+#: so the two models' different numerics never enter), the limit shipped at the third, and a
+#: climb off it starts at the fourth.
+_SLOPE_AT, _LIMIT_POINT, _CLIMB_FROM = (1e-4, 1e-3), 1e-10, 1e-2
 
 #: Above this ``b·τ``, ``log(β + e^(bτ) − 1)`` is taken as ``bτ + log1p((β − 1)e^(−bτ))``.
 _LARGE = 30.0
@@ -90,48 +95,32 @@ def _terms(theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, gra
     g_T, inverse_T, ratio_T = _base(beta, b, T)
     log_aT = np.log(alpha + T)
     log_alive = s * (log_beta - g_T) - rx * log_aT
-    # the dropout term: ∫ f(τ) (α + τ)^(−(r+x)) dτ over (t_x, T]. In y = log((α + τ)/(α + t_x))
-    # it is (α + t_x)^(−c) ∫ e^(−c·y) f(τ(y)) dy, c = r + x − 1, over (0, Y): an exponential
-    # times a smooth density, which the rule integrates to ~1e-14 for c·Y up to 60. Beyond
-    # y = 40 / c the exponential has fallen below e^(−40): the interval is cut there.
-    a0 = alpha + t_x
-    c = rx - 1.0
-    span = np.log1p((T - t_x) / a0)
-    with np.errstate(divide="ignore"):
-        span = np.where(c > 0, np.minimum(span, _CUT / np.where(c > 0, c, 1.0)), span)
-        y = _NODES * span[:, None]
-        grown = np.expm1(y)  # (α + τ) / (α + t_x) − 1
-        tau = a0[:, None] * grown + t_x[:, None]
-        g_tau, inverse_tau, ratio_tau = _base(beta, b, tau)
-        log_f = (np.log(b) + np.log(s) + s * log_beta) + b * tau - (s + 1.0) * g_tau
-        log_node = (np.log(_WEIGHTS) + log_f) - c[:, None] * y
-        top = log_node.max(axis=1)
-        node = np.exp(log_node - top[:, None])
-        total = node.sum(axis=1)
-        log_a0 = np.log(a0)
-        log_dropout = -c * log_a0 + np.log(span) + top + np.log(total)
+    # the dropout term ∫ f(τ) (α + τ)^(−(r+x)) dτ over (t_x, T] (clv.models.dropout_integral)
+    at_nodes = {}
+
+    def log_f(tau: np.ndarray, _: np.ndarray) -> np.ndarray:
+        at_nodes["g"], at_nodes["inverse"], at_nodes["ratio"] = _base(beta, b, tau)
+        return (np.log(b) + np.log(s) + s * log_beta) + b * tau - (s + 1.0) * at_nodes["g"]
+
+    integral = dropout_integral(alpha, rx, t_x, T, log_f, beta / b)
+    log_dropout = integral.log_value
     log_bracket = logaddexp(log_alive, log_dropout)
     k = gammaln(rx) - gammaln(r) + r * np.log(alpha)
     log_odds_dead = log_dropout - log_alive
     if not grad:
         return _Terms(k + log_bracket, None, log_odds_dead)
-    share = node / total[:, None]  # the nodes' parts of the integral
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", share, values)
-
     p_alive = np.exp(log_alive - log_bracket)
     alive_part = np.stack(
         [-log_aT, -rx / (alpha + T), -s * T * ratio_T, log_beta - g_T, s / beta - s * inverse_T],
         axis=1,
     )
+    mean, tau = integral.mean, integral.tau
     dropout_part = np.stack(
         [
-            -log_a0 - mean(y),  # −log(α + τ)
-            -rx / a0 * mean(1.0 / (1.0 + grown)),  # −(r + x) / (α + τ)
-            1.0 / b + mean(tau * (1.0 - (s + 1.0) * ratio_tau)),
-            1.0 / s + log_beta - mean(g_tau),
-            s / beta - (s + 1.0) * mean(inverse_tau),
+            *integral.rate_gradient(rx),
+            1.0 / b + mean(tau * (1.0 - (s + 1.0) * at_nodes["ratio"])),
+            1.0 / s + log_beta - mean(at_nodes["g"]),
+            s / beta - (s + 1.0) * mean(at_nodes["inverse"]),
         ],
         axis=1,
     )
@@ -151,6 +140,18 @@ def _objective(
     value = -float(data.weight @ terms.log_likelihood) / data.total
     gradient = -(data.weight @ terms.gradient) / data.total * theta
     return value + penalizer * float(theta @ theta), gradient + 2.0 * penalizer * theta**2
+
+
+def _pareto_start(start: Mapping[str, float] | None) -> dict[str, float] | None:
+    """A warm start for the Pareto/NBD limit: Pareto/NBD's parameters as given, or GG/NBD's
+    mapped to its limit (``β / b``)."""
+    if start is None:
+        return None
+    if set(start) == set(ParetoNBD.params):
+        return dict(start)
+    if set(start) == set(GammaGompertzNBD.params) and start["b"] > 0:
+        return {k: start[k] for k in ("r", "alpha", "s")} | {"beta": start["beta"] / start["b"]}
+    return None
 
 
 def _theta(params: dict[str, float]) -> np.ndarray:
@@ -175,10 +176,10 @@ def _remaining_lifetime(
     with np.errstate(divide="ignore"):  # t = 0: no time in the window, Y = 0
         log_growth = np.where(bt > _LARGE, bt, np.log(np.expm1(np.minimum(bt, _LARGE))))
     span = np.logaddexp(0.0, shift + log_growth)[:, None]  # Y(t)
-    y = _NODES * span
+    y = NODES * span
     u = np.log1p(np.exp(-shift)[:, None] * np.expm1(y)) / b
     exposure = np.concatenate([np.minimum(u, t[:, None]), t[:, None]], axis=1)
-    weight = np.concatenate([_WEIGHTS * span * s * np.exp(-s * y), np.exp(-s * span)], axis=1)
+    weight = np.concatenate([WEIGHTS * span * s * np.exp(-s * y), np.exp(-s * span)], axis=1)
     return exposure, weight
 
 
@@ -201,6 +202,57 @@ class GammaGompertzNBD(PurchaseProcess):
         "purchase": (("alpha", -1.0),),
         "dropout": (("beta", -1.0),),
     }
+
+    def fit(
+        self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
+    ) -> Fit:
+        """The fit through the model's Pareto/NBD limit (``b → 0`` with ``β / b`` fixed).
+
+        Pareto/NBD is fitted first (from ``start`` when it is Pareto/NBD's parameters or
+        GG/NBD's at the limit). At its optimum every other slope is zero, so the slope of
+        GG/NBD's likelihood in ``b`` there decides: when it falls as ``b`` grows, the limit is
+        GG/NBD's maximum (the Karush-Kuhn-Tucker conditions at the edge ``b ≥ 0``) and is the
+        answer, shipped at ``b·T = 1e-10``; when it rises, BFGS climbs from ``b·T = 0.01`` and
+        from the default start (the likelihood can have more than one mode: on 5,000 simulated
+        GG/NBD customers the climb stopped 16 units below the other), and the better converged
+        fit is kept. On full CDNOW that takes 0.8 s instead
+        of the 7 s a fit from the default start crawls along the ridge to the same point, and
+        it answers on logs where that crawl stops short with "precision loss" (BTYDplus'
+        grocery log at some cutoffs). ``start`` with ``b`` off the limit warm-starts GG/NBD
+        directly; a penalized fit (the retry) starts from the default.
+        """
+        if penalizer > 0:
+            return fit_patterns(self, data, penalizer)
+        span = float(data.T.max())
+        if start is not None and set(start) == set(self.params) and start["b"] * span > _AT_LIMIT:
+            return fit_patterns(self, data, 0.0, start_params=start)
+        limit = ParetoNBD().fit(data, 0.0, _pareto_start(start))
+        if not limit.converged:
+            return fit_patterns(self, data, 0.0)
+
+        def point(scale: float) -> dict[str, float]:
+            b = scale / span
+            r, alpha, s, beta = (limit.params[k] for k in ParetoNBD.params)
+            return {"r": r, "alpha": alpha, "b": b, "s": s, "beta": b * beta}
+
+        near, far = (self.log_likelihood(point(c), data) for c in _SLOPE_AT)
+        shipped = point(_LIMIT_POINT)
+        at_limit = Fit(
+            params=shipped,
+            log_likelihood=self.log_likelihood(shipped, data),
+            standard_errors={},
+            covariance=(),
+            converged=True,
+            message="the Pareto/NBD limit (b -> 0): the likelihood falls as b grows from it",
+        )
+        if not far > near:
+            return at_limit
+        fits = [
+            fit_patterns(self, data, 0.0, start_params=point(_CLIMB_FROM)),
+            fit_patterns(self, data, 0.0),
+            at_limit,
+        ]
+        return max(fits, key=lambda f: (f.converged, f.log_likelihood))
 
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any

@@ -3,25 +3,32 @@ exponential lifetime, both rates Gamma-distributed across customers.
 
 The likelihood is lifetimes' (in the form of Fader & Hardie's 2005 note; tested against its
 ``_conditional_log_likelihood``), with its Gauss hypergeometric terms evaluated once per distinct
-``(x, t_x)`` and ``(x, T)`` pair; BFGS works on central-difference gradients. The scores come
-from the same likelihood in log space, so they stay finite for any history.
+``(x, t_x)`` and ``(x, T)`` pair. Its derivatives in the hypergeometric function's parameters
+have no closed form, so the fit maximizes the same likelihood written as an integral over the
+dropout time (:mod:`clv.models.dropout_integral`, equal to it to ~1e-12), whose gradient is
+analytic: BFGS takes one evaluation per step where central differences took nine. The scores
+come from the closed form in log space, so they stay finite for any history.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import expit, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from clv.models.base import (
+    Fit,
     PurchaseProcess,
     alive_mixture,
+    fit_patterns,
     flat_histories,
     logaddexp,
     nb_exposure_mixture,
 )
+from clv.models.dropout_integral import dropout_integral
 from clv.models.patterns import Patterns
 
 
@@ -85,14 +92,82 @@ def _pareto_time_terms(theta: np.ndarray, data: Patterns, pairs: _ParetoPairs) -
 def pareto_log_likelihood(params: np.ndarray, data: Patterns) -> np.ndarray:
     """Log-likelihood of each pattern under Pareto/NBD (one value per pattern, unweighted).
 
-    Equals lifetimes' ``ParetoNBDFitter._conditional_log_likelihood`` (tested).
+    Equals lifetimes' ``ParetoNBDFitter._conditional_log_likelihood`` (tested). Where the
+    closed form is not a number (its hypergeometric function overflows for heavy buyers at
+    large ``s`` and ``β``: near the edge where every customer drops out at the same rate, which
+    is where the likelihood peaks on some logs), the integral's value is taken instead.
     """
     r, alpha, s, beta = params
     x_terms = gammaln(r + data.x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    return x_terms + _pareto_time_terms(params, data, _ParetoPairs.of(data))
+    values = x_terms + _pareto_time_terms(params, data, _ParetoPairs.of(data))
+    bad = ~np.isfinite(values)
+    if bad.any():
+        values[bad] = _integral_terms(
+            np.asarray(params, dtype=float), data.x[bad], data.t_x[bad], data.T[bad], False
+        )[0]
+    return values
+
+
+def _integral_terms(
+    theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, grad: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Log-likelihood of each history and (when asked) its gradient in ``θ``, from the
+    likelihood's integral over the dropout time: ``S(T) / (α + T)^(r + x)`` plus ``∫ f(τ) / (α
+    + τ)^(r + x) dτ`` over ``(t_x, T]``, ``S(τ) = (β / (β + τ))^s``."""
+    r, alpha, s, beta = theta
+    rx, log_beta = r + x, np.log(beta)
+    log_alive = s * (log_beta - np.log(beta + T)) - rx * np.log(alpha + T)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        integral = dropout_integral(
+            alpha,
+            rx,
+            t_x,
+            T,
+            lambda _, log_base: np.log(s) + s * log_beta - (s + 1.0) * log_base,
+            beta,
+        )
+        log_bracket = logaddexp(log_alive, integral.log_value)
+    ll = gammaln(rx) - gammaln(r) + r * np.log(alpha) + log_bracket
+    if not grad:
+        return ll, None
+    with np.errstate(over="ignore", invalid="ignore"):
+        p_alive = np.exp(log_alive - log_bracket)
+    alive_part = np.stack(
+        [
+            -np.log(alpha + T),
+            -rx / (alpha + T),
+            log_beta - np.log(beta + T),
+            s / beta - s / (beta + T),
+        ],
+        axis=1,
+    )
+    dropout_part = np.stack(
+        [
+            *integral.rate_gradient(rx),
+            1.0 / s + log_beta - integral.mean(integral.log_offset_base),
+            s / beta - (s + 1.0) * integral.mean(1.0 / (beta + integral.tau)),
+        ],
+        axis=1,
+    )
+    gradient = p_alive[:, None] * alive_part + (1.0 - p_alive)[:, None] * dropout_part
+    gradient[:, 0] += digamma(rx) - digamma(r) + np.log(alpha)
+    gradient[:, 1] += r / alpha
+    return ll, gradient
 
 
 def _pareto_objective(
+    log_params: np.ndarray, data: Patterns, penalizer: float
+) -> tuple[float, np.ndarray]:
+    """Mean negative log-likelihood of Pareto/NBD plus ``penalizer · Σ θ²`` and its gradient in
+    log θ (:func:`_integral_terms`)."""
+    theta = np.exp(log_params)
+    ll, gradient = _integral_terms(theta, data.x, data.t_x, data.T, True)
+    value = -float(data.weight @ ll) / data.total + penalizer * float(theta @ theta)
+    slope = -(data.weight @ gradient) / data.total * theta + 2.0 * penalizer * theta**2
+    return value, slope
+
+
+def _closed_form_objective(
     log_params: np.ndarray, data: Patterns, penalizer: float, pairs: _ParetoPairs
 ) -> float:
     """Mean negative log-likelihood of Pareto/NBD, the terms of x alone once per distinct x."""
@@ -196,8 +271,8 @@ class ParetoNBD(PurchaseProcess):
     time_params: ClassVar[tuple[str, ...]] = ("alpha", "beta")
     lifetimes_fitter: ClassVar[str] = "ParetoNBDFitter"
     start: ClassVar[float] = 1.0
-    gtol: ClassVar[float] = 1e-8
-    analytic_gradient: ClassVar[bool] = False
+    gtol: ClassVar[float] = 1e-9
+    analytic_gradient: ClassVar[bool] = True
     #: CLVTools' static covariates: α·e^(−γᵀz) and β·e^(−γᵀz), so each rate's mean is
     #: multiplied by e^(γᵀz).
     covariate_links: ClassVar[dict[str, tuple[tuple[str, float], ...]]] = {
@@ -205,13 +280,19 @@ class ParetoNBD(PurchaseProcess):
         "dropout": (("beta", -1.0),),
     }
 
-    def prepare(self, data: Patterns) -> _ParetoPairs:
-        return _ParetoPairs.of(data)
+    def fit(
+        self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
+    ) -> Fit:
+        """The fit by the integral's analytic gradient, or by central differences of the
+        closed form when its distinct ``(x, t)`` pairs are few beside the patterns
+        (:data:`CLOSED_FORM_SHARE`)."""
+        process = _ClosedForm() if closed_form_pays(data) else self
+        return fit_patterns(process, data, penalizer, start_params=start)
 
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
-    ) -> tuple[float, None]:
-        return _pareto_objective(log_params, data, penalizer, prepared), None
+    ) -> tuple[float, np.ndarray]:
+        return _pareto_objective(log_params, data, penalizer)
 
     def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
         theta = np.array([params[n] for n in self.params], dtype=float)
@@ -257,3 +338,36 @@ class ParetoNBD(PurchaseProcess):
         k_max: int,
     ) -> np.ndarray:
         return pareto_purchase_pmf(params, t, x, t_x, T, k_max)
+
+
+#: An evaluation of the closed form costs 0.3–1.2 µs per distinct ``(x, t_x)`` and ``(x, T)``
+#: pair, and central differences take nine per step; the integral costs about 2.7 µs per
+#: pattern, once per step with its gradient, and BFGS takes fewer steps with it (a ridge that
+#: took 83 steps of differences took far fewer). The closed form is used when the pairs are
+#: fewer than this share of the patterns: on whole days (CDNOW's 9,895 patterns have 3,591
+#: pairs; a simulated daily log's 78,475 have 7,891) it is twice as fast; with exact times every
+#: pair is distinct and the integral fits 5,000 simulated customers in 3 s instead of 21 s.
+CLOSED_FORM_SHARE = 0.75
+
+
+def closed_form_pays(data: Patterns) -> bool:
+    """Whether the closed form's central differences fit ``data`` faster than the integral's
+    gradient: its distinct pairs are fewer than :data:`CLOSED_FORM_SHARE` of the patterns."""
+    pairs = _ParetoPairs.of(data)
+    count = len(pairs.recency_keys[0]) + len(pairs.age_keys[0])
+    return count < CLOSED_FORM_SHARE * len(data.x)
+
+
+class _ClosedForm(ParetoNBD):
+    """Pareto/NBD fitted by central differences of its closed form (see :meth:`ParetoNBD.fit`)."""
+
+    gtol: ClassVar[float] = 1e-8
+    analytic_gradient: ClassVar[bool] = False
+
+    def prepare(self, data: Patterns) -> _ParetoPairs:
+        return _ParetoPairs.of(data)
+
+    def objective(
+        self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
+    ) -> tuple[float, None]:
+        return _closed_form_objective(log_params, data, penalizer, prepared), None
