@@ -16,18 +16,27 @@ class TrainConfig(_Section):
     """Model selection on a calibration/holdout split, then a refit on the whole log."""
 
     candidates: list[str] = Field(
-        default_factory=lambda: ["bgnbd", "mbgnbd", "pareto", "ensemble", "stacked"],
+        default_factory=lambda: [
+            "bgnbd",
+            "mbgnbd",
+            "pareto",
+            "ggomnbd",
+            "mbgcnbd",
+            "ensemble",
+            "stacked",
+        ],
         description="Purchase models to compare on the holdout: bgnbd, mbgnbd, pareto, ggomnbd "
-        "(Gamma-Gompertz/NBD), mbgcnbd (MBG/CNBD-k, regular buyers), 'ensemble', the "
-        "equal-weight mixture of BG/NBD, MBG/NBD and Pareto/NBD, and 'stacked', the mixture of "
-        "every other model listed with weights that maximise the holdout log score.",
+        "(Gamma-Gompertz/NBD, a dropout hazard that changes with age), mbgcnbd (MBG/CNBD-k, "
+        "regular buyers), 'ensemble', the equal-weight mixture of BG/NBD, MBG/NBD and "
+        "Pareto/NBD, and 'stacked', the mixture of every other model listed with weights that "
+        "maximise the holdout log score. When GG/NBD's fit is at its Pareto/NBD limit, or "
+        "MBG/CNBD-k's at k = 1 (MBG/NBD), the larger model competes for both.",
     )
     regularity_model: bool = Field(
         False,
-        description="Add mbgcnbd (MBG/CNBD-k) to the candidates when purchase timing is "
-        "regular (Wheat-Morrison k >= 1.5 on the calibration period). Off by default: on the "
-        "real regular log here (grocery) it made hidden-split forecasts 1-4 % worse at 4 of 6 "
-        "cutoffs (benchmarks/peers.py --cutoffs), while on simulated Erlang buyers it wins.",
+        description="Add mbgcnbd (MBG/CNBD-k) to candidates that do not list it when purchase "
+        "timing is regular (Wheat-Morrison k >= 1.5 on the calibration period). The default "
+        "candidates list it already.",
     )
     rolling_origin: bool = Field(
         True,

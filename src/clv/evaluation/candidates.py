@@ -16,7 +16,7 @@ from clv.evaluation.split import CalibrationTable, Split
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_purchase_model
-from clv.models.registry import ENSEMBLE, ENSEMBLE_MEMBERS, MIXTURES, display_name
+from clv.models.registry import ENSEMBLE, ENSEMBLE_MEMBERS, MIXTURES, NESTED_IN, display_name
 from clv.stages import StageLog
 
 
@@ -28,6 +28,10 @@ class Candidates:
     models: dict[str, PurchaseModel | EnsembleModel] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
+    #: nested candidate → the larger model whose fit it equals (:func:`merge_nested`)
+    same_as: dict[str, str] = field(default_factory=dict)
+    #: the nested candidates' fits, kept for the ensemble (its members on every window)
+    nested: dict[str, PurchaseModel] = field(default_factory=dict)
 
     def drop(self, kind: str, exc: Exception, report: StageLog) -> None:
         """Record a candidate that did not converge, and say so: the others still compete."""
@@ -54,6 +58,9 @@ def fit_candidates(
     fits = Candidates()
     models, predictions = fits.models, fits.predictions
     singles = [k for k in table.candidates if k not in MIXTURES]
+    singles.sort(
+        key=lambda k: k in NESTED_IN.values()
+    )  # a nested model first: it starts the larger
     for kind in singles + [ENSEMBLE] * (ENSEMBLE in table.candidates):
         try:
             model = fit_candidate(kind, table.frame, unit, settings, models, fits.dropped)
@@ -71,7 +78,34 @@ def fit_candidates(
             f"{metrics.rmse(actual, predictions[kind]):.4f}, MAE "
             f"{metrics.mae(actual, predictions[kind]):.4f}"
         )
+    merge_nested(fits, report)
     return fits
+
+
+#: Two fits are the same when their log-likelihoods differ by less than this share of it.
+SAME_FIT = 1e-9
+
+
+def merge_nested(fits: Candidates, report: StageLog) -> None:
+    """A candidate whose fit equals that of the larger model it is nested in
+    (:data:`~clv.models.registry.NESTED_IN`: GG/NBD at its Pareto/NBD limit, MBG/CNBD-k at
+    k = 1) leaves the choice to that model: the two forecasts are one, and the larger model,
+    refitted on the whole log, can still leave the limit there. Its fit stays in
+    :attr:`Candidates.nested` as a member of the ensemble."""
+    for kind, larger in NESTED_IN.items():
+        small, large = fits.models.get(kind), fits.models.get(larger)
+        if not isinstance(small, PurchaseModel) or not isinstance(large, PurchaseModel):
+            continue
+        gap = abs(large.log_likelihood - small.log_likelihood)
+        if not gap <= SAME_FIT * abs(small.log_likelihood):
+            continue
+        fits.nested[kind] = fits.models.pop(kind)
+        fits.predictions.pop(kind)
+        fits.same_as[kind] = larger
+        report(
+            f"{display_name(larger)} is at its {display_name(kind)} limit here (the same "
+            f"log-likelihood): {display_name(larger)} competes for both"
+        )
 
 
 def fit_candidate(
@@ -85,7 +119,12 @@ def fit_candidate(
     """Fit one candidate on the calibration period; the ensemble reuses its members' fits and
     cannot be formed when one of them was dropped."""
     if kind != ENSEMBLE:
-        return fit_purchase_model(kind, cal, unit, settings.penalizer, settings.retry_penalizer)
+        # the larger of two nested models starts from the smaller one's fit (its limit)
+        smaller = next((k for k, v in NESTED_IN.items() if v == kind and k in fitted), None)
+        start = fitted[smaller].params if smaller else None
+        return fit_purchase_model(
+            kind, cal, unit, settings.penalizer, settings.retry_penalizer, start=start
+        )
     missing = [k for k in ENSEMBLE_MEMBERS if k in dropped]
     if missing:
         raise ModelFitError(

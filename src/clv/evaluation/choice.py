@@ -23,6 +23,7 @@ from clv.models.fitting import fit_purchase_model
 from clv.models.registry import (
     ENSEMBLE,
     ENSEMBLE_MEMBERS,
+    NESTED_IN,
     PURCHASE_MODELS,
     STACKED,
     WITH_COVARIATES,
@@ -42,10 +43,14 @@ def holdout_windows(
     models: dict[str, Any],
     predictions: dict[str, np.ndarray],
     report: StageLog,
+    nested: dict[str, Any] | None = None,
 ) -> list[Window]:
     """The latest holdout window and, when there is a choice to make and the log is long
-    enough, the one before it (the optional stage ``rolling_origin``)."""
+    enough, the one before it (the optional stage ``rolling_origin``). ``nested``: fits that
+    left the choice to a larger model (:func:`~clv.evaluation.candidates.merge_nested`), fitted
+    on the earlier window too when the ensemble needs them as members."""
     plain = {k: m for k, m in models.items() if k in PURCHASE_MODELS}
+    members = {k: m for k, m in (nested or {}).items() if ENSEMBLE in models}
     latest = Window(
         split.calibration_end,
         split.observation_end,
@@ -60,7 +65,7 @@ def holdout_windows(
     earlier = report.optional(
         "rolling_origin",
         lambda: _earlier_window(
-            log, config, split, {k: m.params for k, m in plain.items()}, stacking
+            log, config, split, {k: m.params for k, m in (plain | members).items()}, stacking
         ),
         "the candidates are chosen on the latest holdout alone",
     )
@@ -69,6 +74,9 @@ def holdout_windows(
     if ENSEMBLE in models and all(k in earlier.models for k in ENSEMBLE_MEMBERS):
         ensemble = EnsembleModel(tuple(earlier.models[k] for k in ENSEMBLE_MEMBERS))
         earlier.predictions[ENSEMBLE] = ensemble.mean_of(earlier.models, earlier.predictions)
+    for kind in members:  # members, not candidates
+        earlier.models.pop(kind, None)
+        earlier.predictions.pop(kind, None)
     return [latest, earlier]
 
 
@@ -103,16 +111,17 @@ def _earlier_window(
         earlier.duration,
         cal["frequency_holdout"].to_numpy(dtype=float),
     )
-    return fit_window(
-        window,
-        cal,
-        kinds,
-        lambda kind, rfm: fit_purchase_model(
-            kind, rfm, unit, settings.penalizer, settings.retry_penalizer, start=starts[kind]
-        ),
-        naive_rate,
-        densities,
-    )
+
+    def fit(kind: str, rfm: pd.DataFrame) -> Any:
+        # the larger of two nested models starts from the smaller one's fit here, when there
+        smaller = next((k for k, v in NESTED_IN.items() if v == kind and k in window.models), None)
+        start = window.models[smaller].params if smaller else starts[kind]
+        return fit_purchase_model(
+            kind, rfm, unit, settings.penalizer, settings.retry_penalizer, start=start
+        )
+
+    kinds.sort(key=lambda k: k in NESTED_IN.values())
+    return fit_window(window, cal, kinds, fit, naive_rate, densities)
 
 
 def stack_candidates(
@@ -221,7 +230,15 @@ def choose(
     predictions = fits.predictions
     predictions[NAIVE] = naive_rate(x, T, split.duration)
     windows = holdout_windows(
-        log, config, split, table.frame, table.candidates, fits.models, predictions, report
+        log,
+        config,
+        split,
+        table.frame,
+        table.candidates,
+        fits.models,
+        predictions,
+        report,
+        fits.nested,
     )
     stacking = None
     if STACKED in table.candidates:
@@ -274,3 +291,5 @@ def selection_section(
         report(describe_windows(card["selection"], metric))
     if fits.dropped:
         card["dropped"] = fits.dropped
+    if fits.same_as:
+        card["same_as"] = fits.same_as

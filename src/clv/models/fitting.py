@@ -36,6 +36,7 @@ from clv.models.registry import (
     ENSEMBLE,
     ENSEMBLE_MEMBERS,
     MIXTURES,
+    NESTED_IN,
     STACKED,
     WITH_COVARIATES,
     base_kind,
@@ -271,9 +272,14 @@ def refit_mixture(
     """
     members, weights, failures = [], [], {}
     for member, weight in zip(mixture.members, mixture.weights, strict=True):
+        # GG/NBD and MBG/CNBD-k start from their fit on the holdout split: the Pareto/NBD limit
+        # and MBG/NBD fits they go through are then a step away (the others start afresh)
+        start = member.params if member.kind in NESTED_IN.values() else None
         try:
             members.append(
-                fit_purchase_model(member.kind, rfm, time_unit, penalizer, retry_penalizer)
+                fit_purchase_model(
+                    member.kind, rfm, time_unit, penalizer, retry_penalizer, start=start
+                )
             )
             weights.append(weight)
         except ModelFitError as exc:

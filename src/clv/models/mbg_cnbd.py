@@ -31,11 +31,15 @@ import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln, logsumexp
 
 from clv.models.base import Fit, PurchaseProcess, fit_patterns, flat_histories, logaddexp
+from clv.models.modified_beta_geo import ModifiedBetaGeo
 from clv.models.patterns import Patterns
 
 #: The regularities tried: k = 1 … MAX_K, stopping after the likelihood falls twice in a row
 #: (BTYDplus' search).
 MAX_K = 12
+#: Gradient tolerance of the search over k: its log-likelihoods are within ~1e-5 of the optima
+#: (gradient² / curvature × customers), far below the gaps between neighbouring k.
+SEARCH_GTOL = 1e-5
 #: Table cells (pairs × phases × purchases) computed at once when scoring.
 _BLOCK = 4_000_000
 
@@ -172,6 +176,14 @@ class _FixedK(PurchaseProcess):
         return MBGCNBD().purchase_pmf({"k": self.k} | params, t, x, t_x, T, k_max)
 
 
+#: MBG/CNBD-k at k = 1 (exponential gaps) is MBG/NBD, whose scores have closed forms.
+_MBG = ModifiedBetaGeo()
+
+
+def _mbg_params(params: dict[str, float]) -> dict[str, float]:
+    return {n: params[n] for n in ModifiedBetaGeo.params}
+
+
 def _unpack(params: dict[str, float]) -> tuple[int, float, float, float, float]:
     return round(params["k"]), params["r"], params["alpha"], params["a"], params["b"]
 
@@ -198,7 +210,11 @@ class MBGCNBD(PurchaseProcess):
     ) -> Fit:
         """The fit of each k = 1, 2, … (BTYDplus' search: stop after the likelihood falls
         twice in a row), the best kept; ``k`` is fixed, so its row and column of the
-        covariance are zero. ``start`` (a fit's parameters) warm-starts every k.
+        covariance are zero. ``start`` (a fit's parameters) warm-starts every k; without it,
+        k = 1 (MBG/NBD) starts from the default and the others from its fit. The search fits
+        each k to :data:`SEARCH_GTOL`, enough to rank them, and only the best is then fitted
+        to the full tolerance, with its covariance (full CDNOW: 2.2 s → 0.6 s for k = 1, 2, 3,
+        the same optimum).
 
         Raises
         ------
@@ -213,16 +229,20 @@ class MBGCNBD(PurchaseProcess):
                 "(clv.features.add_log_gaps)"
             )
         fits: list[tuple[float, int, Fit]] = []
+        warm = None if start is None else {n: v for n, v in start.items() if n != "k"}
         for k in range(1, MAX_K + 1):
-            warm = None if start is None else {n: v for n, v in start.items() if n != "k"}
-            fit = fit_patterns(_FixedK(k), data, penalizer, start_params=warm)
+            fit = fit_patterns(
+                _FixedK(k), data, penalizer, tol=SEARCH_GTOL, start_params=warm, covariance=False
+            )
+            if warm is None and fit.converged:  # k = 1 (MBG/NBD) starts the others
+                warm = fit.params
             fits.append((fit.log_likelihood + _gap_term(k, data), k, fit))
             lls = [f[0] for f in fits]
             if len(lls) >= 3 and lls[-1] < lls[-2] < lls[-3]:
                 break
-        total, k, fit = max(
-            (f for f in fits if f[2].converged), default=fits[0], key=lambda f: f[0]
-        )
+        _, k, found = max((f for f in fits if f[2].converged), default=fits[0], key=lambda f: f[0])
+        fit = fit_patterns(_FixedK(k), data, penalizer, start_params=found.params)
+        total = fit.log_likelihood + _gap_term(k, data)
         covariance = ()
         if fit.covariance:
             padded = np.zeros((5, 5))
@@ -303,7 +323,10 @@ class MBGCNBD(PurchaseProcess):
     def expected_purchases(
         self, params: dict[str, float], t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
-        """P(alive) · Σ_{n ≥ 1} P(X ≥ n | alive), the sum taken until its tail is negligible."""
+        """P(alive) · Σ_{n ≥ 1} P(X ≥ n | alive), the sum taken until its tail is negligible
+        (at k = 1, MBG/NBD's closed form: the same numbers, tested, without the tables)."""
+        if params["k"] == 1.0:
+            return _MBG.expected_purchases(_mbg_params(params), t, x, t_x, T)
         shape, x, t_x, T = flat_histories(x, t_x, T)
         alive, weights, which, table = self._tables(params, t, x, t_x, T, None)
         by_phase = table[:, :, 1:].sum(axis=2)[which]  # (histories, k)
@@ -331,7 +354,9 @@ class MBGCNBD(PurchaseProcess):
         k_max: int,
     ) -> np.ndarray:
         """``P(X = n) = P(X ≥ n) − P(X ≥ n + 1)`` given alive; a customer dead at ``T`` buys
-        nothing."""
+        nothing (at k = 1, MBG/NBD's)."""
+        if params["k"] == 1.0:
+            return _MBG.purchase_pmf(_mbg_params(params), t, x, t_x, T, k_max)
         _, x, t_x, T = flat_histories(x, t_x, T)
         alive, weights, which, table = self._tables(params, t, x, t_x, T, k_max)
         steps = table[:, :, : k_max + 1] - table[:, :, 1 : k_max + 2]  # P(X = n | phase)

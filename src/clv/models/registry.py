@@ -30,6 +30,11 @@ PURCHASE_MODELS: dict[str, PurchaseProcess] = {
 #: The limit of every model with dropout when a log shows nobody leaving (:mod:`clv.models.nbd`).
 NO_DROPOUT = "nbd"
 
+#: Models that are the limit of another: Pareto/NBD is GG/NBD at ``b → 0`` (Bemmaor & Glady
+#: 2012), MBG/NBD is MBG/CNBD-k at ``k = 1`` (Platzer & Reutterer 2016). When both compete and
+#: the larger model's fit is the smaller one's, the larger competes for both.
+NESTED_IN = {"pareto": "ggomnbd", "mbgnbd": "mbgcnbd"}
+
 #: The ensemble candidate: an equal-weight mixture of these models (:mod:`clv.models.ensemble`).
 ENSEMBLE = "ensemble"
 ENSEMBLE_MEMBERS = ("bgnbd", "mbgnbd", "pareto")

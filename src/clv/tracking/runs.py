@@ -165,8 +165,9 @@ def _log_run(
 
 
 def _run_tags(bundle: Any, chosen: str) -> dict[str, str]:
-    """A training run's tags: the data fingerprint, package versions, the choices, and the
-    candidates dropped and optional stages skipped, with why."""
+    """A training run's tags: the data fingerprint, package versions, the choices, the
+    candidates dropped and optional stages skipped, with why, and the nested candidates that
+    left the choice to a larger model."""
     tags = {f"data.{k}": str(v) for k, v in bundle.fingerprint.items()}
     tags |= {f"version.{k}": v for k, v in bundle.versions.items()}
     tags |= {
@@ -177,6 +178,8 @@ def _run_tags(bundle: Any, chosen: str) -> dict[str, str]:
     tags |= {f"dropped.{k}": message[:1000] for k, message in dropped.items()}
     if dropped:
         tags["dropped"] = ", ".join(dropped)
+    # a nested model whose fit was the larger model's: the larger competed for both
+    tags |= {f"same_as.{k}": v for k, v in bundle.scorecard.get("same_as", {}).items()}
     skipped = bundle.scorecard.get("skipped", {})  # optional stages that failed
     tags |= {f"skipped.{k}": entry["reason"][:1000] for k, entry in skipped.items()}
     if skipped:
