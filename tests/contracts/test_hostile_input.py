@@ -324,7 +324,7 @@ def test_a_candidate_that_does_not_converge_is_dropped_not_fatal(degrade_log, tm
     manifest = json.loads((model_dir / "bundle.json").read_text())
     assert set(manifest["scorecard"]["dropped"]) == {"bgnbd", "ensemble"}
     assert set(manifest["scorecard"]["skipped"]) == {"spend_refit"}
-    assert manifest["purchase_model"]["kind"] in ("mbgnbd", "pareto")
+    assert manifest["purchase_model"]["kind"] in ("mbgnbd", "pareto", "ggomnbd", "mbgcnbd")
     assert manifest["spend_model"] is None
     out = tmp_path / "s.csv"
     result = runner.invoke(
