@@ -61,7 +61,7 @@ def test_loyal_customers_train_at_the_no_dropout_limit(tmp_path):
     assert (scores["p_alive"] == 1.0).all() and len(scores) == 150
     manifest = json.loads((tmp_path / "m" / "bundle.json").read_text())
     assert manifest["purchase_model"]["kind"] == "nbd"
-    assert manifest["purchase_model"]["limit_of"] in ("bgnbd", "mbgnbd", "pareto")
+    assert manifest["purchase_model"]["limit_of"] in ("bgnbd", "mbgnbd", "pareto", "ggomnbd")
     assert any("no-dropout limit" in n for n in manifest["notices"])
 
 

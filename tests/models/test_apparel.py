@@ -32,7 +32,7 @@ def apparel(apparel_dir):
 
 def test_holdout_mae_on_the_apparel_split(apparel):
     config, log = apparel
-    result = evaluate(log, config)
+    result = evaluate(log, config.with_overrides({"train.candidates": list(PUBLISHED_MAE)}))
     purchases = result.scorecard["purchases"]
     assert result.scorecard["protocol"]["customers"] == 600
     for kind, mae in PUBLISHED_MAE.items():

@@ -55,7 +55,12 @@ def test_an_ensemble_bundle_scores_after_a_json_round_trip(
 
 
 def test_the_ensemble_is_evaluated_and_selectable_like_any_candidate(sample_log):
-    config = Config().with_overrides({"train.calibration_end": pd.Timestamp("1997-09-30").date()})
+    config = Config().with_overrides(
+        {
+            "train.calibration_end": pd.Timestamp("1997-09-30").date(),
+            "train.candidates": ["bgnbd", "mbgnbd", "pareto", "ensemble"],
+        }
+    )
     ev = evaluate(sample_log, config)
     card = ev.scorecard["purchases"]
     assert {"bgnbd", "mbgnbd", "pareto", "ensemble"} <= set(card)
@@ -88,3 +93,24 @@ def test_the_scorecard_reuses_the_members_values_to_the_bit(sample_log):
     refit = dict(ev.purchase_models, pareto=fit_purchase_model("pareto", cal, "week"))
     assert ensemble.mean_of(refit, ev.predictions) is None
     assert ensemble.mean_of(ev.purchase_models, {"bgnbd": own}) is None
+
+
+def test_nested_models_at_their_limits_compete_once(sample_log):
+    """The default candidates on the papers' split: GG/NBD's fit is Pareto/NBD's (b → 0) and
+    MBG/CNBD-k's is MBG/NBD's (k = 1); the larger competes for both, the smaller stays fitted
+    as a member of the ensemble, and the forecasts of each pair agree to rounding."""
+    config = Config().with_overrides({"train.calibration_end": pd.Timestamp("1997-09-30").date()})
+    ev = evaluate(sample_log, config)
+    assert ev.scorecard["same_as"] == {"pareto": "ggomnbd", "mbgnbd": "mbgcnbd"}
+    assert {"pareto", "mbgnbd"}.isdisjoint(ev.purchase_models)
+    assert {"pareto", "mbgnbd"}.isdisjoint(ev.scorecard["purchases"])
+    assert ev.purchase_models["mbgcnbd"].params["k"] == 1.0
+    ensemble = ev.purchase_models["ensemble"]
+    assert [m.kind for m in ensemble.members] == ["bgnbd", "mbgnbd", "pareto"]
+    cal = ev.calibration
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    duration = ev.split.duration
+    for member, larger in zip(ensemble.members[1:], ("mbgcnbd", "ggomnbd"), strict=True):
+        np.testing.assert_allclose(
+            ev.predictions[larger], member.expected_purchases(duration, x, t_x, T), rtol=1e-6
+        )

@@ -16,6 +16,7 @@ from clv.evaluation.split import CalibrationTable, Split
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_purchase_model
+from clv.models.limits import flat
 from clv.models.registry import ENSEMBLE, ENSEMBLE_MEMBERS, MIXTURES, NESTED_IN, display_name
 from clv.stages import StageLog
 
@@ -82,29 +83,32 @@ def fit_candidates(
     return fits
 
 
-#: Two fits are the same when their log-likelihoods differ by less than this share of it.
-SAME_FIT = 1e-9
-
-
 def merge_nested(fits: Candidates, report: StageLog) -> None:
-    """A candidate whose fit equals that of the larger model it is nested in
-    (:data:`~clv.models.registry.NESTED_IN`: GG/NBD at its Pareto/NBD limit, MBG/CNBD-k at
-    k = 1) leaves the choice to that model: the two forecasts are one, and the larger model,
-    refitted on the whole log, can still leave the limit there. Its fit stays in
-    :attr:`Candidates.nested` as a member of the ensemble."""
+    """Two candidates nested in each other (:data:`~clv.models.registry.NESTED_IN`: GG/NBD at
+    its Pareto/NBD limit, MBG/CNBD-k at k = 1) whose fits are the same (log-likelihoods within
+    :func:`~clv.models.limits.flat`) are one forecast, and one of them leaves the choice to the
+    other. The larger model stays: refitted on the whole log, it can still leave the limit
+    there. When the smaller one's fit is itself at an edge of its space (no dropout, or a
+    mixing distribution run to a point mass), the smaller stays: that edge is shipped at a
+    bounded, named point, where the larger model's fit runs on (MBG/CNBD-k's r into the
+    millions on a log of equal buyers). The one that leaves keeps its fit in
+    :attr:`Candidates.nested`, a member of the ensemble."""
     for kind, larger in NESTED_IN.items():
         small, large = fits.models.get(kind), fits.models.get(larger)
         if not isinstance(small, PurchaseModel) or not isinstance(large, PurchaseModel):
             continue
-        gap = abs(large.log_likelihood - small.log_likelihood)
-        if not gap <= SAME_FIT * abs(small.log_likelihood):
+        if large.params.get("k", 1.0) != 1.0:  # MBG/CNBD-k with regular gaps: another model
             continue
-        fits.nested[kind] = fits.models.pop(kind)
-        fits.predictions.pop(kind)
-        fits.same_as[kind] = larger
+        if not abs(large.log_likelihood - small.log_likelihood) <= flat(small.log_likelihood):
+            continue
+        at_edge = bool(small.limit_of or small.homogeneous)
+        stays, leaves = (kind, larger) if at_edge else (larger, kind)
+        fits.nested[leaves] = fits.models.pop(leaves)
+        fits.predictions.pop(leaves)
+        fits.same_as[leaves] = stays
         report(
-            f"{display_name(larger)} is at its {display_name(kind)} limit here (the same "
-            f"log-likelihood): {display_name(larger)} competes for both"
+            f"{display_name(larger)}'s fit is {display_name(kind)}'s here (the same "
+            f"log-likelihood, at its limit): {display_name(stays)} competes for both"
         )
 
 

@@ -98,6 +98,7 @@ def fit_patterns(
     tol: float | None = None,
     start_params: Mapping[str, float] | None = None,
     covariance: bool = True,
+    maxiter: int = 1000,
 ) -> Fit:
     """Maximize the likelihood of a purchase model on weighted patterns.
 
@@ -120,6 +121,8 @@ def fit_patterns(
     covariance : bool
         Whether to compute the parameters' covariance (``2 × parameters`` gradients more);
         without it the fit has no standard errors.
+    maxiter : int
+        Most BFGS steps of each start.
 
     Returns
     -------
@@ -151,27 +154,16 @@ def fit_patterns(
     def run(x: np.ndarray, gtol: float) -> Any:
         with np.errstate(all="ignore"):
             return minimize(
-                objective, x, jac=True, method="BFGS", options={"gtol": gtol, "maxiter": 1000}
+                objective, x, jac=True, method="BFGS", options={"gtol": gtol, "maxiter": maxiter}
             )
 
     result = run(x0, tol if start is None else max(tol, WARM_GTOL))
     second = process.analytic_gradient and {"r", "alpha"} <= set(names)
     if start is None and second and result.x[names.index("r")] > 0:
-        # the likelihood can have a second mode where purchase rates barely differ (r, α large,
-        # r/α the mean rate): a log of equal buyers fitted from the default start stops at a
-        # heterogeneous local maximum 400 log-likelihood units below it (benchmarks/zoo.py).
-        # When the first fit already finds rates that differ little (r > 1: their coefficient
-        # of variation below 1), the fit starts again there and keeps the better objective;
-        # a heterogeneous log (CDNOW: r ≈ 0.25) is fitted once, as before, and so is a model
-        # without an analytic gradient (Pareto/NBD: the second start tripled its 15 s there)
-        rate = float(np.sum(scaled.weight * scaled.x) / np.sum(scaled.weight * scaled.T))
-        if np.isfinite(rate) and rate > 0:
-            alt = x0.copy()
-            alt[names.index("r")] = np.log(HOMOGENEOUS_START)
-            alt[names.index("alpha")] = np.log(HOMOGENEOUS_START / rate)
-            other = run(alt, tol)
-            if np.isfinite(other.fun) and other.fun < result.fun - 1e-9:
-                result = other
+        alt = _homogeneous_start(x0, names, scaled)
+        other = None if alt is None else run(alt, tol)
+        if other is not None and np.isfinite(other.fun) and other.fun < result.fun - 1e-9:
+            result = other
     theta = np.where(free, result.x, np.exp(np.where(free, 0.0, result.x)))
     # Rescaling time adds a constant to the log-likelihood and shifts the log of each time (or
     # rate) parameter: the Hessian in log parameters is the same on the scaled data.
@@ -193,6 +185,24 @@ def fit_patterns(
         or _stalled_at_optimum(result, tol, log_covariance is not None or not covariance),
         message=str(result.message),
     )
+
+
+def _homogeneous_start(x0: np.ndarray, names: tuple[str, ...], data: Any) -> np.ndarray | None:
+    """A second start where purchase rates barely differ (r = 100, r/α the mean rate).
+
+    The likelihood can have a second mode there: a log of equal buyers fitted from the default
+    start stops at a heterogeneous local maximum 400 log-likelihood units below it
+    (benchmarks/zoo.py). When the first fit already finds rates that differ little (r > 1:
+    their coefficient of variation below 1), the fit starts again here and keeps the better
+    objective; a heterogeneous log (CDNOW: r ≈ 0.25) is fitted once, and so is a model without
+    an analytic gradient (Pareto/NBD's closed form: the second start tripled its 15 s there)."""
+    rate = float(np.sum(data.weight * data.x) / np.sum(data.weight * data.T))
+    if not (np.isfinite(rate) and rate > 0):
+        return None
+    alt = x0.copy()
+    alt[names.index("r")] = np.log(HOMOGENEOUS_START)
+    alt[names.index("alpha")] = np.log(HOMOGENEOUS_START / rate)
+    return alt
 
 
 def _scaled_start(
