@@ -13,7 +13,7 @@ from clv import metrics
 from clv.config import Config
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
-from clv.evaluation.candidates import Candidates
+from clv.evaluation.candidates import Candidates, nested_start
 from clv.evaluation.covariate_fits import covariate_effects
 from clv.evaluation.scores import NAIVE, naive_rate
 from clv.evaluation.split import CalibrationTable, Split, check_enough, needs_log_gaps
@@ -113,9 +113,7 @@ def _earlier_window(
     )
 
     def fit(kind: str, rfm: pd.DataFrame) -> Any:
-        # the larger of two nested models starts from the smaller one's fit here, when there
-        smaller = next((k for k, v in NESTED_IN.items() if v == kind and k in window.models), None)
-        start = window.models[smaller].params if smaller else starts[kind]
+        start = nested_start(kind, window.models) or starts[kind]
         return fit_purchase_model(
             kind, rfm, unit, settings.penalizer, settings.retry_penalizer, start=start
         )

@@ -86,6 +86,12 @@ class PurchaseModel:
         return self.process.name
 
     @property
+    def at_edge(self) -> bool:
+        """Whether the fit is at an edge of the model's space: its no-dropout limit, or a
+        mixing distribution run to a point mass."""
+        return bool(self.limit_of or self.homogeneous)
+
+    @property
     def limit_note(self) -> str | None:
         """What a boundary fit means, in words, or None for a model fitted as itself."""
         if self.homogeneous:
