@@ -59,9 +59,7 @@ def fit_candidates(
     fits = Candidates()
     models, predictions = fits.models, fits.predictions
     singles = [k for k in table.candidates if k not in MIXTURES]
-    singles.sort(
-        key=lambda k: k in NESTED_IN.values()
-    )  # a nested model first: it starts the larger
+    singles = smaller_first(singles)
     for kind in singles + [ENSEMBLE] * (ENSEMBLE in table.candidates):
         try:
             model = fit_candidate(kind, table.frame, unit, settings, models, fits.dropped)
@@ -109,6 +107,16 @@ def merge_nested(fits: Candidates, report: StageLog) -> None:
             f"{display_name(larger)}'s fit is {display_name(kind)}'s here (the same "
             f"log-likelihood, at its limit): {display_name(stays)} competes for both"
         )
+
+
+def smaller_first(kinds: list[str]) -> list[str]:
+    """``kinds`` with the larger of two nested models after the rest, so that it can start
+    from the smaller one's fit (:func:`nested_start`).
+
+    >>> smaller_first(["ggomnbd", "bgnbd", "pareto"])
+    ['bgnbd', 'pareto', 'ggomnbd']
+    """
+    return sorted(kinds, key=lambda k: k in NESTED_IN.values())
 
 
 def nested_start(kind: str, fitted: dict[str, Any]) -> dict[str, float] | None:

@@ -13,7 +13,7 @@ from clv import metrics
 from clv.config import Config
 from clv.data.log import TransactionLog
 from clv.errors import DataValidationError, ModelFitError
-from clv.evaluation.candidates import Candidates, nested_start
+from clv.evaluation.candidates import Candidates, nested_start, smaller_first
 from clv.evaluation.covariate_fits import covariate_effects
 from clv.evaluation.scores import NAIVE, naive_rate
 from clv.evaluation.split import CalibrationTable, Split, check_enough, needs_log_gaps
@@ -23,7 +23,6 @@ from clv.models.fitting import fit_purchase_model
 from clv.models.registry import (
     ENSEMBLE,
     ENSEMBLE_MEMBERS,
-    NESTED_IN,
     PURCHASE_MODELS,
     STACKED,
     WITH_COVARIATES,
@@ -118,8 +117,7 @@ def _earlier_window(
             kind, rfm, unit, settings.penalizer, settings.retry_penalizer, start=start
         )
 
-    kinds.sort(key=lambda k: k in NESTED_IN.values())
-    return fit_window(window, cal, kinds, fit, naive_rate, densities)
+    return fit_window(window, cal, smaller_first(kinds), fit, naive_rate, densities)
 
 
 def stack_candidates(
