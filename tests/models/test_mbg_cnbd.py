@@ -220,3 +220,21 @@ def test_the_objective_at_a_given_k_is_that_ks_with_k_held_fixed():
     fixed_value, fixed_gradient = _FixedK(2).objective(theta, data, 0.0, None)
     assert value == fixed_value and gradient[0] == 0.0
     np.testing.assert_array_equal(gradient[1:], fixed_gradient)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_the_objective_by_distinct_x_is_the_sum_over_patterns(k):
+    """The fit's objective takes the terms of x alone once per distinct x; its value is the
+    weighted sum of each pattern's log-likelihood (T = t_x included)."""
+    from clv.models.mbg_cnbd import _FixedK, _log_likelihood
+
+    rng = np.random.default_rng(k)
+    x = rng.integers(0, 30, 2_000).astype(float)
+    T = rng.uniform(1.0, 80.0, 2_000)
+    t_x = np.where(x > 0, rng.uniform(0.0, 1.0, 2_000) * T, 0.0)
+    t_x[::7] = T[::7]
+    data = Patterns(x, t_x, T, rng.integers(1, 5, 2_000).astype(float))
+    theta = np.array([0.7, 5.0, 0.6, 2.2])
+    value, _ = _FixedK(k).objective(np.log(theta), data, 0.0, None)
+    by_pattern = -(data.weight @ _log_likelihood(k, theta, x, t_x, T)) / data.total
+    assert value == pytest.approx(by_pattern, rel=1e-13)

@@ -249,13 +249,21 @@ def purchase_sensitivity(
     """:class:`Sensitivity` of ``model``'s expected purchases in ``(T, T + t]`` at the patterns."""
     gradients, covariances = [], []
     for member in getattr(model, "members", (model,)):
-        gradients.append(
-            central_gradient(
-                lambda p, m=member: m.with_log_params(p).expected_purchases(t, x, t_x, T),
-                member.log_params,
-                step,
-            ).reshape(len(x), len(member.log_params))  # (0, k) for no patterns
-        )
+        point = member.log_params
         covariance = np.asarray(member.covariance, dtype=float)
+        # a parameter the fit held fixed (MBG/CNBD-k's k: variance 0) moves nothing
+        free = np.diag(covariance) > 0 if covariance.size else np.ones(point.size, dtype=bool)
+
+        def expected(moved: np.ndarray, m: Any = member, free: np.ndarray = free) -> np.ndarray:
+            at = m.log_params
+            at[free] = moved
+            return m.with_log_params(at).expected_purchases(t, x, t_x, T)
+
+        gradient = np.zeros((len(x), point.size))  # (0, k) for no patterns
+        if free.any():
+            gradient[:, free] = central_gradient(expected, point[free], step).reshape(
+                len(x), int(free.sum())
+            )
+        gradients.append(gradient)
         covariances.append(covariance if covariance.size else None)
     return Sensitivity(tuple(gradients), tuple(covariances))

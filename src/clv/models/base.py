@@ -61,6 +61,13 @@ class PurchaseProcess(ABC):
     #: Whether :meth:`objective` returns the gradient (else the fit differentiates numerically).
     analytic_gradient: ClassVar[bool]
 
+    def costly_scores(self, params: dict[str, float]) -> bool:
+        """Whether a score at ``params`` costs enough per history (hypergeometric functions,
+        quadratures, sums over phases) that :class:`~clv.models.fitted.PurchaseModel` takes
+        it once per distinct ``(x, t_x, T)`` history rather than once per customer (default:
+        no; closed forms are cheaper than finding the distinct histories)."""
+        return False
+
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
         """Open interval of each parameter (all BTYD parameters are positive)."""

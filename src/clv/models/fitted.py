@@ -7,6 +7,7 @@ arrays of customers and hand them to the model's mathematics
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from clv.models.base import PurchaseProcess
+from clv.models.base import PurchaseProcess, flat_histories
 from clv.models.optimize import saved_covariance
+from clv.models.patterns import distinct_histories
 from clv.models.registry import purchase_process
 
 #: The no-heterogeneity edges of a fit (:attr:`PurchaseModel.homogeneous`), in words.
@@ -119,21 +121,45 @@ class PurchaseModel:
 
     def _log_odds_dead(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """``log((1 − P_alive) / P_alive)`` (``-inf`` where a customer must be alive)."""
-        return self.process.log_odds_dead(self.params, x, t_x, T)
+        return self._each_history(lambda *h: self.process.log_odds_dead(self.params, *h), x, t_x, T)
+
+    def _each_history(
+        self,
+        score: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+        x: np.ndarray,
+        t_x: np.ndarray,
+        T: np.ndarray,
+    ) -> np.ndarray:
+        """``score(x, t_x, T)``, which returns one value (or row) per history of the broadcast
+        histories; where :meth:`~clv.models.base.PurchaseProcess.costly_scores`,
+        taken once per distinct history and spread back (1M simulated customers have 149k:
+        GG/NBD's P(alive) takes 0.7 s instead of 5 s)."""
+        if not self.process.costly_scores(self.params):
+            return score(x, t_x, T)
+        shape, *flat = flat_histories(x, t_x, T)
+        which, *distinct = distinct_histories(*flat)
+        if len(distinct[0]) == len(which) or (which < 0).any():  # nothing repeats; or NaN
+            return score(x, t_x, T)
+        values = score(*distinct)
+        return values.reshape(len(distinct[0]), -1)[which].reshape(shape + values.shape[1:])
 
     def expected_purchases(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Expected number of purchases in ``(T, T + t]`` for each customer."""
         if t <= 0:
             return np.zeros(np.shape(frequency), dtype=float)
         x, t_x, T_ = _arrays(frequency, recency, T)
-        return self.process.expected_purchases(self.params, t, x, t_x, T_)
+        return self._each_history(
+            lambda *h: self.process.expected_purchases(self.params, t, *h), x, t_x, T_
+        )
 
     def p_no_purchase(self, t: float, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Probability of no purchase in ``(T, T + t]`` (see each model's ``p_no_purchase``)."""
         x, t_x, T_ = _arrays(frequency, recency, T)
         if t <= 0:
-            return np.ones(x.shape, dtype=float)
-        return self.process.p_no_purchase(self.params, t, x, t_x, T_)
+            return np.ones(np.broadcast(x, t_x, T_).shape, dtype=float)
+        return self._each_history(
+            lambda *h: self.process.p_no_purchase(self.params, t, *h), x, t_x, T_
+        )
 
     def purchase_pmf(
         self, t: float, frequency: Any, recency: Any, T: Any, k_max: int
@@ -145,7 +171,9 @@ class PurchaseModel:
             pmf = np.zeros((len(x), k_max + 1))
             pmf[:, 0] = 1.0
             return pmf
-        return self.process.purchase_pmf(self.params, t, x, t_x, T_, k_max)
+        return self._each_history(
+            lambda *h: self.process.purchase_pmf(self.params, t, *h, k_max), x, t_x, T_
+        )
 
     @property
     def log_params(self) -> np.ndarray:

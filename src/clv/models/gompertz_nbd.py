@@ -203,6 +203,9 @@ class GammaGompertzNBD(PurchaseProcess):
         "dropout": (("beta", -1.0),),
     }
 
+    def costly_scores(self, params: dict[str, float]) -> bool:
+        return True  # a quadrature of the dropout time per history
+
     def fit(
         self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
     ) -> Fit:

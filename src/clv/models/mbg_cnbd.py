@@ -22,7 +22,7 @@ tails). The predictive PMF, the mean and P(no purchase) all come from these tail
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from math import lgamma
 from typing import Any, ClassVar
 
@@ -89,36 +89,82 @@ def _log_likelihood(
     )
 
 
-def _gradient(
-    k: int, theta: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> np.ndarray:
-    """∂/∂(r, α, a, b) of :func:`_log_likelihood`, one row per history: the "alive" and
-    "dropped out" terms' derivatives weighted by their shares of the likelihood."""
+@dataclass(frozen=True)
+class _ByX:
+    """What the fixed-k objective reuses across evaluations on one set of patterns: the
+    distinct ``x`` (a log has dozens where it has many thousands of patterns), each pattern's
+    row among them, their total weights, and ``log(T − t_x)``."""
+
+    values: np.ndarray
+    which: np.ndarray
+    weight: np.ndarray
+    log_since: np.ndarray
+
+    @classmethod
+    def of(cls, data: Patterns) -> _ByX:
+        values, which = np.unique(data.x, return_inverse=True)
+        with np.errstate(divide="ignore"):
+            log_since = np.log(data.T - data.t_x)
+        return cls(values, which, np.bincount(which, weights=data.weight), log_since)
+
+
+def _weighted_terms(
+    k: int, theta: np.ndarray, data: Patterns, by_x: _ByX
+) -> tuple[float, np.ndarray]:
+    """The weighted sum of :func:`_log_likelihood` over the patterns and its gradient in
+    ``(r, α, a, b)``: the "alive" and "dropped out" terms' derivatives weighted by their
+    shares of the likelihood.
+
+    Everything that depends on ``x`` alone (Γ and ψ of ``r + kx``, the Beta terms, the rising
+    factorials ``(r + kx)_j`` and their ψ differences ``Σ_{i<j} 1/(r + kx + i)``) is taken once
+    per distinct ``x`` and summed with its total weight: on 1M simulated customers (149k
+    patterns, 75 distinct ``x``) an evaluation takes a fifth of the time of the per-pattern
+    form.
+    """
     r, alpha, a, b = theta
-    m = r + k * x
-    terms = _phase_terms(k, r, alpha, x, t_x, T)
-    alive = logsumexp(terms, axis=1)
-    dead = _log_dead_term(k, r, alpha, a, b, x, t_x, T)
+    w, xs, which = data.weight, by_x.values, by_x.which
+    m_x = r + k * xs
+    m = m_x[which]
+    log_aT, log_at = np.log(alpha + data.T), np.log(alpha + data.t_x)
+    dead = np.log(a) - np.log(b + xs)[which] + m * (log_aT - log_at)
+    if k == 1:  # one phase: the alive term is 1
+        alive = np.zeros_like(dead)
+        phase_r = phase_alpha = 0.0
+    else:  # phases j = 0 … k − 1: log((r + kx)_j ((T − t_x)/(α + T))^j / j!)
+        j = np.arange(k, dtype=float)
+        steps = m_x[:, None] + j[:-1]
+        log_rising = np.zeros((len(xs), k))
+        log_rising[:, 1:] = np.cumsum(np.log(steps), axis=1)
+        harmonic = np.zeros((len(xs), k))  # ψ(m + j) − ψ(m)
+        harmonic[:, 1:] = np.cumsum(1.0 / steps, axis=1)
+        log_ratio = by_x.log_since - log_aT
+        terms = (log_rising - gammaln(j + 1.0))[which]
+        terms[:, 1:] += j[1:] * log_ratio[:, None]  # j = 0 is 1 even when T = t_x
+        top = terms.max(axis=1)
+        shares = np.exp(terms - top[:, None])
+        total = shares.sum(axis=1)
+        alive = top + np.log(total)
+        shares /= total[:, None]  # the phases' shares of the alive term
+        phase_r = np.einsum("ij,ij->i", shares, harmonic[which])
+        phase_alpha = -(shares @ j) / (alpha + data.T)
+    bracket = logaddexp(np.maximum(alive, dead), np.minimum(alive, dead))
     p_dead = expit(dead - alive)  # the dropped-out term's share of the bracket
     p_alive = 1.0 - p_dead
-    w = np.exp(terms - alive[:, None])  # the phases' shares of the alive term
-    j = np.arange(k, dtype=float)
-    ages = np.log(alpha + T) - np.log(alpha + t_x)
-    phase_r = (w * (digamma(m[:, None] + j) - digamma(m)[:, None])).sum(axis=1)
-    phase_alpha = -(w @ j) / (alpha + T)
-    d_r = digamma(m) - digamma(r) + np.log(alpha) - np.log(alpha + T)
-    d_r += p_dead * ages + p_alive * phase_r
-    d_alpha = r / alpha - m / (alpha + T)
-    d_alpha += p_dead * m * (1.0 / (alpha + T) - 1.0 / (alpha + t_x)) + p_alive * phase_alpha
-    d_a = digamma(a + b) - digamma(a + b + x + 1.0) + p_dead / a
-    d_b = (
-        digamma(b + x + 1.0)
-        - digamma(a + b + x + 1.0)
-        - digamma(b)
-        + digamma(a + b)
-        - p_dead / (b + x)
+    per_x = betaln(a, b + xs + 1.0) - betaln(a, b) + gammaln(m_x) - gammaln(r) + r * np.log(alpha)
+    log_likelihood = float(w @ (bracket - m * log_aT) + by_x.weight @ per_x)
+    d_r = by_x.weight @ (digamma(m_x) - digamma(r) + np.log(alpha)) + w @ (
+        p_dead * (log_aT - log_at) + p_alive * phase_r - log_aT
     )
-    return np.stack([d_r, d_alpha, d_a, d_b], axis=1)
+    d_alpha = r / alpha * data.total + w @ (
+        p_dead * m * (1.0 / (alpha + data.T) - 1.0 / (alpha + data.t_x))
+        + p_alive * phase_alpha
+        - m / (alpha + data.T)
+    )
+    d_a = by_x.weight @ (digamma(a + b) - digamma(a + b + xs + 1.0)) + w @ p_dead / a
+    d_b = by_x.weight @ (
+        digamma(b + xs + 1.0) - digamma(a + b + xs + 1.0) - digamma(b) + digamma(a + b)
+    ) - w @ (p_dead / (b + xs)[which])
+    return log_likelihood, np.array([d_r, d_alpha, d_a, d_b])
 
 
 def _enough(shape: np.ndarray, z: np.ndarray | float, k: int) -> np.ndarray:
@@ -151,14 +197,17 @@ class _FixedK(PurchaseProcess):
         self.kind = f"mbgcnbd-{k}"
         self.name = f"MBG/CNBD-{k}"
 
+    def prepare(self, data: Patterns) -> _ByX:
+        return _ByX.of(data)
+
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
     ) -> tuple[float, np.ndarray]:
         theta = np.exp(log_params)
+        by_x = prepared if isinstance(prepared, _ByX) else _ByX.of(data)
         with np.errstate(over="ignore", invalid="ignore"):
-            ll = data.weight @ _log_likelihood(self.k, theta, data.x, data.t_x, data.T)
-            grad = data.weight @ _gradient(self.k, theta, data.x, data.t_x, data.T)
-        value = -float(ll) / data.total + penalizer * float(theta @ theta)
+            ll, grad = _weighted_terms(self.k, theta, data, by_x)
+        value = -ll / data.total + penalizer * float(theta @ theta)
         return value, -grad / data.total * theta + 2.0 * penalizer * theta**2
 
     def log_likelihood(self, params: dict[str, float], data: Patterns) -> float:
@@ -204,6 +253,9 @@ class MBGCNBD(PurchaseProcess):
     @property
     def bounds(self) -> dict[str, tuple[float, float]]:
         return {"k": (0.5, MAX_K + 0.5)} | dict.fromkeys(self.params[1:], (0.0, np.inf))
+
+    def costly_scores(self, params: dict[str, float]) -> bool:
+        return round(params["k"]) > 1  # sums over phases; k = 1 has MBG/NBD's closed forms
 
     def fit(
         self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
@@ -255,6 +307,9 @@ class MBGCNBD(PurchaseProcess):
             standard_errors={"k": 0.0} | fit.standard_errors if fit.standard_errors else {},
             covariance=covariance,
         )
+
+    def prepare(self, data: Patterns) -> _ByX:
+        return _ByX.of(data)
 
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
@@ -325,7 +380,7 @@ class MBGCNBD(PurchaseProcess):
     ) -> np.ndarray:
         """P(alive) · Σ_{n ≥ 1} P(X ≥ n | alive), the sum taken until its tail is negligible
         (at k = 1, MBG/NBD's closed form: the same numbers, tested, without the tables)."""
-        if params["k"] == 1.0:
+        if round(params["k"]) == 1:
             return _MBG.expected_purchases(_mbg_params(params), t, x, t_x, T)
         shape, x, t_x, T = flat_histories(x, t_x, T)
         alive, weights, which, table = self._tables(params, t, x, t_x, T, None)
@@ -355,7 +410,7 @@ class MBGCNBD(PurchaseProcess):
     ) -> np.ndarray:
         """``P(X = n) = P(X ≥ n) − P(X ≥ n + 1)`` given alive; a customer dead at ``T`` buys
         nothing (at k = 1, MBG/NBD's)."""
-        if params["k"] == 1.0:
+        if round(params["k"]) == 1:
             return _MBG.purchase_pmf(_mbg_params(params), t, x, t_x, T, k_max)
         _, x, t_x, T = flat_histories(x, t_x, T)
         alive, weights, which, table = self._tables(params, t, x, t_x, T, k_max)

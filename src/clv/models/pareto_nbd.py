@@ -280,6 +280,9 @@ class ParetoNBD(PurchaseProcess):
         "dropout": (("beta", -1.0),),
     }
 
+    def costly_scores(self, params: dict[str, float]) -> bool:
+        return True  # Gauss' hypergeometric function per history
+
     def fit(
         self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
     ) -> Fit:
