@@ -146,6 +146,40 @@ def test_constant_hazard_limit_is_pareto_nbd():
     )
 
 
+def test_scores_at_the_limit_are_pareto_nbds_closed_forms_without_a_seam():
+    """Where b × the longest time scored is below 1e-8 (a fit shipped at its limit), the scores
+    are Pareto/NBD's closed forms at β / b; just above, the quadrature's: the two agree."""
+    pareto = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+
+    def at(b: float) -> dict[str, float]:
+        return {"r": 0.553, "alpha": 10.578, "b": b, "s": 0.606, "beta": 11.669 * b}
+
+    span = T.max() + 39.0
+    below, above = at(0.99e-8 / span), at(1.01e-8 / span)
+    np.testing.assert_array_equal(
+        GG.expected_purchases(below, 39.0, X, T_X, T),
+        PARETO.expected_purchases(pareto, 39.0, X, T_X, T),
+    )
+    np.testing.assert_array_equal(
+        GG.purchase_pmf(below, 39.0, X, T_X, T, 10),
+        PARETO.purchase_pmf(pareto, 39.0, X, T_X, T, 10),
+    )
+    for method in ("expected_purchases", "p_no_purchase"):
+        np.testing.assert_allclose(
+            getattr(GG, method)(below, 39.0, X, T_X, T),
+            getattr(GG, method)(above, 39.0, X, T_X, T),
+            rtol=1e-7,
+        )
+    np.testing.assert_allclose(
+        GG.log_odds_dead(below, X, T_X, T)[1:], GG.log_odds_dead(above, X, T_X, T)[1:], rtol=1e-7
+    )
+    np.testing.assert_allclose(
+        GG.expected_purchases_new(at(1e-12), np.array([10.0, 52.0])),
+        GG.expected_purchases_new(at(1.01e-8 / 52.0), np.array([10.0, 52.0])),
+        rtol=1e-7,
+    )
+
+
 def test_parameters_are_recovered_from_simulated_customers():
     """A hazard that rises with age (b > 0): the fit finds it, within 4 standard errors, and
     the likelihood-ratio test prefers GG/NBD to Pareto/NBD by far."""

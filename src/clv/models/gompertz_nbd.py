@@ -53,6 +53,12 @@ _AT_LIMIT = 1e-6
 #: climb off it starts at the fourth.
 _SLOPE_AT, _LIMIT_POINT, _CLIMB_FROM = (1e-4, 1e-3), 1e-10, 1e-2
 
+#: Below this ``b`` × the longest time a score reaches, GG/NBD's scores are its Pareto/NBD
+#: limit's to ~5e-9 (``e^(bτ) − 1 = bτ·(1 + bτ/2 + …)``) and are taken by Pareto/NBD's closed
+#: forms, in a quarter of the quadrature's time: where its fit is the limit, shipped at
+#: ``b·T = 1e-10``.
+_SCORES_AT_LIMIT = 1e-8
+
 #: Above this ``b·τ``, ``log(β + e^(bτ) − 1)`` is taken as ``bτ + log1p((β − 1)e^(−bτ))``.
 _LARGE = 30.0
 
@@ -154,6 +160,14 @@ def _pareto_start(start: Mapping[str, float] | None) -> dict[str, float] | None:
     return None
 
 
+def _pareto_limit(params: dict[str, float], span: float) -> dict[str, float] | None:
+    """Pareto/NBD's parameters (``β / b``) when GG/NBD at ``params`` is at that limit over
+    times up to ``span`` (:data:`_SCORES_AT_LIMIT`), else None."""
+    if not params["b"] * span < _SCORES_AT_LIMIT:
+        return None
+    return {k: params[k] for k in ("r", "alpha", "s")} | {"beta": params["beta"] / params["b"]}
+
+
 def _theta(params: dict[str, float]) -> np.ndarray:
     return np.array([params[n] for n in GammaGompertzNBD.params], dtype=float)
 
@@ -181,6 +195,9 @@ def _remaining_lifetime(
     exposure = np.concatenate([np.minimum(u, t[:, None]), t[:, None]], axis=1)
     weight = np.concatenate([WEIGHTS * span * s * np.exp(-s * y), np.exp(-s * span)], axis=1)
     return exposure, weight
+
+
+_PARETO = ParetoNBD()
 
 
 class GammaGompertzNBD(PurchaseProcess):
@@ -229,7 +246,7 @@ class GammaGompertzNBD(PurchaseProcess):
         span = float(data.T.max())
         if start is not None and set(start) == set(self.params) and start["b"] * span > _AT_LIMIT:
             return fit_patterns(self, data, 0.0, start_params=start)
-        limit = ParetoNBD().fit(data, 0.0, _pareto_start(start))
+        limit = ParetoNBD().fit(data, 0.0, _pareto_start(start), covariance=False)
         if not limit.converged:
             return fit_patterns(self, data, 0.0)
 
@@ -239,10 +256,9 @@ class GammaGompertzNBD(PurchaseProcess):
             return {"r": r, "alpha": alpha, "b": b, "s": s, "beta": b * beta}
 
         near, far = (self.log_likelihood(point(c), data) for c in _SLOPE_AT)
-        shipped = point(_LIMIT_POINT)
         at_limit = Fit(
-            params=shipped,
-            log_likelihood=self.log_likelihood(shipped, data),
+            params=point(_LIMIT_POINT),
+            log_likelihood=limit.log_likelihood,  # the limit's, to ~1e-10 at b·T = 1e-10
             standard_errors={},
             covariance=(),
             converged=True,
@@ -277,6 +293,9 @@ class GammaGompertzNBD(PurchaseProcess):
         self, params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
         shape, x, t_x, T = flat_histories(x, t_x, T)
+        limit = _pareto_limit(params, T.max(initial=0.0))
+        if limit is not None:
+            return _PARETO.log_odds_dead(limit, x, t_x, T).reshape(shape)
         with np.errstate(divide="ignore"):
             return _terms(_theta(params), x, t_x, T, grad=False).log_odds_dead.reshape(shape)
 
@@ -291,6 +310,9 @@ class GammaGompertzNBD(PurchaseProcess):
         expectation depends on ``T`` alone and is taken once per distinct ``T``."""
         r, alpha = params["r"], params["alpha"]
         shape, x, t_x, T = flat_histories(x, t_x, T)
+        limit = _pareto_limit(params, T.max(initial=0.0) + t)
+        if limit is not None:
+            return _PARETO.expected_purchases(limit, t, x, t_x, T).reshape(shape)
         which, ages = pd.factorize(T)
         exposure, weight = _remaining_lifetime(params, np.full(len(ages), t), np.asarray(ages))
         time_alive = (exposure * weight).sum(axis=1)[which]
@@ -300,6 +322,9 @@ class GammaGompertzNBD(PurchaseProcess):
     def expected_purchases_new(self, params: dict[str, float], t: np.ndarray) -> np.ndarray:
         """``r / α · ∫_0^t S(u) du`` (Bemmaor & Glady 2012's expectation, integrated by parts)."""
         t = np.asarray(t, dtype=float)
+        limit = _pareto_limit(params, t.max(initial=0.0))
+        if limit is not None:
+            return _PARETO.expected_purchases_new(limit, t)
         exposure, weight = _remaining_lifetime(params, t, np.zeros(t.shape))
         mean = params["r"] / params["alpha"] * (exposure * weight).sum(axis=1)
         return np.where(t.ravel() > 0, mean, 0.0).reshape(t.shape)
@@ -317,6 +342,9 @@ class GammaGompertzNBD(PurchaseProcess):
         the time ``u`` left alive in the window (:func:`_remaining_lifetime`)."""
         r, alpha = params["r"], params["alpha"]
         _, x, t_x, T = flat_histories(x, t_x, T)
+        limit = _pareto_limit(params, T.max(initial=0.0) + t)
+        if limit is not None:
+            return _PARETO.purchase_pmf(limit, t, x, t_x, T, k_max)
         alive = self._p_alive(params, x, t_x, T)
 
         def if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -284,7 +284,11 @@ class ParetoNBD(PurchaseProcess):
         return True  # Gauss' hypergeometric function per history
 
     def fit(
-        self, data: Patterns, penalizer: float, start: Mapping[str, float] | None = None
+        self,
+        data: Patterns,
+        penalizer: float,
+        start: Mapping[str, float] | None = None,
+        covariance: bool = True,
     ) -> Fit:
         """The fit by the integral's analytic gradient, or by central differences of the
         closed form when its distinct ``(x, t)`` pairs are few beside the patterns
@@ -292,14 +296,21 @@ class ParetoNBD(PurchaseProcess):
         Where purchase rates barely differ (``r`` in the thousands) the differences lose the
         precision BFGS needs: on 5,000 equal buyers the closed form stopped after 11 s, not
         converged, where the integral converged in 3 s to a higher likelihood. A warm start
-        with ``r`` of :data:`CLOSED_FORM_SHAPE` or more goes to the integral directly."""
+        with ``r`` of :data:`CLOSED_FORM_SHAPE` or more goes to the integral directly.
+        ``covariance=False`` skips the standard errors (GG/NBD's fit through this limit,
+        which ships none there)."""
         if closed_form_pays(data) and (start is None or start["r"] < CLOSED_FORM_SHAPE):
             fit = fit_patterns(
-                _ClosedForm(), data, penalizer, start_params=start, maxiter=CLOSED_FORM_STEPS
+                _ClosedForm(),
+                data,
+                penalizer,
+                start_params=start,
+                maxiter=CLOSED_FORM_STEPS,
+                covariance=covariance,
             )
             if fit.converged:
                 return fit
-        return fit_patterns(self, data, penalizer, start_params=start)
+        return fit_patterns(self, data, penalizer, start_params=start, covariance=covariance)
 
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
