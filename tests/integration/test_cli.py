@@ -219,7 +219,15 @@ def test_evaluate_writes_the_scorecard(tmp_path):
     )
     assert result.exit_code == 0, result.output
     card = json.loads(out.read_text())
-    assert set(card["purchases"]) == {"bgnbd", "mbgnbd", "pareto", "ensemble", "stacked", "naive"}
+    assert set(card["purchases"]) == {
+        "bgnbd",
+        "ggomnbd",
+        "mbgcnbd",
+        "ensemble",
+        "stacked",
+        "naive",
+    }
+    assert card["same_as"] == {"pareto": "ggomnbd", "mbgnbd": "mbgcnbd"}  # at their limits
     assert {"spearman", "normalized_gini", "top_decile_capture"} <= set(card["value"]["bgnbd"])
     assert {"roc_auc", "pr_auc", "brier", "ece"} <= set(card["churn"]["bgnbd_p_no_purchase"])
     assert (
@@ -231,7 +239,7 @@ def test_evaluate_writes_the_scorecard(tmp_path):
     assert [r["frequency"] for r in table] == ["0", "1", "2", "3", "4", "5", "6", "7+"]
     assert sum(r["customers"] for r in table) == 2357
     assert sum(r["customers"] * r["actual"] for r in table) == pytest.approx(1882)
-    for kind in ("bgnbd", "pareto"):
+    for kind in ("bgnbd", "ggomnbd"):
         total = sum(r["customers"] * r[kind] for r in table)
         assert total == pytest.approx(card["purchases"][kind]["predicted_total"])
     assert "by calibration frequency" in result.output

@@ -78,19 +78,21 @@ def test_a_run_has_config_fingerprint_scorecard_and_children(store):
     assert 0.5 < parent["metrics.churn.churn_model.roc_auc"] <= 1
     assert 0.8 < parent["metrics.regularity.k"] < 1.3  # CDNOW buys about as randomly as Poisson
     children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
-    assert set(children["tags.mlflow.runName"]) == {
-        "BG/NBD",
-        "MBG/NBD",
-        "Pareto/NBD",
+    assert set(children["tags.mlflow.runName"]) == {  # the nested fits at their limits
+        "BG/NBD",  # (Pareto/NBD, MBG/NBD) leave the choice to GG/NBD and MBG/CNBD-k
+        "GG/NBD",
+        "MBG/CNBD-k",
         "Ensemble (BG/NBD + MBG/NBD + Pareto/NBD)",
-        "Stacked (0.52 BG/NBD + 0.48 Pareto/NBD)",
+        "Stacked (0.52 BG/NBD + 0.48 GG/NBD)",
         "churn classifier",
     }
+    assert parent["tags.same_as.pareto"] == "ggomnbd"
+    assert parent["tags.same_as.mbgnbd"] == "mbgcnbd"
     # the stacking weights: on the parent as metrics, on the stacked child as parameters
-    weights = [parent[f"metrics.stacking.weights.{k}"] for k in ("bgnbd", "mbgnbd", "pareto")]
+    weights = [parent[f"metrics.stacking.weights.{k}"] for k in ("bgnbd", "mbgcnbd", "ggomnbd")]
     assert sum(weights) == pytest.approx(1.0) and weights[1] == 0.0
     stacked = children[children["tags.mlflow.runName"].str.startswith("Stacked")].iloc[0]
-    assert float(stacked["params.param.pareto.weight"]) == pytest.approx(weights[2])
+    assert float(stacked["params.param.ggomnbd.weight"]) == pytest.approx(weights[2])
 
 
 def test_plots_and_scorecard_are_artifacts(store):

@@ -70,7 +70,9 @@ def test_mbgcnbd_at_k1_keeps_mbgnbds_closed_forms():
     model = PurchaseModel("mbgcnbd", MODELS["mbgcnbd"] | {"k": 1.0}, "week")
     assert not model.process.costly_scores(model.params)
     x, t_x, T = _histories(50)
-    mbg = PurchaseModel("mbgnbd", {n: MODELS["mbgcnbd"][n] for n in "r alpha a b".split()}, "week")
+    mbg = PurchaseModel(
+        "mbgnbd", {n: MODELS["mbgcnbd"][n] for n in ["r", "alpha", "a", "b"]}, "week"
+    )
     np.testing.assert_allclose(
         model.expected_purchases(13.0, x, t_x, T), mbg.expected_purchases(13.0, x, t_x, T)
     )
