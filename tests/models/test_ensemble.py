@@ -114,3 +114,25 @@ def test_nested_models_at_their_limits_compete_once(sample_log):
         np.testing.assert_allclose(
             ev.predictions[larger], member.expected_purchases(duration, x, t_x, T), rtol=1e-6
         )
+
+
+def test_an_edge_fit_starts_only_the_model_that_refits_it_first():
+    """GG/NBD refits Pareto/NBD first, so Pareto/NBD's fit starts it even at an edge;
+    MBG/CNBD-k starts from MBG/NBD's fit only when it is interior; a no-dropout limit (the
+    NBD's parameters) starts nothing."""
+    from clv.evaluation.candidates import nested_start
+    from clv.models.fitted import PurchaseModel
+
+    pareto = {"r": 0.51, "alpha": 8.4, "s": 1e4, "beta": 1.7e5}
+    mbg = {"r": 0.5, "alpha": 6.0, "a": 1e4, "b": 3e4}
+    edge = {
+        "pareto": PurchaseModel("pareto", pareto, "week", homogeneous=("dropout",)),
+        "mbgnbd": PurchaseModel("mbgnbd", mbg, "week", homogeneous=("dropout",)),
+    }
+    assert nested_start("ggomnbd", edge) == pareto
+    assert nested_start("mbgcnbd", edge) is None
+    interior = {"mbgnbd": PurchaseModel("mbgnbd", mbg | {"a": 0.9, "b": 2.4}, "week")}
+    assert nested_start("mbgcnbd", interior) == mbg | {"a": 0.9, "b": 2.4}
+    nbd = {"pareto": PurchaseModel("nbd", {"r": 0.5, "alpha": 8.0}, "week", limit_of="pareto")}
+    assert nested_start("ggomnbd", nbd) is None
+    assert nested_start("bgnbd", edge) is None

@@ -119,14 +119,25 @@ def smaller_first(kinds: list[str]) -> list[str]:
     return sorted(kinds, key=lambda k: k in NESTED_IN.values())
 
 
+#: The larger nested models whose fit refits the smaller one first (GG/NBD through its
+#: Pareto/NBD limit): the smaller one's fit starts that inner fit, at an edge too.
+THROUGH_THE_LIMIT = ("ggomnbd",)
+
+
 def nested_start(kind: str, fitted: dict[str, Any]) -> dict[str, float] | None:
     """The start of the larger of two nested models: the smaller one's fit among ``fitted``
-    (its limit), unless that fit is at an edge of its space (from MBG/NBD's capped
-    homogeneous-dropout point, MBG/CNBD-k's k = 3 fit of 20,000 regular buyers ended at a
-    worse optimum than from the default start, and lost the choice it wins from there)."""
+    (its limit). A fit at an edge of its space starts only a model that refits the smaller
+    one first (:data:`THROUGH_THE_LIMIT`): from MBG/NBD's capped homogeneous-dropout point,
+    MBG/CNBD-k's k = 3 fit of 20,000 regular buyers ended at a worse optimum than from the
+    default start, and lost the choice it wins from there; from Pareto/NBD's
+    homogeneous-dropout point on CDNOW's first quarter, GG/NBD's inner Pareto/NBD fit stops at
+    once instead of crawling 80 steps, and its climb finds b = 0.07/week, 1.8 log-likelihood
+    units above what the default start reached (10 s instead of 15 s)."""
     smaller = next((k for k, v in NESTED_IN.items() if v == kind and k in fitted), None)
     model = fitted.get(smaller)
-    if not isinstance(model, PurchaseModel) or model.at_edge:
+    if not isinstance(model, PurchaseModel) or model.limit_of:
+        return None
+    if model.at_edge and kind not in THROUGH_THE_LIMIT:
         return None
     return model.params
 
