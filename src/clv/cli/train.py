@@ -167,9 +167,10 @@ def train(
 ) -> None:
     """Train, evaluate, log to MLflow and write a model bundle.
 
-    BG/NBD, MBG/NBD and Pareto/NBD, Gamma-Gamma and a LightGBM churn classifier are fitted on a
-    calibration period and scored on the holdout; the best purchase model is refitted, with
-    Gamma-Gamma, on the whole log, and the churn model is retrained on the latest window.
+    BG/NBD, MBG/NBD, Pareto/NBD, GG/NBD and MBG/CNBD-k (with their equal-weight and stacked
+    mixtures), Gamma-Gamma and a LightGBM churn classifier are fitted on a calibration period
+    and scored on the holdout; the best purchase model is refitted, with Gamma-Gamma, on the
+    whole log, and the churn model is retrained on the latest window.
     """
     changes = overrides(locals(), KEYS)
     started = time.perf_counter()
