@@ -133,7 +133,7 @@ class PurchaseModel:
         """``score(x, t_x, T)``, which returns one value (or row) per history of the broadcast
         histories; where :meth:`~clv.models.base.PurchaseProcess.costly_scores`,
         taken once per distinct history and spread back (1M simulated customers have 149k:
-        GG/NBD's P(alive) takes 0.7 s instead of 5 s)."""
+        GG/NBD's P(alive) of them took 1.5 s instead of 9.8 s)."""
         if not self.process.costly_scores(self.params):
             return score(x, t_x, T)
         shape, *flat = flat_histories(x, t_x, T)

@@ -156,16 +156,19 @@ def _pareto_start(start: Mapping[str, float] | None) -> dict[str, float] | None:
     if set(start) == set(ParetoNBD.params):
         return dict(start)
     if set(start) == set(GammaGompertzNBD.params) and start["b"] > 0:
-        return {k: start[k] for k in ("r", "alpha", "s")} | {"beta": start["beta"] / start["b"]}
+        return _as_pareto(start)
     return None
 
 
-def _pareto_limit(params: dict[str, float], span: float) -> dict[str, float] | None:
-    """Pareto/NBD's parameters (``β / b``) when GG/NBD at ``params`` is at that limit over
-    times up to ``span`` (:data:`_SCORES_AT_LIMIT`), else None."""
-    if not params["b"] * span < _SCORES_AT_LIMIT:
-        return None
+def _as_pareto(params: Mapping[str, float]) -> dict[str, float]:
+    """GG/NBD's parameters mapped to its Pareto/NBD limit (``β / b``)."""
     return {k: params[k] for k in ("r", "alpha", "s")} | {"beta": params["beta"] / params["b"]}
+
+
+def _pareto_limit(params: dict[str, float], span: float) -> dict[str, float] | None:
+    """Pareto/NBD's parameters when GG/NBD at ``params`` is at that limit over times up to
+    ``span`` (:data:`_SCORES_AT_LIMIT`), else None."""
+    return _as_pareto(params) if params["b"] * span < _SCORES_AT_LIMIT else None
 
 
 def _theta(params: dict[str, float]) -> np.ndarray:
