@@ -40,12 +40,9 @@ MAX_K = 12
 #: Gradient tolerance of the search over k: its log-likelihoods are within ~1e-5 of the optima
 #: (gradient² / curvature × customers), far below the gaps between neighbouring k.
 SEARCH_GTOL = 1e-5
-#: A search fit whose ``r`` and ``α`` both exceed this has run along the ridge to the
-#: no-heterogeneity (Poisson) limit, which MBG/CNBD-k has no closed forms for: its scoring
-#: tables grow with ``r`` (r = 1.5e7 on a zoo log of equal Erlang-3 buyers took over 6 GB to
-#: score 5,000 customers). Such a fit does not stand in for a stalled refinement
-#: (:meth:`MBGCNBD.fit`); the penalized retry answers. The cap is the homogeneous limits'
-#: (:data:`clv.models.limits.SHAPE_CAP`).
+#: A search fit with ``r`` and ``α`` above this (:data:`clv.models.limits.SHAPE_CAP`) is on the
+#: ridge to the Poisson limit, where the scoring tables grow with ``r`` (r = 1.5e7 took 6 GB
+#: for 5,000 zoo customers): it does not stand in for a stalled refinement (:meth:`MBGCNBD.fit`).
 SEARCH_SHAPE_CAP = 1e4
 #: Table cells (pairs × phases × purchases) computed at once when scoring.
 _BLOCK = 4_000_000
@@ -314,12 +311,9 @@ class MBGCNBD(PurchaseProcess):
             and bounded
             and gained <= _flat(fit.log_likelihood)
         ):
-            # the refinement stalled ("precision loss") where the Hessian is all but singular:
-            # purchase rates that barely differ (r in the thousands on 5,000 Erlang-3 buyers
-            # of one rate; it gained 2e-6 there). The search's fit is the optimum to its
-            # tolerance; it ships without standard errors, where the penalized retry pulled
-            # r to 8 and forecast 4 % worse than the true model. A search fit whose shapes ran
-            # past SEARCH_SHAPE_CAP is on the ridge to the Poisson limit, not at an optimum.
+            # "precision loss" at an all but singular Hessian (r ~ 3,000 on 5,000 Erlang-3
+            # buyers of one rate, 2e-6 gained): the search's fit ships, without standard
+            # errors, where the penalized retry pulled r to 8 (4 % worse than the truth)
             fit = replace(
                 found,
                 message=f"{found.message} (the search's fit at gradient {SEARCH_GTOL:g}; the "
