@@ -115,7 +115,8 @@ def test_a_mixture_that_runs_to_a_point_mass_is_shipped_at_that_limit():
     The fit is shipped at that homogeneous-dropout limit, named, round-tripped through JSON, its
     scores numbers; moving farther along the ray gains less than FLAT (the supremum is there)."""
     from clv.features import build_calibration_holdout
-    from clv.models.limits import FARTHER, FLAT, log_likelihood
+    from clv.models.limits import FARTHER, log_likelihood
+    from clv.models.optimize import FLAT
     from clv.models.patterns import rfm_patterns
     from conftest import load_script
 

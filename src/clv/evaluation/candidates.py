@@ -16,7 +16,7 @@ from clv.evaluation.split import CalibrationTable, Split
 from clv.models.ensemble import EnsembleModel
 from clv.models.fitted import PurchaseModel
 from clv.models.fitting import fit_purchase_model
-from clv.models.limits import flat
+from clv.models.optimize import flat
 from clv.models.registry import ENSEMBLE, ENSEMBLE_MEMBERS, MIXTURES, NESTED_IN, display_name
 from clv.stages import StageLog
 
@@ -84,7 +84,7 @@ def fit_candidates(
 def merge_nested(fits: Candidates, report: StageLog) -> None:
     """Two candidates nested in each other (:data:`~clv.models.registry.NESTED_IN`: GG/NBD at
     its Pareto/NBD limit, MBG/CNBD-k at k = 1) whose fits are the same (log-likelihoods within
-    :func:`~clv.models.limits.flat`) are one forecast, and one of them leaves the choice to the
+    :func:`~clv.models.optimize.flat`) are one forecast, and one of them leaves the choice to the
     other. The larger model stays: refitted on the whole log, it can still leave the limit
     there. When the smaller one's fit is itself at an edge of its space (no dropout, or a
     mixing distribution run to a point mass), the smaller stays: that edge is shipped at a

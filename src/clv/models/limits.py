@@ -11,6 +11,7 @@ import numpy as np
 
 from clv.models.base import Fit, PurchaseProcess
 from clv.models.fitted import PurchaseModel
+from clv.models.optimize import flat
 from clv.models.patterns import Patterns
 from clv.models.registry import (
     NO_DROPOUT,
@@ -115,20 +116,15 @@ MIXING_PAIRS = (("rate", "r", "alpha"), ("dropout", "a", "b"), ("dropout", "s", 
 
 
 #: A pair counts as running away when scaling both shapes by :data:`FARTHER` changes the
-#: log-likelihood by less than ``FLAT`` (or raises it): the supremum lies that way. ``FLAT`` is
-#: :data:`FLAT` or, on a large log, :data:`FLAT_SHARE` of the log-likelihood (a gamma function of
-#: shapes near 1e8 is computed to about 0.02 units on 5,000 customers).
-FARTHER, FLAT, FLAT_SHARE = 10.0, 0.01, 1e-6
+#: log-likelihood by less than :func:`~clv.models.optimize.flat` (or raises it): the supremum
+#: lies that way.
+FARTHER = 10.0
 
 
 #: A pair that ran past this is shipped scaled back to it (the same ratio): the scores are the
-#: limit's to well within :data:`FLAT`, and numbers of a size the closed forms handle exactly.
+#: limit's to well within :data:`~clv.models.optimize.FLAT`, and numbers of a size the closed
+#: forms handle exactly.
 SHAPE_CAP = 1e4
-
-
-def flat(log_likelihood: float) -> float:
-    """How little a log-likelihood change is along a ray to the edge (:data:`FLAT`)."""
-    return max(FLAT, FLAT_SHARE * abs(log_likelihood))
 
 
 def homogeneous_limit(

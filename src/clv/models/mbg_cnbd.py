@@ -32,6 +32,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln, logsumexp
 
 from clv.models.base import Fit, PurchaseProcess, fit_patterns, flat_histories, logaddexp
 from clv.models.modified_beta_geo import ModifiedBetaGeo
+from clv.models.optimize import flat
 from clv.models.patterns import Patterns
 
 #: The regularities tried: k = 1 … MAX_K, stopping after the likelihood falls twice in a row
@@ -106,10 +107,9 @@ class _ByX:
 
     @classmethod
     def of(cls, data: Patterns) -> _ByX:
-        values, which = np.unique(data.x, return_inverse=True)
         with np.errstate(divide="ignore"):
             log_since = np.log(data.T - data.t_x)
-        return cls(values, which, np.bincount(which, weights=data.weight), log_since)
+        return cls(*data.x_groups, log_since)
 
 
 def _weighted_terms(
@@ -180,11 +180,6 @@ def _enough(shape: np.ndarray, z: np.ndarray | float, k: int) -> np.ndarray:
     bulk = mean + 14.0 * np.sqrt(mean / (1.0 - z)) + 30.0
     tail = (36.0 + (shape + 1.0) * np.log1p(bulk)) / -np.log(z)
     return np.ceil(np.maximum(bulk, tail) / k).astype(int) + 1
-
-
-def _flat(log_likelihood: float) -> float:
-    """A log-likelihood gain too small to matter (:func:`clv.models.limits.flat`'s rule)."""
-    return max(0.01, 1e-6 * abs(log_likelihood))
 
 
 def _gap_term(k: int, data: Patterns) -> float:
@@ -305,12 +300,7 @@ class MBGCNBD(PurchaseProcess):
         fit = fit_patterns(_FixedK(k), data, penalizer, start_params=found.params)
         gained = fit.log_likelihood - found.log_likelihood
         bounded = min(found.params["r"], found.params["alpha"]) < SEARCH_SHAPE_CAP
-        if (
-            not fit.converged
-            and found.converged
-            and bounded
-            and gained <= _flat(fit.log_likelihood)
-        ):
+        if not fit.converged and found.converged and bounded and gained <= flat(fit.log_likelihood):
             # "precision loss" at an all but singular Hessian (r ~ 3,000 on 5,000 Erlang-3
             # buyers of one rate, 2e-6 gained): the search's fit ships, without standard
             # errors, where the penalized retry pulled r to 8 (4 % worse than the truth)

@@ -54,10 +54,16 @@ class Patterns:
         return float(self.weight.sum())
 
     @cached_property
+    def x_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct ``x`` values, each pattern's index among them, and the total weight of each."""
+        values, inverse = np.unique(self.x, return_inverse=True)
+        return values, inverse, np.bincount(inverse, weights=self.weight)
+
+    @property
     def by_x(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct ``x`` values and the total weight of each."""
-        values, inverse = np.unique(self.x, return_inverse=True)
-        return values, np.bincount(inverse, weights=self.weight)
+        values, _, weight = self.x_groups
+        return values, weight
 
     @cached_property
     def repeat(self) -> np.ndarray:
