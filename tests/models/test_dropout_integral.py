@@ -4,6 +4,7 @@ value and analytic gradient from it against its closed form, and the two ways it
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from clv.models.fitting import fit_purchase_model
@@ -109,3 +110,33 @@ def test_an_exact_time_log_whose_optimum_is_at_equal_dropout():
         model.p_no_purchase(26.0, x, t_x, T),
     ):
         assert np.all(np.isfinite(values))
+
+
+def test_a_closed_form_climb_to_equal_rates_leaves_for_the_integral(monkeypatch):
+    """3,000 simulated buyers of one rate, in whole days (the closed form's case): the climb
+    runs r up to no heterogeneity, where the hypergeometric series costs up to a second per
+    evaluation and is not a number beyond r ≈ 500. The closed form is never evaluated past
+    CLOSED_FORM_SHAPE (it went to r = 7,600 and took 17 s) and the fit is the integral's."""
+    import clv.models.pareto_nbd as pareto_nbd
+    from clv.features import build_calibration_holdout
+    from conftest import load_script
+
+    zoo = load_script("benchmarks/zoo.py")
+    log = zoo.generate(zoo.Regime(customers=3000, months=12, heterogeneity="none"))
+    end = log["date"].max()
+    cal = build_calibration_holdout(log, end - pd.Timedelta(weeks=13), end, "week")
+    data = Patterns.from_table(rfm_patterns(cal))
+    assert closed_form_pays(data)
+    shapes: list[float] = []
+    closed = pareto_nbd._closed_form_objective
+
+    def recorded(log_params, *args):
+        shapes.append(float(np.exp(log_params[0])))
+        return closed(log_params, *args)
+
+    monkeypatch.setattr(pareto_nbd, "_closed_form_objective", recorded)
+    fit = ParetoNBD().fit(data, 0.0)
+    assert shapes and max(shapes) < pareto_nbd.CLOSED_FORM_SHAPE
+    by_integral = fit_patterns(ParetoNBD(), data)
+    assert fit.params == by_integral.params
+    assert fit.params["r"] > 1e4  # the equal-rates edge, which the fit's caller takes as a limit

@@ -298,18 +298,25 @@ class ParetoNBD(PurchaseProcess):
         converged, where the integral converged in 3 s to a higher likelihood. A warm start
         with ``r`` of :data:`CLOSED_FORM_SHAPE` or more goes to the integral directly.
         ``covariance=False`` skips the standard errors (GG/NBD's fit through this limit,
-        which ships none there)."""
+        which ships none there). A closed-form climb that takes ``r`` past
+        :data:`CLOSED_FORM_SHAPE` leaves for the integral there: the hypergeometric function's
+        series then costs up to a second per evaluation and is not a number beyond r ≈ 500 (5,000
+        Erlang-3 buyers of one rate took 46 s that way, not converged)."""
         if closed_form_pays(data) and (start is None or start["r"] < CLOSED_FORM_SHAPE):
-            fit = fit_patterns(
-                _ClosedForm(),
-                data,
-                penalizer,
-                start_params=start,
-                maxiter=CLOSED_FORM_STEPS,
-                covariance=covariance,
-            )
-            if fit.converged:
-                return fit
+            try:
+                fit = fit_patterns(
+                    _ClosedForm(),
+                    data,
+                    penalizer,
+                    start_params=start,
+                    maxiter=CLOSED_FORM_STEPS,
+                    covariance=covariance,
+                )
+            except _BeyondClosedFormError:
+                pass  # rates that barely differ: the integral from the start
+            else:
+                if fit.converged:
+                    return fit
         return fit_patterns(self, data, penalizer, start_params=start, covariance=covariance)
 
     def objective(
@@ -373,8 +380,13 @@ class ParetoNBD(PurchaseProcess):
 CLOSED_FORM_SHARE = 0.75
 #: Most BFGS steps of the closed form's attempt (CDNOW converges in about 50).
 CLOSED_FORM_STEPS = 80
-#: A warm start with ``r`` this large (rates that barely differ) skips the closed form.
+#: A warm start with ``r`` this large (rates that barely differ) skips the closed form, and a
+#: closed-form climb that reaches it leaves for the integral.
 CLOSED_FORM_SHAPE = 100.0
+
+
+class _BeyondClosedFormError(Exception):
+    """The closed form's climb reached ``r`` ≥ :data:`CLOSED_FORM_SHAPE`."""
 
 
 def closed_form_pays(data: Patterns) -> bool:
@@ -397,4 +409,6 @@ class _ClosedForm(ParetoNBD):
     def objective(
         self, log_params: np.ndarray, data: Patterns, penalizer: float, prepared: Any
     ) -> tuple[float, None]:
+        if log_params[0] >= np.log(CLOSED_FORM_SHAPE):
+            raise _BeyondClosedFormError
         return _closed_form_objective(log_params, data, penalizer, prepared), None
