@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
-from clv.models.base import PurchaseProcess, alive_mixture, flat_histories, logaddexp
+from clv.models.base import (
+    PurchaseProcess,
+    alive_mixture,
+    flat_histories,
+    log_nb_coefficients,
+    logaddexp,
+)
 from clv.models.patterns import Patterns
 
 
@@ -188,9 +194,8 @@ def bg_purchase_pmf(
         # NB(r + x, w) probabilities of 0 … k_max by their ratios, in logs (no underflow at
         # x ~ 1e4): log P(N = j) = log P(N = 0) + Σ_{i ≤ j} log((r + x + i − 1) / i) + j log w
         log_w = np.log(t) - np.log(alpha + T + t)
-        log_none = (r + x) * (np.log(alpha + T) - np.log(alpha + T + t))
-        log_coef = np.log(r + distinct[:, None] + step - 1.0) - np.log(step)
-        log_coef = np.concatenate([zero, np.cumsum(log_coef, axis=1)], axis=1)
+        log_none = -(r + x) * np.log1p(t / (alpha + T))
+        log_coef = log_nb_coefficients(r + distinct, k_max)
         log_nb = log_none[:, None] + log_coef[which] + counts * log_w[:, None]
         at_least = np.clip(1.0 - np.cumsum(np.exp(log_nb), axis=1), 0.0, 1.0)  # P(N ≥ j)
         tail = survived * at_least  # P(X ≥ j | alive), j = 1 … k_max + 1

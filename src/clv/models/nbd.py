@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from clv.models.base import PurchaseProcess, flat_histories
+from clv.models.base import PurchaseProcess, flat_histories, log_nb_coefficients
 from clv.models.patterns import Patterns
 
 
@@ -101,14 +101,9 @@ class NBD(PurchaseProcess):
         r, alpha = params["r"], params["alpha"]
         _, x, t_x, T = flat_histories(x, t_x, T)
         k = np.arange(k_max + 1.0)
-        size = (r + x)[:, None]
-        log_p = np.log(alpha + T) - np.log(alpha + T + t)
+        log_p = -np.log1p(t / (alpha + T))  # exact at the Poisson limit's α ~ 1e8
         log_q = np.log(t) - np.log(alpha + T + t)
         log_pmf = (
-            gammaln(size + k)
-            - gammaln(size)
-            - gammaln(k + 1.0)
-            + size * log_p[:, None]
-            + k * log_q[:, None]
+            log_nb_coefficients(r + x, k_max) + ((r + x) * log_p)[:, None] + k * log_q[:, None]
         )
         return np.exp(log_pmf)
