@@ -147,3 +147,38 @@ def test_a_mixture_that_runs_to_a_point_mass_is_shipped_at_that_limit():
     actual = cal["frequency_holdout"].to_numpy(dtype=float)
     naive = x / np.maximum(T, 1e-9) * 13.0
     assert poisson_deviance(actual, expected) < poisson_deviance(actual, naive)
+
+
+def test_regular_buyers_who_never_leave_ship_mbg_cnbd_at_its_no_dropout_edge():
+    """Erlang-3 buyers at one rate who never leave (MBG/CNBD-k's own limit, an Erlang-k renewal
+    process, not the NBD): the fit runs to a → 0 and r, α → ∞ and is shipped there, named, with
+    a at EDGE_SHAPE, k = 3, P(alive) 1 to 1e-6, every score a number, round-tripped through
+    JSON. A fit warm-started from that edge on an earlier cutoff, where a does not move, is the
+    edge too (it failed before, and the earlier holdout window lost MBG/CNBD-k)."""
+    from clv.features import add_log_gaps, build_calibration_holdout
+    from clv.models.limits import EDGE_SHAPE
+    from conftest import load_script
+
+    zoo = load_script("benchmarks/zoo.py")
+    regime = zoo.Regime(customers=2000, months=24, dropout="none", heterogeneity="none", k=3)
+    log = zoo.generate(regime)
+    end = log["date"].max()
+
+    def calibration(weeks_before: int) -> pd.DataFrame:
+        cut = end - pd.Timedelta(weeks=weeks_before)
+        cal = build_calibration_holdout(log, cut, cut + pd.Timedelta(weeks=26), "week")
+        return add_log_gaps(cal, log, cut, "week")
+
+    cal = calibration(26)
+    model = fit_purchase_model("mbgcnbd", cal, "week")
+    assert "no_dropout" in model.homogeneous and model.params["a"] == EDGE_SHAPE
+    assert model.params["k"] == 3.0
+    assert model.name.startswith("MBG/CNBD-k at its no-dropout")
+    assert "no customer drops out" in model.limit_note
+    x, t_x, T = (cal[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    assert np.all(model.p_alive(x, t_x, T) > 1 - 1e-6)
+    forecast = model.expected_purchases(26.0, x, t_x, T)
+    assert np.all(np.isfinite(forecast)) and np.all(forecast > 0)
+    assert PurchaseModel.from_dict(model.to_dict()) == model
+    earlier = fit_purchase_model("mbgcnbd", calibration(52), "week", start=model.params)
+    assert "no_dropout" in earlier.homogeneous

@@ -21,11 +21,17 @@ from clv.models.patterns import distinct_histories
 from clv.models.registry import purchase_process
 
 #: The no-heterogeneity edges of a fit (:attr:`PurchaseModel.homogeneous`), in words.
-HOMOGENEOUS_NAMES = {"rate": "no-rate-heterogeneity (Poisson)", "dropout": "homogeneous-dropout"}
+HOMOGENEOUS_NAMES = {
+    "rate": "no-rate-heterogeneity (Poisson)",
+    "dropout": "homogeneous-dropout",
+    "no_dropout": "no-dropout",
+}
 HOMOGENEOUS_MEANING = {
     "rate": "every customer buys at the same rate while alive (r, α → ∞ with r/α fixed)",
     "dropout": "every customer has the same dropout (the dropout mixture's two shapes → ∞ "
     "with their ratio fixed)",
+    "no_dropout": "no customer drops out (the dropout probability's mixture has its mass at 0: "
+    "a → 0; P(alive) is 1 to within 1e-6)",
 }
 
 
@@ -58,8 +64,9 @@ class PurchaseModel:
     homogeneous : tuple of str
         The mixing distributions whose fit ran to a point mass (``rate``: r, α → ∞ with r/α
         fixed, the Poisson limit; ``dropout``: a, b or s, β → ∞ with their ratio fixed, every
-        customer the same dropout): the likelihood's supremum lies beyond any finite value and
-        the fit stopped where it no longer changes (:func:`clv.models.fitting.homogeneous_limit`).
+        customer the same dropout; ``no_dropout``: MBG/CNBD-k's a → 0, nobody leaves): the
+        likelihood's supremum lies beyond any finite value and the fit stopped where it no
+        longer changes (:func:`clv.models.limits.homogeneous_limit`).
     """
 
     kind: str

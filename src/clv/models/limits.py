@@ -105,9 +105,21 @@ def no_dropout_limit(
     return fitted_model(NO_DROPOUT, fit, time_unit, penalizer, limit_of=kind)
 
 
-#: The models whose closed forms hold at a point-mass mixture (MBG/CNBD-k's purchase tables
-#: grow with its shapes: at its edge they asked for 48 GiB on a 5,000-customer zoo log).
-HAS_HOMOGENEOUS_LIMIT = ("bgnbd", "mbgnbd", "pareto")
+#: The models whose scores hold at a point-mass mixture. MBG/CNBD-k joined when its series
+#: lengths got a geometric bound (:func:`clv.models.mbg_cnbd._enough`): before, at shapes
+#: near 1e6 they asked for millions of terms and its tables for 48 GiB.
+HAS_HOMOGENEOUS_LIMIT = ("bgnbd", "mbgnbd", "pareto", "mbgcnbd")
+
+
+#: Models whose no-dropout edge is the model itself with a dropout shape run to 0 (MBG/CNBD-k,
+#: whose limit there is an Erlang-k renewal process nobody leaves, not the NBD): that shape.
+DROPOUT_SHAPE_EDGE = {"mbgcnbd": "a"}
+
+
+#: The dropout shape such an edge ships with (at least 100 × :data:`MIN_PARAMETER`, where every
+#: score is a number): with ``b`` above 1 the mean dropout probability is below 1e-6, and the
+#: likelihood there is checked to be within :func:`~clv.models.optimize.flat` of the fit's.
+EDGE_SHAPE = 1e-6
 
 
 #: The two shapes of each mixing distribution: when both run to infinity with their ratio fixed,
@@ -135,9 +147,12 @@ def homogeneous_limit(
     A fit that stops (scipy's "precision loss") while a mixing distribution's two shapes run up
     together (BG/NBD's a, b → ∞ with a/(a + b) fixed: every customer drops out with the same
     probability; r, α → ∞: the Poisson limit) has found the likelihood's supremum at infinity.
-    The point where it stopped is within :func:`flat` of that supremum along the ray, so its
-    parameters are shipped (the pair scaled back to :data:`SHAPE_CAP` when that costs no more),
-    named as the limit (:attr:`PurchaseModel.homogeneous`), when every score is a number there.
+    So has one whose dropout shape runs to 0 (:data:`DROPOUT_SHAPE_EDGE`: MBG/CNBD-k's
+    ``a`` → 0, nobody leaves). The point where it stopped is within :func:`flat` of that
+    supremum along the ray, so its parameters are shipped (each running pair scaled back to
+    :data:`SHAPE_CAP` and the dropout shape set to :data:`EDGE_SHAPE`, each step kept when the
+    likelihood stays within :func:`flat` of the fit's), named as the limit
+    (:attr:`PurchaseModel.homogeneous`), when every score is a number there.
     Anything else — a non-finite likelihood, a pair that does not run away, a non-finite
     score — leaves the failure standing.
     """
@@ -149,7 +164,11 @@ def homogeneous_limit(
     params = fit.params
     if not all(np.isfinite(v) and v > 0 for v in params.values()):
         return None
-    running, shipped = [], dict(params)
+    running, moves = [], []
+    edge = DROPOUT_SHAPE_EDGE.get(kind)
+    if edge is not None and params[edge] <= EDGE_SHAPE:  # a fit started there stays there
+        running.append("no_dropout")
+        moves.append({edge: EDGE_SHAPE})
     for name, p, q in MIXING_PAIRS:
         if p not in params or q not in params:
             continue
@@ -163,12 +182,15 @@ def homogeneous_limit(
         ):
             running.append(name)
             scale = min(1.0, SHAPE_CAP / min(params[p], params[q]))
-            shipped[p], shipped[q] = params[p] * scale, params[q] * scale
+            moves.append({p: params[p] * scale, q: params[q] * scale})
     if not running:
         return None
-    at_cap = log_likelihood(kind, shipped, patterns)
-    if not at_cap >= fit.log_likelihood - flat(fit.log_likelihood):
-        shipped, at_cap = dict(params), fit.log_likelihood
+    shipped, at_cap = dict(params), fit.log_likelihood
+    for move in moves:  # each kept when the likelihood stays within flat of the fit's
+        trial = shipped | move
+        value = log_likelihood(kind, trial, patterns)
+        if value >= fit.log_likelihood - flat(fit.log_likelihood):
+            shipped, at_cap = trial, value
     model = replace(
         fitted_model(kind, fit, time_unit, penalizer),
         params=shipped,
