@@ -31,7 +31,7 @@ HOMOGENEOUS_MEANING = {
     "dropout": "every customer has the same dropout (the dropout mixture's two shapes → ∞ "
     "with their ratio fixed)",
     "no_dropout": "no customer drops out (the dropout probability's mixture has its mass at 0: "
-    "a → 0; P(alive) is 1 to within 1e-6)",
+    "a → 0, shipped at a = 1e-6)",
 }
 
 
