@@ -11,7 +11,7 @@ import numpy as np
 
 from clv.models.base import Fit, PurchaseProcess
 from clv.models.fitted import PurchaseModel
-from clv.models.optimize import flat
+from clv.models.optimize import SHAPE_CAP, flat
 from clv.models.patterns import Patterns
 from clv.models.registry import (
     NO_DROPOUT,
@@ -133,12 +133,6 @@ MIXING_PAIRS = (("rate", "r", "alpha"), ("dropout", "a", "b"), ("dropout", "s", 
 FARTHER = 10.0
 
 
-#: A pair that ran past this is shipped scaled back to it (the same ratio): the scores are the
-#: limit's to well within :data:`~clv.models.optimize.FLAT`, and numbers of a size the closed
-#: forms handle exactly.
-SHAPE_CAP = 1e4
-
-
 def homogeneous_limit(
     kind: str, patterns: Patterns, failed: list[Fit], penalizer: float, time_unit: str
 ) -> PurchaseModel | None:
@@ -150,8 +144,8 @@ def homogeneous_limit(
     So has one whose dropout shape runs to 0 (:data:`DROPOUT_SHAPE_EDGE`: MBG/CNBD-k's
     ``a`` → 0, nobody leaves). The point where it stopped is within :func:`flat` of that
     supremum along the ray, so its parameters are shipped (each running pair scaled back to
-    :data:`SHAPE_CAP` and the dropout shape set to :data:`EDGE_SHAPE`, each step kept when the
-    likelihood stays within :func:`flat` of the fit's), named as the limit
+    :data:`~clv.models.optimize.SHAPE_CAP` and the dropout shape set to :data:`EDGE_SHAPE`,
+    each step kept when the likelihood stays within :func:`flat` of the fit's), named as the limit
     (:attr:`PurchaseModel.homogeneous`), when every score is a number there.
     Anything else — a non-finite likelihood, a pair that does not run away, a non-finite
     score — leaves the failure standing.

@@ -32,7 +32,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln, logsumexp
 
 from clv.models.base import Fit, PurchaseProcess, fit_patterns, flat_histories, logaddexp
 from clv.models.modified_beta_geo import ModifiedBetaGeo
-from clv.models.optimize import flat
+from clv.models.optimize import SHAPE_CAP, flat
 from clv.models.patterns import Patterns
 
 #: The regularities tried: k = 1 … MAX_K, stopping after the likelihood falls twice in a row
@@ -41,10 +41,6 @@ MAX_K = 12
 #: Gradient tolerance of the search over k: its log-likelihoods are within ~1e-5 of the optima
 #: (gradient² / curvature × customers), far below the gaps between neighbouring k.
 SEARCH_GTOL = 1e-5
-#: A search fit with ``r`` and ``α`` above this (:data:`clv.models.limits.SHAPE_CAP`) is on the
-#: ridge to the Poisson limit, where the scoring tables grow with ``r`` (r = 1.5e7 took 6 GB
-#: for 5,000 zoo customers): it does not stand in for a stalled refinement (:meth:`MBGCNBD.fit`).
-SEARCH_SHAPE_CAP = 1e4
 #: Table cells (pairs × phases × purchases) computed at once when scoring.
 _BLOCK = 4_000_000
 
@@ -304,7 +300,9 @@ class MBGCNBD(PurchaseProcess):
         _, k, found = max((f for f in fits if f[2].converged), default=fits[0], key=lambda f: f[0])
         fit = fit_patterns(_FixedK(k), data, penalizer, start_params=found.params)
         gained = fit.log_likelihood - found.log_likelihood
-        bounded = min(found.params["r"], found.params["alpha"]) < SEARCH_SHAPE_CAP
+        # past SHAPE_CAP the search fit is on the ridge to the Poisson limit (r = 1.5e7 once
+        # took 6 GB to score for 5,000 zoo customers): it does not stand in
+        bounded = min(found.params["r"], found.params["alpha"]) < SHAPE_CAP
         if not fit.converged and found.converged and bounded and gained <= flat(fit.log_likelihood):
             # "precision loss" at an all but singular Hessian (r ~ 3,000 on 5,000 Erlang-3
             # buyers of one rate, 2e-6 gained): the search's fit ships, without standard

@@ -91,6 +91,13 @@ def flat(log_likelihood: float) -> float:
     return max(FLAT, FLAT_SHARE * abs(log_likelihood))
 
 
+#: A mixing distribution's shapes that ran past this are on the ridge to its point-mass limit:
+#: a fit there is shipped scaled back to it (the same ratio; :mod:`clv.models.limits`), where
+#: the scores are the limit's to well within :data:`FLAT` and of a size the closed forms handle
+#: exactly, and MBG/CNBD-k's search fit beyond it does not stand in for a stalled refinement.
+SHAPE_CAP = 1e4
+
+
 #: The shape r of the second start of :func:`fit_patterns` (rates that barely differ).
 HOMOGENEOUS_START = 100.0
 
